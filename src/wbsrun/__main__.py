@@ -1,0 +1,5 @@
+"""`python -m wbsrun`."""
+
+from wbsrun.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Command-line interface: wiring only."""
+
+from wbsrun.cli.app import cli, main
+
+__all__ = ["cli", "main"]

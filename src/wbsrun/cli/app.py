@@ -1,0 +1,155 @@
+"""The `wbsrun` command: validate, wbs, run, demo. Wiring only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from wbsrun.dsl.bundle import locate_bundle
+from wbsrun.dsl.loader import load_plan
+from wbsrun.dsl.plan import Plan
+from wbsrun.dsl.wbs import render_wbs
+from wbsrun.errors import BundleError, RunError, ScenarioError, WbsrunError
+from wbsrun.protocols.registry import provides
+
+__all__ = ["cli", "main"]
+
+EXIT_OK, EXIT_RUN_ERROR, EXIT_INVALID = 0, 1, 2
+
+
+def _load(path: Path) -> Plan:
+    plan = load_plan(path, provides())
+    for w in plan.warnings:
+        click.echo(w.format(), err=True)
+    return plan
+
+
+def _fail(exc: WbsrunError) -> None:
+    # Diagnostics go out as plain text: wrapping would break file:line:col for editors.
+    if isinstance(exc, ScenarioError):
+        click.echo(exc.format(), err=True)
+        errors = sum(1 for d in exc.diagnostics if d.severity == "error")
+        click.echo(f"{errors} error(s); the scenario was not run", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_INVALID if isinstance(exc, BundleError) else EXIT_RUN_ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wbsrun")
+def cli() -> None:
+    """wbsrun: scenario runner with PMP-style progress management."""
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def validate(path: Path) -> None:
+    """Validate a scenario bundle (directory or file); exit 0 if valid, 2 if not."""
+    try:
+        plan = _load(path)
+    except WbsrunError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{plan.source}: valid ({len(plan.warnings)} warning(s))")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def wbs(path: Path) -> None:
+    """Print the work breakdown structure (L0 program … L5 action)."""
+    try:
+        plan = _load(path)
+    except WbsrunError as exc:
+        _fail(exc)
+        return
+    click.echo(render_wbs(plan.wbs))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--users", type=int, default=None, help="Override the users of every scenario.")
+@click.option("--duration", default=None, help="Run window (e.g. 20s): no pass starts after it.")
+@click.option("--connection-limit", type=int, default=None, help="Shared pool size (0 = none).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
+@click.option("--quiet", is_flag=True, help="No live line and no summary.")
+def run(
+    path: Path,
+    users: int | None,
+    duration: str | None,
+    connection_limit: int | None,
+    json_out: Path | None,
+    log_file: Path | None,
+    quiet: bool,
+) -> None:
+    """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
+    from wbsrun.cli.options import resolve_options
+    from wbsrun.cli.session import execute
+
+    try:
+        plan = _load(path)
+        bundle = locate_bundle(path)
+        options = resolve_options(
+            bundle.config,
+            {"users": users, "duration": duration, "connection-limit": connection_limit},
+        )
+        execute(
+            plan,
+            options,
+            json_out=json_out,
+            log_file=log_file,
+            console=Console(highlight=False),
+            live=not quiet,
+            summary=not quiet,
+        )
+    except WbsrunError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@click.option("--users", type=int, default=1000, show_default=True)
+@click.option("--duration", default="20s", show_default=True, help="Run window.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path("wbsrun-demo"),
+    show_default=True,
+    help="Where the demo bundle, artifacts and result go.",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+@click.option("--latency-ms", type=float, default=0.0, help="Target latency for /asset.")
+@click.option("--error-rate", type=float, default=0.0, help="Share of /asset answered 500.")
+@click.option("--quiet", is_flag=True, help="No live line.")
+def demo(
+    users: int,
+    duration: str,
+    workdir: Path,
+    json_out: Path | None,
+    latency_ms: float,
+    error_rate: float,
+    quiet: bool,
+) -> None:
+    """Run the bundled tri-phase scenario against the embedded asset server."""
+    from wbsrun.cli.demo import run_demo
+
+    try:
+        code = run_demo(
+            users=users,
+            duration=duration,
+            workdir=workdir,
+            json_out=json_out,
+            latency_ms=latency_ms,
+            error_rate=error_rate,
+            quiet=quiet,
+        )
+    except (WbsrunError, RunError) as exc:
+        _fail(exc)
+        return
+    sys.exit(code)
+
+
+def main() -> None:
+    cli()

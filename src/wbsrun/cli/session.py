@@ -1,0 +1,119 @@
+"""One run from the command line: build adapters, run with a live line, handle signals, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from rich.console import Console
+
+from wbsrun.core.log import RunLog
+from wbsrun.core.runner import Runner, RunOptions
+from wbsrun.dsl.plan import Plan
+from wbsrun.progress.report import build_result
+from wbsrun.protocols.registry import build_components
+from wbsrun.resources.pool import PoolManager
+from wbsrun.telemetry.console import LiveLine, print_summary
+
+__all__ = ["execute", "run_loop", "start_warnings"]
+
+T = TypeVar("T")
+
+
+def run_loop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run on uvloop where installed, plain asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[str]:
+    out: list[str] = []
+    for s in plan.scenarios:
+        users = options.users if options.users is not None else s.user_count
+        out.extend(
+            f"scenario '{s.name}': {users} users, {pools.item_count(pool)} exclusive items "
+            f"in '{pool}': at most {pools.item_count(pool)} run at once, the rest wait "
+            "in executing.waiting_resource"
+            for pool in s.inherit
+            if pools.is_exclusive(pool) and pools.item_count(pool) < users
+        )
+    return out
+
+
+async def _run(runner: Runner, console: Console, live: bool) -> None:
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            console.print("\n[yellow]stopping: finishing in-flight tasks (again to abort)[/yellow]")
+            runner.drain()
+        elif main is not None:
+            main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+    line = LiveLine(runner, console)
+    ticker = asyncio.create_task(line.run()) if live else None
+    try:
+        await runner.run()
+    except asyncio.CancelledError:
+        runner.interrupted = True
+        if signals < 2:
+            raise
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            line.clear()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def execute(
+    plan: Plan,
+    options: RunOptions,
+    *,
+    json_out: Path | None,
+    log_file: Path | None,
+    console: Console,
+    live: bool = True,
+    summary: bool = True,
+) -> dict[str, Any]:
+    """Run the plan to the end (or a signal) and return the JSON result; always written."""
+    pools = PoolManager(plan)
+    for warning in start_warnings(plan, pools, options):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    out: TextIO | None = log_file.open("w", encoding="utf-8") if log_file else None
+    try:
+        log = RunLog(out)
+        components = build_components(plan, log)
+        runner = Runner(plan, components, pools, log, options)
+        run_loop(lambda: _run(runner, console, live))
+        result = build_result(runner, pools.statistics(), log.counts)
+    finally:
+        if out is not None:
+            out.close()
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if summary:
+        print_summary(console, result)
+        for line in list(log.recent)[-3:]:
+            console.print(f"[dim]last log: {line}[/dim]", highlight=False)
+    sys.stdout.flush()
+    return result

@@ -1,0 +1,330 @@
+"""Runs one task (user × pass) through its workflow graph: nodes, transitions, timeouts, exits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from wbsrun.core import codes
+from wbsrun.core.handlers import HandlerRunner, Jump
+from wbsrun.core.ports import ActionOutcome
+from wbsrun.core.scope import TaskScope
+from wbsrun.core.task import RunContext, Task, UserState
+from wbsrun.dsl.expr import ExprError
+from wbsrun.dsl.plan import ActionSpec, Milestone, NodeSpec, ScenarioSpec, WorkflowSpec
+
+__all__ = ["JOINED", "MAX_STEPS", "Executor"]
+
+# Node visits per pass before a cycle without progress is called a runaway.
+MAX_STEPS = 10_000
+# How long exit handlers may take after a pass already timed out.
+EXIT_GRACE = 5.0
+JOINED: Jump = ("joined", "")
+_OUTCOME_BY_STATE = {
+    "closing.success": "tasks_succeeded",
+    "closing.timeout": "tasks_timed_out",
+    "closing.rollback": "tasks_rolled_back",
+}
+
+
+class Executor(HandlerRunner):
+    """Executes passes of one scenario; one instance per scenario, shared by its users."""
+
+    def __init__(self, run: RunContext, scenario: ScenarioSpec) -> None:
+        super().__init__(run, scenario)
+        self.workflow: WorkflowSpec = run.plan.workflows[scenario.workflow]
+        self.milestones: Mapping[tuple[str, str], Milestone] = {
+            (m.node, m.edge): m for m in scenario.milestones
+        }
+        self.milestone_total = sum(m.weight for m in scenario.milestones) or 1.0
+        self.sources: Mapping[str, float] = dict(scenario.aggregation)
+        self.source_total = sum(self.sources.values()) or 1.0
+        self.action_nodes = sum(1 for n in self.workflow.nodes.values() if n.type == "action") or 1
+        self.node_runners: Mapping[str, Callable[[Task, NodeSpec], Awaitable[Jump]]] = {
+            "action": self._action_node,
+            "checkpoint": self._checkpoint_node,
+            "parallel": self._parallel_node,
+            "terminus": self._terminus_node,
+        }
+        self._context_fields = self._context_paths()
+
+    def _context_paths(self) -> tuple[tuple[str, Any], ...]:
+        """user.context keys mapped to workbook paths once, not per task."""
+        spec = self.run.plan.workbook
+        out: list[tuple[str, Any]] = []
+        for key, value in self.scenario.context.items():
+            path = spec.expose.get(key)
+            if path is None:
+                section = next((s for s, d in spec.defaults.items() if key in d), None)
+                path = f"{section}.{key}" if section else f"vars.{key}"
+            out.append((path, value))
+        return tuple(out)
+
+    # -- one pass ---------------------------------------------------------------------------------
+    async def run_task(self, user: UserState, iteration: int) -> str:
+        run = self.run
+        entry = run.workbook.open(
+            user.handle.user_id, f"{user.handle.user_id}-t{iteration}", self.scenario.name
+        )
+        task = Task(run, self.scenario, self.workflow, user, entry, iteration)
+        for path, value in self._context_fields:
+            if path.startswith("vars."):
+                entry.vars[path[5:]] = value
+            else:
+                entry.fields[path] = value
+        run.stats.tasks_started += 1
+        run.inflight[entry.task_id] = 0.0
+        self.transition(task, "planning.ready", "plan")
+        state = "closing.error"
+        try:
+            state = await self._run_with_timeout(task)
+        finally:
+            self._close(task, state)
+        return state
+
+    async def _run_with_timeout(self, task: Task) -> str:
+        timeout = self.workflow.timeout
+        if timeout is None:
+            return await self.finish(task, await self._body(task))
+        cm = asyncio.timeout(timeout)
+        deadline = self.run.clock() + timeout
+        task.entry.fields["execution.timeout_at"] = self.run.wall() + timeout
+        try:
+            async with cm:
+                jump = await self._body(task)
+        except TimeoutError:
+            if not cm.expired():
+                raise
+            jump = await self._pass_timed_out(task, timeout)
+        # Exit handlers run after the pass deadline; bound them so a stuck exit cannot hang a user.
+        grace = max(EXIT_GRACE, deadline - self.run.clock())
+        try:
+            async with asyncio.timeout(grace):
+                return await self.finish(task, jump)
+        except TimeoutError:
+            return "closing.timeout"
+
+    async def _pass_timed_out(self, task: Task, limit: float) -> Jump:
+        if task.phase == "executing.waiting_resource":
+            # Waiting for a lease is bounded by the pass timeout and fails as unavailability.
+            return await self.on_error(
+                task, None, codes.RESOURCE_UNAVAILABLE, f"no resource free within {limit:g}s"
+            )
+        self.set_error(task, codes.NETWORK_TIMEOUT, f"pass exceeded its {limit:g}s timeout")
+        self.run.stats.count_error(codes.NETWORK_TIMEOUT)
+        self.transition(task, "monitoring.timeout", "task-timeout")
+        jump = await self.run_handlers(task, self.workflow.on_timeout, None)
+        return jump if jump is not None else ("end", "closing.timeout")
+
+    async def _body(self, task: Task) -> Jump:
+        leases = self.run.leases
+        if self.scenario.inherit and leases is not None:
+            self.transition(task, "executing.waiting_resource", "lease")
+            items: dict[str, Any] = {}
+            for pool in self.scenario.inherit:
+                lease = await leases.acquire(pool, task.entry.task_id, task.user.handle.user_id)
+                task.leases.append(lease)
+                items[pool] = lease.item
+            first = task.leases[0]
+            # One pool: `resource.ip`; several: `resource.<pool>.ip` (and the first pool's fields).
+            task.resource = {**first.item, **items} if len(items) > 1 else dict(first.item)
+            task.entry.fields["execution.resource_lease"] = ",".join(
+                lease.handle for lease in task.leases
+            )
+        task.entry.fields["timeline.start_at"] = self.run.wall()
+        return await self.walk(task, self.workflow.entry, None)
+
+    def _close(self, task: Task, state: str) -> None:
+        run = self.run
+        if task.phase != state:
+            self.transition(task, state, "close")
+        for lease in task.leases:
+            if not lease.released and run.leases is not None:
+                run.leases.release(lease, "task-closed")
+        if state == "closing.success":
+            task.progress = 1.0
+        attr = _OUTCOME_BY_STATE.get(state, "tasks_failed")
+        setattr(run.stats, attr, getattr(run.stats, attr) + 1)
+        run.inflight.pop(task.entry.task_id, None)
+        run.progress_done += task.progress
+
+    # -- graph walk -----------------------------------------------------------------------------
+    async def walk(self, task: Task, start: str, stop_at: str | None) -> Jump:
+        nodes = self.workflow.nodes
+        nid = start
+        for _ in range(MAX_STEPS):
+            if nid == stop_at:
+                return JOINED
+            node = nodes[nid]
+            jump = await self.node_runners[node.type](task, node)
+            if jump[0] != "node":
+                return jump
+            nid = jump[1]
+        return await self.on_error(task, None, codes.STEP_LIMIT, f"over {MAX_STEPS} node visits")
+
+    async def _action_node(self, task: Task, node: NodeSpec) -> Jump:
+        action = node.action
+        assert action is not None  # the plan builder guarantees it for action nodes
+        rate = node.rate_limit or action.rate_limit
+        if rate:
+            await self._throttle(task, node.id, rate)
+        if task.phase != "executing.running_action":
+            self.transition(task, "executing.running_action", node.id)
+        outcome = await self.call(task, action, node.timeout or action.timeout)
+        if outcome.error is not None:
+            return await self.on_error(task, node, outcome.error, outcome.message)
+        if not self.sources or node.id not in self.sources:
+            if not self.milestones and not self.sources:
+                self._advance(task, 1.0 / self.action_nodes)
+        else:
+            self._advance(task, self.sources[node.id] / self.source_total)
+        return await self.follow(task, node)
+
+    async def _throttle(self, task: Task, node_id: str, rate: float) -> None:
+        now = self.run.clock()
+        slots = task.user.next_slot
+        slot = slots.get(node_id, now)
+        slots[node_id] = max(slot, now) + 1.0 / rate
+        if slot > now:
+            previous = task.phase
+            self.transition(task, "executing.throttled", node_id)
+            await asyncio.sleep(slot - now)
+            self.transition(task, previous, node_id)
+
+    async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
+        """One component call with its bookkeeping; errors come back as data."""
+        run = self.run
+        entry = task.entry
+        fields = entry.fields
+        fields["execution.current_action"] = action.name
+        started = run.wall()
+        fields["execution.current_action_started_at"] = started
+        t0 = time.perf_counter()
+        try:
+            args = action.args.render(TaskScope(task))
+        except ExprError as exc:
+            outcome = ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
+        else:
+            outcome = await self._invoke(task, action, args, limit)
+        ms = outcome.latency_ms or (time.perf_counter() - t0) * 1000.0
+        self.record(task, action, outcome, ms, started)
+        if outcome.value is not None and action.save_as is not None:
+            self.save(task, action, outcome.value)
+        return outcome
+
+    async def _invoke(
+        self, task: Task, action: ActionSpec, args: Mapping[str, Any], limit: float | None
+    ) -> ActionOutcome:
+        component = self.run.components[action.component]
+        if limit is None:
+            return await component.run_action(action.call, args, task.user.handle)
+        try:
+            async with asyncio.timeout(limit):
+                return await component.run_action(action.call, args, task.user.handle)
+        except TimeoutError:
+            return ActionOutcome(
+                None,
+                error=codes.NETWORK_TIMEOUT,
+                message=f"{action.name}: no answer within {limit:g}s",
+                latency_ms=limit * 1000.0,
+                requests=getattr(component, "REQUESTS_PER_CALL", 0),
+            )
+
+    async def _checkpoint_node(self, task: Task, node: NodeSpec) -> Jump:
+        entry = task.entry
+        metrics = {m: self._metric(task, m) for m in node.metrics}
+        self.run.workbook.set(
+            entry, "execution.evidence.snapshot", {"checkpoint": node.id, "metrics": metrics}
+        )
+        # The last stable point: what `progress.rollback → last-stable-point` restores.
+        task.checkpoint = (node.id, dict(entry.fields), dict(task.vars), task.progress)
+        return await self.follow(task, node)
+
+    def _metric(self, task: Task, name: str) -> Any:
+        component, _, fld = name.partition(".")
+        last = task.entry.vars.get(f"__last_{component}")
+        if not isinstance(last, Mapping):
+            return None
+        key = "latency_ms" if fld == "latency" else fld
+        return last.get(key)
+
+    async def _parallel_node(self, task: Task, node: NodeSpec) -> Jump:
+        join_to = node.join_to
+        results: list[Jump] = []
+
+        async def branch(start: str) -> None:
+            jump = await self.walk(task, start, join_to)
+            results.append(jump)
+            if jump != JOINED or node.join_policy == "wait-any":
+                raise _BranchDone
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for start in node.branches:
+                    tg.create_task(branch(start))
+        except* _BranchDone:
+            pass  # an exit or a wait-any winner; siblings were cancelled by the group
+        exit_jump = next((j for j in results if j != JOINED), None)
+        if exit_jump is not None:
+            return exit_jump
+        return ("node", join_to) if join_to else ("end", "closing.success")
+
+    async def _terminus_node(self, task: Task, node: NodeSpec) -> Jump:
+        return ("end", node.state or "closing.success")
+
+    # -- transitions ----------------------------------------------------------------------------
+    async def follow(self, task: Task, node: NodeSpec) -> Jump:
+        chosen = None
+        fallback = None
+        scope = None
+        for t in node.transitions:
+            if t.kind == "always":
+                chosen = t
+                break
+            if t.kind == "otherwise":
+                fallback = fallback or t
+                continue
+            assert t.condition is not None
+            if scope is None:
+                scope = TaskScope(task)
+            try:
+                if t.condition.evaluate(scope):
+                    chosen = t
+                    break
+            except ExprError as exc:
+                return await self.on_error(task, node, codes.EXPRESSION_ERROR, str(exc))
+        chosen = chosen or fallback
+        if chosen is None:
+            return await self.on_error(
+                task, node, codes.NO_TRANSITION, f"no transition of node '{node.id}' matched"
+            )
+        milestone = self.milestones.get((node.id, chosen.edge))
+        if milestone is not None:
+            self._milestone(task, milestone)
+        kind = chosen.target_kind
+        if kind == "node":
+            return ("node", chosen.to)
+        if kind == "retry":
+            return await self.retry(task, node)
+        if kind == "rollback":
+            return ("end", "closing.rollback")
+        return ("exit", chosen.to)
+
+    def _milestone(self, task: Task, m: Milestone) -> None:
+        if m.name in task.milestones:
+            return
+        task.milestones.add(m.name)
+        stats = self.run.stats
+        stats.milestones[m.name] = stats.milestones.get(m.name, 0) + 1
+        self.run.workbook.append(task.entry, "telemetry.milestones.achieved", m.name)
+        self._advance(task, m.weight / self.milestone_total)
+
+    def _advance(self, task: Task, by: float) -> None:
+        task.progress = min(1.0, task.progress + by)
+        self.run.inflight[task.entry.task_id] = task.progress
+
+
+class _BranchDone(Exception):
+    """A branch reached an exit (or won a wait-any join): cancel its siblings."""

@@ -1,0 +1,300 @@
+"""Handler lists (on-error, on-timeout, exits), phase transitions and per-action bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from wbsrun.core import codes
+from wbsrun.core.ports import ActionOutcome
+from wbsrun.core.scope import TaskScope
+from wbsrun.core.task import RunContext, Task
+from wbsrun.dsl.expr import ExprError
+from wbsrun.dsl.plan import (
+    ActionSpec,
+    ExitSpec,
+    Handler,
+    HandlerCall,
+    HandlerGoto,
+    HandlerRelease,
+    HandlerRollback,
+    HandlerUpdate,
+    NodeSpec,
+    ScenarioSpec,
+)
+
+__all__ = ["MAX_ROLLBACKS", "HandlerRunner", "Jump"]
+
+# ("node", id) | ("exit", name) | ("end", closing state) | ("joined", "")
+Jump = tuple[Literal["node", "exit", "end", "joined"], str]
+MAX_ROLLBACKS = 3
+_GROUP_DONE = 1.0
+
+
+class HandlerRunner:
+    """The parts of the executor that react: errors, handlers, exits, transitions, records."""
+
+    def __init__(self, run: RunContext, scenario: ScenarioSpec) -> None:
+        self.run = run
+        self.scenario = scenario
+        progress = run.plan.progress
+        self.transient = progress.transient
+        self.permanent = progress.permanent
+        self.timeout_exit = scenario.exits.get("timeout")
+
+    # implemented by the executor
+    async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
+        raise NotImplementedError
+
+    async def walk(self, task: Task, start: str, stop_at: str | None) -> Jump:
+        raise NotImplementedError
+
+    # -- phases ---------------------------------------------------------------------------------
+    def transition(self, task: Task, to: str, trigger: str) -> None:
+        frm = task.phase
+        if frm == to:
+            return
+        now = self.run.wall()
+        entry = task.entry
+        entry.trace.append((frm, to, now, trigger))
+        task.phase = to
+        fields = entry.fields
+        fields["timeline.phase"] = to
+        fields["timeline.last_transition_at"] = now
+        group = frm.partition(".")[0]
+        if group != to.partition(".")[0]:
+            # Leaving a process group completes it (PMP process-group completion).
+            self.run.workbook.set(entry, f"timeline.process_groups.{group}", _GROUP_DONE)
+
+    # -- errors ---------------------------------------------------------------------------------
+    def set_error(self, task: Task, code: str, message: str) -> None:
+        cls = codes.classify(code, self.transient, self.permanent)
+        task.error = {"code": code, "class": cls, "message": message}
+        book = self.run.workbook
+        book.set(task.entry, "execution.evidence.last_event", code)
+        book.set(task.entry, "execution.evidence.reason", message)
+
+    async def on_error(self, task: Task, node: NodeSpec | None, code: str, message: str) -> Jump:
+        self.set_error(task, code, message)
+        timeout = code == codes.NETWORK_TIMEOUT
+        self.transition(
+            task, "monitoring.timeout" if timeout else "monitoring.error_detected", code
+        )
+        if node is not None:
+            handlers = node.on_timeout if timeout and node.on_timeout else node.on_error
+            jump = await self.run_handlers(task, handlers, node)
+            if jump is not None:
+                return jump
+        jump = await self.run_handlers(task, task.workflow.on_error, node)
+        return jump if jump is not None else ("end", "closing.error")
+
+    async def retry(self, task: Task, node: NodeSpec | None) -> Jump:
+        budget = self.run.workbook.get(task.entry, "execution.retry_budget", 0)
+        if node is None or not isinstance(budget, int) or budget <= 0:
+            return ("end", "closing.error")
+        self.run.workbook.set(task.entry, "execution.retry_budget", budget - 1)
+        self.transition(task, "executing.running_action", "monitoring.retry")
+        return ("node", node.id)
+
+    # -- handler lists -----------------------------------------------------------------------------
+    async def run_handlers(
+        self, task: Task, handlers: Sequence[Handler], node: NodeSpec | None
+    ) -> Jump | None:
+        for h in handlers:
+            if isinstance(h, HandlerGoto):
+                jump = await self._goto(task, h, node)
+                if jump is not None:
+                    return jump
+            elif isinstance(h, HandlerUpdate):
+                self._update(task, h)
+            elif isinstance(h, HandlerCall):
+                if self._when(task, h.when):
+                    await self.call(task, h.action, h.action.timeout)
+            elif isinstance(h, HandlerRelease):
+                if self._when(task, h.when):
+                    self._release(task, h)
+            elif isinstance(h, HandlerRollback):
+                return self._rollback(task)
+        return None
+
+    async def _goto(self, task: Task, h: HandlerGoto, node: NodeSpec | None) -> Jump | None:
+        if h.kind == "node":
+            return ("node", h.target)
+        if h.kind == "exit":
+            return ("exit", h.target)
+        if h.kind == "rollback":
+            return ("end", "closing.rollback")
+        budget = self.run.workbook.get(task.entry, "execution.retry_budget", 0)
+        if node is None or not isinstance(budget, int) or budget <= 0:
+            return None  # budget spent: the next handler (or the workflow's) decides
+        return await self.retry(task, node)
+
+    def _when(self, task: Task, when: str | None) -> bool:
+        if when is None or when == "any":
+            return True
+        return task.error is not None and task.error.get("class") == when
+
+    def _update(self, task: Task, h: HandlerUpdate) -> None:
+        scope = TaskScope(task)
+        for path, value in h.assignments:
+            try:
+                rendered = value.render(scope)
+            except ExprError as exc:
+                self.run.log.log("warn", f"update-workbook {path}: {exc}", task.entry.user_id)
+                continue
+            if path == "timeline.phase":
+                self.transition(task, str(rendered), "update-workbook")
+            else:
+                self.run.workbook.set(task.entry, path, rendered)
+
+    def _release(self, task: Task, h: HandlerRelease) -> None:
+        leases = self.run.leases
+        if leases is None:
+            return
+        try:
+            handles = h.handles.render(TaskScope(task))
+        except ExprError:
+            handles = []
+        wanted = {str(x) for x in (handles if isinstance(handles, list | tuple) else [handles])}
+        wanted = {part for w in wanted for part in w.split(",") if part}
+        for lease in task.leases:
+            if not lease.released and lease.handle in wanted:
+                leases.release(lease, "resource.release")
+
+    def _rollback(self, task: Task) -> Jump:
+        task.rollbacks += 1
+        if task.rollbacks > MAX_ROLLBACKS:
+            return ("end", "closing.rollback")
+        self.run.stats.count_error("rollback")
+        if task.checkpoint is None:
+            return ("node", task.workflow.entry)
+        node_id, fields, task_vars, progress = task.checkpoint
+        task.entry.fields = dict(fields)
+        task.vars = dict(task_vars)
+        task.progress = progress
+        self.transition(task, "executing.running_action", "progress.rollback")
+        return ("node", node_id)
+
+    # -- exits and the end of a pass ------------------------------------------------------------
+    async def finish(self, task: Task, jump: Jump) -> str:
+        kind, target = jump
+        if kind == "exit":
+            spec = self.run.plan.exits.get(target)
+            self.run.stats.count_exit(target)
+            state = "closing.timeout" if target == self.timeout_exit else "closing.error"
+            if spec is not None:
+                self._classify(task, spec)
+                await self.run_handlers(task, spec.actions, None)
+            return state
+        if kind == "end":
+            return target
+        return "closing.success"
+
+    def _classify(self, task: Task, spec: ExitSpec) -> None:
+        code = task.error["code"] if task.error else None
+        if spec.classify_field is not None:
+            try:
+                value = spec.classify_field.render(TaskScope(task))
+            except ExprError:
+                value = None
+            if isinstance(value, str) and value and value != "null":
+                code = value
+        cls = (
+            codes.classify(code, self.transient, self.permanent, spec.classify_default)
+            if code
+            else spec.classify_default
+        )
+        if task.error is None:
+            task.error = {"code": code or "", "class": cls, "message": ""}
+        else:
+            task.error["class"] = cls
+
+    # -- per action bookkeeping -------------------------------------------------------------------
+    def record(
+        self, task: Task, action: ActionSpec, outcome: ActionOutcome, ms: float, started: float
+    ) -> None:
+        stats = self.run.stats
+        st = stats.action(action.name)
+        st.count += 1
+        st.latency.record(ms)
+        book = self.run.workbook
+        entry = task.entry
+        error = outcome.error
+        if outcome.requests:
+            stats.requests_total += outcome.requests
+            if error is None:
+                stats.requests_ok += outcome.requests
+            else:
+                stats.requests_failed += outcome.requests
+        if error is None:
+            st.ok += 1
+            book.bump(entry, "telemetry.counters.success")
+        else:
+            st.failed += 1
+            stats.count_error(error)
+            counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
+            book.bump(entry, f"telemetry.counters.{counter}")
+        book.bump(entry, "telemetry.counters.workload_units")
+        book.set(entry, "telemetry.latency_ms.last", round(ms, 3))
+        fields = entry.fields
+        fields["execution.current_action"] = "none"
+        fields["execution.last_action"] = action.name
+        fields["execution.last_action_at"] = started
+        book.append(
+            entry,
+            "execution.action_log",
+            {
+                "action": action.name,
+                "result": "ok" if error is None else error,
+                "duration": round(ms, 3),
+                "owner": action.component,
+            },
+        )
+        if outcome.value is not None:
+            entry.vars[f"__last_{action.component}"] = outcome.value
+
+    def save(self, task: Task, action: ActionSpec, value: Mapping[str, Any]) -> None:
+        save_as = action.save_as
+        assert save_as is not None
+        scope = save_as.scope
+        if scope == "workbook":
+            task.entry.vars[save_as.var] = value
+        elif scope == "task-local":
+            task.vars[save_as.var] = value
+        elif scope == "user-local":
+            task.user.vars[save_as.var] = value
+        else:
+            self.run.global_vars[save_as.var] = value
+        if save_as.persist is not None:
+            self._persist(task, action, value)
+
+    def _persist(self, task: Task, action: ActionSpec, value: Mapping[str, Any]) -> None:
+        persist = action.save_as.persist if action.save_as else None
+        assert persist is not None
+        try:
+            name = persist.filename.render_text(TaskScope(task))
+        except ExprError as exc:
+            self.run.log.log("warn", f"persist {action.name}: {exc}", task.entry.user_id)
+            return
+        key = (persist.dir, name)
+        path = self.run.persist_paths.get(key)
+        if path is None:
+            path = self._confine(persist.dir, name)
+            if path is None:
+                self.run.stats.count_error(codes.INVALID_CONFIGURATION)
+                self.run.log.log(
+                    "error",
+                    f"persist {action.name}: '{persist.dir}/{name}' leaves the bundle; not written",
+                    task.entry.user_id,
+                )
+                return
+            self.run.persist_paths[key] = path
+        self.run.persist.put(path, value)
+
+    def _confine(self, directory: str, name: str) -> Path | None:
+        res_dir = self.run.plan.res_dir.resolve()
+        candidate = (res_dir / directory / name).resolve()
+        if "/" in name or "\\" in name or not candidate.is_relative_to(res_dir):
+            return None
+        return candidate

@@ -1,0 +1,118 @@
+"""Ports: the Protocols adapters implement (protocol components, lease providers, log sinks)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, final, runtime_checkable
+
+from wbsrun.dsl.plan import ComponentSpec
+
+__all__ = [
+    "ActionOutcome",
+    "Component",
+    "ComponentFactory",
+    "Lease",
+    "LeaseProvider",
+    "LogSink",
+    "Runtime",
+    "UserHandle",
+]
+
+
+@final
+class ActionOutcome:
+    """What one component call produced: a value to save, or an error code (data, not raised)."""
+
+    __slots__ = ("error", "latency_ms", "message", "requests", "value")
+
+    def __init__(
+        self,
+        value: Mapping[str, Any] | None,
+        *,
+        error: str | None = None,
+        message: str = "",
+        latency_ms: float = 0.0,
+        requests: int = 0,
+    ) -> None:
+        self.value = value
+        self.error = error
+        self.message = message
+        self.latency_ms = latency_ms
+        self.requests = requests
+
+
+@dataclass(slots=True, eq=False)
+class UserHandle:
+    """One virtual user as components see it; `state` holds component-private per-user data."""
+
+    user_id: str
+    scenario: str
+    private_session: bool
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class LogSink(Protocol):
+    """Where scenario log lines (logger component, lease notices) go."""
+
+    def log(self, level: str, message: str, user_id: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the runner hands a component at init: its log, and the run's options."""
+
+    log: LogSink
+    connection_limit: int
+    leases: LeaseProvider | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Component(Protocol):
+    """The plan's ProtocolFrame: init / run_action / release (+ per-user release)."""
+
+    CALLS: ClassVar[frozenset[str]]
+
+    async def init(self, runtime: Runtime) -> None: ...
+
+    async def run_action(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome: ...
+
+    async def release_user(self, user: UserHandle) -> None: ...
+
+    async def release(self) -> None: ...
+
+
+class ComponentFactory(Protocol):
+    CALLS: ClassVar[frozenset[str]]
+
+    def __call__(self, spec: ComponentSpec) -> Component: ...
+
+
+@dataclass(slots=True, eq=False)
+class Lease:
+    """A handle on one pooled item held by one task."""
+
+    pool: str
+    handle: str
+    item: Mapping[str, Any]
+    holder: str
+    acquired_at: float
+    index: int = -1
+    released: bool = False
+
+
+class LeaseProvider(Protocol):
+    """Gives out and takes back leases; waits are cancellable (bounded by the task timeout)."""
+
+    def item_count(self, pool: str) -> int: ...
+
+    def is_exclusive(self, pool: str) -> bool: ...
+
+    async def acquire(self, pool: str, holder: str, user_id: str) -> Lease: ...
+
+    def release(self, lease: Lease, reason: str) -> bool: ...
+
+    def statistics(self) -> Mapping[str, Mapping[str, int]]: ...

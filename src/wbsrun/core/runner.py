@@ -1,0 +1,118 @@
+"""The run: components up, one scheduler per scenario in a TaskGroup, graceful drain, clean down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from wbsrun.core.persist import PersistBuffer
+from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
+from wbsrun.core.scheduler import Scheduler, spawn_plan
+from wbsrun.core.stats import RunStats
+from wbsrun.core.task import RunContext
+from wbsrun.core.workbook import Workbook
+from wbsrun.dsl.plan import Plan
+
+__all__ = ["RunOptions", "Runner"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Resolved once by the CLI; library code never sees CLI objects."""
+
+    users: int | None = None
+    duration: float | None = None
+    connection_limit: int = 0
+    persist_flush_interval: float = 1.0
+
+
+class Runner:
+    """Owns one run. `run()` returns when every user is done; `drain()` asks them to stop."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        components: Mapping[str, Component],
+        leases: LeaseProvider | None,
+        log: LogSink,
+        options: RunOptions | None = None,
+    ) -> None:
+        self.plan = plan
+        self.options = options or RunOptions()
+        self.ctx = RunContext(
+            plan=plan,
+            workbook=Workbook(plan.workbook),
+            stats=RunStats(),
+            components=components,
+            leases=leases,
+            log=log,
+            persist=PersistBuffer(),
+        )
+        self.schedulers: list[Scheduler] = []
+        self.started_wall = 0.0
+        self.ended_at: float | None = None
+        self.interrupted = False
+
+    @property
+    def elapsed(self) -> float:
+        end = self.ended_at if self.ended_at is not None else self.ctx.clock()
+        return max(0.0, end - self.ctx.t0) if self.ctx.t0 else 0.0
+
+    def drain(self) -> None:
+        """Stop starting passes; in-flight passes end or time out, then the run returns."""
+        self.interrupted = True
+        self.ctx.draining = True
+        for s in self.schedulers:
+            s.wake.set()
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        ctx.t0 = ctx.clock()
+        self.started_wall = time.time()
+        deadline = ctx.t0 + self.options.duration if self.options.duration else None
+        several = len(self.plan.scenarios) > 1
+        self.schedulers = [
+            Scheduler(
+                ctx,
+                s,
+                i,
+                spawn_plan(s, self.options.users),
+                deadline,
+                prefix=f"s{i + 1}-" if several else "",
+            )
+            for i, s in enumerate(self.plan.scenarios)
+        ]
+        runtime = Runtime(
+            log=ctx.log, connection_limit=self.options.connection_limit, leases=ctx.leases
+        )
+        started: list[Component] = []
+        try:
+            for component in ctx.components.values():
+                await component.init(runtime)
+                started.append(component)
+            async with asyncio.TaskGroup() as tg:
+                flusher = tg.create_task(self._flush_loop())
+                try:
+                    async with asyncio.TaskGroup() as users:
+                        for sched in self.schedulers:
+                            users.create_task(sched.run_users())
+                finally:
+                    flusher.cancel()
+        finally:
+            self.ended_at = ctx.clock()
+            for component in reversed(started):
+                await component.release()
+            ctx.persist.flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.persist_flush_interval)
+            self.ctx.persist.flush()
+
+    def active_users(self) -> int:
+        return sum(s.active for s in self.schedulers)
+
+    def planned_users(self) -> int:
+        return sum(s.plan.users for s in self.schedulers)

@@ -1,0 +1,110 @@
+"""Run statistics: counters and log-bucketed latency histograms, cheap enough for the hot path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["ActionStats", "Histogram", "RunStats"]
+
+# Buckets grow by 1% so a percentile is exact to ~1% whatever the latency range.
+_GROWTH = 1.01
+_LOG_GROWTH = math.log(_GROWTH)
+
+
+class Histogram:
+    """Latency histogram in milliseconds with ~1% relative precision and an exact max."""
+
+    __slots__ = ("buckets", "count", "max", "total")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+
+    def record(self, ms: float) -> None:
+        # log1p keeps sub-microsecond values in bucket 0 instead of -inf.
+        idx = int(math.log1p(ms * 1000.0) / _LOG_GROWTH)
+        b = self.buckets
+        b[idx] = b.get(idx, 0) + 1
+        self.count += 1
+        self.total += ms
+        if ms > self.max:
+            self.max = ms
+
+    def merge(self, other: Histogram) -> None:
+        for idx, n in other.buckets.items():
+            self.buckets[idx] = self.buckets.get(idx, 0) + n
+        self.count += other.count
+        self.total += other.total
+        self.max = max(self.max, other.max)
+
+    def quantile(self, q: float) -> float:
+        if not self.count:
+            return 0.0
+        rank = q * self.count
+        seen = 0
+        for idx in sorted(self.buckets):
+            seen += self.buckets[idx]
+            if seen >= rank:
+                # Upper edge of the bucket, never above the exact maximum.
+                return min(math.expm1((idx + 1) * _LOG_GROWTH) / 1000.0, self.max)
+        return self.max
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "p50": round(self.quantile(0.50), 3),
+            "p90": round(self.quantile(0.90), 3),
+            "p99": round(self.quantile(0.99), 3),
+            "max": round(self.max, 3),
+            "mean": round(self.total / self.count, 3) if self.count else 0.0,
+        }
+
+
+@dataclass(slots=True)
+class ActionStats:
+    count: int = 0
+    ok: int = 0
+    failed: int = 0
+    latency: Histogram = field(default_factory=Histogram)
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Everything counted during a run; the JSON result is built from this."""
+
+    requests_total: int = 0
+    requests_ok: int = 0
+    requests_failed: int = 0
+    tasks_started: int = 0
+    tasks_succeeded: int = 0
+    tasks_failed: int = 0
+    tasks_timed_out: int = 0
+    tasks_rolled_back: int = 0
+    users_started: int = 0
+    users_finished: int = 0
+    actions: dict[str, ActionStats] = field(default_factory=dict)
+    exits: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    milestones: dict[str, int] = field(default_factory=dict)
+
+    def action(self, name: str) -> ActionStats:
+        st = self.actions.get(name)
+        if st is None:
+            st = self.actions[name] = ActionStats()
+        return st
+
+    def count_error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+    def count_exit(self, name: str) -> None:
+        self.exits[name] = self.exits.get(name, 0) + 1
+
+    def latency_all(self, names: Iterable[str] | None = None) -> Histogram:
+        out = Histogram()
+        for name, st in self.actions.items():
+            if names is None or name in names:
+                out.merge(st.latency)
+        return out

@@ -1,0 +1,104 @@
+"""Run-time state holders: the run context shared by all users, a user, and one task (pass)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from wbsrun.core.persist import PersistBuffer
+from wbsrun.core.ports import Component, Lease, LeaseProvider, LogSink, UserHandle
+from wbsrun.core.stats import RunStats
+from wbsrun.core.workbook import Entry, Workbook, WorkbookView
+from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
+
+__all__ = ["RunContext", "Task", "UserState"]
+
+
+@dataclass(eq=False)
+class RunContext:
+    """References the whole run shares (the `Environment` of the run), no module globals."""
+
+    plan: Plan
+    workbook: Workbook
+    stats: RunStats
+    components: Mapping[str, Component]
+    leases: LeaseProvider | None
+    log: LogSink
+    persist: PersistBuffer
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    t0: float = 0.0
+    global_vars: dict[str, Any] = field(default_factory=dict)
+    globals_view: Mapping[str, Any] = field(default_factory=dict)
+    draining: bool = False
+    persist_paths: dict[tuple[str, str], Path] = field(default_factory=dict)
+    # Progress of tasks still running, by task id; read by the progress model.
+    inflight: dict[str, float] = field(default_factory=dict)
+    progress_done: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.globals_view = MappingProxyType(
+            {"name": self.plan.name, "version": self.plan.version, **self.plan.globals}
+        )
+
+
+@dataclass(eq=False)
+class UserState:
+    handle: UserHandle
+    index: int
+    vars: dict[str, Any] = field(default_factory=dict)
+    # Next time a rate-limited node may run for this user, by node id.
+    next_slot: dict[str, float] = field(default_factory=dict)
+
+
+class Task:
+    """One user × pass through a workflow."""
+
+    __slots__ = (
+        "checkpoint",
+        "entry",
+        "error",
+        "iteration",
+        "leases",
+        "milestones",
+        "phase",
+        "progress",
+        "resource",
+        "rollbacks",
+        "run",
+        "scenario",
+        "user",
+        "vars",
+        "wb_view",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        run: RunContext,
+        scenario: ScenarioSpec,
+        workflow: WorkflowSpec,
+        user: UserState,
+        entry: Entry,
+        iteration: int,
+    ) -> None:
+        self.run = run
+        self.scenario = scenario
+        self.workflow = workflow
+        self.user = user
+        self.entry = entry
+        self.iteration = iteration
+        self.phase = "initiating.idle"
+        self.vars: dict[str, Any] = {}
+        self.resource: dict[str, Any] | None = None
+        self.leases: list[Lease] = []
+        self.error: dict[str, str] | None = None
+        self.progress = 0.0
+        self.milestones: set[str] = set()
+        self.checkpoint: tuple[str, dict[str, Any], dict[str, Any], float] | None = None
+        self.rollbacks = 0
+        self.wb_view = WorkbookView(run.workbook, entry)

@@ -1,0 +1,597 @@
+"""Build the immutable plan objects from a schema-valid, reference-checked scenario document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, cast
+
+from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
+from wbsrun.dsl.plan import (
+    ActionSpec,
+    ComponentSpec,
+    ExitSpec,
+    GotoKind,
+    Handler,
+    HandlerCall,
+    HandlerGoto,
+    HandlerRelease,
+    HandlerRollback,
+    HandlerUpdate,
+    HealthCheckSpec,
+    HealthThreshold,
+    Milestone,
+    NodeSpec,
+    Persist,
+    ProfileSpec,
+    ProgressSpec,
+    ResourceSpec,
+    SaveAs,
+    ScenarioSpec,
+    Transition,
+    WorkbookSpec,
+    WorkflowSpec,
+)
+from wbsrun.dsl.source import SourceDoc
+from wbsrun.dsl.template import (
+    CompiledValue,
+    Template,
+    TemplateSyntaxError,
+    compile_template,
+    compile_value,
+)
+from wbsrun.dsl.units import UnitError, parse_duration, parse_rate
+from wbsrun.errors import Diagnostic
+
+__all__ = ["PlanBuilder", "freeze"]
+
+Path_ = tuple[str | int, ...]
+SPECIAL_TARGETS: Mapping[str, GotoKind] = {
+    "monitoring.retry": "retry",
+    "closing.rollback": "rollback",
+}
+ALIASES = {"log": "logger"}
+
+
+def freeze(value: Any) -> Any:
+    """Deep-freeze loaded YAML so plan objects can be shared without copying."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def _split_call(text: str) -> tuple[str, str] | None:
+    head, dot, tail = text.partition(".")
+    if not dot or not tail:
+        return None
+    return ALIASES.get(head, head), tail
+
+
+class PlanBuilder:
+    """Turns one document into plan objects, collecting diagnostics instead of raising."""
+
+    def __init__(self, doc: SourceDoc, res_dir: Path, raw_text: str) -> None:
+        self.doc = doc
+        self.data: Mapping[str, Any] = doc.data
+        self.res_dir = res_dir
+        self.lines = raw_text.splitlines()
+        self.diagnostics: list[Diagnostic] = []
+        self.actions: dict[str, ActionSpec] = {}
+        self.exit_names = frozenset(self.data.get("monitoring") or {})
+
+    # -- helpers -------------------------------------------------------------------------
+    def error(self, path: Path_, code: str, message: str, **kw: Any) -> None:
+        self.diagnostics.append(self.doc.diag(path, code, message, **kw))
+
+    def _string_column(self, path: Path_, offset: int) -> tuple[int, int]:
+        pos = self.doc.where(path)
+        line, col = pos.line, pos.column
+        if 0 < line <= len(self.lines):
+            text = self.lines[line - 1]
+            if 0 < col <= len(text) and text[col - 1] in "\"'":
+                col += 1
+        return line, col + offset
+
+    def _template_error(self, path: Path_, exc: TemplateSyntaxError | ExprSyntaxError) -> None:
+        full = path + tuple(getattr(exc, "path", ()))
+        line, col = self._string_column(full, exc.column)
+        base = self.doc.diag(full, "template-syntax", f"invalid expression: {exc.message}")
+        self.diagnostics.append(
+            Diagnostic(
+                code=base.code,
+                message=base.message,
+                file=base.file,
+                line=line,
+                column=col,
+                path=base.path,
+                value=exc.text,
+                expected="an expression of the DSL (section 5): names, literals, comparisons, "
+                "and/or/not, arithmetic, in, len/int/float/str/lower/upper",
+            )
+        )
+
+    def value(self, path: Path_, value: Any) -> CompiledValue:
+        try:
+            return compile_value(value)
+        except TemplateSyntaxError as exc:
+            self._template_error(path, exc)
+            return compile_value(None)
+
+    def template(self, path: Path_, text: str) -> Template:
+        try:
+            return compile_template(text)
+        except TemplateSyntaxError as exc:
+            self._template_error(path, exc)
+            return compile_template("")
+
+    def duration(self, path: Path_, value: Any) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except UnitError as exc:
+            self.error(path, "bad-duration", str(exc), value=repr(value), expected="e.g. 500ms, 5s")
+            return None
+
+    def rate(self, path: Path_, value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            value = value.get("per-user")
+            path = (*path, "per-user")
+            if value is None:
+                return None
+        try:
+            return parse_rate(value)
+        except UnitError as exc:
+            self.error(path, "bad-rate", str(exc), value=repr(value), expected="e.g. 50/s")
+            return None
+
+    # -- components and actions ---------------------------------------------------------
+    def components(self) -> dict[str, ComponentSpec]:
+        out: dict[str, ComponentSpec] = {}
+        for item in self.data.get("components") or []:
+            out[item["name"]] = ComponentSpec(
+                name=item["name"],
+                version=str(item.get("version", "0.0.0")),
+                kind=item.get("kind", "native"),
+                entry=item.get("entry"),
+                wit=item.get("wit"),
+                capabilities=tuple(item.get("capabilities") or ()),
+                metadata=freeze(item.get("metadata") or {}),
+            )
+        return out
+
+    def action(self, name: str, body: Mapping[str, Any], path: Path_) -> ActionSpec:
+        component = ALIASES.get(body.get("component", ""), body.get("component", ""))
+        save = body.get("save-as")
+        save_as: SaveAs | None = None
+        if isinstance(save, str):
+            save_as = SaveAs(var=save, scope="workbook", persist=None)
+        elif isinstance(save, Mapping):
+            persist = save.get("persist")
+            persist_spec = None
+            if isinstance(persist, Mapping):
+                persist_spec = Persist(
+                    dir=str(persist.get("dir", ".")),
+                    filename=self.template(
+                        (*path, "save-as", "persist", "filename"),
+                        str(persist.get("filename", f"{save['var']}.json")),
+                    ),
+                )
+            scope = cast(
+                Literal["workbook", "user-local", "task-local", "global"],
+                save.get("scope", "workbook"),
+            )
+            save_as = SaveAs(var=save["var"], scope=scope, persist=persist_spec)
+        return ActionSpec(
+            name=name,
+            component=component,
+            call=body.get("call", ""),
+            args=self.value((*path, "with"), body.get("with") or {}),
+            save_as=save_as,
+            wbs_level=str(body.get("wbs-level", "L5")),
+            timeout=self.duration((*path, "timeout"), body.get("timeout")),
+            rate_limit=self.rate((*path, "rate-limit"), body.get("rate-limit")),
+        )
+
+    def all_actions(self) -> dict[str, ActionSpec]:
+        for name, body in (self.data.get("actions") or {}).items():
+            self.actions[name] = self.action(name, body, ("actions", name))
+        return self.actions
+
+    def inline_action(self, ref: str, with_: Any, path: Path_) -> ActionSpec | None:
+        declared = self.actions.get(ref)
+        if declared is not None:
+            if with_ is None:
+                return declared
+            merged = dict(declared.args.render({})) if declared.args.is_constant else None
+            args = self.value((*path, "with"), {**(merged or {}), **with_})
+            if merged is None:
+                # Templated declared args cannot be merged statically: the handler's own wins.
+                args = self.value((*path, "with"), with_)
+            return ActionSpec(
+                name=ref,
+                component=declared.component,
+                call=declared.call,
+                args=args,
+                save_as=declared.save_as,
+                wbs_level=declared.wbs_level,
+                timeout=declared.timeout,
+                rate_limit=declared.rate_limit,
+            )
+        split = _split_call(ref)
+        if split is None:
+            return None
+        return ActionSpec(
+            name=ref,
+            component=split[0],
+            call=split[1],
+            args=self.value((*path, "with"), with_ or {}),
+            save_as=None,
+            wbs_level="L5",
+            timeout=None,
+            rate_limit=None,
+        )
+
+    # -- handlers -------------------------------------------------------------------------
+    def goto_kind(self, target: str, nodes: Mapping[str, Any]) -> GotoKind:
+        if target in SPECIAL_TARGETS:
+            return SPECIAL_TARGETS[target]
+        if target in nodes:
+            return "node"
+        return "exit"
+
+    def handlers(
+        self, items: Sequence[Mapping[str, Any]] | None, path: Path_, nodes: Mapping[str, Any]
+    ) -> tuple[Handler, ...]:
+        out: list[Handler] = []
+        for i, item in enumerate(items or ()):
+            out.extend(self._handler(item, (*path, i), nodes))
+        return tuple(out)
+
+    def _handler(
+        self, item: Mapping[str, Any], path: Path_, nodes: Mapping[str, Any]
+    ) -> list[Handler]:
+        out: list[Handler] = []
+        when = item.get("when")
+        update = item.get("update-workbook")
+        if isinstance(update, Mapping):
+            assignments = tuple(
+                (self.workbook_path(key), self.value((*path, "update-workbook", key), val))
+                for key, val in update.items()
+            )
+            out.append(HandlerUpdate(assignments))
+        rollback = item.get("progress.rollback")
+        if isinstance(rollback, Mapping):
+            out.append(HandlerRollback(to=str(rollback.get("to", "last-stable-point"))))
+        ref = item.get("action")
+        if isinstance(ref, str):
+            out.extend(self._action_handler(ref, item, path, when))
+        goto = item.get("goto")
+        if isinstance(goto, str):
+            out.append(HandlerGoto(target=goto, kind=self.goto_kind(goto, nodes)))
+        return out
+
+    def _action_handler(
+        self, ref: str, item: Mapping[str, Any], path: Path_, when: str | None
+    ) -> list[Handler]:
+        if ref == "progress.rollback":
+            return [HandlerRollback(to=str(item.get("to", "last-stable-point")))]
+        if ref == "resource.release":
+            with_ = item.get("with")
+            handles = item.get("handles")
+            if handles is None and isinstance(with_, Mapping):
+                handles = with_.get("handles")
+                hpath: Path_ = (*path, "with", "handles")
+            else:
+                hpath = (*path, "handles")
+            return [HandlerRelease(handles=self.value(hpath, handles or []), when=when)]
+        spec = self.inline_action(ref, item.get("with"), path)
+        if spec is None:
+            return []  # refs.py already reported the unknown action
+        return [HandlerCall(action=spec, when=when)]
+
+    # -- workbook ---------------------------------------------------------------------------
+    def workbook_spec(self) -> WorkbookSpec:
+        wb = self.data.get("workbook") or {}
+        sections = wb.get("sections") or {}
+        defaults = {name: freeze(body.get("defaults") or {}) for name, body in sections.items()}
+        descriptions: dict[str, str] = {}
+        for name, body in sections.items():
+            for i, fld in enumerate(body.get("fields") or ()):
+                descriptions[f"{name}.{fld['name']}"] = self._description_text(
+                    ("workbook", "sections", name, "fields", i, "description"),
+                    fld.get("description"),
+                )
+        return WorkbookSpec(
+            defaults=MappingProxyType(defaults),
+            process_groups=MappingProxyType(
+                {n: str(b.get("process-group", "")) for n, b in sections.items()}
+            ),
+            descriptions=MappingProxyType(descriptions),
+            expose=MappingProxyType(dict(wb.get("expose") or {})),
+        )
+
+    def _description_text(self, path: Path_, value: Any) -> str:
+        if isinstance(value, str) or value is None:
+            return value or ""
+        raw = getattr(self.doc, "raw_text", {}).get(path)
+        return str(raw) if raw is not None else str(value)
+
+    def workbook_path(self, key: str) -> str:
+        expose = (self.data.get("workbook") or {}).get("expose") or {}
+        return str(expose.get(key, key))
+
+    # -- progress ---------------------------------------------------------------------------
+    def progress_spec(self) -> ProgressSpec:
+        prog = self.data.get("progress") or {}
+        batching = prog.get("batching") or {}
+        errors = prog.get("errors") or {}
+        prios = []
+        for item in (prog.get("poller") or {}).get("priorities") or ():
+            match = {k: tuple(str(x) for x in v) for k, v in (item.get("match") or {}).items()}
+            prios.append(
+                (str(item.get("name", "")), MappingProxyType(match), float(item["weight"]))
+            )
+        flush = self.duration(
+            ("progress", "batching", "flush-interval"), batching.get("flush-interval")
+        )
+        return ProgressSpec(
+            max_batch_size=int(batching.get("max-batch-size", 100)),
+            flush_interval=flush if flush is not None else 0.1,
+            priority_threshold=float(batching.get("priority-threshold", 0.7)),
+            transient=frozenset(errors.get("transient") or ()),
+            permanent=frozenset(errors.get("permanent") or ()),
+            poller_priorities=tuple(prios),
+        )
+
+    # -- workflows ------------------------------------------------------------------------------
+    def workflow(self, name: str, body: Mapping[str, Any]) -> WorkflowSpec:
+        path: Path_ = ("workflows", name)
+        if "steps" in body:
+            return self._linear(name, body, path)
+        controls = body.get("controls") or {}
+        raw_nodes: list[Mapping[str, Any]] = body.get("nodes") or []
+        by_id = {n["id"]: n for n in raw_nodes}
+        nodes = {
+            n["id"]: self.node(n, i, (*path, "nodes", i), by_id) for i, n in enumerate(raw_nodes)
+        }
+        return WorkflowSpec(
+            name=name,
+            entry=raw_nodes[0]["id"] if raw_nodes else "",
+            nodes=MappingProxyType(nodes),
+            timeout=self.duration((*path, "controls", "timeout"), controls.get("timeout")),
+            on_error=self.handlers(
+                controls.get("on-error"), (*path, "controls", "on-error"), by_id
+            ),
+            on_timeout=self.handlers(
+                controls.get("on-timeout"), (*path, "controls", "on-timeout"), by_id
+            ),
+            wbs_level=str(body.get("wbs-level", "L3")),
+            linear=False,
+        )
+
+    def _linear(self, name: str, body: Mapping[str, Any], path: Path_) -> WorkflowSpec:
+        steps: list[Mapping[str, Any]] = body.get("steps") or []
+        ids = [f"step{i + 1}-{s.get('ref', '')}" for i, s in enumerate(steps)]
+        nodes: dict[str, NodeSpec] = {}
+        for i, step in enumerate(steps):
+            to = ids[i + 1] if i + 1 < len(steps) else "end"
+            nodes[ids[i]] = NodeSpec(
+                id=ids[i],
+                type="action",
+                index=i,
+                action=self.actions.get(step.get("ref", "")),
+                transitions=(
+                    Transition(edge=f"{ids[i]}-done", to=to, kind="always", condition=None),
+                ),
+            )
+        nodes["end"] = NodeSpec(
+            id="end", type="terminus", index=len(steps), state="closing.success"
+        )
+        return WorkflowSpec(
+            name=name,
+            entry=ids[0] if ids else "end",
+            nodes=MappingProxyType(nodes),
+            timeout=self.duration((*path, "timeout"), body.get("timeout")),
+            on_error=self.handlers(body.get("on-error"), (*path, "on-error"), nodes),
+            on_timeout=self.handlers(body.get("on-timeout"), (*path, "on-timeout"), nodes),
+            wbs_level=str(body.get("wbs-level", "L3")),
+            linear=True,
+        )
+
+    def node(
+        self, raw: Mapping[str, Any], index: int, path: Path_, nodes: Mapping[str, Any]
+    ) -> NodeSpec:
+        controls = raw.get("controls") or {}
+        flow = controls.get("flow") or {}
+        exec_ = controls.get("exec") or {}
+        tr_path: Path_ = (*path, "controls", "exec", "transitions")
+        raw_tr = exec_.get("transitions")
+        if raw_tr is None:
+            raw_tr, tr_path = flow.get("transitions"), (*path, "controls", "flow", "transitions")
+        join = flow.get("join") or {}
+        action = self.actions.get(raw.get("action", "")) if raw.get("action") else None
+        on_error = exec_.get("on-error", controls.get("on-error"))
+        on_timeout = exec_.get("on-timeout", controls.get("on-timeout"))
+        return NodeSpec(
+            id=raw["id"],
+            type=raw["type"],
+            index=index,
+            action=action,
+            timeout=self.duration((*path, "controls", "exec", "timeout"), exec_.get("timeout")),
+            rate_limit=self.rate(
+                (*path, "controls", "exec", "rate-limit"), exec_.get("rate-limit")
+            ),
+            on_error=self.handlers(on_error, (*path, "controls", "exec", "on-error"), nodes),
+            on_timeout=self.handlers(on_timeout, (*path, "controls", "exec", "on-timeout"), nodes),
+            transitions=self.transitions(raw_tr or (), tr_path, nodes, raw["id"]),
+            branches=tuple(str(b["to"]) for b in flow.get("branches") or ()),
+            join_policy=join.get("policy", "wait-all"),
+            join_to=join.get("to"),
+            metrics=tuple(str(m) for m in raw.get("metrics") or ()),
+            state=raw.get("state"),
+        )
+
+    def transitions(
+        self, items: Sequence[Mapping[str, Any]], path: Path_, nodes: Mapping[str, Any], node: str
+    ) -> tuple[Transition, ...]:
+        out = []
+        for i, item in enumerate(items):
+            cond = item.get("condition", "always")
+            edge = str(item.get("edge") or f"{node}->{item['to']}")
+            target = str(item["to"])
+            kind = self.goto_kind(target, nodes)
+            if cond in ("always", "otherwise", True):
+                out.append(
+                    Transition(
+                        edge, target, "otherwise" if cond == "otherwise" else "always", None, kind
+                    )
+                )
+                continue
+            text = str(cond).strip()
+            if text.startswith("{{") and text.endswith("}}"):
+                text = text[2:-2]
+            try:
+                expr = compile_expr(text.strip())
+            except ExprSyntaxError as exc:
+                self._template_error((*path, i, "condition"), exc)
+                continue
+            out.append(Transition(edge, target, "expr", expr, kind))
+        return tuple(out)
+
+    # -- exits, resources, load -----------------------------------------------------------------
+    def exits(self) -> dict[str, ExitSpec]:
+        out: dict[str, ExitSpec] = {}
+        for name, body in (self.data.get("monitoring") or {}).items():
+            cls = body.get("classification") or {}
+            fld = cls.get("field")
+            out[name] = ExitSpec(
+                name=name,
+                owner=str(body.get("owner", "closing")),
+                classify_default=cls.get("default", "transient"),
+                classify_field=self.template(("monitoring", name, "classification", "field"), fld)
+                if isinstance(fld, str)
+                else None,
+                actions=self.handlers(body.get("actions"), ("monitoring", name, "actions"), {}),
+            )
+        return out
+
+    def resources(self) -> dict[str, ResourceSpec]:
+        out: dict[str, ResourceSpec] = {}
+        for name, body in (self.data.get("resources") or {}).items():
+            out[name] = self._resource(name, body, ("resources", name))
+        return out
+
+    def _resource(self, name: str, body: Mapping[str, Any], path: Path_) -> ResourceSpec:
+        provider = body.get("provider") or {}
+        leasing = provider.get("leasing") or {}
+        config = body.get("config") or {}
+        parser = config.get("parser") or {}
+        capacity = body.get("capacity") or {}
+        hc = body.get("health-check")
+        health = None
+        if isinstance(hc, Mapping):
+            probe = hc.get("probe") or {}
+            probe_action = self.inline_action(
+                str(probe.get("action", "http.health")),
+                probe.get("with"),
+                (*path, "health-check", "probe"),
+            )
+            if probe_action is not None:
+                health = HealthCheckSpec(
+                    interval=self.duration((*path, "health-check", "interval"), hc.get("interval"))
+                    or 30.0,
+                    timeout=self.duration((*path, "health-check", "timeout"), hc.get("timeout"))
+                    or 5.0,
+                    probe=probe_action,
+                    on_failure=self.handlers(
+                        hc.get("on-failure"), (*path, "health-check", "on-failure"), {}
+                    ),
+                )
+        manifest = config.get("manifest")
+        file = config.get("file")
+        return ResourceSpec(
+            name=name,
+            type=body["type"],
+            provider_component=provider.get("component"),
+            provider_calls=MappingProxyType(dict(provider.get("calls") or {})),
+            ttl=self.duration((*path, "provider", "leasing", "ttl"), leasing.get("ttl")),
+            auto_renew=bool(leasing.get("auto-renew", False)),
+            strategy=leasing.get("strategy", "round-robin"),
+            read_only=leasing.get("mode") == "read-only",
+            manifest=(self.res_dir / manifest).resolve() if manifest else None,
+            parser_format=parser.get("format", "csv"),
+            parser_fields=tuple(parser.get("fields") or ("ip", "port")),
+            file=(self.res_dir / file).resolve() if file else None,
+            checksum=config.get("checksum"),
+            capacity=capacity.get("size"),
+            exclusive=capacity.get("guard") == "exclusive",
+            health_check=health,
+            metadata=freeze(body.get("metadata") or {}),
+        )
+
+    def profiles(self) -> dict[str, ProfileSpec]:
+        out: dict[str, ProfileSpec] = {}
+        for name, body in ((self.data.get("load") or {}).get("profiles") or {}).items():
+            path: Path_ = ("load", "profiles", name)
+            phases = tuple(
+                (
+                    self.duration((*path, "phases", i, "at"), p.get("at")) or 0.0,
+                    int(p["spawn-users"]),
+                )
+                for i, p in enumerate(body.get("phases") or ())
+            )
+            out[name] = ProfileSpec(
+                name=name,
+                kind=body.get("type", "constant"),
+                start_users=int(body.get("start-users", 0)),
+                end_users=int(body.get("end-users", 0)),
+                users=int(body.get("users", 0)),
+                duration=self.duration((*path, "duration"), body.get("duration")) or 0.0,
+                phases=phases,
+            )
+        return out
+
+    def scenario(
+        self, body: Mapping[str, Any], index: int, profiles: Mapping[str, ProfileSpec]
+    ) -> ScenarioSpec:
+        path: Path_ = ("load", "scenarios", index)
+        user = body.get("user") or {}
+        agg = body.get("progress-aggregation") or {}
+        ht = body.get("health_threshold")
+        get: Callable[..., Any] = body.get
+        return ScenarioSpec(
+            name=str(get("name")),
+            workflow=str(get("workflow")),
+            user_count=int(get("user-count", 1)),
+            spawn_rate=self.rate((*path, "spawn-rate"), get("spawn-rate")),
+            profile=profiles.get(get("profile")) if get("profile") else None,
+            task_duration=self.duration((*path, "task-duration"), get("task-duration")),
+            iterations=int(get("iterations")) if get("iterations") is not None else None,
+            think_time=self.duration((*path, "think-time"), get("think-time")) or 0.0,
+            inherit=tuple(user.get("inherit") or ()),
+            session_new=(user.get("resources") or {}).get("session") == "new",
+            context=freeze(user.get("context") or {}),
+            exits=MappingProxyType({str(k): str(v) for k, v in (get("exits") or {}).items()}),
+            milestones=tuple(
+                Milestone(m["name"], m["node"], m["edge"], float(m.get("weight", 1.0)))
+                for m in get("milestones") or ()
+            ),
+            aggregation=tuple(
+                (str(s["node"]), float(s.get("weight", 1.0))) for s in agg.get("sources") or ()
+            ),
+            health_threshold=HealthThreshold(
+                telemetry_field=str(ht.get("telemetry_field", "telemetry.health.score")),
+                min_score=float(ht.get("min_score", 0.0)),
+                consecutive_breach=int(ht.get("consecutive_breach", 1)),
+            )
+            if isinstance(ht, Mapping)
+            else None,
+            max_duration=self.duration((*path, "max-duration"), get("max-duration")),
+            wbs_level=str(get("wbs-level", "L2")),
+        )

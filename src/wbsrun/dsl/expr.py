@@ -1,0 +1,883 @@
+"""The safe expression language of `{{ }}`: parsed once into closures, evaluated many times.
+
+Expressions are untrusted text. `compile_expr` parses one with Python's `ast`, rejects every node
+outside a small whitelist (with the 0-based column of the offending node), and turns the tree
+into nested closures, so that evaluating it on the hot path never walks the AST again.
+
+The language: literals (numbers, strings, `true`/`false`/`null`, lists), names and dotted access
+(`a.b` and `a['key-x']` read mapping keys only, never Python attributes), subscripts on
+mappings, lists, tuples and strings, comparisons (chained too), `in`/`not in`, `and`/`or`/`not`,
+`+ - * / // %`, unary `-`/`+`, `x if c else y`, and calls to the functions in `FUNCTIONS`.
+The Python keyword `global` works as a root name (`global.name`), and any keyword works as a
+field name after a dot (`error.class`). Names starting with `_` are refused everywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import keyword
+import operator
+import tokenize
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any, Final, NoReturn, final
+
+from wbsrun.errors import WbsrunError
+
+__all__ = [
+    "FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_INT",
+    "MAX_LENGTH",
+    "MAX_REPEAT",
+    "Expr",
+    "ExprError",
+    "ExprEvalError",
+    "ExprSyntaxError",
+    "compile_expr",
+    "to_text",
+]
+
+MAX_LENGTH: Final = 2_000
+"""Longest accepted expression text, in characters."""
+MAX_DEPTH: Final = 50
+"""Deepest accepted nesting of the expression tree."""
+MAX_REPEAT: Final = 100_000
+"""Longest string or list that `*` may build."""
+MAX_INT: Final = 10**18
+"""Largest magnitude an integer produced by arithmetic may have."""
+
+_CACHE_SIZE: Final = 8_192
+
+_Scope = Mapping[str, Any]
+_Fn = Callable[[_Scope], Any]
+
+
+class ExprError(WbsrunError):
+    """Base of every error about a DSL expression or template."""
+
+
+class ExprSyntaxError(ExprError):
+    """An expression was refused at compile time; `column` is a 0-based offset into `text`."""
+
+    def __init__(self, text: str, message: str, column: int) -> None:
+        super().__init__(text, message, column)
+        self.text = text
+        self.message = message
+        self.column = column
+
+    def __str__(self) -> str:
+        return f"{self.message} (at offset {self.column} of expression {self.text!r})"
+
+
+class ExprEvalError(ExprError):
+    """An expression failed while being evaluated (undefined name, missing field, bad type...)."""
+
+    def __init__(self, text: str, message: str) -> None:
+        super().__init__(text, message)
+        self.text = text
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message} in expression {self.text!r}"
+
+
+class _Failure(Exception):
+    """Raised inside compiled closures; `Expr.evaluate` turns it into an ExprEvalError."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- text conversion (shared with templates so that `str(x)` and `"{{x}}"` agree) ---
+
+
+def to_text(value: Any) -> str:
+    """Convert a value to the text a template shows for it.
+
+    str as is; booleans `true`/`false`; None `null`; numbers `str()`; lists, tuples and dicts
+    compact JSON (non-JSON leaves through `str()`); anything else `str()`. Never raises for
+    plain data: a structure JSON cannot encode (cycles, odd keys) falls back to `str()`.
+    """
+    if isinstance(value, str):
+        return value
+    kind = type(value)
+    if kind is int or kind is float:
+        return str(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple, dict)):
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            return str(value)
+    return str(value)
+
+
+def _kind(value: Any) -> str:
+    """The DSL's name for a value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+# --- the function whitelist ---
+
+
+def _len(value: Any) -> int:
+    return len(value)
+
+
+def _int(value: Any) -> int:
+    return int(value)
+
+
+def _float(value: Any) -> float:
+    return float(value)
+
+
+def _lower(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Failure(f"lower() expects a string, got {_kind(value)}")
+    return value.lower()
+
+
+def _upper(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Failure(f"upper() expects a string, got {_kind(value)}")
+    return value.upper()
+
+
+FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
+    {
+        "len": _len,
+        "int": _int,
+        "float": _float,
+        "str": to_text,
+        "lower": _lower,
+        "upper": _upper,
+    }
+)
+"""The only functions an expression may call; each takes exactly one positional argument."""
+
+_FUNCTION_LIST: Final = ", ".join(sorted(FUNCTIONS))
+
+_CONSTANT_NAMES: Final[Mapping[str, Any]] = MappingProxyType(
+    {"true": True, "false": False, "null": None}
+)
+
+
+# --- runtime helpers used by the closures ---
+
+
+def _field(value: Any, key: str, label: str) -> Any:
+    """`value.key` (or `value['key']`): a mapping key, never a Python attribute."""
+    if isinstance(value, Mapping):
+        try:
+            return value[key]
+        except KeyError:
+            raise _Failure(f"{label!r} has no field {key!r}") from None
+    raise _Failure(f"{label!r} is {_kind(value)}, not a mapping: cannot read field {key!r}")
+
+
+def _item(value: Any, key: Any, label: str) -> Any:
+    """`value[key]` with a computed key or an integer index."""
+    if isinstance(value, Mapping):
+        try:
+            return value[key]
+        except KeyError:
+            raise _Failure(f"{label!r} has no field {key!r}") from None
+    if isinstance(value, Sequence):
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise _Failure(f"index into {label!r} must be an integer, got {_kind(key)}")
+        try:
+            return value[key]
+        except IndexError:
+            raise _Failure(
+                f"index {key} is out of range for {label!r} (length {len(value)})"
+            ) from None
+    raise _Failure(f"{label!r} is {_kind(value)} and cannot be indexed")
+
+
+def _too_big(value: int) -> NoReturn:
+    raise _Failure("integer result out of range (magnitude above 10**18)")
+
+
+_SEQUENCES: Final = (str, bytes, bytearray, list, tuple)
+
+
+def _check_repeat(left: Any, right: Any) -> None:
+    """Refuse `'x' * n` / `[x] * n` before it allocates more than MAX_REPEAT items."""
+    if isinstance(left, _SEQUENCES) and isinstance(right, int):
+        size, what = len(left) * right, left
+    elif isinstance(right, _SEQUENCES) and isinstance(left, int):
+        size, what = len(right) * left, right
+    else:
+        return
+    if size > MAX_REPEAT:
+        raise _Failure(f"'*' would build {_kind(what)} of {size} items (max {MAX_REPEAT})")
+
+
+def _describe(exc: BaseException) -> str:
+    """A short message for a Python exception raised while evaluating."""
+    if isinstance(exc, ZeroDivisionError):
+        return "division by zero"
+    labels = {
+        TypeError: "type error",
+        ValueError: "invalid value",
+        IndexError: "index out of range",
+        KeyError: "missing key",
+        OverflowError: "number out of range",
+        RecursionError: "value nested too deeply",
+    }
+    label = next((v for k, v in labels.items() if isinstance(exc, k)), type(exc).__name__)
+    detail = str(exc)
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    return f"{label}: {detail}" if detail else label
+
+
+# --- closure factories ---
+
+
+def _constant(value: Any) -> _Fn:
+    return lambda scope: value
+
+
+def _root(name: str) -> _Fn:
+    def get(scope: _Scope) -> Any:
+        try:
+            return scope[name]
+        except KeyError:
+            raise _Failure(f"undefined name {name!r}") from None
+
+    return get
+
+
+def _fields(name: str, keys: tuple[str, ...], labels: tuple[str, ...]) -> _Fn:
+    """`name.k1.k2...`: the common case, specialised so that dicts take a fast path."""
+    if len(keys) == 1:
+        (key,) = keys
+        (label,) = labels
+
+        def get1(scope: _Scope) -> Any:
+            try:
+                value = scope[name]
+            except KeyError:
+                raise _Failure(f"undefined name {name!r}") from None
+            if type(value) is dict:
+                try:
+                    return value[key]
+                except KeyError:
+                    pass
+            return _field(value, key, label)
+
+        return get1
+
+    steps = tuple(zip(keys, labels, strict=True))
+
+    def get(scope: _Scope) -> Any:
+        try:
+            value = scope[name]
+        except KeyError:
+            raise _Failure(f"undefined name {name!r}") from None
+        for key, label in steps:
+            if type(value) is dict and key in value:
+                value = value[key]
+            else:
+                value = _field(value, key, label)
+        return value
+
+    return get
+
+
+_Step = Callable[[Any, _Scope], Any]
+
+
+def _field_step(key: str, label: str) -> _Step:
+    def step(value: Any, scope: _Scope) -> Any:
+        if type(value) is dict and key in value:
+            return value[key]
+        return _field(value, key, label)
+
+    return step
+
+
+def _index_step(index: int, label: str) -> _Step:
+    def step(value: Any, scope: _Scope) -> Any:
+        if type(value) is list and -len(value) <= index < len(value):
+            return value[index]
+        return _item(value, index, label)
+
+    return step
+
+
+def _dynamic_step(index: _Fn, label: str) -> _Step:
+    def step(value: Any, scope: _Scope) -> Any:
+        return _item(value, index(scope), label)
+
+    return step
+
+
+def _chain(base: _Fn, steps: tuple[_Step, ...]) -> _Fn:
+    def get(scope: _Scope) -> Any:
+        value = base(scope)
+        for step in steps:
+            value = step(value, scope)
+        return value
+
+    return get
+
+
+def _checked_int(op: Callable[[Any, Any], Any]) -> Callable[[_Fn, _Fn], _Fn]:
+    def factory(left: _Fn, right: _Fn) -> _Fn:
+        def run(scope: _Scope) -> Any:
+            result = op(left(scope), right(scope))
+            if type(result) is int and not -MAX_INT <= result <= MAX_INT:
+                _too_big(result)
+            return result
+
+        return run
+
+    return factory
+
+
+def _multiply(left: _Fn, right: _Fn) -> _Fn:
+    def run(scope: _Scope) -> Any:
+        a = left(scope)
+        b = right(scope)
+        _check_repeat(a, b)
+        result = a * b
+        if type(result) is int and not -MAX_INT <= result <= MAX_INT:
+            _too_big(result)
+        return result
+
+    return run
+
+
+def _modulo(left: _Fn, right: _Fn) -> _Fn:
+    def run(scope: _Scope) -> Any:
+        a = left(scope)
+        # On strings `%` is printf formatting (`'%999999999d' % 1` allocates a gigabyte).
+        if isinstance(a, (str, bytes, bytearray)):
+            raise _Failure("'%' works on numbers only (string formatting is not supported)")
+        result = a % right(scope)
+        if type(result) is int and not -MAX_INT <= result <= MAX_INT:
+            _too_big(result)
+        return result
+
+    return run
+
+
+_BINARY: Final[Mapping[type[ast.operator], Callable[[_Fn, _Fn], _Fn]]] = {
+    ast.Add: _checked_int(operator.add),
+    ast.Sub: _checked_int(operator.sub),
+    ast.Mult: _multiply,
+    ast.Div: _checked_int(operator.truediv),
+    ast.FloorDiv: _checked_int(operator.floordiv),
+    ast.Mod: _modulo,
+}
+
+_OPERATOR_TEXT: Final[Mapping[type[ast.AST], str]] = {
+    ast.Pow: "**",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.MatMult: "@",
+    ast.Is: "is",
+    ast.IsNot: "is",
+}
+
+
+def _contains(a: Any, b: Any) -> bool:
+    return a in b
+
+
+def _not_contains(a: Any, b: Any) -> bool:
+    return a not in b
+
+
+_COMPARE: Final[Mapping[type[ast.cmpop], Callable[[Any, Any], Any]]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: _contains,
+    ast.NotIn: _not_contains,
+}
+
+# One comparison against a literal (`asset.status == 200`) is the most frequent condition, so it
+# gets closures with the operator inlined rather than an `operator.*` call.
+_COMPARE_CONSTANT: Final[Mapping[type[ast.cmpop], Callable[[_Fn, Any], _Fn]]] = {
+    ast.Eq: lambda f, c: lambda s: f(s) == c,
+    ast.NotEq: lambda f, c: lambda s: f(s) != c,
+    ast.Lt: lambda f, c: lambda s: f(s) < c,
+    ast.LtE: lambda f, c: lambda s: f(s) <= c,
+    ast.Gt: lambda f, c: lambda s: f(s) > c,
+    ast.GtE: lambda f, c: lambda s: f(s) >= c,
+    ast.In: lambda f, c: lambda s: f(s) in c,
+    ast.NotIn: lambda f, c: lambda s: f(s) not in c,
+}
+
+_COMPARE_PAIR: Final[Mapping[type[ast.cmpop], Callable[[_Fn, _Fn], _Fn]]] = {
+    ast.Eq: lambda f, g: lambda s: f(s) == g(s),
+    ast.NotEq: lambda f, g: lambda s: f(s) != g(s),
+    ast.Lt: lambda f, g: lambda s: f(s) < g(s),
+    ast.LtE: lambda f, g: lambda s: f(s) <= g(s),
+    ast.Gt: lambda f, g: lambda s: f(s) > g(s),
+    ast.GtE: lambda f, g: lambda s: f(s) >= g(s),
+    ast.In: lambda f, g: lambda s: f(s) in g(s),
+    ast.NotIn: lambda f, g: lambda s: f(s) not in g(s),
+}
+
+
+def _compare_chain(first: _Fn, rest: tuple[tuple[Callable[[Any, Any], Any], _Fn], ...]) -> _Fn:
+    def run(scope: _Scope) -> Any:
+        a = first(scope)
+        for op, fn in rest:
+            b = fn(scope)
+            if not op(a, b):
+                return False
+            a = b
+        return True
+
+    return run
+
+
+def _and(fns: tuple[_Fn, ...]) -> _Fn:
+    if len(fns) == 2:
+        f, g = fns
+        return lambda s: f(s) and g(s)
+
+    def run(scope: _Scope) -> Any:
+        value: Any = True
+        for fn in fns:
+            value = fn(scope)
+            if not value:
+                return value
+        return value
+
+    return run
+
+
+def _or(fns: tuple[_Fn, ...]) -> _Fn:
+    if len(fns) == 2:
+        f, g = fns
+        return lambda s: f(s) or g(s)
+
+    def run(scope: _Scope) -> Any:
+        value: Any = False
+        for fn in fns:
+            value = fn(scope)
+            if value:
+                return value
+        return value
+
+    return run
+
+
+def _negate(fn: _Fn) -> _Fn:
+    def run(scope: _Scope) -> Any:
+        result = -fn(scope)
+        if type(result) is int and not -MAX_INT <= result <= MAX_INT:
+            _too_big(result)
+        return result
+
+    return run
+
+
+def _call(fn: Callable[[Any], Any], arg: _Fn) -> _Fn:
+    return lambda s: fn(arg(s))
+
+
+def _list(fns: tuple[_Fn, ...]) -> _Fn:
+    return lambda s: [f(s) for f in fns]
+
+
+def _if(test: _Fn, body: _Fn, orelse: _Fn) -> _Fn:
+    return lambda s: body(s) if test(s) else orelse(s)
+
+
+# --- the compiler ---
+
+_FORBIDDEN: Final[Mapping[type[ast.AST], str]] = {
+    ast.Lambda: "lambda expressions are not allowed",
+    ast.ListComp: "comprehensions are not allowed",
+    ast.SetComp: "comprehensions are not allowed",
+    ast.DictComp: "comprehensions are not allowed",
+    ast.GeneratorExp: "comprehensions are not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+    ast.FormattedValue: "f-strings are not allowed",
+    ast.NamedExpr: "assignment expressions (:=) are not allowed",
+    ast.Starred: "starred expressions are not allowed",
+    ast.Dict: "dict literals are not allowed",
+    ast.Set: "set literals are not allowed",
+    ast.Tuple: "tuples are not allowed; use a list [a, b]",
+    ast.Slice: "slices are not allowed",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
+    ast.YieldFrom: "yield is not allowed",
+}
+
+
+class _Compiler:
+    """Turns one parsed expression into closures, checking every node against the whitelist."""
+
+    def __init__(self, text: str, source: str, lead: int, renamed: Mapping[int, str]) -> None:
+        self.text = text
+        self.lead = lead
+        self.renamed = renamed
+        self.encoded = source.encode()
+        self.ascii = source.isascii()
+        # Same offsets as `text`; used for labels in runtime error messages.
+        self.display = text.replace("\r", " ").replace("\n", " ")
+        self.names: set[tuple[str, ...]] = set()
+
+    # positions: ast offsets are UTF-8 byte offsets into `source`; columns are characters in `text`
+    def column(self, byte_offset: int | None) -> int:
+        offset = byte_offset or 0
+        if not self.ascii:
+            offset = len(self.encoded[:offset].decode("utf-8", "replace"))
+        return self.lead + offset
+
+    def start(self, node: ast.AST) -> int:
+        return self.column(getattr(node, "col_offset", 0))
+
+    def end(self, node: ast.AST) -> int:
+        return self.column(getattr(node, "end_col_offset", 0))
+
+    def fail(self, message: str, column: int) -> NoReturn:
+        raise ExprSyntaxError(self.text, message, column)
+
+    def operator_column(self, left: ast.AST, right: ast.AST, symbol: str) -> int:
+        """Where `symbol` sits between two operands (the AST does not place operators)."""
+        begin, finish = self.end(left), self.start(right)
+        found = self.text.find(symbol, begin, finish)
+        return found if found >= 0 else begin
+
+    def identifier(self, name: str, column: int) -> str:
+        original = self.renamed.get(column)
+        if original is not None:
+            return original
+        if name.startswith("_"):
+            self.fail(f"names starting with '_' are not allowed: {name!r}", column)
+        return name
+
+    def check_private_names(self, tree: ast.expr) -> None:
+        """Refuse `_` names first, wherever they are: the leftmost one is the reported one."""
+        private: list[tuple[int, str]] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                column, name = self.start(node), node.id
+            elif isinstance(node, ast.Attribute):
+                column, name = self.end(node) - len(node.attr), node.attr
+            else:
+                continue
+            if name.startswith("_") and column not in self.renamed:
+                private.append((column, name))
+        if private:
+            column, name = min(private)
+            self.fail(f"names starting with '_' are not allowed: {name!r}", column)
+
+    def build(self, node: ast.expr, depth: int) -> _Fn:
+        if depth > MAX_DEPTH:
+            self.fail(
+                f"expression too complex: nested deeper than {MAX_DEPTH} levels", self.start(node)
+            )
+        match node:
+            case ast.Constant(value=value):
+                return self.build_constant(node, value)
+            case ast.Name(id=name):
+                if name in _CONSTANT_NAMES:
+                    return _constant(_CONSTANT_NAMES[name])
+                return self.build_chain(node, depth)
+            case ast.Attribute() | ast.Subscript():
+                return self.build_chain(node, depth)
+            case ast.BinOp(left=left, op=op, right=right):
+                factory = _BINARY.get(type(op))
+                if factory is None:
+                    symbol = _OPERATOR_TEXT.get(type(op), "")
+                    self.fail(
+                        f"operator {symbol!r} is not allowed",
+                        self.operator_column(left, right, symbol) if symbol else self.start(node),
+                    )
+                return factory(self.build(left, depth + 1), self.build(right, depth + 1))
+            case ast.UnaryOp(op=op, operand=operand):
+                if isinstance(op, ast.Invert):
+                    self.fail("operator '~' is not allowed", self.start(node))
+                inner = self.build(operand, depth + 1)
+                if isinstance(op, ast.Not):
+                    return lambda s: not inner(s)
+                if isinstance(op, ast.USub):
+                    return _negate(inner)
+                return lambda s: +inner(s)
+            case ast.BoolOp(op=op, values=values):
+                fns = tuple(self.build(v, depth + 1) for v in values)
+                return _and(fns) if isinstance(op, ast.And) else _or(fns)
+            case ast.Compare():
+                return self.build_compare(node, depth)
+            case ast.IfExp(test=test, body=body, orelse=orelse):
+                return _if(
+                    self.build(test, depth + 1),
+                    self.build(body, depth + 1),
+                    self.build(orelse, depth + 1),
+                )
+            case ast.List(elts=elts):
+                return _list(tuple(self.build(e, depth + 1) for e in elts))
+            case ast.Call():
+                return self.build_call(node, depth)
+        message = _FORBIDDEN.get(type(node), f"{type(node).__name__} is not allowed")
+        self.fail(message, self.start(node))
+
+    def build_constant(self, node: ast.AST, value: Any) -> _Fn:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return _constant(value)
+        if isinstance(value, complex):
+            message = "complex numbers are not allowed"
+        elif isinstance(value, bytes):
+            message = "bytes literals are not allowed"
+        else:
+            message = "'...' is not allowed"
+        self.fail(message, self.start(node))
+
+    def build_compare(self, node: ast.Compare, depth: int) -> _Fn:
+        operands = [node.left, *node.comparators]
+        ops: list[type[ast.cmpop]] = []
+        for i, op in enumerate(node.ops):
+            if type(op) not in _COMPARE:
+                # Only `is` / `is not` are left outside the whitelist.
+                self.fail(
+                    "operator 'is' is not allowed; use == or !=",
+                    self.operator_column(operands[i], operands[i + 1], "is"),
+                )
+            ops.append(type(op))
+        fns = [self.build(n, depth + 1) for n in operands]
+        if len(ops) == 1:
+            right = node.comparators[0]
+            if isinstance(right, ast.Constant):
+                return _COMPARE_CONSTANT[ops[0]](fns[0], right.value)
+            return _COMPARE_PAIR[ops[0]](fns[0], fns[1])
+        return _compare_chain(
+            fns[0], tuple((_COMPARE[op], fn) for op, fn in zip(ops, fns[1:], strict=True))
+        )
+
+    def build_call(self, node: ast.Call, depth: int) -> _Fn:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            self.fail("method calls are not allowed", self.end(func) - len(func.attr))
+        if not isinstance(func, ast.Name):
+            self.fail(f"only these functions can be called: {_FUNCTION_LIST}", self.start(func))
+        name = self.renamed.get(self.start(func), func.id)
+        if name not in FUNCTIONS:
+            self.fail(f"unknown function {name!r} (allowed: {_FUNCTION_LIST})", self.start(func))
+        if node.keywords:
+            self.fail("keyword arguments are not allowed", self.start(node.keywords[0]))
+        args = [self.build(a, depth + 1) for a in node.args]
+        if len(args) != 1:
+            self.fail(f"{name}() takes exactly 1 argument ({len(args)} given)", self.start(node))
+        return _call(FUNCTIONS[name], args[0])
+
+    def build_chain(self, node: ast.expr, depth: int) -> _Fn:
+        """`base.a['b'][0][x]`: one closure for the whole access path, names recorded."""
+        links: list[ast.Attribute | ast.Subscript] = []
+        current = node
+        while isinstance(current, (ast.Attribute, ast.Subscript)):
+            links.append(current)
+            current = current.value
+        if depth + len(links) > MAX_DEPTH:
+            self.fail(
+                f"expression too complex: nested deeper than {MAX_DEPTH} levels", self.start(node)
+            )
+        base_node = current
+        root = ""
+        base: _Fn | None = None
+        if isinstance(base_node, ast.Name) and base_node.id not in _CONSTANT_NAMES:
+            root = self.identifier(base_node.id, self.start(base_node))
+        else:
+            base = self.build(base_node, depth + len(links))
+
+        # (kind, payload, node accessed): kinds are "key" (static str), "index", "dynamic".
+        # Built left to right, so that the leftmost problem is the one reported.
+        accessors: list[tuple[str, Any, ast.expr]] = []
+        for level in range(len(links) - 1, -1, -1):
+            link = links[level]
+            if isinstance(link, ast.Attribute):
+                column = self.end(link) - len(link.attr)
+                accessors.append(("key", self.identifier(link.attr, column), link.value))
+            else:
+                accessors.append(self.subscript(link, depth + level + 1))
+
+        if base is None:
+            path = [root]
+            for kind, payload, _ in accessors:
+                if kind != "key":
+                    break
+                path.append(payload)
+            self.names.add(tuple(path))
+            if accessors and len(path) == len(accessors) + 1:
+                labels = tuple(self.label(base_node, accessed) for *_, accessed in accessors)
+                return _fields(root, tuple(path[1:]), labels)
+            base = _root(root)
+        if not accessors:
+            return base
+
+        steps: list[_Step] = []
+        for kind, payload, accessed in accessors:
+            label = self.label(base_node, accessed)
+            if kind == "key":
+                steps.append(_field_step(payload, label))
+            elif kind == "index":
+                steps.append(_index_step(payload, label))
+            else:
+                steps.append(_dynamic_step(payload, label))
+        return _chain(base, tuple(steps))
+
+    def subscript(self, node: ast.Subscript, depth: int) -> tuple[str, Any, ast.expr]:
+        index = node.slice
+        if isinstance(index, ast.Constant):
+            if isinstance(index.value, str):
+                return ("key", index.value, node.value)
+            if isinstance(index.value, int) and not isinstance(index.value, bool):
+                return ("index", index.value, node.value)
+        if (
+            isinstance(index, ast.UnaryOp)
+            and isinstance(index.op, ast.USub)
+            and isinstance(index.operand, ast.Constant)
+            and type(index.operand.value) is int
+        ):
+            return ("index", -index.operand.value, node.value)
+        return ("dynamic", self.build(index, depth + 1), node.value)
+
+    def label(self, base: ast.AST, accessed: ast.AST) -> str:
+        """The source text of the value being accessed, e.g. `asset.body` for `asset.body.x`."""
+        return self.display[self.start(base) : self.end(accessed)]
+
+
+def _prepare(text: str) -> tuple[str, int, dict[int, str]]:
+    """Text to parse, its offset in `text`, and the keywords renamed (by column) to parse it.
+
+    Newlines become spaces (same offsets, so a YAML block scalar may span lines). Python keywords
+    that the DSL uses as names (`global.name`, `error.class`) are replaced by same-length
+    underscore runs, which user text can never produce since `_` names are refused.
+    """
+    flat = text.replace("\r", " ").replace("\n", " ")
+    source = flat.strip()
+    lead = len(flat) - len(flat.lstrip())
+    if not source:
+        raise ExprSyntaxError(text, "empty expression", 0)
+    chars = list(source)
+    renamed: dict[int, str] = {}
+    previous: tokenize.TokenInfo | None = None
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                raise ExprSyntaxError(text, "comments are not allowed", lead + token.start[1])
+            if token.type == tokenize.NAME and keyword.iskeyword(token.string):
+                after_dot = (
+                    previous is not None and previous.type == tokenize.OP and previous.string == "."
+                )
+                if token.string == "global" or after_dot:
+                    column = token.start[1]
+                    chars[column : column + len(token.string)] = "_" * len(token.string)
+                    renamed[lead + column] = token.string
+            previous = token
+    except (tokenize.TokenError, SyntaxError):
+        pass  # ast.parse reports the problem with a better message and position
+    return "".join(chars), lead, renamed
+
+
+def _compile(text: str) -> Expr:
+    if len(text) > MAX_LENGTH:
+        raise ExprSyntaxError(
+            text, f"expression too complex: {len(text)} characters (max {MAX_LENGTH})", MAX_LENGTH
+        )
+    source, lead, renamed = _prepare(text)
+    try:
+        with warnings.catch_warnings():
+            # Invalid escapes like '\d' only warn in Python; here they are errors.
+            warnings.simplefilter("error")
+            # The trailing newline makes the parser place "incomplete input" errors at the end.
+            tree = ast.parse(source + "\n", mode="eval")
+    except SyntaxError as exc:
+        if exc.lineno is not None and exc.lineno > 1:
+            column = len(text)
+        else:
+            column = lead + max((exc.offset or 1) - 1, 0)
+        message = exc.msg or "invalid syntax"
+        if message == "invalid syntax" and column >= lead + len(source):
+            message = "unexpected end of expression"
+        raise ExprSyntaxError(text, message, min(column, len(text))) from None
+    except UnicodeEncodeError as exc:
+        message = f"invalid character {exc.object[exc.start]!r}"
+        raise ExprSyntaxError(text, message, lead + exc.start) from None
+    except (RecursionError, MemoryError):
+        raise ExprSyntaxError(text, "expression too complex", lead) from None
+    except ValueError as exc:
+        raise ExprSyntaxError(text, f"invalid expression: {exc}", lead) from None
+    compiler = _Compiler(text, source, lead, renamed)
+    compiler.check_private_names(tree.body)
+    fn = compiler.build(tree.body, 1)
+    return Expr(text, fn, frozenset(compiler.names))
+
+
+_compile_cached = lru_cache(maxsize=_CACHE_SIZE)(_compile)
+
+
+def compile_expr(text: str) -> Expr:
+    """Compile an expression (cached by text); raises ExprSyntaxError."""
+    return _compile_cached(text)
+
+
+@final
+class Expr:
+    """A compiled expression. Immutable; share it freely across tasks and threads.
+
+    `names` holds every name path read, cut at the first non-static step (`a['k'].b` ->
+    `('a', 'k', 'b')`, `a[0].b` -> `('a',)`); `roots` their first elements.
+    """
+
+    __slots__ = ("_fn", "is_constant", "names", "roots", "text")
+
+    def __init__(self, text: str, fn: _Fn, names: frozenset[tuple[str, ...]]) -> None:
+        self.text = text
+        self._fn = fn
+        self.names = names
+        self.roots = frozenset(path[0] for path in names)
+        self.is_constant = not names
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        """The expression's value in `scope`; raises ExprEvalError and nothing else."""
+        try:
+            return self._fn(scope)
+        except _Failure as exc:
+            raise ExprEvalError(self.text, exc.message) from None
+        except Exception as exc:
+            raise ExprEvalError(self.text, _describe(exc)) from exc
+
+    def __repr__(self) -> str:
+        return f"Expr({self.text!r})"

@@ -1,0 +1,298 @@
+"""Immutable plan objects: what parse2wbs produces and the core executes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from wbsrun.dsl.expr import Expr
+from wbsrun.dsl.template import CompiledValue, Template
+from wbsrun.errors import Diagnostic
+
+__all__ = [
+    "EMPTY",
+    "ActionSpec",
+    "ComponentSpec",
+    "ExitSpec",
+    "GotoKind",
+    "Handler",
+    "HandlerCall",
+    "HandlerGoto",
+    "HandlerRelease",
+    "HandlerRollback",
+    "HandlerUpdate",
+    "HealthCheckSpec",
+    "HealthThreshold",
+    "Milestone",
+    "NodeSpec",
+    "Persist",
+    "Plan",
+    "ProfileSpec",
+    "ProgressSpec",
+    "ResourceSpec",
+    "SaveAs",
+    "ScenarioSpec",
+    "Transition",
+    "WbsNode",
+    "WorkbookSpec",
+    "WorkflowSpec",
+]
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+SaveScope = Literal["workbook", "user-local", "task-local", "global"]
+NodeType = Literal["action", "parallel", "checkpoint", "terminus"]
+GotoKind = Literal["node", "exit", "retry", "rollback"]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    name: str
+    version: str
+    kind: str
+    entry: str | None
+    wit: str | None
+    capabilities: tuple[str, ...]
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    dir: str
+    filename: Template
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAs:
+    var: str
+    scope: SaveScope
+    persist: Persist | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """A named component call; `component`/`call` already resolve aliases (`log.X`)."""
+
+    name: str
+    component: str
+    call: str
+    args: CompiledValue
+    save_as: SaveAs | None
+    wbs_level: str
+    timeout: float | None
+    rate_limit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerCall:
+    """Call a declared action, or `component.call` inline with its own `with`."""
+
+    action: ActionSpec
+    when: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerGoto:
+    target: str
+    kind: GotoKind
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerUpdate:
+    # (section path, value) pairs; aliases already expanded to section paths.
+    assignments: tuple[tuple[str, CompiledValue], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerRollback:
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerRelease:
+    handles: CompiledValue
+    when: str | None
+
+
+Handler = HandlerCall | HandlerGoto | HandlerUpdate | HandlerRollback | HandlerRelease
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    edge: str
+    to: str
+    kind: Literal["always", "otherwise", "expr"]
+    condition: Expr | None
+    target_kind: GotoKind = "node"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    id: str
+    type: NodeType
+    index: int
+    action: ActionSpec | None = None
+    timeout: float | None = None
+    rate_limit: float | None = None
+    on_error: tuple[Handler, ...] = ()
+    on_timeout: tuple[Handler, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+    branches: tuple[str, ...] = ()
+    join_policy: Literal["wait-all", "wait-any"] = "wait-all"
+    join_to: str | None = None
+    metrics: tuple[str, ...] = ()
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSpec:
+    name: str
+    entry: str
+    nodes: Mapping[str, NodeSpec]
+    timeout: float | None
+    on_error: tuple[Handler, ...]
+    on_timeout: tuple[Handler, ...]
+    wbs_level: str
+    linear: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitSpec:
+    name: str
+    owner: str
+    classify_default: Literal["transient", "permanent"]
+    classify_field: Template | None
+    actions: tuple[Handler, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    name: str
+    kind: Literal["ramp", "constant", "phases"]
+    start_users: int = 0
+    end_users: int = 0
+    users: int = 0
+    duration: float = 0.0
+    phases: tuple[tuple[float, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    name: str
+    node: str
+    edge: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThreshold:
+    telemetry_field: str
+    min_score: float
+    consecutive_breach: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSpec:
+    name: str
+    workflow: str
+    user_count: int
+    spawn_rate: float | None
+    profile: ProfileSpec | None
+    task_duration: float | None
+    iterations: int | None
+    think_time: float
+    inherit: tuple[str, ...]
+    session_new: bool
+    context: Mapping[str, Any]
+    exits: Mapping[str, str]
+    milestones: tuple[Milestone, ...]
+    aggregation: tuple[tuple[str, float], ...]
+    health_threshold: HealthThreshold | None
+    max_duration: float | None
+    wbs_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckSpec:
+    interval: float
+    timeout: float
+    probe: ActionSpec
+    on_failure: tuple[Handler, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceSpec:
+    name: str
+    type: Literal["pair_pool", "file_blob"]
+    provider_component: str | None
+    provider_calls: Mapping[str, str]
+    ttl: float | None
+    auto_renew: bool
+    strategy: Literal["round-robin", "least-used"]
+    read_only: bool
+    manifest: Path | None
+    parser_format: Literal["csv", "yaml"]
+    parser_fields: tuple[str, ...]
+    file: Path | None
+    checksum: str | None
+    capacity: int | None
+    exclusive: bool
+    health_check: HealthCheckSpec | None
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkbookSpec:
+    """Section defaults (shared by every entry) and the alias table."""
+
+    defaults: Mapping[str, Mapping[str, Any]]
+    process_groups: Mapping[str, str]
+    descriptions: Mapping[str, str]
+    expose: Mapping[str, str]
+
+    def resolve(self, name: str) -> str:
+        """Alias or section path to a section path."""
+        return self.expose.get(name, name)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSpec:
+    max_batch_size: int = 100
+    flush_interval: float = 0.1
+    priority_threshold: float = 0.7
+    transient: frozenset[str] = frozenset()
+    permanent: frozenset[str] = frozenset()
+    poller_priorities: tuple[tuple[str, Mapping[str, tuple[str, ...]], float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WbsNode:
+    """One element of the work breakdown structure (L0 program … L5 action)."""
+
+    level: int
+    kind: str
+    name: str
+    detail: str = ""
+    children: tuple[WbsNode, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    version: str
+    source: str
+    res_dir: Path
+    globals: Mapping[str, Any]
+    components: Mapping[str, ComponentSpec]
+    resources: Mapping[str, ResourceSpec]
+    workbook: WorkbookSpec
+    progress: ProgressSpec
+    actions: Mapping[str, ActionSpec]
+    workflows: Mapping[str, WorkflowSpec]
+    scenarios: tuple[ScenarioSpec, ...]
+    exits: Mapping[str, ExitSpec]
+    wbs: WbsNode
+    warnings: tuple[Diagnostic, ...] = field(default=())

@@ -1,0 +1,272 @@
+"""`{{ expr }}` templates in scenario strings, and compiled nested values made of them.
+
+A string that is exactly one `{{ ... }}` renders to the expression's value with its type; any
+other string renders to text, each value converted by `to_text`. A lone `}}` is literal text;
+to write a literal `{{`, use an expression: `{{ '{{' }}`. Inside the braces, a `}}` within a
+quoted string does not close the expression.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, Final, final
+
+from wbsrun.dsl.expr import Expr, ExprError, ExprSyntaxError, compile_expr, to_text
+
+__all__ = [
+    "CompiledValue",
+    "Template",
+    "TemplateSyntaxError",
+    "compile_template",
+    "compile_value",
+    "iter_templates",
+    "to_text",
+]
+
+_CACHE_SIZE: Final = 8_192
+
+_Scope = Mapping[str, Any]
+_Render = Callable[[_Scope], Any]
+Path = tuple[str | int, ...]
+
+
+def _format_path(path: Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+class TemplateSyntaxError(ExprError):
+    """A template was refused at compile time.
+
+    `column` is a 0-based offset into the whole string `text`; `path` is the key path of that
+    string inside the value given to `compile_value` (empty otherwise).
+    """
+
+    def __init__(self, text: str, message: str, column: int, path: Path = ()) -> None:
+        super().__init__(text, message, column, path)
+        self.text = text
+        self.message = message
+        self.column = column
+        self.path = path
+
+    def __str__(self) -> str:
+        where = f" at {_format_path(self.path)}" if self.path else ""
+        return f"{self.message} (at offset {self.column} of {self.text!r}{where})"
+
+
+def _find_close(source: str, start: int) -> int:
+    """Index of the `}}` closing an expression that begins at `start`, or -1.
+
+    Quoted strings are skipped so that `{{ x['}}'] }}` works; if a quote never closes, the
+    first `}}` wins and the expression compiler reports the unterminated string.
+    """
+    quote = ""
+    i, n = start, len(source)
+    while i < n:
+        char = source[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "}" and source.startswith("}}", i):
+            return i
+        i += 1
+    return source.find("}}", start)
+
+
+def _parse(source: str) -> tuple[list[str], list[Expr]]:
+    """Split `source` into literal pieces and the expressions between them (len+1 literals)."""
+    literals: list[str] = []
+    expressions: list[Expr] = []
+    position = 0
+    while True:
+        start = source.find("{{", position)
+        if start < 0:
+            literals.append(source[position:])
+            return literals, expressions
+        inner_start = start + 2
+        close = _find_close(source, inner_start)
+        if close < 0:
+            raise TemplateSyntaxError(source, "unclosed '{{' (no matching '}}')", start)
+        inner = source[inner_start:close]
+        if not inner.strip():
+            raise TemplateSyntaxError(source, "empty expression '{{ }}'", start)
+        try:
+            expression = compile_expr(inner)
+        except ExprSyntaxError as exc:
+            raise TemplateSyntaxError(source, exc.message, inner_start + exc.column) from exc
+        literals.append(source[position:start])
+        expressions.append(expression)
+        position = close + 2
+
+
+def _interpolate(literals: tuple[str, ...], expressions: tuple[Expr, ...]) -> _Render:
+    head = literals[0]
+    if len(expressions) == 1:
+        evaluate = expressions[0].evaluate
+        tail = literals[1]
+        return lambda scope: head + to_text(evaluate(scope)) + tail
+    if len(expressions) == 2:
+        first, second = (e.evaluate for e in expressions)
+        middle, tail = literals[1:]
+        return lambda s: head + to_text(first(s)) + middle + to_text(second(s)) + tail
+    pairs = tuple((e.evaluate, lit) for e, lit in zip(expressions, literals[1:], strict=True))
+
+    def render(scope: _Scope) -> str:
+        return head + "".join([to_text(evaluate(scope)) + literal for evaluate, literal in pairs])
+
+    return render
+
+
+@final
+class Template:
+    """A compiled scenario string. Immutable; share it freely."""
+
+    __slots__ = ("_render", "expressions", "is_constant", "is_single", "names", "source")
+
+    def __init__(self, source: str) -> None:
+        literals, expressions = _parse(source)
+        self.source = source
+        self.expressions: tuple[Expr, ...] = tuple(expressions)
+        self.is_constant = not expressions
+        self.is_single = len(expressions) == 1 and literals == ["", ""]
+        self.names: frozenset[tuple[str, ...]] = frozenset().union(*(e.names for e in expressions))
+        self._render: _Render
+        if self.is_constant:
+            # No markers: the string renders as written, a lone `}}` included.
+            self._render = lambda scope: source
+        elif self.is_single:
+            self._render = expressions[0].evaluate
+        else:
+            self._render = _interpolate(tuple(literals), self.expressions)
+
+    def render(self, scope: Mapping[str, Any]) -> Any:
+        """The value (single expression), the interpolated text, or `source` when constant.
+
+        Raises ExprEvalError when an expression fails.
+        """
+        return self._render(scope)
+
+    def render_text(self, scope: Mapping[str, Any]) -> str:
+        """Like `render`, always as text."""
+        return to_text(self._render(scope))
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+_compile_cached = lru_cache(maxsize=_CACHE_SIZE)(Template)
+
+
+def compile_template(text: str) -> Template:
+    """Compile a scenario string (cached by text); raises TemplateSyntaxError."""
+    return _compile_cached(text)
+
+
+@final
+class CompiledValue:
+    """A compiled nested structure of dicts, lists and scalars, with templates in its strings.
+
+    `render` builds new dicts and lists wherever something below is templated, but fully
+    constant subtrees (and non-string scalars) are returned as the very objects that were
+    compiled, shared by every render: callers must not mutate what `render` returns in place.
+    """
+
+    __slots__ = ("_render", "is_constant", "names")
+
+    def __init__(
+        self, render: _Render, names: frozenset[tuple[str, ...]], is_constant: bool
+    ) -> None:
+        self._render = render
+        self.names = names
+        self.is_constant = is_constant
+
+    def render(self, scope: Mapping[str, Any]) -> Any:
+        """A new structure with every template rendered; raises ExprEvalError."""
+        return self._render(scope)
+
+
+class _Builder:
+    """Compiles a value tree; a subtree that needs no rendering compiles to None."""
+
+    def __init__(self) -> None:
+        self.names: set[tuple[str, ...]] = set()
+
+    def build(self, value: Any, path: Path) -> _Render | None:
+        if isinstance(value, str):
+            return self.build_string(value, path)
+        if isinstance(value, dict):
+            return self.build_dict(value, path)
+        if isinstance(value, (list, tuple)):
+            return self.build_list(value, path)
+        return None
+
+    def build_string(self, value: str, path: Path) -> _Render | None:
+        try:
+            template = compile_template(value)
+        except TemplateSyntaxError as exc:
+            raise TemplateSyntaxError(exc.text, exc.message, exc.column, path) from exc
+        if template.is_constant:
+            return None
+        self.names.update(template.names)
+        return template.render
+
+    def build_dict(self, value: dict[Any, Any], path: Path) -> _Render | None:
+        items = tuple(
+            (key, child, self.build(child, (*path, _path_key(key)))) for key, child in value.items()
+        )
+        if all(render is None for *_, render in items):
+            return None
+        return lambda scope: {
+            key: child if render is None else render(scope) for key, child, render in items
+        }
+
+    def build_list(self, value: list[Any] | tuple[Any, ...], path: Path) -> _Render | None:
+        items = tuple(
+            (child, self.build(child, (*path, index))) for index, child in enumerate(value)
+        )
+        if all(render is None for _, render in items):
+            return None
+        if isinstance(value, tuple):
+            return lambda scope: tuple(
+                child if render is None else render(scope) for child, render in items
+            )
+        return lambda scope: [child if render is None else render(scope) for child, render in items]
+
+
+def _path_key(key: Any) -> str:
+    return key if isinstance(key, str) else str(key)
+
+
+def compile_value(value: Any) -> CompiledValue:
+    """Compile every string inside `value` (dict values and list items; keys stay as written).
+
+    Raises TemplateSyntaxError whose `path` is the key path of the bad string inside `value`.
+    """
+    builder = _Builder()
+    render = builder.build(value, ())
+    if render is None:
+        return CompiledValue(lambda scope: value, frozenset(), True)
+    return CompiledValue(render, frozenset(builder.names), False)
+
+
+def iter_templates(value: Any) -> Iterator[tuple[Path, str]]:
+    """Every string leaf of `value` (dict values, list items) with its key path."""
+    return _walk(value, ())
+
+
+def _walk(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield from _walk(child, (*path, _path_key(key)))
+    elif isinstance(value, (list, tuple)):
+        for index, child in enumerate(value):
+            yield from _walk(child, (*path, index))

@@ -1,0 +1,162 @@
+"""Where the run stands: time and work progress, milestones, ETA; and the JSON result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from wbsrun.core.runner import Runner
+from wbsrun.core.scheduler import Scheduler
+
+__all__ = ["RESULT_SCHEMA_ID", "ProgressSnapshot", "build_result", "progress_snapshot"]
+
+RESULT_SCHEMA_ID = "https://wbsrun.dev/schema/result-v1.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSnapshot:
+    elapsed: float
+    time: float | None
+    work: float
+    eta_s: float | None
+    planned_tasks: int | None
+    tasks_done: int
+    tasks_inflight: int
+    active_users: int
+    planned_users: int
+
+
+def _planned_tasks(s: Scheduler) -> int | None:
+    spec = s.scenario
+    if spec.iterations is not None:
+        return s.plan.users * spec.iterations
+    if spec.task_duration is None and s.plan.stop_after is None and s.deadline is None:
+        return s.plan.users
+    return None
+
+
+def _planned_duration(s: Scheduler, t0: float) -> float | None:
+    candidates = []
+    last_start = max(s.plan.starts, default=0.0)
+    if s.scenario.task_duration is not None:
+        candidates.append(last_start + s.scenario.task_duration)
+    if s.plan.stop_after is not None:
+        candidates.append(s.plan.stop_after)
+    if s.scenario.max_duration is not None:
+        candidates.append(s.scenario.max_duration)
+    if s.deadline is not None:
+        candidates.append(s.deadline - t0)
+    return min(candidates) if candidates else None
+
+
+def progress_snapshot(runner: Runner) -> ProgressSnapshot:
+    """Progress against the plan: users × passes, or the planned time window."""
+    ctx = runner.ctx
+    st = ctx.stats
+    elapsed = runner.elapsed
+    done = st.tasks_succeeded + st.tasks_failed + st.tasks_timed_out + st.tasks_rolled_back
+    inflight = len(ctx.inflight)
+    sum_progress = ctx.progress_done + sum(ctx.inflight.values())
+    planned = [_planned_tasks(s) for s in runner.schedulers]
+    durations = [_planned_duration(s, ctx.t0) for s in runner.schedulers]
+    finished = runner.ended_at is not None
+    time_progress = None
+    known = [d for d in durations if d is not None]
+    if known and max(known) > 0:
+        time_progress = 1.0 if finished else min(1.0, elapsed / max(known))
+    planned_tasks = sum(p for p in planned if p is not None) if None not in planned else None
+    eta = None
+    if planned_tasks is not None:
+        work = sum_progress / planned_tasks if planned_tasks else 1.0
+        if done and not finished:
+            eta = max(0.0, (planned_tasks - done) * elapsed / done)
+    else:
+        # Time-boxed plan: the work planned so far is what the elapsed share projects.
+        share = time_progress or 0.0
+        projected = (done + inflight) / share if share > 0 else 0.0
+        work = sum_progress / projected if projected else 0.0
+        if known and not finished:
+            eta = max(0.0, max(known) - elapsed)
+    if finished:
+        eta = 0.0
+        if planned_tasks is None:
+            work = sum_progress / done if done else 0.0
+    return ProgressSnapshot(
+        elapsed=elapsed,
+        time=time_progress,
+        work=min(1.0, work),
+        eta_s=eta,
+        planned_tasks=planned_tasks,
+        tasks_done=done,
+        tasks_inflight=inflight,
+        active_users=runner.active_users(),
+        planned_users=runner.planned_users(),
+    )
+
+
+def build_result(
+    runner: Runner,
+    resources: Mapping[str, Mapping[str, int]],
+    logs: Mapping[str, int],
+) -> dict[str, Any]:
+    """The `--json` result; its shape is documented by `result-schema.json`."""
+    ctx = runner.ctx
+    st = ctx.stats
+    elapsed = runner.elapsed
+    snap = progress_snapshot(runner)
+    milestone_weights = {m.name: m.weight for s in runner.plan.scenarios for m in s.milestones}
+    return {
+        "$schema": RESULT_SCHEMA_ID,
+        "scenario": runner.plan.name,
+        "version": runner.plan.version,
+        "source": runner.plan.source,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(runner.started_wall)),
+        "duration_s": round(elapsed, 3),
+        "status": "interrupted" if runner.interrupted else "completed",
+        "users": {
+            "planned": runner.planned_users(),
+            "started": st.users_started,
+            "finished": st.users_finished,
+        },
+        "requests": {
+            "total": st.requests_total,
+            "ok": st.requests_ok,
+            "failed": st.requests_failed,
+            "per_second": round(st.requests_total / elapsed, 2) if elapsed else 0.0,
+        },
+        "tasks": {
+            "started": st.tasks_started,
+            "succeeded": st.tasks_succeeded,
+            "failed": st.tasks_failed,
+            "timed_out": st.tasks_timed_out,
+            "rolled_back": st.tasks_rolled_back,
+        },
+        "actions": {
+            name: {
+                "count": a.count,
+                "ok": a.ok,
+                "failed": a.failed,
+                "latency_ms": a.latency.summary(),
+            }
+            for name, a in sorted(st.actions.items())
+        },
+        "exits": dict(sorted(st.exits.items())),
+        "errors": dict(sorted(st.errors.items())),
+        "progress": {
+            "work": round(snap.work, 4),
+            "time": round(snap.time, 4) if snap.time is not None else None,
+            "planned_tasks": snap.planned_tasks,
+            "milestones": {
+                name: {"reached": st.milestones.get(name, 0), "weight": weight}
+                for name, weight in milestone_weights.items()
+            },
+        },
+        "resources": {name: dict(values) for name, values in resources.items()},
+        "logs": dict(sorted(logs.items())),
+        "persist": {
+            "files_written": ctx.persist.files_written,
+            "errors": list(ctx.persist.errors),
+        },
+    }

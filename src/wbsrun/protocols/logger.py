@@ -1,0 +1,43 @@
+"""The built-in `logger` component: scenario log lines to the run's log sink."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from wbsrun.core.ports import ActionOutcome, LogSink, Runtime, UserHandle
+from wbsrun.dsl.plan import ComponentSpec
+from wbsrun.dsl.template import to_text
+
+__all__ = ["LoggerComponent"]
+
+_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "error"}
+
+
+class LoggerComponent:
+    """debug / info / warn / error / log(level=…) with `message`."""
+
+    CALLS: ClassVar[frozenset[str]] = frozenset({*_LEVELS, "log"})
+    REQUESTS_PER_CALL: ClassVar[int] = 0
+
+    def __init__(self, spec: ComponentSpec | None = None) -> None:
+        self.spec = spec
+        self._sink: LogSink | None = None
+
+    async def init(self, runtime: Runtime) -> None:
+        self._sink = runtime.log
+
+    async def run_action(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        level = _LEVELS.get(call) or _LEVELS.get(str(args.get("level", "info")).lower(), "info")
+        message = to_text(args.get("message", ""))
+        if self._sink is not None:
+            self._sink.log(level, message, user.user_id)
+        return ActionOutcome({"level": level, "message": message})
+
+    async def release_user(self, user: UserHandle) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None

@@ -1,0 +1,158 @@
+"""Durations and rates: the accepted forms, the refused ones, and formatting round trips."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wbsrun.dsl.units import (
+    DURATION_PATTERN,
+    RATE_PATTERN,
+    UnitError,
+    format_duration,
+    parse_duration,
+    parse_rate,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("5s", 5.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1.5s", 1.5),
+        ("1m30s", 90.0),
+        ("1h30m", 5400.0),
+        ("2s500ms", 2.5),
+        ("0", 0.0),
+        ("7", 7.0),
+        (3, 3.0),
+        (0.25, 0.25),
+    ],
+)
+def test_parse_duration_reads_units_and_bare_numbers_as_seconds(
+    text: object, seconds: float
+) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["5 sec", "5sec", "", "s", "ms", "-1s", "1d", "5s1m", "1m1m", "1.s", "fast", " 5s"]
+)
+def test_parse_duration_refuses_other_text_quoting_it(text: str) -> None:
+    with pytest.raises(UnitError) as info:
+        parse_duration(text)
+    assert f"invalid duration '{text}'" in str(info.value)
+    assert "500ms, 5s, 2m, 1h" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (-1, "must not be negative"),
+        (True, "expected a number of seconds"),
+        (None, "expected a number of seconds"),
+        ([1], "expected a number of seconds"),
+        (math.inf, "must be a finite number"),
+        (math.nan, "must be a finite number"),
+        ("9" * 400 + "s", "too large"),
+    ],
+)
+def test_parse_duration_refuses_negative_infinite_and_non_numbers(
+    value: object, reason: str
+) -> None:
+    with pytest.raises(UnitError, match=reason):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"),
+    [
+        ("200/s", 200.0),
+        ("50 req/s", 50.0),
+        ("30/m", 0.5),
+        ("36/h", 0.01),
+        ("10 users/s", 10.0),
+        ("2.5/s", 2.5),
+        ("12", 12.0),
+        (5, 5.0),
+        (0.5, 0.5),
+    ],
+)
+def test_parse_rate_reads_counts_per_unit_and_bare_numbers_per_second(
+    text: object, per_second: float
+) -> None:
+    assert parse_rate(text) == pytest.approx(per_second)
+
+
+@pytest.mark.parametrize("text", ["fast", "200/d", "/s", "200 /s", "req/s", "200/", "1e3/s"])
+def test_parse_rate_refuses_other_text_quoting_it(text: str) -> None:
+    with pytest.raises(UnitError) as info:
+        parse_rate(text)
+    assert str(info.value).startswith(f"invalid rate '{text}': expected a count per second")
+
+
+@pytest.mark.parametrize("value", [0, "0/s", -3, False])
+def test_parse_rate_refuses_zero_negative_and_booleans(value: object) -> None:
+    with pytest.raises(UnitError):
+        parse_rate(value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (0.5, "500ms"), (5, "5s"), (90, "1m30s"), (3600, "1h"), (1.5, "1.5s")],
+)
+def test_format_duration_writes_the_shortest_readable_form(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("seconds", [-1.0, math.inf, math.nan])
+def test_format_duration_refuses_negative_and_non_finite_values(seconds: float) -> None:
+    with pytest.raises(UnitError):
+        format_duration(seconds)
+
+
+@given(st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False))
+def test_format_duration_round_trips_through_parse_duration(seconds: float) -> None:
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@given(st.integers(min_value=0, max_value=10**7))
+def test_whole_seconds_format_with_units_and_read_back_exactly(seconds: int) -> None:
+    text = format_duration(seconds)
+    assert "." not in text
+    assert parse_duration(text) == seconds
+
+
+@given(st.from_regex(re.compile(DURATION_PATTERN), fullmatch=True))
+def test_every_text_the_schema_pattern_accepts_parses_as_a_duration(text: str) -> None:
+    assert parse_duration(text) >= 0
+
+
+@given(st.text(alphabet="0123456789.hms /", max_size=8))
+def test_duration_pattern_and_parser_agree_on_any_text(text: str) -> None:
+    accepted = re.search(DURATION_PATTERN, text) is not None
+    try:
+        parse_duration(text)
+    except UnitError:
+        parsed = False
+    else:
+        parsed = True
+    assert accepted == parsed
+
+
+@given(st.text(alphabet="0123456789. /smhreqA", max_size=9))
+def test_rate_pattern_accepts_exactly_what_the_parser_reads_apart_from_zero(text: str) -> None:
+    accepted = re.search(RATE_PATTERN, text) is not None
+    try:
+        parse_rate(text)
+    except UnitError as exc:
+        assert not accepted or "greater than zero" in str(exc)
+    else:
+        assert accepted
