@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wbsrun.target import TargetProcess
+from wbsrun.target import TargetProcess, loopback_hosts
 
 # -- embedded asset server (wbsrun.target) ----------------------------------------------------
 
@@ -32,3 +34,37 @@ def target_factory() -> Iterator[Callable[..., TargetProcess]]:
     yield start
     for proc in started:
         proc.stop()
+
+
+# -- scenario bundles ----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_REFERENCE = REPO.parent / "shared" / "reference"
+BUNDLED_REFERENCE = REPO / "src" / "wbsrun" / "examples" / "http_tri_phase"
+
+
+@pytest.fixture
+def reference_dir() -> Path:
+    """The canonical bundle from ../shared (CI clones the repo beside it)."""
+    if not (SHARED_REFERENCE / "http_scenario.yaml").is_file():
+        pytest.skip(f"canonical bundle not found at {SHARED_REFERENCE}")
+    return SHARED_REFERENCE
+
+
+@pytest.fixture
+def live_reference(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> Callable[[int], tuple[Path, TargetProcess]]:
+    """A copy of the bundled reference scenario whose manifest points at a fresh target
+    (one loopback address per item, as the demo does)."""
+
+    def make(items: int = 4) -> tuple[Path, TargetProcess]:
+        hosts = loopback_hosts(items)
+        proc = target_factory(hosts=hosts)
+        bundle = tmp_path / "bundle"
+        shutil.copytree(BUNDLED_REFERENCE, bundle)
+        lines = ["ip,port", *(f"{h},{proc.port}" for h in hosts)]
+        (bundle / "resource.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return bundle, proc
+
+    return make

@@ -109,7 +109,7 @@ class Executor(HandlerRunner):
     async def _pass_timed_out(self, task: Task, limit: float) -> Jump:
         if task.phase == "executing.waiting_resource":
             # Waiting for a lease is bounded by the pass timeout and fails as unavailability.
-            return await self.on_error(
+            return await self.fail(
                 task, None, codes.RESOURCE_UNAVAILABLE, f"no resource free within {limit:g}s"
             )
         self.set_error(task, codes.NETWORK_TIMEOUT, f"pass exceeded its {limit:g}s timeout")
@@ -162,7 +162,12 @@ class Executor(HandlerRunner):
             if jump[0] != "node":
                 return jump
             nid = jump[1]
-        return await self.on_error(task, None, codes.STEP_LIMIT, f"over {MAX_STEPS} node visits")
+        return await self.fail(task, None, codes.STEP_LIMIT, f"over {MAX_STEPS} node visits")
+
+    async def fail(self, task: Task, node: NodeSpec | None, code: str, message: str) -> Jump:
+        """A failure no action outcome recorded: count its code, then route it like one."""
+        self.run.stats.count_error(code)
+        return await self.on_error(task, node, code, message)
 
     async def _action_node(self, task: Task, node: NodeSpec) -> Jump:
         action = node.action
@@ -294,10 +299,10 @@ class Executor(HandlerRunner):
                     chosen = t
                     break
             except ExprError as exc:
-                return await self.on_error(task, node, codes.EXPRESSION_ERROR, str(exc))
+                return await self.fail(task, node, codes.EXPRESSION_ERROR, str(exc))
         chosen = chosen or fallback
         if chosen is None:
-            return await self.on_error(
+            return await self.fail(
                 task, node, codes.NO_TRANSITION, f"no transition of node '{node.id}' matched"
             )
         milestone = self.milestones.get((node.id, chosen.edge))

@@ -27,6 +27,7 @@ __all__ = ["ENV_NAMES", "ERROR_NAMES", "FlowChecker", "successors"]
 ENV_NAMES = frozenset({"tick", "user_id", "task_id", "iteration", "scenario", "phase"})
 ERROR_NAMES = frozenset({"code", "class", "message"})
 WORKBOOK_IDS = frozenset({"user_id", "task_id"})
+_RUNTIME_ROOTS = frozenset({"env", "global", "error", "resource", "workbook"})
 Path_ = tuple[str | int, ...]
 
 
@@ -129,6 +130,14 @@ class FlowChecker:
         """Per node: the variables some earlier node on some path may have produced."""
         avail: dict[str, set[str]] = {n: set() for n in wf.nodes}
         for producer, var in self.producers(wf).items():
+            save_as = wf.nodes[producer].action.save_as  # type: ignore[union-attr]
+            if save_as is not None and save_as.scope in ("user-local", "global"):
+                # These outlive the pass: any node may read what the user's earlier pass
+                # (or, for global, another user) saved; only the node order of one pass
+                # limits workbook and task-local variables.
+                for names in avail.values():
+                    names.add(var)
+                continue
             stack = list(successors(wf.nodes[producer]))
             seen: set[str] = set()
             while stack:
@@ -252,7 +261,10 @@ class FlowChecker:
         self._seen.add((path, dotted))
         message, expected, candidates = problem
         hint = None
-        close = difflib.get_close_matches(name[-1] if len(name) > 1 else name[0], candidates, n=1)
+        # Match the part that is wrong: the root when it is unknown, else the field under it.
+        known_root = name[0] in _RUNTIME_ROOTS or name[0] in ctx.all_vars
+        word = name[1] if known_root and len(name) > 1 else name[0]
+        close = difflib.get_close_matches(word, candidates, n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
         self.diagnostics.append(

@@ -217,7 +217,7 @@ def _file_problems(
 
 
 def check_bundle_paths(doc: SourceDoc, res_dir: Path) -> list[Diagnostic]:
-    """Every file path in ``doc`` that leaves ``res_dir``, and every required file that is missing."""
+    """Every file path in ``doc`` leaving ``res_dir``, and every required file that is missing."""
     found: list[Diagnostic] = []
     for pattern, must_exist in BUNDLE_FILES:
         for path, value in iter_paths(doc.data, pattern):

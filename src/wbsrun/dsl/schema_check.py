@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -15,13 +15,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from wbsrun.dsl.source import SourceDoc, did_you_mean, format_path
-from wbsrun.dsl.units import (
-    DURATION_EXPECTED,
-    RATE_EXPECTED,
-    UnitError,
-    parse_duration,
-    parse_rate,
-)
+from wbsrun.dsl.units import UNIT_KINDS, UnitError
 from wbsrun.errors import Diagnostic
 
 __all__ = ["SCHEMA_ID", "load_schema", "validate_schema"]
@@ -49,10 +43,6 @@ _JSON_TYPES: Final = {
     "boolean": "true or false",
     "null": "null",
 }
-_UNITS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {
-    "duration": ("bad-duration", DURATION_EXPECTED, parse_duration),
-    "rate": ("bad-rate", RATE_EXPECTED, parse_rate),
-}
 
 
 def load_schema() -> dict[str, Any]:
@@ -75,8 +65,9 @@ def validate_schema(doc: SourceDoc) -> list[Diagnostic]:
     return sorted(unique, key=lambda d: (d.line, d.column, d.code, d.message))
 
 
-def _suggested_keys(errors: Iterable[ValidationError]) -> Iterable[tuple[_Path, str]]:
+def _suggested_keys(errors: Iterable[ValidationError]) -> Iterator[tuple[_Path, str]]:
     for error in errors:
+        yield from _suggested_keys(error.context)
         if error.validator != "additionalProperties" or not isinstance(error.instance, Mapping):
             continue
         allowed = list(_schema(error).get("properties", {}))
@@ -119,7 +110,7 @@ def _map_error(ctx: _Ctx, error: ValidationError) -> list[Diagnostic]:
     if "propertyNames" in error.schema_path:
         return _bad_name(ctx, error, path)
     unit = schema.get("x-unit")
-    if unit in _UNITS and error.validator in {"pattern", "minimum", "exclusiveMinimum"}:
+    if unit in UNIT_KINDS and error.validator in {"pattern", "minimum", "exclusiveMinimum"}:
         return _bad_unit(ctx, error, path, str(unit))
     mapper = _MAPPERS.get(str(error.validator), _generic)
     return mapper(ctx, error, path)
@@ -214,7 +205,7 @@ def _bad_name(ctx: _Ctx, error: ValidationError, path: _Path) -> list[Diagnostic
 
 
 def _bad_unit(ctx: _Ctx, error: ValidationError, path: _Path, unit: str) -> list[Diagnostic]:
-    code, expected, parse = _UNITS[unit]
+    code, expected, parse = UNIT_KINDS[unit]
     try:
         parse(error.instance)
     except UnitError as exc:
@@ -236,6 +227,8 @@ def _alternatives(ctx: _Ctx, error: ValidationError, path: _Path) -> list[Diagno
     """One message for anyOf/oneOf: the schema's own words, the branch that fits, or the types."""
     schema = _schema(error)
     if "errorMessage" in schema:
+        if any(where == path for where, _ in ctx.renamed):
+            return []  # a misspelt key here ('gotto') already says what is wrong
         code = str(schema.get("x-code", "bad-value"))
         return [ctx.doc.diag(path, code, str(schema["errorMessage"]))]
     # A branch whose type does not even match the value is not what the user meant.

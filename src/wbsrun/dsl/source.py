@@ -160,11 +160,7 @@ def did_you_mean(value: str, candidates: Iterable[str]) -> str | None:
 
 
 class _Abort(Exception):
-    """Stops building: the document is too large, too deep or self-referencing."""
-
-    def __init__(self, diagnostic: Diagnostic) -> None:
-        super().__init__(diagnostic.message)
-        self.diagnostic = diagnostic
+    """Stops building (too large, too deep, self-referencing); ``args[0]`` is the Diagnostic."""
 
 
 class _TreeBuilder:
@@ -317,6 +313,21 @@ def _syntax_diagnostic(exc: yaml.YAMLError, text: str, file: str) -> Diagnostic:
     return Diagnostic("yaml-syntax", str(exc).splitlines()[0] if str(exc) else "invalid YAML", file)
 
 
+def _expanded_size(node: Node, memo: dict[int, int]) -> int:
+    """Node count once aliases are expanded, computed on the shared graph (cheap for bombs)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 0  # a cycle adds nothing here; building reports it
+    if isinstance(node, ScalarNode):
+        size = 1
+    elif isinstance(node, SequenceNode):
+        size = 1 + sum(_expanded_size(item, memo) for item in node.value)
+    else:
+        size = 1 + sum(_expanded_size(value, memo) for _, value in node.value)
+    memo[id(node)] = min(size, MAX_NODES + 1)
+    return memo[id(node)]
+
+
 def _check_depth(text: str, file: str) -> Diagnostic | None:
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
@@ -347,11 +358,13 @@ def parse_source(text: str, file: str) -> SourceDoc:
         raise ScenarioError([_syntax_diagnostic(exc, text, file)]) from None
     builder = _TreeBuilder(text, file)
     data: Any = None
+    if root is not None and _expanded_size(root, {}) > MAX_NODES:
+        raise ScenarioError([builder.error(root, (), "yaml-too-large", _too_large_message())])
     if root is not None:
         try:
             data = builder.build(root, ())
         except _Abort as abort:
-            builder.diagnostics.append(abort.diagnostic)
+            builder.diagnostics.append(abort.args[0])
     if builder.diagnostics:
         raise ScenarioError(sorted(builder.diagnostics, key=lambda d: (d.line, d.column)))
     return SourceDoc(

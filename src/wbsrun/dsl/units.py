@@ -18,6 +18,7 @@ __all__ = [
     "RATE_EXPECTED",
     "RATE_PATTERN",
     "UNIT_FIELDS",
+    "UNIT_KINDS",
     "UnitError",
     "check_units",
     "format_duration",
@@ -176,7 +177,8 @@ UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("load", "scenarios", "*", "think-time"), "duration"),
     (("load", "scenarios", "*", "max-duration"), "duration"),
 )
-_CHECKERS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {
+# unit -> (diagnostic code, what is expected, parser); shared with the schema error mapping.
+UNIT_KINDS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {
     "duration": ("bad-duration", DURATION_EXPECTED, parse_duration),
     "rate": ("bad-rate", RATE_EXPECTED, parse_rate),
 }
@@ -194,7 +196,7 @@ def check_units(doc: SourceDoc) -> list[Diagnostic]:
             else:
                 items = [(path, value, "rate")]
             for where, item, kind in items:
-                code, expected, parse = _CHECKERS[kind]
+                code, expected, parse = UNIT_KINDS[kind]
                 try:
                     parse(item)
                 except UnitError as exc:
