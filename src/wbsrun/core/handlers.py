@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from wbsrun.core import codes
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import TaskScope
 from wbsrun.core.task import RunContext, Task
+from wbsrun.dsl.bundle import PathEscapeError, resolve_in_bundle
 from wbsrun.dsl.expr import ExprError
 from wbsrun.dsl.plan import (
     ActionSpec,
@@ -221,6 +221,7 @@ class HandlerRunner:
         book = self.run.workbook
         entry = task.entry
         error = outcome.error
+        counters = book.mutable(entry, "telemetry.counters")
         if outcome.requests:
             stats.requests_total += outcome.requests
             if error is None:
@@ -229,21 +230,19 @@ class HandlerRunner:
                 stats.requests_failed += outcome.requests
         if error is None:
             st.ok += 1
-            book.bump(entry, "telemetry.counters.success")
+            counter = "success"
         else:
             st.failed += 1
             stats.count_error(error)
             counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
-            book.bump(entry, f"telemetry.counters.{counter}")
-        book.bump(entry, "telemetry.counters.workload_units")
-        book.set(entry, "telemetry.latency_ms.last", round(ms, 3))
+        counters[counter] = (counters.get(counter) or 0) + 1
+        counters["workload_units"] = (counters.get("workload_units") or 0) + 1
+        book.mutable(entry, "telemetry.latency_ms")["last"] = round(ms, 3)
         fields = entry.fields
         fields["execution.current_action"] = "none"
         fields["execution.last_action"] = action.name
         fields["execution.last_action_at"] = started
-        book.append(
-            entry,
-            "execution.action_log",
+        book.mutable(entry, "execution.action_log", list).append(
             {
                 "action": action.name,
                 "result": "ok" if error is None else error,
@@ -280,21 +279,11 @@ class HandlerRunner:
         key = (persist.dir, name)
         path = self.run.persist_paths.get(key)
         if path is None:
-            path = self._confine(persist.dir, name)
-            if path is None:
+            try:
+                path = resolve_in_bundle(self.run.plan.res_dir, f"{persist.dir}/{name}")
+            except PathEscapeError as exc:
                 self.run.stats.count_error(codes.INVALID_CONFIGURATION)
-                self.run.log.log(
-                    "error",
-                    f"persist {action.name}: '{persist.dir}/{name}' leaves the bundle; not written",
-                    task.entry.user_id,
-                )
+                self.run.log.log("error", f"persist {action.name}: {exc}; not written", None)
                 return
             self.run.persist_paths[key] = path
         self.run.persist.put(path, value)
-
-    def _confine(self, directory: str, name: str) -> Path | None:
-        res_dir = self.run.plan.res_dir.resolve()
-        candidate = (res_dir / directory / name).resolve()
-        if "/" in name or "\\" in name or not candidate.is_relative_to(res_dir):
-            return None
-        return candidate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, final
 
@@ -33,9 +34,21 @@ class PersistBuffer:
     def pending(self) -> int:
         return len(self._pending)
 
-    def flush(self) -> int:
-        pending, self._pending = self._pending, {}
-        for path, value in pending.items():
+    def flush(self, budget: float | None = None) -> int:
+        """Write pending files, oldest first; stop after `budget` seconds (None: all).
+
+        Opening a file costs ~1 ms on some filesystems: a thousand of them in one go would
+        stall the event loop for a second, so periodic flushes run on a small budget and the
+        final flush writes the rest.
+        """
+        deadline = None if budget is None else time.perf_counter() + budget
+        written = 0
+        while self._pending:
+            if deadline is not None and written and time.perf_counter() > deadline:
+                break
+            path = next(iter(self._pending))
+            value = self._pending.pop(path)
+            written += 1
             try:
                 if path.parent not in self._dirs:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,4 +59,4 @@ class PersistBuffer:
             except (OSError, TypeError, ValueError) as exc:
                 if len(self.errors) < 20:
                     self.errors.append(f"{path}: {exc}")
-        return len(pending)
+        return written

@@ -38,8 +38,10 @@ def _profile_starts(p: ProfileSpec, rate: float | None) -> tuple[tuple[float, ..
     if p.kind == "ramp":
         starts = list(_even(p.start_users, rate))
         extra = p.end_users - p.start_users
-        # Linear ramp: user k of the extra ones starts at k/extra of the duration.
-        starts.extend(p.duration * (k + 1) / extra for k in range(max(extra, 0)))
+        # Linear ramp: user k (from 0) of the extra ones starts at k/extra of the duration, so
+        # the population is the linear level rounded up. (k+1)/extra would start the last user
+        # exactly when the profile's window closes: planned, but never running a pass.
+        starts.extend(p.duration * k / extra for k in range(max(extra, 0)))
         return tuple(sorted(starts)), p.duration or None
     starts = []
     for at, count in p.phases:

@@ -92,10 +92,11 @@ class Workbook:
             entry.fields[top] = value
             return
         current = entry.fields.get(top, _MISSING)
-        if current is _MISSING:
-            current = self._defaults.get(section, {}).get(key, {})
         if not isinstance(current, dict):
-            # Shared values (defaults, user.context) are frozen: copy before the first write.
+            if current is _MISSING:
+                current = self._defaults.get(section, {}).get(key)
+            # Shared values (defaults, user.context) are never written in place: copy them
+            # into the entry before the first write (a fresh {} when there is no default).
             current = _thaw(current) if isinstance(current, Mapping) else {}
             entry.fields[top] = current
         for part in sub[:-1]:
@@ -115,6 +116,24 @@ class Workbook:
             current = entry.fields[top] = list(base) if isinstance(base, list | tuple) else []
         current.append(item)
 
+    def mutable(self, entry: Entry, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any:
+        """The entry's own dict or list for the top-level field `section.key`, copying the
+        shared default on first use. For the hot path: no path parsing after the first call."""
+        current = entry.fields.get(key, _MISSING)
+        if type(current) is kind:
+            return current
+        if current is _MISSING:
+            section, _, name = key.partition(".")
+            current = self._defaults.get(section, {}).get(name)
+        if kind is dict and isinstance(current, Mapping):
+            current = _thaw(current)
+        elif kind is list and isinstance(current, list | tuple):
+            current = list(current)
+        else:
+            current = kind()
+        entry.fields[key] = current
+        return current
+
     def bump(self, entry: Entry, path: str, by: int = 1) -> None:
         self.set(entry, path, (self.get(entry, path, 0) or 0) + by)
 
@@ -131,10 +150,12 @@ class Workbook:
 
     def export(self, entry: Entry) -> dict[str, Any]:
         out: dict[str, Any] = {"user_id": entry.user_id, "task_id": entry.task_id}
-        for name in self._defaults:
+        # Sections without defaults in the scenario still hold what the run wrote to them.
+        written = (key.partition(".")[0] for key in entry.fields)
+        for name in dict.fromkeys((*self._defaults, *written)):
             out[name] = self.section(entry, name)
         if entry.vars:
-            out["vars"] = {k: plain(v) for k, v in entry.vars.items()}
+            out["vars"] = {k: plain(v) for k, v in entry.vars.items() if not k.startswith("__")}
         return out
 
 

@@ -66,7 +66,7 @@ class PairPool:
     spec: ResourceSpec
     items: list[dict[str, Any]]
     exclusive: bool
-    capacity: int
+    capacity: int  # most concurrent leases; 0: no cap beyond the guard
     free: OrderedDict[int, None] = field(default_factory=OrderedDict)
     holders: list[int] = field(default_factory=list)
     uses: list[int] = field(default_factory=list)
@@ -85,7 +85,7 @@ class PairPool:
         self.uses = [0] * len(self.items)
 
     def _pick(self, user_id: str) -> int | None:
-        if self.active >= self.capacity or not self.items:
+        if (self.capacity and self.active >= self.capacity) or not self.items:
             return None
         # Affinity: a user gets its previous item back when free, keeping keep-alive warm.
         last = self.last_item.get(user_id)
@@ -160,7 +160,9 @@ class PoolManager:
         for name, spec in plan.resources.items():
             if spec.type == "pair_pool":
                 items = load_manifest(spec)
-                capacity = spec.capacity if spec.capacity is not None else len(items) or 1
+                # Without `capacity.size` nothing caps a shared pool; an exclusive one is
+                # capped by its items anyway (one holder each).
+                capacity = spec.capacity if spec.capacity is not None else 0
                 self.pools[name] = PairPool(spec, items, spec.exclusive, capacity)
             else:
                 self.blobs[name] = self._mount(spec)
