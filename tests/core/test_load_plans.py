@@ -1,0 +1,479 @@
+"""Load plans: spawn plans per profile, iterations, think-time, task-duration, several
+scenarios, run options, drain, and users contending for pooled items."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from wbsrun.core.log import RunLog
+from wbsrun.core.runner import Runner, RunOptions
+from wbsrun.core.scheduler import spawn_plan
+from wbsrun.core.workbook import Entry, Workbook
+from wbsrun.dsl.loader import load_plan
+from wbsrun.dsl.plan import ProfileSpec, ScenarioSpec
+from wbsrun.progress.report import build_result
+from wbsrun.protocols.registry import build_components, provides
+from wbsrun.resources.pool import PoolManager
+from wbsrun.target import TargetProcess
+
+# -- scenario kit (each test file carries its own copy: test modules import no siblings) ----
+
+BASE = "http://{{resource.ip}}:{{resource.port}}"
+WORKBOOK: dict[str, Any] = {
+    "sections": {
+        "timeline": {"defaults": {"phase": "initiating.idle", "transition_trace": []}},
+        "execution": {
+            "defaults": {
+                "retry_budget": 2,
+                "evidence": {"snapshot": None, "last_event": None, "reason": None},
+                "action_log": [],
+            }
+        },
+        "registers": {"defaults": {"risk": {"flag": "none", "entries": []}}},
+        "communications": {"defaults": {"log": [], "last_synced_at": None}},
+    },
+    "expose": {
+        "state": "timeline.phase",
+        "risk_flag": "registers.risk.flag",
+        "retry_left": "execution.retry_budget",
+        "transition_trace": "timeline.transition_trace",
+    },
+}
+Doc = dict[str, Any]
+
+
+def http(call: str, path: str = "/asset", save: Any = None) -> Doc:
+    out: Doc = {"component": "http", "call": call, "with": {"url": BASE + path}}
+    return {**out, "save-as": save} if save else out
+
+
+def log(level: str, message: str, save: Any = None) -> Doc:
+    out: Doc = {"component": "logger", "call": level, "with": {"message": message}}
+    return {**out, "save-as": save} if save else out
+
+
+def edge(to: str, condition: str = "always") -> Doc:
+    return {"to": to, "condition": condition}
+
+
+def act(node_id: str, action: str, *transitions: Doc, **exec_: Any) -> Doc:
+    controls = {k.replace("_", "-"): v for k, v in exec_.items()}
+    controls["transitions"] = list(transitions)
+    return {"id": node_id, "type": "action", "action": action, "controls": {"exec": controls}}
+
+
+def end(node_id: str = "done", state: str = "closing.success") -> Doc:
+    return {"id": node_id, "type": "terminus", "state": state}
+
+
+def graph(*nodes: Doc, **controls: Any) -> Doc:
+    keys = {k.replace("_", "-"): v for k, v in controls.items()}
+    return {"type": "graph", "controls": keys, "nodes": list(nodes)}
+
+
+def document(actions: Mapping[str, Any], workflow: Doc, users: int = 1, **scenario: Any) -> Doc:
+    """One scenario `s` running workflow `wf`; each user leases an item of `pool`."""
+    settings = {k.replace("_", "-"): v for k, v in scenario.items()}
+    return {
+        "version": "1.0",
+        "name": "t",
+        "components": [
+            {"name": "http", "version": "1.0.0", "kind": "native", "capabilities": ["get"]},
+            {"name": "logger", "version": "1.0.0", "kind": "native", "capabilities": ["info"]},
+        ],
+        "resources": {
+            "pool": {
+                "type": "pair_pool",
+                "config": {"manifest": "./resource.yaml", "parser": {"format": "csv"}},
+                "capacity": {"size": 100},
+            }
+        },
+        "workbook": WORKBOOK,
+        "actions": dict(actions),
+        "workflows": {"wf": workflow},
+        "load": {
+            "scenarios": [
+                {
+                    "name": "s",
+                    "workflow": "wf",
+                    "user-count": users,
+                    "user": {"inherit": ["pool"]},
+                    "exits": {"error": "error_out", "timeout": "timeout_out"},
+                    **settings,
+                }
+            ]
+        },
+        "monitoring": {
+            "error_out": {"actions": [{"action": "logger.warn", "with": {"message": "err"}}]},
+            "timeout_out": {"actions": [{"action": "logger.warn", "with": {"message": "late"}}]},
+        },
+    }
+
+
+@dataclass
+class Ran:
+    runner: Runner
+    pools: PoolManager
+    log: RunLog
+    result: Doc
+    bundle: Path
+
+    @property
+    def book(self) -> Workbook:
+        return self.runner.ctx.workbook
+
+    @property
+    def entries(self) -> list[Entry]:
+        return self.book.entries
+
+    def actions_done(self, entry: Entry) -> list[str]:
+        return [item["action"] for item in self.book.get(entry, "execution.action_log")]
+
+
+def phases(entry: Entry) -> list[str]:
+    return [to for _, to, _, _ in entry.trace]
+
+
+def run(
+    tmp_path: Path,
+    doc: Doc,
+    items: Sequence[tuple[str, int]],
+    options: RunOptions | None = None,
+    during: Callable[[Runner], Coroutine[Any, Any, None]] | None = None,
+) -> Ran:
+    """Write the bundle (script.yaml + resource.yaml), run it to the end, collect the result."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(exist_ok=True)
+    manifest = "".join(f"{host},{port}\n" for host, port in items)
+    (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
+    (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    plan = load_plan(bundle, provides())
+    pools = PoolManager(plan)
+    run_log = RunLog()
+    runner = Runner(plan, build_components(plan, run_log), pools, run_log, options)
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(runner.run())
+            if during is not None:
+                tg.create_task(during(runner))
+
+    asyncio.run(main())
+    result = build_result(runner, pools.statistics(), run_log.counts)
+    return Ran(runner, pools, run_log, result, bundle)
+
+
+def on(target: TargetProcess) -> list[tuple[str, int]]:
+    return [(target.hosts[0], target.port)]
+
+
+def routes(target: TargetProcess) -> dict[str, int]:
+    counted: dict[str, int] = target.stats()["by_route"]
+    return counted
+
+
+def fetch_doc(users: int = 1, **scenario: Any) -> Doc:
+    """One GET per pass."""
+    flow = graph(act("probe", "fetch", edge("done")), end(), on_error=[{"goto": "error_out"}])
+    return document({"fetch": http("get")}, flow, users, **scenario)
+
+
+def with_profile(doc: Doc, **profile: Any) -> Doc:
+    doc["load"]["profiles"] = {"p": {k.replace("_", "-"): v for k, v in profile.items()}}
+    doc["load"]["scenarios"][0]["profile"] = "p"
+    return doc
+
+
+def pass_starts(ran: Ran) -> dict[str, list[float]]:
+    """Per user, when each of its passes started, in seconds after the run started."""
+    out: dict[str, list[float]] = {}
+    for entry in ran.entries:
+        out.setdefault(entry.user_id, []).append(entry.trace[0][2] - ran.runner.started_wall)
+    return out
+
+
+# -- spawn plans -----------------------------------------------------------------------------------
+
+
+def spec(user_count: int = 3, **kw: Any) -> ScenarioSpec:
+    fields: dict[str, Any] = {
+        "name": "s",
+        "workflow": "wf",
+        "user_count": user_count,
+        "spawn_rate": None,
+        "profile": None,
+        "task_duration": None,
+        "iterations": None,
+        "think_time": 0.0,
+        "inherit": (),
+        "session_new": False,
+        "context": MappingProxyType({}),
+        "exits": MappingProxyType({}),
+        "milestones": (),
+        "aggregation": (),
+        "health_threshold": None,
+        "max_duration": None,
+        "wbs_level": "L2",
+    }
+    return ScenarioSpec(**{**fields, **kw})
+
+
+def starts_of(s: ScenarioSpec, users: int | None = None) -> tuple[list[float], float | None]:
+    plan = spawn_plan(s, users)
+    return [round(t, 6) for t in plan.starts], plan.stop_after
+
+
+def test_spawn_rate_spaces_user_starts_evenly() -> None:
+    assert starts_of(spec(4, spawn_rate=10.0)) == ([0.0, 0.1, 0.2, 0.3], None)
+    assert starts_of(spec(3)) == ([0.0, 0.0, 0.0], None)  # without a rate: all at once
+
+
+def test_constant_profile_spawns_its_users_and_closes_at_its_duration() -> None:
+    constant = ProfileSpec("c", "constant", users=3, duration=2.0)
+    assert starts_of(spec(profile=constant, spawn_rate=10.0)) == ([0.0, 0.1, 0.2], 2.0)
+
+
+def test_ramp_profile_adds_users_linearly_all_before_its_end() -> None:
+    ramp = ProfileSpec("r", "ramp", start_users=0, end_users=4, duration=1.0)
+    assert starts_of(spec(profile=ramp)) == ([0.0, 0.25, 0.5, 0.75], 1.0)
+    from_two = ProfileSpec("r", "ramp", start_users=2, end_users=4, duration=1.0)
+    assert starts_of(spec(profile=from_two, spawn_rate=10.0)) == ([0.0, 0.0, 0.1, 0.5], 1.0)
+
+
+def test_phases_profile_spawns_at_each_offset_at_the_spawn_rate() -> None:
+    phased = ProfileSpec("p", "phases", phases=((0.0, 2), (0.5, 1), (1.0, 0)))
+    assert starts_of(spec(profile=phased, spawn_rate=10.0)) == ([0.0, 0.1, 0.5], None)
+
+
+def test_users_override_replaces_user_count_and_rescales_a_profile() -> None:
+    assert starts_of(spec(5, spawn_rate=10.0), users=2) == ([0.0, 0.1], None)
+    ramp = ProfileSpec("r", "ramp", start_users=0, end_users=4, duration=1.0)
+    assert starts_of(spec(profile=ramp), users=2) == ([0.0, 0.5], 1.0)
+
+
+# -- passes per user -------------------------------------------------------------------------------
+
+
+def test_iterations_give_exactly_users_times_n_passes(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    ran = run(tmp_path, fetch_doc(users=3, iterations=4), on(target))
+
+    assert routes(target) == {"GET /asset": 12}
+    assert ran.result["tasks"]["started"] == ran.result["tasks"]["succeeded"] == 12
+    assert ran.result["progress"]["planned_tasks"] == 12
+    assert sorted(e.task_id for e in ran.entries if e.user_id == "u0002") == [
+        f"u0002-t{i}" for i in range(4)
+    ]
+
+
+def test_think_time_pauses_between_a_users_passes(tmp_path: Path, target: TargetProcess) -> None:
+    ran = run(tmp_path, fetch_doc(iterations=3, think_time="200ms"), on(target))
+
+    (starts,) = pass_starts(ran).values()
+    assert len(starts) == 3
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert all(0.2 <= gap < 0.4 for gap in gaps), gaps
+    assert 0.4 <= ran.runner.elapsed < 1.0  # no think-time after the last pass
+
+
+def test_task_duration_repeats_passes_until_it_has_passed(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    ran = run(tmp_path, fetch_doc(users=2, task_duration="500ms", think_time="100ms"), on(target))
+
+    for starts in pass_starts(ran).values():
+        assert 3 <= len(starts) <= 6, starts
+        assert starts[-1] - starts[0] < 0.5
+    assert routes(target) == {"GET /asset": len(ran.entries)}
+    assert ran.runner.elapsed < 1.0
+
+
+def test_spawn_rate_starts_users_at_its_pace(tmp_path: Path, target: TargetProcess) -> None:
+    ran = run(tmp_path, fetch_doc(users=3, spawn_rate="5/s"), on(target))
+
+    firsts = [starts[0] for _, starts in sorted(pass_starts(ran).items())]
+    assert [round(t, 1) for t in firsts] == [0.0, 0.2, 0.4]
+    assert ran.result["users"] == {"planned": 3, "started": 3, "finished": 3}
+
+
+# -- profiles, short runs --------------------------------------------------------------------------
+
+
+def test_constant_profile_fills_its_window_with_passes(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    doc = with_profile(
+        fetch_doc(spawn_rate="10/s", think_time="100ms"), type="constant", users=2, duration="600ms"
+    )
+    ran = run(tmp_path, doc, on(target))
+
+    starts = pass_starts(ran)
+    assert sorted(starts) == ["u0001", "u0002"]
+    assert all(len(s) >= 3 and s[-1] < 0.6 for s in starts.values()), starts
+    assert ran.result["progress"]["time"] == 1.0
+    assert ran.runner.elapsed < 1.0
+
+
+def test_ramp_profile_run_starts_every_planned_user(tmp_path: Path, target: TargetProcess) -> None:
+    doc = with_profile(
+        fetch_doc(think_time="50ms"), type="ramp", start_users=0, end_users=3, duration="600ms"
+    )
+    ran = run(tmp_path, doc, on(target))
+
+    assert ran.result["users"] == {"planned": 3, "started": 3, "finished": 3}
+    firsts = [starts[0] for _, starts in sorted(pass_starts(ran).items())]
+    assert [round(t, 1) for t in firsts] == [0.0, 0.2, 0.4]
+    assert all(s < 0.6 for starts in pass_starts(ran).values() for s in starts)
+
+
+def test_phases_profile_run_spawns_each_phase_at_its_offset(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    phases_ = [{"at": "0s", "spawn-users": 2}, {"at": "400ms", "spawn-users": 1}]
+    ran = run(tmp_path, with_profile(fetch_doc(), type="phases", phases=phases_), on(target))
+
+    starts = pass_starts(ran)
+    assert [len(s) for s in starts.values()] == [1, 1, 1]  # no window: one pass each
+    assert max(starts["u0001"][0], starts["u0002"][0]) < 0.1
+    assert 0.4 <= starts["u0003"][0] < 0.5
+    assert routes(target) == {"GET /asset": 3}
+
+
+def test_several_scenarios_run_at_once_with_prefixed_user_ids(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    doc = fetch_doc(users=2, iterations=2)
+    second = {**doc["load"]["scenarios"][0], "name": "other", "user-count": 1, "iterations": 3}
+    doc["load"]["scenarios"].append(second)
+    ran = run(tmp_path, doc, on(target))
+
+    by_user = {u: len(s) for u, s in pass_starts(ran).items()}
+    assert by_user == {"s1-u0001": 2, "s1-u0002": 2, "s2-u0001": 3}
+    assert {e.scenario for e in ran.entries if e.user_id.startswith("s2-")} == {"other"}
+    assert routes(target) == {"GET /asset": 7}
+
+
+def test_run_options_override_user_count_and_bound_the_run(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    options = RunOptions(users=2, duration=0.5)
+    doc = fetch_doc(users=5, task_duration="30s", think_time="50ms")
+    ran = run(tmp_path, doc, on(target), options)
+
+    starts = pass_starts(ran)
+    assert sorted(starts) == ["u0001", "u0002"]
+    assert all(s < 0.5 for user in starts.values() for s in user)
+    assert ran.result["users"]["planned"] == 2
+    assert ran.result["status"] == "completed"
+    assert ran.runner.elapsed < 1.0
+
+
+def test_drain_stops_new_passes_and_closes_every_started_task(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(latency_ms=150)
+
+    async def drain_soon(runner: Runner) -> None:
+        await asyncio.sleep(0.5)
+        runner.drain()
+
+    doc = fetch_doc(users=3, task_duration="30s", think_time="20ms")
+    ran = run(tmp_path, doc, on(target), during=drain_soon)
+
+    tasks = ran.result["tasks"]
+    assert ran.result["status"] == "interrupted"
+    assert ran.runner.elapsed < 1.0
+    assert tasks["started"] == len(ran.entries) >= 6
+    assert tasks["started"] == tasks["succeeded"]  # in-flight passes finished, none cut off
+    assert all(phases(e)[-1] == "closing.success" for e in ran.entries)
+    assert ran.runner.ctx.inflight == {}
+    assert ran.result["users"]["finished"] == ran.result["users"]["started"] == 3
+    assert all(s < 0.55 for user in pass_starts(ran).values() for s in user)
+    assert routes(target) == {"GET /asset": tasks["started"]}
+
+
+# -- pooled items ----------------------------------------------------------------------------------
+
+
+def guarded(doc: Doc, guard: str | None) -> Doc:
+    pool = doc["resources"]["pool"]
+    pool["capacity"] = {"guard": guard} if guard else {}
+    if not pool["capacity"]:
+        del pool["capacity"]
+    return doc
+
+
+def test_shared_pool_without_a_size_does_not_cap_concurrency(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(latency_ms=300)
+    ran = run(tmp_path, guarded(fetch_doc(users=3), None), on(target))
+
+    assert ran.result["tasks"]["succeeded"] == 3
+    assert ran.runner.elapsed < 0.6  # three users on one item at once, not one after another
+    assert ran.pools.statistics()["pool"]["leases"] == 3
+
+
+def test_exclusive_pool_with_fewer_items_than_users_makes_users_wait(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(latency_ms=150)
+    ran = run(tmp_path, guarded(fetch_doc(users=3), "exclusive"), on(target))
+
+    assert ran.result["tasks"]["succeeded"] == 3
+    assert ran.runner.elapsed >= 0.45  # one item: the three passes ran one after another
+    waits = []
+    for entry in ran.entries:
+        at = {to: when for _, to, when, _ in entry.trace}
+        waits.append(at["executing.running_action"] - at["executing.waiting_resource"])
+    first, second, third = sorted(waits)
+    assert first < 0.05
+    assert 0.14 <= second < 0.3
+    assert 0.29 <= third < 0.45
+    stats = ran.pools.statistics()["pool"]
+    assert (stats["active"], stats["leases"], stats["released"]) == (0, 3, 3)
+
+
+def test_waiting_past_the_pass_timeout_is_resource_unavailable(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(latency_ms=700)
+    doc = guarded(fetch_doc(users=1), "exclusive")
+    flow = doc["workflows"]["wf"]
+    doc["workflows"]["short"] = {**flow, "controls": {**flow["controls"], "timeout": "300ms"}}
+    waiter = {**doc["load"]["scenarios"][0], "name": "waiters", "workflow": "short"}
+    doc["load"]["scenarios"].append({**waiter, "user-count": 2, "profile": "late"})
+    doc["load"]["profiles"] = {
+        "late": {"type": "phases", "phases": [{"at": "100ms", "spawn-users": 2}]}
+    }
+    ran = run(tmp_path, doc, on(target))
+
+    assert ran.result["tasks"] == {
+        "started": 3,
+        "succeeded": 1,
+        "failed": 2,
+        "timed_out": 0,
+        "rolled_back": 0,
+    }
+    assert ran.result["errors"] == {"resource-unavailable": 2}
+    assert ran.result["exits"] == {"error_out": 2}
+    for entry in ran.entries:
+        if entry.user_id.startswith("s2-"):
+            assert phases(entry)[-3:] == [
+                "executing.waiting_resource",
+                "monitoring.error_detected",
+                "closing.error",
+            ]
+            assert ran.book.get(entry, "execution.evidence.last_event") == "resource-unavailable"
+    assert routes(target) == {"GET /asset": 1}
+    stats = ran.pools.statistics()["pool"]
+    assert (stats["active"], stats["leases"], stats["released"]) == (0, 1, 1)
