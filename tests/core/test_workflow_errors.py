@@ -317,3 +317,20 @@ def test_per_user_rate_limit_throttles_each_user(tmp_path: Path, target: TargetP
     throttled = [e for e in ran.entries if "executing.throttled" in phases(e)]
     assert len(throttled) >= len(ran.entries) - 2  # all but each user's first pass waited
     assert all(phases(e)[-1] == "closing.success" for e in ran.entries)
+
+
+def test_global_rate_limit_is_shared_by_all_users(tmp_path: Path, target: TargetProcess) -> None:
+    probe = act("probe", "fetch", edge("done"), rate_limit={"global": "5/s"})
+    doc = document({"fetch": http("get")}, graph(probe, end()), users=3, task_duration="1s")
+    ran = run(tmp_path, doc, on(target))
+
+    # Three users, one shared 5/s schedule: request starts are at least 200 ms apart, so
+    # about 5-8 requests (passes reserved before each user's second ran out), not ~15.
+    total = routes(target)["GET /asset"]
+    assert 4 <= total <= 9, total
+    assert total == len(ran.entries)
+    book = ran.runner.ctx.workbook
+    starts = sorted(book.get(e, "execution.last_action_at") for e in ran.entries)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert min(gaps) >= 0.18, gaps
+    assert sum("executing.throttled" in phases(e) for e in ran.entries) >= total - 1

@@ -174,7 +174,10 @@ class Executor(HandlerRunner):
         assert action is not None  # the plan builder guarantees it for action nodes
         rate = node.rate_limit or action.rate_limit
         if rate:
-            await self._throttle(task, node.id, rate)
+            await self._throttle(task, task.user.next_slot, node.id, rate)
+        shared = node.rate_limit_global or action.rate_limit_global
+        if shared:
+            await self._throttle(task, self.run.global_slots, (self.scenario.name, node.id), shared)
         if task.phase != "executing.running_action":
             self.transition(task, "executing.running_action", node.id)
         outcome = await self.call(task, action, node.timeout or action.timeout)
@@ -187,16 +190,17 @@ class Executor(HandlerRunner):
             self._advance(task, self.sources[node.id] / self.source_total)
         return await self.follow(task, node)
 
-    async def _throttle(self, task: Task, node_id: str, rate: float) -> None:
+    async def _throttle(self, task: Task, slots: dict[Any, float], key: Any, rate: float) -> None:
+        """Reserve the next slot of a 1/rate schedule; wait for it in executing.throttled."""
         now = self.run.clock()
-        slots = task.user.next_slot
-        slot = slots.get(node_id, now)
-        slots[node_id] = max(slot, now) + 1.0 / rate
+        slot = slots.get(key, now)
+        slots[key] = max(slot, now) + 1.0 / rate
         if slot > now:
             previous = task.phase
-            self.transition(task, "executing.throttled", node_id)
+            trigger = key if isinstance(key, str) else key[1]
+            self.transition(task, "executing.throttled", trigger)
             await asyncio.sleep(slot - now)
-            self.transition(task, previous, node_id)
+            self.transition(task, previous, trigger)
 
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
         """One component call with its bookkeeping; errors come back as data."""

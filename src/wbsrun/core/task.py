@@ -38,6 +38,8 @@ class RunContext:
     persist_paths: dict[tuple[str, str], Path] = field(default_factory=dict)
     # Progress of tasks still running, by task id; read by the progress model.
     inflight: dict[str, float] = field(default_factory=dict)
+    # Next free slot of a `rate-limit: {global: …}` node, shared by every user.
+    global_slots: dict[tuple[str, str], float] = field(default_factory=dict)
     progress_done: float = 0.0
 
     def __post_init__(self) -> None:

@@ -136,14 +136,17 @@ class PlanBuilder:
             self.error(path, "bad-duration", str(exc), value=repr(value), expected="e.g. 500ms, 5s")
             return None
 
-    def rate(self, path: Path_, value: Any) -> float | None:
+    def rate(self, path: Path_, value: Any, scope: str = "per-user") -> float | None:
+        """A rate-limit: a bare rate is per user; a mapping has `per-user` and/or `global`."""
         if value is None:
             return None
         if isinstance(value, Mapping):
-            value = value.get("per-user")
-            path = (*path, "per-user")
+            value = value.get(scope)
+            path = (*path, scope)
             if value is None:
                 return None
+        elif scope != "per-user":
+            return None
         try:
             return parse_rate(value)
         except UnitError as exc:
@@ -196,6 +199,7 @@ class PlanBuilder:
             wbs_level=str(body.get("wbs-level", "L5")),
             timeout=self.duration((*path, "timeout"), body.get("timeout")),
             rate_limit=self.rate((*path, "rate-limit"), body.get("rate-limit")),
+            rate_limit_global=self.rate((*path, "rate-limit"), body.get("rate-limit"), "global"),
         )
 
     def all_actions(self) -> dict[str, ActionSpec]:
@@ -222,6 +226,7 @@ class PlanBuilder:
                 wbs_level=declared.wbs_level,
                 timeout=declared.timeout,
                 rate_limit=declared.rate_limit,
+                rate_limit_global=declared.rate_limit_global,
             )
         split = _split_call(ref)
         if split is None:
@@ -426,6 +431,9 @@ class PlanBuilder:
             timeout=self.duration((*path, "controls", "exec", "timeout"), exec_.get("timeout")),
             rate_limit=self.rate(
                 (*path, "controls", "exec", "rate-limit"), exec_.get("rate-limit")
+            ),
+            rate_limit_global=self.rate(
+                (*path, "controls", "exec", "rate-limit"), exec_.get("rate-limit"), "global"
             ),
             on_error=self.handlers(on_error, (*path, "controls", "exec", "on-error"), nodes),
             on_timeout=self.handlers(on_timeout, (*path, "controls", "exec", "on-timeout"), nodes),

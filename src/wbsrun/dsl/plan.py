@@ -84,6 +84,7 @@ class ActionSpec:
     wbs_level: str
     timeout: float | None
     rate_limit: float | None
+    rate_limit_global: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ class NodeSpec:
     action: ActionSpec | None = None
     timeout: float | None = None
     rate_limit: float | None = None
+    rate_limit_global: float | None = None
     on_error: tuple[Handler, ...] = ()
     on_timeout: tuple[Handler, ...] = ()
     transitions: tuple[Transition, ...] = ()
