@@ -4,6 +4,7 @@ connections, monitoring.retry, and the per-user rate limit."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -331,6 +332,6 @@ def test_global_rate_limit_is_shared_by_all_users(tmp_path: Path, target: Target
     assert total == len(ran.entries)
     book = ran.runner.ctx.workbook
     starts = sorted(book.get(e, "execution.last_action_at") for e in ran.entries)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.18, gaps
     assert sum("executing.throttled" in phases(e) for e in ran.entries) >= total - 1

@@ -10,6 +10,7 @@ from typing import Any
 from wbsrun.core import codes
 from wbsrun.core.handlers import HandlerRunner, Jump
 from wbsrun.core.ports import ActionOutcome
+from wbsrun.core.rate import RateGuard
 from wbsrun.core.scope import TaskScope
 from wbsrun.core.task import RunContext, Task, UserState
 from wbsrun.dsl.expr import ExprError
@@ -174,10 +175,10 @@ class Executor(HandlerRunner):
         assert action is not None  # the plan builder guarantees it for action nodes
         rate = node.rate_limit or action.rate_limit
         if rate:
-            await self._throttle(task, task.user.next_slot, node.id, rate)
+            await self._throttle(task, task.user.rate_guard, node.id, rate)
         shared = node.rate_limit_global or action.rate_limit_global
         if shared:
-            await self._throttle(task, self.run.global_slots, (self.scenario.name, node.id), shared)
+            await self._throttle(task, self.run.rate_guard, (self.scenario.name, node.id), shared)
         if task.phase != "executing.running_action":
             self.transition(task, "executing.running_action", node.id)
         outcome = await self.call(task, action, node.timeout or action.timeout)
@@ -190,16 +191,14 @@ class Executor(HandlerRunner):
             self._advance(task, self.sources[node.id] / self.source_total)
         return await self.follow(task, node)
 
-    async def _throttle(self, task: Task, slots: dict[Any, float], key: Any, rate: float) -> None:
+    async def _throttle(self, task: Task, guard: RateGuard, key: Any, rate: float) -> None:
         """Reserve the next slot of a 1/rate schedule; wait for it in executing.throttled."""
-        now = self.run.clock()
-        slot = slots.get(key, now)
-        slots[key] = max(slot, now) + 1.0 / rate
-        if slot > now:
+        delay = guard.reserve(key, rate)
+        if delay > 0:
             previous = task.phase
             trigger = key if isinstance(key, str) else key[1]
             self.transition(task, "executing.throttled", trigger)
-            await asyncio.sleep(slot - now)
+            await asyncio.sleep(delay)
             self.transition(task, previous, trigger)
 
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, final, runtime_checkable
 
+from wbsrun.core.rate import RateGuard
 from wbsrun.dsl.plan import ComponentSpec
 
 __all__ = [
@@ -60,10 +61,13 @@ class LogSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """What the runner hands a component at init: its log, and the run's options."""
+    """What the runner hands a component at init: the run's log, clock (timer), rate guard,
+    lease provider and options."""
 
     log: LogSink
     connection_limit: int
+    clock: Callable[[], float]
+    rate_guard: RateGuard
     leases: LeaseProvider | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 

@@ -90,7 +90,11 @@ class Runner:
             for i, s in enumerate(self.plan.scenarios)
         ]
         runtime = Runtime(
-            log=ctx.log, connection_limit=self.options.connection_limit, leases=ctx.leases
+            log=ctx.log,
+            connection_limit=self.options.connection_limit,
+            clock=ctx.clock,
+            rate_guard=ctx.rate_guard,
+            leases=ctx.leases,
         )
         started: list[Component] = []
         try:

@@ -11,6 +11,7 @@ from typing import Any
 
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, Lease, LeaseProvider, LogSink, UserHandle
+from wbsrun.core.rate import RateGuard
 from wbsrun.core.stats import RunStats
 from wbsrun.core.workbook import Entry, Workbook, WorkbookView
 from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
@@ -38,8 +39,8 @@ class RunContext:
     persist_paths: dict[tuple[str, str], Path] = field(default_factory=dict)
     # Progress of tasks still running, by task id; read by the progress model.
     inflight: dict[str, float] = field(default_factory=dict)
-    # Next free slot of a `rate-limit: {global: …}` node, shared by every user.
-    global_slots: dict[tuple[str, str], float] = field(default_factory=dict)
+    # `rate-limit: {global: …}` schedules, shared by every user; also handed to components.
+    rate_guard: RateGuard = field(default_factory=RateGuard)
     progress_done: float = 0.0
 
     def __post_init__(self) -> None:
@@ -53,8 +54,8 @@ class UserState:
     handle: UserHandle
     index: int
     vars: dict[str, Any] = field(default_factory=dict)
-    # Next time a rate-limited node may run for this user, by node id.
-    next_slot: dict[str, float] = field(default_factory=dict)
+    # This user's own `rate-limit` schedules, by node id.
+    rate_guard: RateGuard = field(default_factory=RateGuard)
 
 
 class Task:
