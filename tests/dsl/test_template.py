@@ -319,3 +319,13 @@ def test_iter_templates_yields_every_string_leaf_with_its_path() -> None:
     ]
     assert list(iter_templates("solo")) == [((), "solo")]
     assert list(iter_templates(3)) == []
+
+
+def test_to_text_renders_frozen_plan_values_as_json() -> None:
+    from types import MappingProxyType
+
+    frozen = MappingProxyType({"tags": ("a", "b"), "inner": MappingProxyType({"n": 1})})
+    assert to_text(frozen) == '{"tags":["a","b"],"inner":{"n":1}}'
+    assert to_text(("x", "y")) == '["x","y"]'
+    assert to_text((1, True)) == "[1,true]"
+    assert to_text((True,)) == "[true]"  # not the memoised text of the equal tuple (1,)

@@ -326,7 +326,11 @@ class Executor(HandlerRunner):
         task.milestones.add(m.name)
         stats = self.run.stats
         stats.milestones[m.name] = stats.milestones.get(m.name, 0) + 1
-        self.run.workbook.append(task.entry, "telemetry.milestones.achieved", m.name)
+        book = self.run.workbook
+        book.append(task.entry, "telemetry.milestones.achieved", m.name)
+        pending = book.list_at(task.entry, "telemetry.milestones.pending")
+        if m.name in pending:
+            pending.remove(m.name)
         self._advance(task, m.weight / self.milestone_total)
 
     def _advance(self, task: Task, by: float) -> None:

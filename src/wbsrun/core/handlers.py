@@ -65,7 +65,7 @@ class HandlerRunner:
         group = frm.partition(".")[0]
         if group != to.partition(".")[0]:
             # Leaving a process group completes it (PMP process-group completion).
-            self.run.workbook.set(entry, f"timeline.process_groups.{group}", _GROUP_DONE)
+            self.run.workbook.mutable(entry, "timeline.process_groups")[group] = _GROUP_DONE
 
     # -- errors ---------------------------------------------------------------------------------
     def set_error(self, task: Task, code: str, message: str) -> None:

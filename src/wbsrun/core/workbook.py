@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from typing import Any, Final, final
 
@@ -27,9 +26,10 @@ def _thaw(value: Any) -> Any:
     # Copy-on-write: a default is copied into the entry the first time it is changed.
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
+    if isinstance(value, tuple | list):
         return [_thaw(v) for v in value]
-    return copy.copy(value)
+    # Scalars loaded from YAML (str, int, float, bool, None) are immutable: share them.
+    return value
 
 
 @final
@@ -107,14 +107,27 @@ class Workbook:
         current[sub[-1]] = value
 
     def append(self, entry: Entry, path: str, item: Any) -> None:
+        self.list_at(entry, path).append(item)
+
+    def list_at(self, entry: Entry, path: str) -> list[Any]:
+        """The entry's own list at a section path (`execution.action_log`,
+        `telemetry.milestones.achieved`), created or copied from the default on first use."""
         path = self.spec.expose.get(path, path)
-        section, key, _ = self.split(path)
+        section, key, sub = self.split(path)
         top = f"{section}.{key}"
-        current = entry.fields.get(top, _MISSING)
+        if not sub:
+            found: list[Any] = self.mutable(entry, top, list)
+            return found
+        container: dict[str, Any] = self.mutable(entry, top, dict)
+        for part in sub[:-1]:
+            nxt = container.get(part)
+            if not isinstance(nxt, dict):
+                nxt = container[part] = _thaw(nxt) if isinstance(nxt, Mapping) else {}
+            container = nxt
+        current = container.get(sub[-1])
         if not isinstance(current, list):
-            base = self._defaults.get(section, {}).get(key, ()) if current is _MISSING else current
-            current = entry.fields[top] = list(base) if isinstance(base, list | tuple) else []
-        current.append(item)
+            current = container[sub[-1]] = list(current) if isinstance(current, tuple) else []
+        return current
 
     def mutable(self, entry: Entry, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any:
         """The entry's own dict or list for the top-level field `section.key`, copying the

@@ -115,12 +115,37 @@ def to_text(value: Any) -> str:
         return "false"
     if value is None:
         return "null"
-    if isinstance(value, (list, tuple, dict)):
-        try:
-            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-        except (TypeError, ValueError, RecursionError):
-            return str(value)
+    if kind is tuple and all(type(item) is str for item in value):
+        # Frozen plan values (user.context scope_trace …) are rendered on every request; only
+        # all-string tuples are memoised, since (1,) and (True,) are equal keys.
+        return _tuple_text(value)
+    if isinstance(value, list | tuple | dict | Mapping):
+        return _json_text(value)
     return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    # Frozen mappings (MappingProxyType) are mappings, not their repr.
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(
+            dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=_json_default,
+        )
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+@lru_cache(maxsize=1024)
+def _tuple_text(value: tuple[str, ...]) -> str:
+    return _json_text(value)
 
 
 def _kind(value: Any) -> str:
