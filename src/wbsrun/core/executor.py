@@ -150,6 +150,10 @@ class Executor(HandlerRunner):
         setattr(run.stats, attr, getattr(run.stats, attr) + 1)
         run.inflight.pop(task.entry.task_id, None)
         run.progress_done += task.progress
+        # The last result per component only serves checkpoint metrics during the pass;
+        # a closed entry keeping it would hold every response's body and headers.
+        for key in [k for k in task.entry.vars if k.startswith("__last_")]:
+            del task.entry.vars[key]
 
     # -- graph walk -----------------------------------------------------------------------------
     async def walk(self, task: Task, start: str, stop_at: str | None) -> Jump:
