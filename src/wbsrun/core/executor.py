@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from wbsrun.core import codes
+from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.handlers import HandlerRunner, Jump
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.rate import RateGuard
@@ -150,6 +151,7 @@ class Executor(HandlerRunner):
         setattr(run.stats, attr, getattr(run.stats, attr) + 1)
         run.inflight.pop(task.entry.task_id, None)
         run.progress_done += task.progress
+        run.events.publish(task, "closed", PRIORITY_HIGH)
         # The last result per component only serves checkpoint metrics during the pass;
         # a closed entry keeping it would hold every response's body and headers.
         for key in [k for k in task.entry.vars if k.startswith("__last_")]:
@@ -340,6 +342,7 @@ class Executor(HandlerRunner):
     def _advance(self, task: Task, by: float) -> None:
         task.progress = min(1.0, task.progress + by)
         self.run.inflight[task.entry.task_id] = task.progress
+        self.run.events.publish(task, "progress", PRIORITY_NORMAL)
 
 
 class _BranchDone(Exception):

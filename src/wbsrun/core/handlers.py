@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from wbsrun.core import codes
+from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import TaskScope
 from wbsrun.core.task import RunContext, Task
@@ -66,6 +67,8 @@ class HandlerRunner:
         if group != to.partition(".")[0]:
             # Leaving a process group completes it (PMP process-group completion).
             self.run.workbook.mutable(entry, "timeline.process_groups")[group] = _GROUP_DONE
+        high = to.startswith(("monitoring", "closing"))
+        self.run.events.publish(task, "timeline.phase", PRIORITY_HIGH if high else PRIORITY_NORMAL)
 
     # -- errors ---------------------------------------------------------------------------------
     def set_error(self, task: Task, code: str, message: str) -> None:
@@ -74,6 +77,7 @@ class HandlerRunner:
         book = self.run.workbook
         book.set(task.entry, "execution.evidence.last_event", code)
         book.set(task.entry, "execution.evidence.reason", message)
+        self.run.events.publish(task, "error", PRIORITY_HIGH)
 
     async def on_error(self, task: Task, node: NodeSpec | None, code: str, message: str) -> Jump:
         self.set_error(task, code, message)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from wbsrun.core.events import NullSink, ProgressSink, Service
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
 from wbsrun.core.scheduler import Scheduler, spawn_plan
@@ -45,6 +46,9 @@ class Runner:
         leases: LeaseProvider | None,
         log: LogSink,
         options: RunOptions | None = None,
+        *,
+        events: ProgressSink | None = None,
+        services: Sequence[Service] = (),
     ) -> None:
         self.plan = plan
         self.options = options or RunOptions()
@@ -56,7 +60,11 @@ class Runner:
             leases=leases,
             log=log,
             persist=PersistBuffer(),
+            events=events if events is not None else NullSink(),
         )
+        # Background jobs bound to the run: started after the components, cancelled (and so
+        # given their `finally` to settle) once the last user is done.
+        self.services = list(services)
         self.schedulers: list[Scheduler] = []
         self.started_wall = 0.0
         self.ended_at: float | None = None
@@ -110,13 +118,15 @@ class Runner:
                 await component.init(runtime)
                 started.append(component)
             async with asyncio.TaskGroup() as tg:
-                flusher = tg.create_task(self._flush_loop())
+                background = [tg.create_task(self._flush_loop())]
+                background.extend(tg.create_task(svc.serve()) for svc in self.services)
                 try:
                     async with asyncio.TaskGroup() as users:
                         for sched in self.schedulers:
                             users.create_task(sched.run_users())
                 finally:
-                    flusher.cancel()
+                    for job in background:
+                        job.cancel()
         finally:
             self.ended_at = ctx.clock()
             gc.set_threshold(*thresholds)

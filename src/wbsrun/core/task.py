@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from wbsrun.core.events import NullSink, ProgressSink
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, Lease, LeaseProvider, LogSink, UserHandle
 from wbsrun.core.rate import RateGuard
@@ -42,6 +43,8 @@ class RunContext:
     # `rate-limit: {global: …}` schedules, shared by every user; also handed to components.
     rate_guard: RateGuard = field(default_factory=RateGuard)
     progress_done: float = 0.0
+    # Where progress changes go (the progress bus); nobody listens by default.
+    events: ProgressSink = field(default_factory=NullSink)
 
     def __post_init__(self) -> None:
         self.globals_view = MappingProxyType(
@@ -105,3 +108,20 @@ class Task:
         self.checkpoint: tuple[str, dict[str, Any], dict[str, Any], float] | None = None
         self.rollbacks = 0
         self.wb_view = WorkbookView(run.workbook, entry)
+
+    # -- ProgressSubject: what a progress sink reads ------------------------------------------
+    @property
+    def task_id(self) -> str:
+        return self.entry.task_id
+
+    @property
+    def user_id(self) -> str:
+        return self.entry.user_id
+
+    @property
+    def scenario_name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def error_class(self) -> str | None:
+        return self.error["class"] if self.error else None
