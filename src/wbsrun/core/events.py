@@ -9,6 +9,7 @@ per entry free.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from typing import Final, Protocol
 
 __all__ = [
@@ -47,10 +48,14 @@ class ProgressSubject(Protocol):
     @property
     def error_class(self) -> str | None: ...
 
+    @property
+    def milestones(self) -> Set[str]: ...
+
 
 class ProgressSink(Protocol):
     """Receives `publish(subject, field, priority)` for every change of a watched field:
-    `timeline.phase`, `progress`, `milestone`, `error`, `rollback`, `lease`, `closed`."""
+    `timeline.phase`, `progress`, `milestone`, `error`, `rollback`, `lease`, `closed`.
+    The subject is only valid during the call and until its `closed` event is delivered."""
 
     def publish(self, subject: ProgressSubject, field: str, priority: float) -> None: ...
 

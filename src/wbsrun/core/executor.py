@@ -337,6 +337,7 @@ class Executor(HandlerRunner):
         pending = book.list_at(task.entry, "telemetry.milestones.pending")
         if m.name in pending:
             pending.remove(m.name)
+        self.run.events.publish(task, "milestone", PRIORITY_NORMAL)
         self._advance(task, m.weight / self.milestone_total)
 
     def _advance(self, task: Task, by: float) -> None:
