@@ -11,12 +11,14 @@ from typing import Any
 
 import yaml
 
+from wbsrun.core.events import ProgressSink
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.core.workbook import Entry, Workbook
 from wbsrun.dsl.loader import load_plan
 from wbsrun.progress.report import build_result
 from wbsrun.protocols.registry import build_components, provides
+from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.target import TargetProcess
 
@@ -142,6 +144,8 @@ def run(
     items: Sequence[tuple[str, int]],
     options: RunOptions | None = None,
     during: Callable[[Runner], Coroutine[Any, Any, None]] | None = None,
+    events: ProgressSink | None = None,
+    factories: Mapping[str, Any] | None = None,
 ) -> Ran:
     """Write the bundle (script.yaml + resource.yaml), run it to the end, collect the result."""
     bundle = tmp_path / "bundle"
@@ -149,10 +153,12 @@ def run(
     manifest = "".join(f"{host},{port}\n" for host, port in items)
     (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
     (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
-    plan = load_plan(bundle, provides())
+    plan = load_plan(bundle, provides(factories))
     pools = PoolManager(plan)
     run_log = RunLog()
-    runner = Runner(plan, build_components(plan, run_log), pools, run_log, options)
+    components = build_components(plan, run_log, factories)
+    runner = Runner(plan, components, pools, run_log, options, events=events)
+    attach_health_checks(runner, pools)
 
     async def main() -> None:
         async with asyncio.TaskGroup() as tg:

@@ -312,6 +312,7 @@ def test_waiting_past_the_pass_timeout_is_resource_unavailable(
         "failed": 2,
         "timed_out": 0,
         "rolled_back": 0,
+        "rollbacks": 0,
     }
     assert ran.result["errors"] == {"resource-unavailable": 2}
     assert ran.result["exits"] == {"error_out": 2}

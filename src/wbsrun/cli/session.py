@@ -18,6 +18,7 @@ from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import Plan
 from wbsrun.progress.report import build_result
 from wbsrun.protocols.registry import build_components
+from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 
@@ -103,6 +104,7 @@ def execute(
         log = RunLog(out)
         components = build_components(plan, log)
         runner = Runner(plan, components, pools, log, options)
+        attach_health_checks(runner, pools)
         run_loop(lambda: _run(runner, console, live))
         result = build_result(runner, pools.statistics(), log.counts)
     finally:

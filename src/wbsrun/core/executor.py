@@ -9,11 +9,12 @@ from typing import Any
 
 from wbsrun.core import codes
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
-from wbsrun.core.handlers import HandlerRunner, Jump
+from wbsrun.core.handlers import HandlerRunner, Jump, copy_state
+from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.rate import RateGuard
 from wbsrun.core.scope import TaskScope
-from wbsrun.core.task import RunContext, Task, UserState
+from wbsrun.core.task import Checkpoint, RunContext, Task, UserState
 from wbsrun.dsl.expr import ExprError
 from wbsrun.dsl.plan import ActionSpec, Milestone, NodeSpec, ScenarioSpec, WorkflowSpec
 
@@ -64,6 +65,16 @@ class Executor(HandlerRunner):
             out.append((path, value))
         return tuple(out)
 
+    def start_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        fields: dict[str, Any] = {}
+        start_vars: dict[str, Any] = {}
+        for path, value in self._context_fields:
+            if path.startswith("vars."):
+                start_vars[path[5:]] = value
+            else:
+                fields[path] = value
+        return fields, start_vars
+
     # -- one pass ---------------------------------------------------------------------------------
     async def run_task(self, user: UserState, iteration: int) -> str:
         run = self.run
@@ -83,7 +94,7 @@ class Executor(HandlerRunner):
         try:
             state = await self._run_with_timeout(task)
         finally:
-            self._close(task, state)
+            await self._close(task, state)
         return state
 
     async def _run_with_timeout(self, task: Task) -> str:
@@ -121,30 +132,48 @@ class Executor(HandlerRunner):
         return jump if jump is not None else ("end", "closing.timeout")
 
     async def _body(self, task: Task) -> Jump:
-        leases = self.run.leases
-        if self.scenario.inherit and leases is not None:
+        if self.scenario.inherit and self.run.leases is not None:
             self.transition(task, "executing.waiting_resource", "lease")
-            items: dict[str, Any] = {}
-            for pool in self.scenario.inherit:
-                lease = await leases.acquire(pool, task.entry.task_id, task.user.handle.user_id)
-                task.leases.append(lease)
-                items[pool] = lease.item
-            first = task.leases[0]
-            # One pool: `resource.ip`; several: `resource.<pool>.ip` (and the first pool's fields).
-            task.resource = {**first.item, **items} if len(items) > 1 else dict(first.item)
-            task.entry.fields["execution.resource_lease"] = ",".join(
-                lease.handle for lease in task.leases
-            )
+            failed = await self.lease(task, self.scenario.inherit)
+            if failed is not None:
+                return await self.fail(
+                    task, None, failed.error or codes.RESOURCE_UNAVAILABLE, failed.message
+                )
         task.entry.fields["timeline.start_at"] = self.run.wall()
         return await self.walk(task, self.workflow.entry, None)
 
-    def _close(self, task: Task, state: str) -> None:
+    async def lease(
+        self, task: Task, pools: tuple[str, ...], *, wait_for_health: bool = True
+    ) -> ActionOutcome | None:
+        """Lease one item of each pool the task lacks; the provider's error outcome if any."""
+        book = self.run.leases
+        assert book is not None
+        held = {h.pool for h in task.holdings if not h.released}
+        for pool in pools:
+            if pool in held:
+                continue
+            got = await book.acquire(task, pool, wait_for_health=wait_for_health)
+            if isinstance(got, ActionOutcome):
+                return got
+            task.holdings.append(got)
+        live = [h for h in task.holdings if not h.released]
+        items = {h.pool: h.item for h in live}
+        # One pool: `resource.ip`; several: `resource.<pool>.ip` (and the first pool's fields).
+        task.resource = {**live[0].item, **items} if len(items) > 1 else dict(live[0].item)
+        task.entry.fields["execution.resource_lease"] = ",".join(h.handle for h in live)
+        self.run.events.publish(task, "lease", PRIORITY_NORMAL)
+        return None
+
+    async def _close(self, task: Task, state: str) -> None:
         run = self.run
         if task.phase != state:
             self.transition(task, state, "close")
-        for lease in task.leases:
-            if not lease.released and run.leases is not None:
-                run.leases.release(lease, "task-closed")
+        book = run.leases
+        if book is not None:
+            # Progress-aware release: the holder reached `closing`; nothing is mid-action now.
+            for h in task.holdings:
+                if not h.released:
+                    await book.release(h, "task-closed", force=True)
         if state == "closing.success":
             task.progress = 1.0
         attr = _OUTCOME_BY_STATE.get(state, "tasks_failed")
@@ -164,6 +193,14 @@ class Executor(HandlerRunner):
         for _ in range(MAX_STEPS):
             if nid == stop_at:
                 return JOINED
+            task.steps += 1
+            if task.fault is not None:
+                jump = await self.on_fault(task)
+                # Inside a parallel branch the jump leaves the branch; the node walks on.
+                if jump[0] != "node" or stop_at is not None:
+                    return jump
+                nid = jump[1]
+                continue
             node = nodes[nid]
             jump = await self.node_runners[node.type](task, node)
             if jump[0] != "node":
@@ -189,6 +226,11 @@ class Executor(HandlerRunner):
             self.transition(task, "executing.running_action", node.id)
         outcome = await self.call(task, action, node.timeout or action.timeout)
         if outcome.error is not None:
+            fault = task.fault
+            if fault is not None and fault.code == RESOURCE_FAILED:
+                # The item failed under the action: its failure, not the action's, decides.
+                self.set_error(task, outcome.error, outcome.message)
+                return await self.on_fault(task)
             return await self.on_error(task, node, outcome.error, outcome.message)
         if not self.sources or node.id not in self.sources:
             if not self.milestones and not self.sources:
@@ -221,7 +263,13 @@ class Executor(HandlerRunner):
         except ExprError as exc:
             outcome = ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
         else:
-            outcome = await self._invoke(task, action, args, limit)
+            task.in_action += 1
+            try:
+                outcome = await self._invoke(task, action, args, limit)
+            finally:
+                task.in_action -= 1
+            if task.deferred and run.leases is not None:
+                await run.leases.settle(task)
         ms = outcome.latency_ms or (time.perf_counter() - t0) * 1000.0
         self.record(task, action, outcome, ms, started)
         if outcome.value is not None and action.save_as is not None:
@@ -253,7 +301,14 @@ class Executor(HandlerRunner):
             entry, "execution.evidence.snapshot", {"checkpoint": node.id, "metrics": metrics}
         )
         # The last stable point: what `progress.rollback → last-stable-point` restores.
-        task.checkpoint = (node.id, dict(entry.fields), dict(task.vars), task.progress)
+        task.checkpoint = Checkpoint(
+            node.id,
+            copy_state(entry.fields),
+            copy_state(entry.vars),
+            copy_state(task.vars),
+            task.progress,
+            frozenset(task.milestones),
+        )
         return await self.follow(task, node)
 
     def _metric(self, task: Task, name: str) -> Any:

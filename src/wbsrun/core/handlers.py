@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from wbsrun.core import codes
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
+from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import TaskScope
 from wbsrun.core.task import RunContext, Task
@@ -25,12 +26,42 @@ from wbsrun.dsl.plan import (
     ScenarioSpec,
 )
 
-__all__ = ["MAX_ROLLBACKS", "HandlerRunner", "Jump"]
+__all__ = ["HISTORY", "MAX_ROLLBACKS", "HandlerRunner", "Jump", "copy_state"]
 
 # ("node", id) | ("exit", name) | ("end", closing state) | ("joined", "")
 Jump = tuple[Literal["node", "exit", "end", "joined"], str]
 MAX_ROLLBACKS = 3
 _GROUP_DONE = 1.0
+# What a rollback keeps: the record of what happened (actions, counts, latencies), the
+# pass's clocks and budget, and the lease it holds now. Everything else returns to the
+# last stable point.
+HISTORY = frozenset(
+    {
+        "execution.action_log",
+        "execution.resource_lease",
+        "execution.retry_budget",
+        "execution.timeout_at",
+        "telemetry.counters",
+        "telemetry.latency_ms",
+        "timeline.last_transition_at",
+        "timeline.phase",
+        "timeline.start_at",
+    }
+)
+
+
+def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    return value  # scalars, frozen plan values, lazily decoded results: shared
+
+
+def copy_state(state: Mapping[str, Any], skip: frozenset[str] = HISTORY) -> dict[str, Any]:
+    """A copy of entry fields or variables that later in-place writes cannot reach."""
+    return {k: _copy(v) for k, v in state.items() if k not in skip}
 
 
 class HandlerRunner:
@@ -117,7 +148,7 @@ class HandlerRunner:
                     await self.call(task, h.action, h.action.timeout)
             elif isinstance(h, HandlerRelease):
                 if self._when(task, h.when):
-                    self._release(task, h)
+                    await self._release(task, h)
             elif isinstance(h, HandlerRollback):
                 return self._rollback(task)
         return None
@@ -152,9 +183,9 @@ class HandlerRunner:
             else:
                 self.run.workbook.set(task.entry, path, rendered)
 
-    def _release(self, task: Task, h: HandlerRelease) -> None:
-        leases = self.run.leases
-        if leases is None:
+    async def _release(self, task: Task, h: HandlerRelease) -> None:
+        book = self.run.leases
+        if book is None:
             return
         try:
             handles = h.handles.render(TaskScope(task))
@@ -162,23 +193,85 @@ class HandlerRunner:
             handles = []
         wanted = {str(x) for x in (handles if isinstance(handles, list | tuple) else [handles])}
         wanted = {part for w in wanted for part in w.split(",") if part}
-        for lease in task.leases:
-            if not lease.released and lease.handle in wanted:
-                leases.release(lease, "resource.release")
+        for held in task.holdings:
+            if not held.released and held.handle in wanted:
+                await book.release(held, "resource.release")
 
     def _rollback(self, task: Task) -> Jump:
+        """Back to the last stable point: the checkpoint's state, or the pass start."""
         task.rollbacks += 1
         if task.rollbacks > MAX_ROLLBACKS:
             return ("end", "closing.rollback")
-        self.run.stats.count_error("rollback")
-        if task.checkpoint is None:
-            return ("node", task.workflow.entry)
-        node_id, fields, task_vars, progress = task.checkpoint
-        task.entry.fields = dict(fields)
-        task.vars = dict(task_vars)
+        run = self.run
+        run.stats.rollbacks += 1
+        entry = task.entry
+        cp = task.checkpoint
+        kept = {k: v for k, v in entry.fields.items() if k in HISTORY}
+        if cp is None:
+            fields, start_vars = self.start_state()
+            last = {k: v for k, v in entry.vars.items() if k.startswith("__last_")}
+            entry.fields = {**fields, **kept}
+            entry.vars = {**start_vars, **last}
+            task.vars = {}
+            progress, milestones, node = 0.0, frozenset[str](), task.workflow.entry
+        else:
+            entry.fields = {**copy_state(cp.fields), **kept}
+            entry.vars = copy_state(cp.entry_vars, frozenset())
+            task.vars = copy_state(cp.task_vars, frozenset())
+            progress, milestones, node = cp.progress, cp.milestones, cp.node
+        for lost in task.milestones - milestones:
+            run.stats.milestones[lost] -= 1
+        task.milestones = set(milestones)
         task.progress = progress
+        task.error = None  # the failure that led here is history (evidence, action_log)
+        if entry.task_id in run.inflight:
+            run.inflight[entry.task_id] = progress
         self.transition(task, "executing.running_action", "progress.rollback")
-        return ("node", node_id)
+        run.events.publish(task, "rollback", PRIORITY_HIGH)
+        return ("node", node)
+
+    def start_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Fields and variables a pass starts with (its user.context)."""
+        return {}, {}
+
+    async def on_fault(self, task: Task) -> Jump:
+        """The task's lease expired or its item failed: handle it at this node boundary."""
+        fault = task.fault
+        assert fault is not None
+        task.fault = None
+        run = self.run
+        book = run.leases
+        if fault.code != RESOURCE_FAILED:
+            return await self.fail(task, None, fault.code, fault.reason)
+        run.log.log("warn", f"{task.task_id}: {fault.reason}; running on-failure", task.user_id)
+        jump = await self.run_handlers(task, fault.handlers, None)
+        if book is not None:
+            # The item failed: whatever on-failure said, the task does not keep it.
+            for h in task.holdings:
+                if h.failed and not h.released:
+                    await book.release(h, "resource-failed", force=True)
+        if jump is None:
+            return await self.fail(task, None, codes.RESOURCE_UNAVAILABLE, fault.reason)
+        if jump[0] != "node" or book is None:
+            return jump
+        # Resume from the stable point on another healthy item, or close as rolled back.
+        self.transition(task, "executing.waiting_resource", "progress.rollback")
+        missing = await self.lease(task, task.scenario.inherit, wait_for_health=False)
+        if missing is not None:
+            run.log.log(
+                "warn", f"{task.task_id}: {missing.message}; closing as rolled back", task.user_id
+            )
+            return ("end", "closing.rollback")
+        self.transition(task, "executing.running_action", "progress.rollback")
+        return jump
+
+    async def fail(self, task: Task, node: NodeSpec | None, code: str, message: str) -> Jump:
+        raise NotImplementedError
+
+    async def lease(
+        self, task: Task, pools: tuple[str, ...], *, wait_for_health: bool = True
+    ) -> ActionOutcome | None:
+        raise NotImplementedError
 
     # -- exits and the end of a pass ------------------------------------------------------------
     async def finish(self, task: Task, jump: Jump) -> str:

@@ -8,12 +8,14 @@ from typing import Any, ClassVar, Protocol, final, runtime_checkable
 
 from wbsrun.core.rate import RateGuard
 from wbsrun.dsl.plan import ComponentSpec
+from wbsrun.errors import WbsrunError
 
 __all__ = [
     "ActionOutcome",
     "Component",
     "ComponentFactory",
     "Lease",
+    "LeaseError",
     "LeaseProvider",
     "LogSink",
     "Runtime",
@@ -108,15 +110,34 @@ class Lease:
     released: bool = False
 
 
+class LeaseError(WbsrunError):
+    """A lease provider could not do what was asked; `code` is the DSL §9 error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class LeaseProvider(Protocol):
-    """Gives out and takes back leases; waits are cancellable (bounded by the task timeout)."""
+    """The built-in pools behind the `resource-manager` component. Waits are cancellable
+    (bounded by the task timeout); failures raise LeaseError."""
 
     def item_count(self, pool: str) -> int: ...
 
     def is_exclusive(self, pool: str) -> bool: ...
 
-    async def acquire(self, pool: str, holder: str, user_id: str) -> Lease: ...
+    def items(self, pool: str) -> list[tuple[str, Mapping[str, Any]]]: ...
+
+    async def acquire(
+        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+    ) -> Lease: ...
 
     def release(self, lease: Lease, reason: str) -> bool: ...
+
+    def release_handle(self, pool: str, handle: str) -> bool: ...
+
+    def set_health(self, pool: str, handle: str, healthy: bool) -> bool: ...
+
+    def mount(self, name: str) -> Mapping[str, Any]: ...
 
     def statistics(self) -> Mapping[str, Mapping[str, int]]: ...

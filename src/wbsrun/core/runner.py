@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wbsrun.core.events import NullSink, ProgressSink, Service
+from wbsrun.core.leases import LeaseBook
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
 from wbsrun.core.scheduler import Scheduler, spawn_plan
@@ -34,6 +35,8 @@ class RunOptions:
     # collect the young generation every `gc_young_threshold` allocations instead of 700.
     gc_freeze: bool = True
     gc_young_threshold: int = 50_000
+    # How long background services (health checks, bus) may take to wind down at the end.
+    service_grace: float = 2.0
 
 
 class Runner:
@@ -52,16 +55,23 @@ class Runner:
     ) -> None:
         self.plan = plan
         self.options = options or RunOptions()
+        sink = events if events is not None else NullSink()
         self.ctx = RunContext(
             plan=plan,
             workbook=Workbook(plan.workbook),
             stats=RunStats(),
             components=components,
-            leases=leases,
+            leases=None,
             log=log,
             persist=PersistBuffer(),
-            events=events if events is not None else NullSink(),
+            events=sink,
         )
+        # The built-in pools reach components through the Runtime; the core itself leases
+        # only through the provider calls, bound to tasks by the lease book.
+        self.provider = leases
+        if plan.resources:
+            ctx = self.ctx
+            ctx.leases = LeaseBook(plan, components, log, ctx.clock, ctx.wall, sink, ctx.finished)
         # Background jobs bound to the run: started after the components, cancelled (and so
         # given their `finally` to settle) once the last user is done.
         self.services = list(services)
@@ -104,7 +114,7 @@ class Runner:
             connection_limit=self.options.connection_limit,
             clock=ctx.clock,
             rate_guard=ctx.rate_guard,
-            leases=ctx.leases,
+            leases=self.provider,
         )
         started: list[Component] = []
         thresholds = gc.get_threshold()
@@ -117,15 +127,27 @@ class Runner:
             for component in ctx.components.values():
                 await component.init(runtime)
                 started.append(component)
+            if ctx.leases is not None:
+                await ctx.leases.start()
+                self.services.append(ctx.leases)
             async with asyncio.TaskGroup() as tg:
-                background = [tg.create_task(self._flush_loop())]
-                background.extend(tg.create_task(svc.serve()) for svc in self.services)
+                flusher = tg.create_task(self._flush_loop())
+                jobs = [tg.create_task(svc.serve()) for svc in self.services]
                 try:
                     async with asyncio.TaskGroup() as users:
                         for sched in self.schedulers:
                             users.create_task(sched.run_users())
-                finally:
-                    for job in background:
+                except BaseException:
+                    for job in (flusher, *jobs):
+                        job.cancel()
+                    raise
+                flusher.cancel()
+                # Services see `finished` and wind down: a health round in flight completes,
+                # so every probe the servers saw is counted. Bounded: then they are cancelled.
+                ctx.finished.set()
+                if jobs:
+                    _, late = await asyncio.wait(jobs, timeout=self.options.service_grace)
+                    for job in late:
                         job.cancel()
         finally:
             self.ended_at = ctx.clock()

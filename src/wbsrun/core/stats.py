@@ -85,10 +85,15 @@ class RunStats:
     tasks_rolled_back: int = 0
     users_started: int = 0
     users_finished: int = 0
+    # Rollbacks to a last stable point (each, not per task), and health probes sent.
+    rollbacks: int = 0
+    health_probes: int = 0
     actions: dict[str, ActionStats] = field(default_factory=dict)
     exits: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     milestones: dict[str, int] = field(default_factory=dict)
+    # Per resource: probes, failures, items_failed, items_recovered (the health checks').
+    resource_health: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def action(self, name: str) -> ActionStats:
         st = self.actions.get(name)

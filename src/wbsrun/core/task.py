@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wbsrun.core.events import NullSink, ProgressSink
 from wbsrun.core.persist import PersistBuffer
-from wbsrun.core.ports import Component, Lease, LeaseProvider, LogSink, UserHandle
+from wbsrun.core.ports import Component, LogSink, UserHandle
 from wbsrun.core.rate import RateGuard
 from wbsrun.core.stats import RunStats
 from wbsrun.core.workbook import Entry, Workbook, WorkbookView
 from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
 
-__all__ = ["RunContext", "Task", "UserState"]
+if TYPE_CHECKING:
+    from wbsrun.core.leases import Holding, LeaseBook, ResourceFault
+
+__all__ = ["Checkpoint", "RunContext", "Task", "UserState"]
 
 
 @dataclass(eq=False)
@@ -28,7 +32,7 @@ class RunContext:
     workbook: Workbook
     stats: RunStats
     components: Mapping[str, Component]
-    leases: LeaseProvider | None
+    leases: LeaseBook | None
     log: LogSink
     persist: PersistBuffer
     clock: Callable[[], float] = time.monotonic
@@ -43,6 +47,8 @@ class RunContext:
     # `rate-limit: {global: …}` schedules, shared by every user; also handed to components.
     rate_guard: RateGuard = field(default_factory=RateGuard)
     progress_done: float = 0.0
+    # Set when the last user is done: background services wind down.
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Where progress changes go (the progress bus); nobody listens by default.
     events: ProgressSink = field(default_factory=NullSink)
 
@@ -61,15 +67,30 @@ class UserState:
     rate_guard: RateGuard = field(default_factory=RateGuard)
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a checkpoint node saw: the state a rollback returns the task to."""
+
+    node: str
+    fields: Mapping[str, Any]
+    entry_vars: Mapping[str, Any]
+    task_vars: Mapping[str, Any]
+    progress: float
+    milestones: frozenset[str]
+
+
 class Task:
     """One user × pass through a workflow."""
 
     __slots__ = (
         "checkpoint",
+        "deferred",
         "entry",
         "error",
+        "fault",
+        "holdings",
+        "in_action",
         "iteration",
-        "leases",
         "milestones",
         "phase",
         "progress",
@@ -77,6 +98,7 @@ class Task:
         "rollbacks",
         "run",
         "scenario",
+        "steps",
         "user",
         "vars",
         "wb_view",
@@ -101,12 +123,20 @@ class Task:
         self.phase = "initiating.idle"
         self.vars: dict[str, Any] = {}
         self.resource: dict[str, Any] | None = None
-        self.leases: list[Lease] = []
+        self.holdings: list[Holding] = []
         self.error: dict[str, str] | None = None
         self.progress = 0.0
         self.milestones: set[str] = set()
-        self.checkpoint: tuple[str, dict[str, Any], dict[str, Any], float] | None = None
+        # The last stable point (`progress.rollback → last-stable-point`); None: the pass start.
+        self.checkpoint: Checkpoint | None = None
         self.rollbacks = 0
+        # Resource bookkeeping the lease book reads: node visits (auto-renew vouches for a
+        # holder that moves), component calls in flight (releases wait for them to end), a
+        # deferred release to settle, and a fault (expiry, failed item) to handle at the next node.
+        self.steps = 0
+        self.in_action = 0
+        self.deferred = False
+        self.fault: ResourceFault | None = None
         self.wb_view = WorkbookView(run.workbook, entry)
 
     # -- ProgressSubject: what a progress sink reads ------------------------------------------

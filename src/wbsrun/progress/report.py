@@ -10,7 +10,13 @@ from typing import Any
 from wbsrun.core.runner import Runner
 from wbsrun.core.scheduler import Scheduler
 
-__all__ = ["RESULT_SCHEMA_ID", "ProgressSnapshot", "build_result", "progress_snapshot"]
+__all__ = [
+    "RESULT_SCHEMA_ID",
+    "ProgressSnapshot",
+    "build_result",
+    "progress_snapshot",
+    "resource_figures",
+]
 
 RESULT_SCHEMA_ID = "https://wbsrun.dev/schema/result-v1.json"
 
@@ -96,6 +102,32 @@ def progress_snapshot(runner: Runner) -> ProgressSnapshot:
     )
 
 
+def resource_figures(
+    runner: Runner, provider: Mapping[str, Mapping[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Per resource: the provider's pool counts, the lease book's (expired, renewed, deferred)
+    and the health checks'."""
+    book = runner.ctx.leases
+    bound = book.statistics() if book is not None else {}
+    health = runner.ctx.stats.resource_health
+    out: dict[str, dict[str, int]] = {}
+    for name in dict.fromkeys([*provider, *bound]):
+        figures = {"capacity": 0, "leases": 0, "released": 0, **provider.get(name, {})}
+        b = bound.get(name, {})
+        figures["expired"] = b.get("expired", 0)
+        figures["renewed"] = b.get("renewed", 0)
+        figures["deferred_releases"] = b.get("deferred", 0)
+        figures["release_failures"] = b.get("release_failures", 0)
+        figures["held_at_end"] = b.get("held", 0)
+        h = health.get(name, {})
+        figures["health_checks"] = h.get("probes", 0)
+        figures["health_failures"] = h.get("failures", 0)
+        figures["items_failed"] = h.get("items_failed", 0)
+        figures["items_recovered"] = h.get("items_recovered", 0)
+        out[name] = figures
+    return out
+
+
 def build_result(
     runner: Runner,
     resources: Mapping[str, Mapping[str, int]],
@@ -125,6 +157,7 @@ def build_result(
             "ok": st.requests_ok,
             "failed": st.requests_failed,
             "per_second": round(st.requests_total / elapsed, 2) if elapsed else 0.0,
+            "health_probes": st.health_probes,
         },
         "tasks": {
             "started": st.tasks_started,
@@ -132,6 +165,7 @@ def build_result(
             "failed": st.tasks_failed,
             "timed_out": st.tasks_timed_out,
             "rolled_back": st.tasks_rolled_back,
+            "rollbacks": st.rollbacks,
         },
         "actions": {
             name: {
@@ -153,7 +187,7 @@ def build_result(
                 for name, weight in milestone_weights.items()
             },
         },
-        "resources": {name: dict(values) for name, values in resources.items()},
+        "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
         "persist": {
             "files_written": ctx.persist.files_written,

@@ -52,6 +52,8 @@ def _used_components(plan: Plan) -> set[str]:
         for node in wf.nodes.values():
             handler_lists += [node.on_error, node.on_timeout]
     for res in plan.resources.values():
+        # Every resource is leased through its provider; the built-in one when none is named.
+        used.add(res.provider_component or "resource-manager")
         if res.health_check is not None:
             used.add(res.health_check.probe.component)
             handler_lists.append(res.health_check.on_failure)

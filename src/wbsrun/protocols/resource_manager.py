@@ -1,4 +1,12 @@
-"""The built-in `resource-manager` component: lease calls a scenario may make explicitly."""
+"""The built-in `resource-manager` component: the provider calls over the run's pools.
+
+The core reaches pools only through these calls (mapped per resource in `provider.calls`):
+`allocate_pair` (waits for capacity), `release_pair`, `mount_file` (verified sha256,
+read-only) and `track_lease` (rotation: `event: unhealthy | healthy`; without `event`, the
+lease's state). Calls the core makes carry `bound: true` — the lease book tracks those leases;
+the same calls made by a scenario's own actions are tracked here, per user, and given back when
+the user finishes.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +14,23 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from wbsrun.core import codes
-from wbsrun.core.ports import ActionOutcome, Lease, LeaseProvider, Runtime, UserHandle
+from wbsrun.core.ports import (
+    ActionOutcome,
+    Lease,
+    LeaseError,
+    LeaseProvider,
+    Runtime,
+    UserHandle,
+)
 from wbsrun.dsl.plan import ComponentSpec
 
 __all__ = ["ResourceManagerComponent"]
 
+_EXPLICIT = "resource-manager"
+
 
 class ResourceManagerComponent:
-    """allocate_pair / release_pair / mount_file / track_lease over the run's lease provider."""
+    """allocate_pair / release_pair / mount_file / track_lease over the built-in pools."""
 
     CALLS: ClassVar[frozenset[str]] = frozenset(
         {"allocate_pair", "release_pair", "mount_file", "track_lease"}
@@ -22,45 +39,92 @@ class ResourceManagerComponent:
 
     def __init__(self, spec: ComponentSpec | None = None) -> None:
         self.spec = spec
-        self._leases: LeaseProvider | None = None
+        self._pools: LeaseProvider | None = None
+        # Leases the core holds (bound), by (pool, handle, holder): released by handle.
+        self._bound: dict[tuple[str, str, str], Lease] = {}
 
     async def init(self, runtime: Runtime) -> None:
-        self._leases = runtime.leases
+        self._pools = runtime.leases
 
-    def _held(self, user: UserHandle) -> dict[str, Lease]:
-        held: dict[str, Lease] = user.state.setdefault("resource-manager", {})
+    def _explicit(self, user: UserHandle) -> dict[str, Lease]:
+        held: dict[str, Lease] = user.state.setdefault(_EXPLICIT, {})
         return held
 
     async def run_action(
         self, call: str, args: Mapping[str, Any], user: UserHandle
     ) -> ActionOutcome:
-        if self._leases is None:
+        pools = self._pools
+        if pools is None:
             return ActionOutcome(
                 None, error=codes.INVALID_CONFIGURATION, message="no resources declared"
             )
         pool = str(args.get("pool", args.get("resource", "")))
-        if call in ("allocate_pair", "mount_file"):
-            lease = await self._leases.acquire(pool, f"{user.user_id}-explicit", user.user_id)
-            self._held(user)[lease.handle] = lease
-            return ActionOutcome({"handle": lease.handle, "pool": pool, **lease.item})
+        try:
+            if call == "allocate_pair":
+                return await self._allocate(pools, pool, args, user)
+            if call == "mount_file":
+                return ActionOutcome(dict(pools.mount(pool)))
+            if call == "release_pair":
+                return self._release(pools, pool, args, user)
+            return self._track(pools, pool, args, user)
+        except LeaseError as exc:
+            return ActionOutcome(None, error=exc.code, message=str(exc))
+
+    async def _allocate(
+        self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        bound = bool(args.get("bound"))
+        holder = str(args.get("holder") or f"{user.user_id}-explicit")
+        wait = bool(args.get("wait-for-health", True))
+        lease = await pools.acquire(pool, holder, user.user_id, wait_for_health=wait)
+        if bound:
+            self._bound[(pool, lease.handle, holder)] = lease
+        else:
+            self._explicit(user)[lease.handle] = lease
+        return ActionOutcome(
+            {"handle": lease.handle, "pool": pool, "item": lease.item, **lease.item}
+        )
+
+    def _release(
+        self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
         handle = str(args.get("handle", ""))
-        held = self._held(user).get(handle)
-        if held is None:
+        holder = str(args.get("holder", ""))
+        lease = self._bound.pop((pool, handle, holder), None)
+        if lease is None:
+            lease = self._explicit(user).pop(handle, None)
+        if lease is None:
             return ActionOutcome(
-                None, error=codes.INVALID_CONFIGURATION, message=f"no lease '{handle}' held"
+                None,
+                error=codes.INVALID_CONFIGURATION,
+                message=f"no lease on '{handle}' in '{pool}' held by {holder or user.user_id}",
             )
-        if call == "release_pair":
-            self._leases.release(self._held(user).pop(handle), "release_pair")
-            return ActionOutcome({"handle": handle, "released": True})
-        return ActionOutcome({"handle": handle, "pool": held.pool, "released": held.released})
+        released = pools.release(lease, str(args.get("reason", "release_pair")))
+        return ActionOutcome({"handle": handle, "pool": pool, "released": released})
+
+    def _track(
+        self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        handle = str(args.get("handle", ""))
+        event = args.get("event")
+        if event in ("healthy", "unhealthy"):
+            changed = pools.set_health(pool, handle, event == "healthy")
+            return ActionOutcome({"handle": handle, "pool": pool, "changed": changed})
+        held = self._explicit(user).get(handle)
+        state = "held" if held is not None and not held.released else "free"
+        return ActionOutcome({"handle": handle, "pool": pool, "state": state})
 
     async def release_user(self, user: UserHandle) -> None:
-        if self._leases is None:
+        if self._pools is None:
             return
-        for lease in self._held(user).values():
+        for lease in self._explicit(user).values():
             if not lease.released:
-                self._leases.release(lease, "user-finished")
-        self._held(user).clear()
+                self._pools.release(lease, "user-finished")
+        self._explicit(user).clear()
 
     async def release(self) -> None:
-        return None
+        # Anything the core still holds at the very end (an aborted run) goes back too.
+        if self._pools is not None:
+            for lease in self._bound.values():
+                self._pools.release(lease, "run-ended")
+        self._bound.clear()

@@ -10,15 +10,17 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import yaml
 
-from wbsrun.core.ports import Lease
+from wbsrun.core import codes
+from wbsrun.core.ports import Lease, LeaseError
 from wbsrun.dsl.plan import Plan, ResourceSpec
 from wbsrun.errors import RunError
 
-__all__ = ["PairPool", "PoolManager", "load_manifest"]
+__all__ = ["NoHealthyItem", "PairPool", "PoolManager", "UnknownPool", "load_manifest"]
 
 
 def load_manifest(spec: ResourceSpec) -> list[dict[str, Any]]:
@@ -59,9 +61,24 @@ def _handle(item: Mapping[str, Any], fields: tuple[str, ...]) -> str:
     return ":".join(str(item.get(f, "")) for f in fields)
 
 
+class NoHealthyItem(LeaseError):
+    """Every item of the pool is out of rotation (failed its health check)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(codes.RESOURCE_UNAVAILABLE, message)
+
+
+class UnknownPool(LeaseError):
+    """A provider call named a pool the scenario does not declare."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(codes.INVALID_CONFIGURATION, message)
+
+
 @dataclass(eq=False)
 class PairPool:
-    """Items handed out round-robin or least-used; `exclusive` means one holder per item."""
+    """Items handed out round-robin or least-used; `exclusive` means one holder per item.
+    Items that failed their health check are out of rotation until they pass again."""
 
     spec: ResourceSpec
     items: list[dict[str, Any]]
@@ -70,19 +87,28 @@ class PairPool:
     free: OrderedDict[int, None] = field(default_factory=OrderedDict)
     holders: list[int] = field(default_factory=list)
     uses: list[int] = field(default_factory=list)
+    healthy: list[bool] = field(default_factory=list)
+    handles: list[str] = field(default_factory=list)
+    by_handle: dict[str, int] = field(default_factory=dict)
     waiters: deque[tuple[asyncio.Future[int], str]] = field(default_factory=deque)
     last_item: dict[str, int] = field(default_factory=dict)
     active: int = 0
     leases: int = 0
     released: int = 0
-    expired: int = 0
-    health_failures: int = 0
+    release_errors: int = 0
     cursor: int = 0
 
     def __post_init__(self) -> None:
-        self.free = OrderedDict((i, None) for i in range(len(self.items)))
-        self.holders = [0] * len(self.items)
-        self.uses = [0] * len(self.items)
+        n = len(self.items)
+        self.free = OrderedDict((i, None) for i in range(n))
+        self.holders = [0] * n
+        self.uses = [0] * n
+        self.healthy = [True] * n
+        self.handles = [_handle(item, self.spec.parser_fields) for item in self.items]
+        self.by_handle = {h: i for i, h in enumerate(self.handles)}
+
+    def healthy_count(self) -> int:
+        return sum(self.healthy)
 
     def _pick(self, user_id: str) -> int | None:
         if (self.capacity and self.active >= self.capacity) or not self.items:
@@ -100,13 +126,21 @@ class PairPool:
                 del self.free[idx]
                 return idx
             return self.free.popitem(last=False)[0]
-        if last is not None:
+        healthy = self.healthy
+        if last is not None and healthy[last]:
             return last
+        candidates = [i for i in range(len(self.items)) if healthy[i]]
+        if not candidates:
+            return None
         if self.spec.strategy == "least-used":
-            return min(range(len(self.items)), key=self.holders.__getitem__)
-        idx = self.cursor % len(self.items)
-        self.cursor += 1
-        return idx
+            return min(candidates, key=self.holders.__getitem__)
+        # Round-robin over the items in rotation.
+        for _ in range(len(self.items)):
+            idx = self.cursor % len(self.items)
+            self.cursor += 1
+            if healthy[idx]:
+                return idx
+        return None  # pragma: no cover - candidates is not empty
 
     def _grant(self, idx: int, user_id: str) -> None:
         self.holders[idx] += 1
@@ -115,7 +149,9 @@ class PairPool:
         self.leases += 1
         self.last_item[user_id] = idx
 
-    async def acquire(self, user_id: str) -> int:
+    async def acquire(self, user_id: str, *, wait_for_health: bool = True) -> int:
+        if not wait_for_health and self.items and not any(self.healthy):
+            raise NoHealthyItem(f"resource '{self.spec.name}': no item passes its health check")
         idx = self._pick(user_id) if not self.waiters else None
         if idx is not None:
             self._grant(idx, user_id)
@@ -129,12 +165,37 @@ class PairPool:
                 self.release(fut.result())  # granted while being cancelled: not lost
             raise
 
-    def release(self, idx: int) -> None:
+    def release(self, idx: int) -> bool:
+        """Return one hold on item `idx`; False (and counted) when nobody holds it."""
+        if self.holders[idx] <= 0:
+            self.release_errors += 1
+            return False
         self.holders[idx] -= 1
         self.active -= 1
         self.released += 1
-        if self.exclusive:
+        if self.exclusive and self.healthy[idx]:
             self.free[idx] = None
+        self._serve_waiters()
+        return True
+
+    def set_health(self, idx: int, healthy: bool) -> bool:
+        """Take an item out of rotation, or back in; True when that changed anything."""
+        if self.healthy[idx] == healthy:
+            return False
+        self.healthy[idx] = healthy
+        if not healthy:
+            self.free.pop(idx, None)
+            if self.last_item:
+                # Affinity must not steer anyone back to it.
+                for uid in [u for u, i in self.last_item.items() if i == idx]:
+                    del self.last_item[uid]
+        else:
+            if self.exclusive and self.holders[idx] == 0:
+                self.free[idx] = None
+            self._serve_waiters()
+        return True
+
+    def _serve_waiters(self) -> None:
         # Hand over to the longest waiter; accounting happens here, not when it wakes,
         # so nobody can slip past the capacity in between.
         while self.waiters:
@@ -147,15 +208,17 @@ class PairPool:
                 return
             self._grant(nxt, uid)
             fut.set_result(nxt)
-            return
 
 
 class PoolManager:
-    """The run's lease provider over every declared resource."""
+    """The built-in lease provider over every declared resource (the backend of the
+    `resource-manager` component): pools, blobs, rotation, counts."""
 
     def __init__(self, plan: Plan, clock: Any = time.time) -> None:
         self.pools: dict[str, PairPool] = {}
         self.blobs: dict[str, dict[str, Any]] = {}
+        self.blob_specs: dict[str, ResourceSpec] = {}
+        self.mounts: dict[str, int] = {}
         self.clock = clock
         for name, spec in plan.resources.items():
             if spec.type == "pair_pool":
@@ -165,23 +228,62 @@ class PoolManager:
                 capacity = spec.capacity if spec.capacity is not None else 0
                 self.pools[name] = PairPool(spec, items, spec.exclusive, capacity)
             else:
-                self.blobs[name] = self._mount(spec)
+                self.blobs[name] = self._digest(spec)
+                self.blob_specs[name] = spec
+                self.mounts[name] = 0
 
     @staticmethod
-    def _mount(spec: ResourceSpec) -> dict[str, Any]:
+    def _read(spec: ResourceSpec) -> bytes:
         if spec.file is None:
             raise RunError(f"resource '{spec.name}': no file")
         try:
-            data = spec.file.read_bytes()
+            return spec.file.read_bytes()
         except OSError as exc:
             raise RunError(f"resource '{spec.name}': cannot read {spec.file}: {exc}") from exc
+
+    @classmethod
+    def _digest(cls, spec: ResourceSpec) -> dict[str, Any]:
+        data = cls._read(spec)
         digest = hashlib.sha256(data).hexdigest()
-        if spec.checksum not in (None, "auto") and spec.checksum != digest:
+        expected = (spec.checksum or "auto").lower().removeprefix("sha256:")
+        if expected != "auto" and expected != digest:
             raise RunError(
                 f"resource '{spec.name}': sha256 of {spec.file} is {digest}, "
                 f"the scenario expects {spec.checksum}"
             )
-        return {"path": str(spec.file), "sha256": digest, "size": len(data), "handle": spec.name}
+        return {
+            "path": str(spec.file),
+            "sha256": digest,
+            "size": len(data),
+            "handle": spec.name,
+            "mode": "read-only" if spec.read_only else "read-write",
+        }
+
+    def mount(self, name: str) -> Mapping[str, Any]:
+        """A file_blob, verified against the digest taken when the run started: a file that
+        changed underneath the run fails the mount instead of feeding other bytes."""
+        spec = self.blob_specs.get(name)
+        if spec is None:
+            raise UnknownPool(f"no file_blob resource '{name}'")
+        blob = self.blobs[name]
+        try:
+            digest = hashlib.sha256(self._read(spec)).hexdigest()
+        except RunError as exc:
+            raise LeaseError(codes.INVALID_CONFIGURATION, str(exc)) from exc
+        if digest != blob["sha256"]:
+            raise LeaseError(
+                codes.INVALID_CONFIGURATION,
+                f"resource '{name}': {spec.file} changed during the run "
+                f"(sha256 {digest}, mounted as {blob['sha256']})",
+            )
+        self.mounts[name] += 1
+        return MappingProxyType(blob)
+
+    def _pool(self, name: str) -> PairPool:
+        p = self.pools.get(name)
+        if p is None:
+            raise UnknownPool(f"no pair_pool resource '{name}'")
+        return p
 
     def item_count(self, pool: str) -> int:
         p = self.pools.get(pool)
@@ -191,14 +293,16 @@ class PoolManager:
         p = self.pools.get(pool)
         return bool(p and p.exclusive)
 
-    async def acquire(self, pool: str, holder: str, user_id: str) -> Lease:
-        p = self.pools.get(pool)
-        if p is None:
-            blob = self.blobs[pool]
-            return Lease(pool, str(blob["handle"]), blob, holder, self.clock())
-        idx = await p.acquire(user_id)
-        item = p.items[idx]
-        return Lease(pool, _handle(item, p.spec.parser_fields), item, holder, self.clock(), idx)
+    def items(self, pool: str) -> list[tuple[str, Mapping[str, Any]]]:
+        p = self._pool(pool)
+        return list(zip(p.handles, p.items, strict=True))
+
+    async def acquire(
+        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+    ) -> Lease:
+        p = self._pool(pool)
+        idx = await p.acquire(user_id, wait_for_health=wait_for_health)
+        return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
 
     def release(self, lease: Lease, reason: str) -> bool:
         if lease.released:
@@ -206,8 +310,21 @@ class PoolManager:
         lease.released = True
         p = self.pools.get(lease.pool)
         if p is not None and lease.index >= 0:
-            p.release(lease.index)
+            return p.release(lease.index)
         return True
+
+    def release_handle(self, pool: str, handle: str) -> bool:
+        p = self._pool(pool)
+        idx = p.by_handle.get(handle)
+        if idx is None:
+            p.release_errors += 1
+            return False
+        return p.release(idx)
+
+    def set_health(self, pool: str, handle: str, healthy: bool) -> bool:
+        p = self._pool(pool)
+        idx = p.by_handle.get(handle)
+        return idx is not None and p.set_health(idx, healthy)
 
     def statistics(self) -> Mapping[str, Mapping[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -215,20 +332,23 @@ class PoolManager:
             out[name] = {
                 "capacity": p.capacity,
                 "items": len(p.items),
+                "healthy": p.healthy_count(),
                 "leases": p.leases,
                 "released": p.released,
                 "active": p.active,
-                "expired": p.expired,
-                "health_failures": p.health_failures,
+                "release_errors": p.release_errors,
+                "mounts": 0,
             }
-        for name in self.blobs:
+        for name, count in self.mounts.items():
+            # Read-only blobs are mounted, not leased: nothing to give back.
             out[name] = {
                 "capacity": 0,
                 "items": 1,
+                "healthy": 1,
                 "leases": 0,
                 "released": 0,
                 "active": 0,
-                "expired": 0,
-                "health_failures": 0,
+                "release_errors": 0,
+                "mounts": count,
             }
         return out

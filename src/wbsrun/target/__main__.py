@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument(
         "--hang",
         action="store_true",
-        help=f"/asset never answers until the client leaves (at most {HANG_MAX_S:g} s)",
+        help=f"/asset and /health never answer until the client leaves (at most {HANG_MAX_S:g} s)",
     )
     knobs.add_argument(
         "--close", action="store_true", help="/asset closes the connection without answering"

@@ -153,6 +153,10 @@ class TargetApp:
                 request, web.Response(status=405, headers={"Allow": "GET, POST, DELETE"})
             )
         if path == "/health" and method in ("GET", "HEAD"):
+            if host.knobs.hang:
+                # A hung server hangs its health endpoint too; cancelled when the client leaves.
+                await asyncio.sleep(HANG_MAX_S)
+                return await self._send(request, web.Response(status=504, text="hang limit"))
             if host.knobs.fail_health:
                 return await self._send(request, web.Response(status=503, text="unhealthy"))
             return await self._send(request, web.Response(text="ok"))

@@ -1,0 +1,327 @@
+"""Leases bound to the tasks that hold them, both ways.
+
+The core obtains and returns handles only through the provider calls a scenario maps on its
+resource's provider component (`acquire: allocate_pair`, `release: release_pair`, `mount:
+mount_file`, `track: track_lease`), so any component offering those calls can replace the
+built-in `resource-manager`. This module keeps the other direction: which task holds each
+handle, with that task's phase and progress, so that a lease is released when its holder
+closes, on an explicit `resource.release`, on TTL expiry or when the resource fails, exactly
+once, and never while the holder is mid-action unless the resource itself failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from wbsrun.core import codes
+from wbsrun.core.events import PRIORITY_HIGH, NullSink, ProgressSink
+from wbsrun.core.ports import ActionOutcome, Component, LogSink, UserHandle
+from wbsrun.dsl.plan import Handler, Plan, ResourceSpec
+from wbsrun.errors import RunError
+
+if TYPE_CHECKING:
+    from wbsrun.core.task import Task
+
+__all__ = [
+    "DEFAULT_CALLS",
+    "RESOURCE_FAILED",
+    "Holding",
+    "LeaseBook",
+    "LeaseCounts",
+    "ResourceFault",
+]
+
+# The provider calls the core makes when a scenario maps none: those of `resource-manager`.
+DEFAULT_CALLS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "acquire": "allocate_pair",
+        "release": "release_pair",
+        "mount": "mount_file",
+        "track": "track_lease",
+    }
+)
+DEFAULT_PROVIDER: Final = "resource-manager"
+# A fault code that is not an error code: the holder runs the resource's `on-failure` list.
+RESOURCE_FAILED: Final = "resource-failed"
+# How often TTLs are checked, at most and at least (a quarter of the shortest TTL in between).
+_TICK_MAX = 1.0
+_TICK_MIN = 0.02
+
+
+@dataclass(slots=True, eq=False)
+class Holding:
+    """One lease as its holder task sees it."""
+
+    pool: str
+    handle: str
+    item: Mapping[str, Any]
+    task: Task
+    acquired_at: float
+    expires_at: float | None
+    steps_at_renew: int = 0
+    released: bool = False
+    expired: bool = False
+    failed: bool = False
+    # A release asked for while the holder was mid-action: done when the action ends.
+    pending: str | None = None
+    blob: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceFault:
+    """What a holder finds at its next node: its lease expired, or its item failed."""
+
+    code: str  # codes.LEASE_EXPIRED or RESOURCE_FAILED
+    pool: str
+    handle: str
+    reason: str
+    handlers: tuple[Handler, ...] = ()
+
+
+@dataclass(slots=True)
+class LeaseCounts:
+    acquired: int = 0
+    released: int = 0
+    expired: int = 0
+    renewed: int = 0
+    deferred: int = 0
+    faults: int = 0
+    release_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Provider:
+    spec: ResourceSpec
+    component: Component
+    calls: Mapping[str, str]
+
+
+class LeaseBook:
+    """The run's leases by (pool, handle) and by task; also a Service (TTL renew / expiry)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        components: Mapping[str, Component],
+        log: LogSink,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        events: ProgressSink | None = None,
+        finished: asyncio.Event | None = None,
+    ) -> None:
+        self.log = log
+        self.finished = finished if finished is not None else asyncio.Event()
+        self.clock = clock
+        self.wall = wall
+        self.events: ProgressSink = events if events is not None else NullSink()
+        self.providers: dict[str, _Provider] = {}
+        for name, spec in plan.resources.items():
+            component = components.get(spec.provider_component or DEFAULT_PROVIDER)
+            if component is not None:
+                calls = {**DEFAULT_CALLS, **spec.provider_calls}
+                self.providers[name] = _Provider(spec, component, MappingProxyType(calls))
+        self.held: dict[tuple[str, str], list[Holding]] = {}
+        self.counts: dict[str, LeaseCounts] = {name: LeaseCounts() for name in self.providers}
+        self.mounted: dict[str, Mapping[str, Any]] = {}
+        # Provider calls that belong to no virtual user (mounts, health rotation).
+        self.system = UserHandle("wbsrun-resources", "", private_session=False)
+
+    # -- start: mount the read-only blobs once, verified --------------------------------------
+    async def start(self) -> None:
+        for name, prov in self.providers.items():
+            if prov.spec.type != "file_blob":
+                continue
+            out = await prov.component.run_action(
+                prov.calls["mount"], {"pool": name, "bound": True}, self.system
+            )
+            if out.error is not None or out.value is None:
+                raise RunError(f"resource '{name}': mount failed: {out.message or out.error}")
+            self.mounted[name] = out.value
+
+    # -- acquire / release ----------------------------------------------------------------------
+    async def acquire(
+        self, task: Task, pool: str, *, wait_for_health: bool = True
+    ) -> Holding | ActionOutcome:
+        """A lease for `task` (waiting for capacity), or the provider's error outcome."""
+        prov = self.providers.get(pool)
+        if prov is None:
+            return ActionOutcome(
+                None,
+                error=codes.INVALID_CONFIGURATION,
+                message=f"resource '{pool}': no provider component to lease it from",
+            )
+        if prov.spec.type == "file_blob":
+            blob = self.mounted.get(pool, {})
+            return Holding(pool, pool, blob, task, self.wall(), None, blob=True)
+        out = await prov.component.run_action(
+            prov.calls["acquire"],
+            {
+                "pool": pool,
+                "holder": task.task_id,
+                "bound": True,
+                "wait-for-health": wait_for_health,
+            },
+            task.user.handle,
+        )
+        if out.error is not None or out.value is None:
+            return out if out.error else ActionOutcome(None, error=codes.RESOURCE_UNAVAILABLE)
+        value = out.value
+        handle = str(value.get("handle", ""))
+        item = value.get("item")
+        if not isinstance(item, Mapping):
+            item = {k: v for k, v in value.items() if k not in ("handle", "pool")}
+        ttl = prov.spec.ttl
+        h = Holding(
+            pool,
+            handle,
+            item,
+            task,
+            self.wall(),
+            self.clock() + ttl if ttl else None,
+            steps_at_renew=task.steps,
+        )
+        self.held.setdefault((pool, handle), []).append(h)
+        self.counts[pool].acquired += 1
+        return h
+
+    async def release(self, h: Holding, reason: str, *, force: bool = False) -> bool:
+        """Give the lease back once; deferred (and logged) while its holder is mid-action."""
+        if h.released or h.blob:
+            return False
+        task = h.task
+        if task.in_action and not force:
+            if h.pending is None:
+                self.counts[h.pool].deferred += 1
+                action = task.entry.fields.get("execution.current_action", "an action")
+                self.log.log(
+                    "info",
+                    f"release of {h.handle} ({reason}) deferred: {task.task_id} is mid-action "
+                    f"({action})",
+                    task.user_id,
+                )
+            h.pending = reason
+            task.deferred = True
+            return False
+        h.released = True
+        h.pending = None
+        holders = self.held.get((h.pool, h.handle))
+        if holders is not None:
+            holders.remove(h)
+            if not holders:
+                del self.held[(h.pool, h.handle)]
+        prov = self.providers[h.pool]
+        out = await prov.component.run_action(
+            prov.calls["release"],
+            {"pool": h.pool, "handle": h.handle, "holder": task.task_id, "reason": reason},
+            task.user.handle,
+        )
+        counts = self.counts[h.pool]
+        if out.error is not None:
+            counts.release_failures += 1
+            self.log.log("error", f"release of {h.handle} failed: {out.message}", task.user_id)
+        else:
+            counts.released += 1
+        return True
+
+    async def settle(self, task: Task) -> None:
+        """Carry out the releases deferred while the task was mid-action."""
+        if task.in_action:
+            return
+        task.deferred = False
+        for h in list(task.holdings):
+            if h.pending is not None and not h.released:
+                await self.release(h, h.pending)
+
+    def holders(self, pool: str, handle: str) -> list[Holding]:
+        return list(self.held.get((pool, handle), ()))
+
+    # -- faults ---------------------------------------------------------------------------------
+    def fail_item(
+        self, pool: str, handle: str, reason: str, handlers: tuple[Handler, ...]
+    ) -> list[Holding]:
+        """The item failed its health check: every holder runs `handlers` at its next node."""
+        hit = [h for h in self.held.get((pool, handle), ()) if not h.released]
+        for h in hit:
+            h.failed = True
+            self._fault(h, ResourceFault(RESOURCE_FAILED, pool, handle, reason, handlers))
+        return hit
+
+    def _fault(self, h: Holding, fault: ResourceFault) -> None:
+        task = h.task
+        # A failed item outranks an expired lease: the rollback handles both.
+        if task.fault is None or task.fault.code == codes.LEASE_EXPIRED:
+            task.fault = fault
+        self.counts[h.pool].faults += 1
+        self.events.publish(task, "lease", PRIORITY_HIGH)
+
+    async def track(self, pool: str, handle: str, event: str) -> ActionOutcome:
+        """Tell the provider about an item: `healthy` / `unhealthy` (rotation)."""
+        prov = self.providers.get(pool)
+        if prov is None:
+            return ActionOutcome(None, error=codes.INVALID_CONFIGURATION)
+        return await prov.component.run_action(
+            prov.calls["track"], {"pool": pool, "handle": handle, "event": event}, self.system
+        )
+
+    # -- TTL: renew holders that make progress, expire the others -------------------------------
+    def tick(self) -> float | None:
+        ttls = [p.spec.ttl for p in self.providers.values() if p.spec.ttl]
+        if not ttls:
+            return None
+        return min(_TICK_MAX, max(_TICK_MIN, min(ttls) / 4))
+
+    async def serve(self) -> None:
+        tick = self.tick()
+        if tick is None:
+            return
+        while not self.finished.is_set():
+            try:
+                async with asyncio.timeout(tick):
+                    await self.finished.wait()
+            except TimeoutError:
+                await self.sweep()
+
+    async def sweep(self) -> None:
+        now = self.clock()
+        due = [
+            h
+            for holders in self.held.values()
+            for h in holders
+            if h.expires_at is not None and h.expires_at <= now and not h.expired
+        ]
+        for h in due:
+            spec = self.providers[h.pool].spec
+            ttl = spec.ttl or 0.0
+            task = h.task
+            # Auto-renew vouches for a holder that moved since the last renewal; a holder
+            # stuck in one place for a whole TTL loses its lease like one without renewal.
+            if spec.auto_renew and task.steps != h.steps_at_renew:
+                h.steps_at_renew = task.steps
+                h.expires_at = now + ttl
+                self.counts[h.pool].renewed += 1
+                continue
+            h.expired = True
+            self.counts[h.pool].expired += 1
+            reason = f"lease on {h.handle} passed its {ttl:g}s TTL without renewal"
+            self.log.log("warn", f"{task.task_id}: {reason}", task.user_id)
+            self._fault(h, ResourceFault(codes.LEASE_EXPIRED, h.pool, h.handle, reason))
+            await self.release(h, codes.LEASE_EXPIRED)
+
+    def statistics(self) -> Mapping[str, Mapping[str, int]]:
+        return {
+            name: {
+                "acquired": c.acquired,
+                "returned": c.released,
+                "expired": c.expired,
+                "renewed": c.renewed,
+                "deferred": c.deferred,
+                "faults": c.faults,
+                "release_failures": c.release_failures,
+                "held": sum(len(v) for (pool, _), v in self.held.items() if pool == name),
+            }
+            for name, c in self.counts.items()
+        }
