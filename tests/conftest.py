@@ -9,7 +9,37 @@ from typing import Any
 
 import pytest
 
+# -- HTTP transport: scenario and CLI tests run on both ---------------------------------------
+# Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
+from transport_kit import hostile, nginx, self_signed, tls_hostile  # noqa: F401
 from wbsrun.target import TargetProcess, loopback_hosts
+
+HTTP_TRANSPORTS = ("fast", "aiohttp")
+# Modules whose HTTP-sending tests run once per transport (results must not depend on it).
+_BOTH_TRANSPORTS = ("tests/core/test_workflow_", "tests/cli/")
+_SENDS_HTTP = ("target", "target_factory", "live_reference")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    where = Path(str(metafunc.definition.fspath)).as_posix()
+    if not any(f"/{part}" in where for part in _BOTH_TRANSPORTS):
+        return
+    name = metafunc.definition.name
+    if any(f in metafunc.fixturenames for f in _SENDS_HTTP) or any(
+        word in name for word in ("run", "demo", "sigint")
+    ):
+        metafunc.parametrize("http_transport", HTTP_TRANSPORTS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def http_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The transport a parametrized test runs on, through WBSRUN_TRANSPORT (which subprocesses
+    inherit and scenario_kit.run reads); unparametrized tests get the default."""
+    transport: str | None = getattr(request, "param", None)
+    if transport is not None:
+        monkeypatch.setenv("WBSRUN_TRANSPORT", transport)
+    return transport
+
 
 # -- embedded asset server (wbsrun.target) ----------------------------------------------------
 

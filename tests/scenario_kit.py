@@ -4,6 +4,8 @@ target through the library API, and read the result and the workbook."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +14,9 @@ from typing import Any
 import yaml
 
 from wbsrun.core.events import ProgressSink
+from wbsrun.core.ledger import Ledger, LedgerEntry
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
-from wbsrun.core.workbook import Entry, Workbook
 from wbsrun.dsl.loader import load_plan
 from wbsrun.progress.report import build_result
 from wbsrun.protocols.registry import build_components, provides
@@ -123,18 +125,18 @@ class Ran:
     bundle: Path
 
     @property
-    def book(self) -> Workbook:
+    def book(self) -> Ledger[Any]:
         return self.runner.ctx.workbook
 
     @property
-    def entries(self) -> list[Entry]:
+    def entries(self) -> Sequence[Any]:
         return self.book.entries
 
-    def actions_done(self, entry: Entry) -> list[str]:
+    def actions_done(self, entry: LedgerEntry) -> list[str]:
         return [item["action"] for item in self.book.get(entry, "execution.action_log")]
 
 
-def phases(entry: Entry) -> list[str]:
+def phases(entry: LedgerEntry) -> list[str]:
     return [to for _, to, _, _ in entry.trace]
 
 
@@ -154,6 +156,10 @@ def run(
     (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
     (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
     plan = load_plan(bundle, provides(factories))
+    # The transport tests/conftest.py chose (WBSRUN_TRANSPORT), unless the test set one.
+    options = options or RunOptions()
+    if options.transport is None and os.environ.get("WBSRUN_TRANSPORT"):
+        options = dataclasses.replace(options, transport=os.environ["WBSRUN_TRANSPORT"])
     pools = PoolManager(plan)
     run_log = RunLog()
     components = build_components(plan, run_log, factories)

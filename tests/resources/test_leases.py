@@ -103,14 +103,24 @@ def test_a_release_asked_for_while_a_sibling_branch_is_mid_action_waits_for_it(
     doc["actions"]["missing"] = http("get", "/nope")
     held_mid_way: list[int] = []
 
+    bindings: list[Any] = []
+
     async def watch(runner: Runner) -> None:
         await asyncio.sleep(0.15)  # `bad` answered 404 and asked; `slow` is still waiting
         assert runner.provider is not None
+        assert runner.ctx.leases is not None
         held_mid_way.append(runner.provider.statistics()["pool"]["active"])
+        bindings.extend(runner.ctx.leases.bindings())
 
     ran = run(tmp_path, doc, _items(target), during=watch)
 
     assert held_mid_way == [1]
+    # The manager knows who holds the item, where that task stands, and what is pending.
+    (binding,) = bindings
+    assert binding.task_id == "u0001-t0"
+    assert binding.phase == "monitoring.error_detected"  # `bad` failed; `slow` still runs
+    assert binding.pending_release == "resource.release"
+    assert binding.handle == f"{target.hosts[0]}:{target.port}"
     assert ran.result["tasks"]["succeeded"] == 1
     pool = ran.result["resources"]["pool"]
     assert pool["deferred_releases"] == 1

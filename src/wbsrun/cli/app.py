@@ -73,6 +73,12 @@ def wbs(path: Path) -> None:
 @click.option("--users", type=int, default=None, help="Override the users of every scenario.")
 @click.option("--duration", default=None, help="Run window (e.g. 20s): no pass starts after it.")
 @click.option("--connection-limit", type=int, default=None, help="Shared pool size (0 = none).")
+@click.option(
+    "--transport",
+    type=click.Choice(["fast", "aiohttp"]),
+    default=None,
+    help="HTTP transport (default: the scenario's, else fast).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
@@ -81,6 +87,7 @@ def run(
     users: int | None,
     duration: str | None,
     connection_limit: int | None,
+    transport: str | None,
     json_out: Path | None,
     log_file: Path | None,
     quiet: bool,
@@ -94,7 +101,12 @@ def run(
         bundle = locate_bundle(path)
         options = resolve_options(
             bundle.config,
-            {"users": users, "duration": duration, "connection-limit": connection_limit},
+            {
+                "users": users,
+                "duration": duration,
+                "connection-limit": connection_limit,
+                "transport": transport,
+            },
         )
         execute(
             plan,
@@ -123,6 +135,12 @@ def run(
 @click.option("--latency-ms", type=float, default=0.0, help="Target latency for /asset.")
 @click.option("--error-rate", type=float, default=0.0, help="Share of /asset answered 500.")
 @click.option("--quiet", is_flag=True, help="No live line.")
+@click.option(
+    "--faults",
+    is_flag=True,
+    help="Items go bad mid-run (failed health, hang, 401) and one recovers: watch the "
+    "rollbacks, and every lease come back.",
+)
 def demo(
     users: int,
     duration: str,
@@ -131,6 +149,7 @@ def demo(
     latency_ms: float,
     error_rate: float,
     quiet: bool,
+    faults: bool,
 ) -> None:
     """Run the bundled tri-phase scenario against the embedded asset server."""
     from wbsrun.cli.demo import run_demo
@@ -144,6 +163,7 @@ def demo(
             latency_ms=latency_ms,
             error_rate=error_rate,
             quiet=quiet,
+            faults=faults,
         )
     except (WbsrunError, RunError) as exc:
         _fail(exc)

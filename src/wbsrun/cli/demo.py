@@ -5,12 +5,22 @@ from __future__ import annotations
 import shutil
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from wbsrun.cli.faults import (
+    FAULT_HEALTH,
+    FaultScript,
+    fault_plan,
+    shorten_health_checks,
+    spare_items,
+)
 from wbsrun.cli.options import resolve_options
 from wbsrun.cli.session import execute
+from wbsrun.core.runner import Runner
 from wbsrun.dsl.loader import load_plan
+from wbsrun.dsl.units import parse_duration
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess, loopback_hosts
 
@@ -42,20 +52,38 @@ def run_demo(
     latency_ms: float = 0.0,
     error_rate: float = 0.0,
     quiet: bool = False,
+    faults: bool = False,
 ) -> int:
     console = Console(highlight=False)
     # One address per user: the scenario's pool is exclusive, so each user holds its own item.
-    hosts = loopback_hosts(max(users, 1))
+    # With faults, spares too: a task rolled back off a bad item needs a healthy free one.
+    count = max(users, 1) + (spare_items(users) if faults else 0)
+    hosts = loopback_hosts(count)
     knobs = TargetKnobs(latency_ms=latency_ms, error_rate=error_rate)
     console.print(f"starting the embedded asset server on {len(hosts)} loopback addresses …")
     with TargetProcess.start(hosts=hosts, port=0, knobs=knobs) as target:
         bundle = prepare_bundle(workdir, hosts, target.port)
+        if faults:
+            shorten_health_checks(bundle / "script.yaml")
         plan = load_plan(bundle, provides())
         options = resolve_options(None, {"users": users, "duration": duration})
         console.print(
             f"running '{plan.name}' from {bundle}: {users} users for {duration} "
             f"(target pid {target.pid}, port {target.port})"
         )
+        prepare = None
+        if faults:
+            window = options.duration or parse_duration(duration)
+            script = fault_plan(list(target.hosts), window)
+            console.print(
+                f"faults: {len(script)} scheduled; health checks every "
+                f"{FAULT_HEALTH['interval']} (the scenario says 30s), {len(hosts) - users} "
+                "spare items"
+            )
+
+            def prepare(runner: Runner) -> None:
+                runner.services.append(FaultScript(runner.ctx, target.url(), script, console))
+
         result = execute(
             plan,
             options,
@@ -63,6 +91,7 @@ def run_demo(
             log_file=workdir / "scenario.log",
             console=console,
             live=not quiet,
+            prepare=prepare,
         )
         served = target.stats()
     received = int(served.get("received", 0))
@@ -70,4 +99,25 @@ def run_demo(
         f"server counted {received} requests, wbsrun sent {result['requests']['total']}; "
         f"result in {json_out or workdir / 'result.json'}, log in {workdir / 'scenario.log'}"
     )
+    if faults:
+        _fault_summary(console, result)
     return 0
+
+
+def _fault_summary(console: Console, result: dict[str, Any]) -> None:
+    tasks = result["tasks"]
+    for name, r in result["resources"].items():
+        if "items_failed" not in r or r.get("items", 0) <= 1:
+            continue
+        held = r.get("active", 0) + r.get("held_at_end", 0)
+        verdict = (
+            "every lease returned"
+            if held == 0 and r["leases"] == r["released"]
+            else (f"{held} lease(s) still held")
+        )
+        console.print(
+            f"{name}: {r['items_failed']} item(s) left rotation, {r['items_recovered']} came "
+            f"back; {tasks.get('rollbacks', 0)} rollback(s), {tasks['rolled_back']} task(s) "
+            f"closed as rolled back; {r['leases']} leases granted, {r['released']} returned, "
+            f"{r.get('expired', 0)} expired: {verdict}"
+        )

@@ -20,7 +20,9 @@ CONFIG_KEYS: Mapping[str, str] = {
     "users": "WBSRUN_USERS",
     "duration": "WBSRUN_DURATION",
     "connection-limit": "WBSRUN_CONNECTION_LIMIT",
+    "transport": "WBSRUN_TRANSPORT",
 }
+TRANSPORTS = ("fast", "aiohttp")
 
 
 def _config_layer(path: Path | None) -> dict[str, Any]:
@@ -58,6 +60,20 @@ def _config_layer(path: Path | None) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
+    if key == "transport":
+        if value in TRANSPORTS:
+            return value
+        raise ScenarioError(
+            [
+                Diagnostic(
+                    "bad-option",
+                    f"{key} from {origin}",
+                    origin,
+                    value=repr(value),
+                    expected=" or ".join(TRANSPORTS),
+                )
+            ]
+        )
     try:
         if key == "duration":
             return parse_duration(value)
@@ -99,4 +115,5 @@ def resolve_options(
         users=values.get("users"),
         duration=values.get("duration"),
         connection_limit=values.get("connection-limit", 0),
+        transport=values.get("transport"),
     )

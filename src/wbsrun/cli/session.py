@@ -13,9 +13,12 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import Plan
+from wbsrun.poller import attach_progress_bus
+from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
@@ -51,7 +54,9 @@ def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[
     return out
 
 
-async def _run(runner: Runner, console: Console, live: bool) -> None:
+async def _run(
+    runner: Runner, console: Console, live: bool, aggregator: Aggregator | None = None
+) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     signals = 0
@@ -68,7 +73,7 @@ async def _run(runner: Runner, console: Console, live: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
-    line = LiveLine(runner, console)
+    line = LiveLine(runner, console, aggregator=aggregator)
     ticker = asyncio.create_task(line.run()) if live else None
     try:
         await runner.run()
@@ -94,6 +99,7 @@ def execute(
     console: Console,
     live: bool = True,
     summary: bool = True,
+    prepare: Callable[[Runner], None] | None = None,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written."""
     pools = PoolManager(plan)
@@ -103,10 +109,20 @@ def execute(
     try:
         log = RunLog(out)
         components = build_components(plan, log)
-        runner = Runner(plan, components, pools, log, options)
+        # Task → user → scenario → program progress, fed by the runner's progress events,
+        # which then go on to the progress bus (batched) and its poller.
+        bus = ProgressBus(plan.progress)
+        progress = AggregatingSink.for_run(plan, options, forward=bus)
+        runner = Runner(plan, components, pools, log, options, events=progress)
         attach_health_checks(runner, pools)
-        run_loop(lambda: _run(runner, console, live))
-        result = build_result(runner, pools.statistics(), log.counts)
+        if prepare is not None:
+            prepare(runner)  # e.g. the demo's fault script, as one more run service
+        poller = attach_progress_bus(runner, bus)
+        run_loop(lambda: _run(runner, console, live, progress.aggregator))
+        events = {"bus": bus.statistics().as_dict(), "poller": poller.statistics().as_dict()}
+        result = build_result(
+            runner, pools.statistics(), log.counts, progress.aggregator, events=events
+        )
     finally:
         if out is not None:
             out.close()

@@ -1,6 +1,8 @@
 """Runner core: workbook, scheduler, executor, ports. Imports no I/O library."""
 
+from wbsrun.core.book import open_workbook
 from wbsrun.core.executor import Executor
+from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
 from wbsrun.core.log import RunLog
 from wbsrun.core.ports import (
     ActionOutcome,
@@ -12,6 +14,7 @@ from wbsrun.core.ports import (
     UserHandle,
 )
 from wbsrun.core.runner import Runner, RunOptions
+from wbsrun.core.sparse import SparseEntry, SparseWorkbook
 from wbsrun.core.stats import Histogram, RunStats
 from wbsrun.core.workbook import Entry, Workbook
 
@@ -23,12 +26,18 @@ __all__ = [
     "Histogram",
     "Lease",
     "LeaseProvider",
+    "Ledger",
+    "LedgerEntry",
     "LogSink",
     "RunLog",
     "RunOptions",
     "RunStats",
     "Runner",
     "Runtime",
+    "Snapshot",
+    "SparseEntry",
+    "SparseWorkbook",
     "UserHandle",
     "Workbook",
+    "open_workbook",
 ]

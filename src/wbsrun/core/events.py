@@ -2,7 +2,7 @@
 
 The runner calls `ProgressSink.publish` synchronously on its hot path (several times per pass),
 so a sink must only note the change and return; coalescing, batching and delivery to
-subscribers are the sink's business (`wbsrun.progress.bus`). The subject is the live task: a
+subscribers are the sink's business (`wbsrun.core.bus`). The subject is the live task: a
 sink reads its current values when it materialises an event, which is what makes coalescing
 per entry free.
 """

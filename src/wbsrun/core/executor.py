@@ -65,16 +65,6 @@ class Executor(HandlerRunner):
             out.append((path, value))
         return tuple(out)
 
-    def start_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        fields: dict[str, Any] = {}
-        start_vars: dict[str, Any] = {}
-        for path, value in self._context_fields:
-            if path.startswith("vars."):
-                start_vars[path[5:]] = value
-            else:
-                fields[path] = value
-        return fields, start_vars
-
     # -- one pass ---------------------------------------------------------------------------------
     async def run_task(self, user: UserState, iteration: int) -> str:
         run = self.run
@@ -86,7 +76,8 @@ class Executor(HandlerRunner):
             if path.startswith("vars."):
                 entry.vars[path[5:]] = value
             else:
-                entry.fields[path] = value
+                run.workbook.set(entry, path, value)
+        task.start = run.workbook.snapshot(entry)
         run.stats.tasks_started += 1
         run.inflight[entry.task_id] = 0.0
         self.transition(task, "planning.ready", "plan")
@@ -103,7 +94,7 @@ class Executor(HandlerRunner):
             return await self.finish(task, await self._body(task))
         cm = asyncio.timeout(timeout)
         deadline = self.run.clock() + timeout
-        task.entry.fields["execution.timeout_at"] = self.run.wall() + timeout
+        self.run.workbook.put(task.entry, "execution.timeout_at", self.run.wall() + timeout)
         try:
             async with cm:
                 jump = await self._body(task)
@@ -139,7 +130,7 @@ class Executor(HandlerRunner):
                 return await self.fail(
                     task, None, failed.error or codes.RESOURCE_UNAVAILABLE, failed.message
                 )
-        task.entry.fields["timeline.start_at"] = self.run.wall()
+        self.run.workbook.put(task.entry, "timeline.start_at", self.run.wall())
         return await self.walk(task, self.workflow.entry, None)
 
     async def lease(
@@ -160,14 +151,17 @@ class Executor(HandlerRunner):
         items = {h.pool: h.item for h in live}
         # One pool: `resource.ip`; several: `resource.<pool>.ip` (and the first pool's fields).
         task.resource = {**live[0].item, **items} if len(items) > 1 else dict(live[0].item)
-        task.entry.fields["execution.resource_lease"] = ",".join(h.handle for h in live)
+        self.run.workbook.put(
+            task.entry, "execution.resource_lease", ",".join(h.handle for h in live)
+        )
         self.run.events.publish(task, "lease", PRIORITY_NORMAL)
         return None
 
     async def _close(self, task: Task, state: str) -> None:
         run = self.run
         if task.phase != state:
-            self.transition(task, state, "close")
+            # No event of its own: the `closed` event below carries the final phase.
+            self.transition(task, state, "close", publish=False)
         book = run.leases
         if book is not None:
             # Progress-aware release: the holder reached `closing`; nothing is mid-action now.
@@ -253,10 +247,8 @@ class Executor(HandlerRunner):
         """One component call with its bookkeeping; errors come back as data."""
         run = self.run
         entry = task.entry
-        fields = entry.fields
-        fields["execution.current_action"] = action.name
         started = run.wall()
-        fields["execution.current_action_started_at"] = started
+        run.workbook.begin_action(entry, action.name, started)
         t0 = time.perf_counter()
         try:
             args = action.args.render(TaskScope(task))
@@ -303,8 +295,7 @@ class Executor(HandlerRunner):
         # The last stable point: what `progress.rollback → last-stable-point` restores.
         task.checkpoint = Checkpoint(
             node.id,
-            copy_state(entry.fields),
-            copy_state(entry.vars),
+            self.run.workbook.snapshot(entry),
             copy_state(task.vars),
             task.progress,
             frozenset(task.milestones),
@@ -387,11 +378,7 @@ class Executor(HandlerRunner):
         task.milestones.add(m.name)
         stats = self.run.stats
         stats.milestones[m.name] = stats.milestones.get(m.name, 0) + 1
-        book = self.run.workbook
-        book.append(task.entry, "telemetry.milestones.achieved", m.name)
-        pending = book.list_at(task.entry, "telemetry.milestones.pending")
-        if m.name in pending:
-            pending.remove(m.name)
+        self.run.workbook.reach_milestone(task.entry, m.name)
         self.run.events.publish(task, "milestone", PRIORITY_NORMAL)
         self._advance(task, m.weight / self.milestone_total)
 

@@ -31,7 +31,6 @@ __all__ = ["HISTORY", "MAX_ROLLBACKS", "HandlerRunner", "Jump", "copy_state"]
 # ("node", id) | ("exit", name) | ("end", closing state) | ("joined", "")
 Jump = tuple[Literal["node", "exit", "end", "joined"], str]
 MAX_ROLLBACKS = 3
-_GROUP_DONE = 1.0
 # What a rollback keeps: the record of what happened (actions, counts, latencies), the
 # pass's clocks and budget, and the lease it holds now. Everything else returns to the
 # last stable point.
@@ -83,23 +82,18 @@ class HandlerRunner:
         raise NotImplementedError
 
     # -- phases ---------------------------------------------------------------------------------
-    def transition(self, task: Task, to: str, trigger: str) -> None:
+    def transition(self, task: Task, to: str, trigger: str, *, publish: bool = True) -> None:
         frm = task.phase
         if frm == to:
             return
         now = self.run.wall()
-        entry = task.entry
-        entry.trace.append((frm, to, now, trigger))
         task.phase = to
-        fields = entry.fields
-        fields["timeline.phase"] = to
-        fields["timeline.last_transition_at"] = now
-        group = frm.partition(".")[0]
-        if group != to.partition(".")[0]:
-            # Leaving a process group completes it (PMP process-group completion).
-            self.run.workbook.mutable(entry, "timeline.process_groups")[group] = _GROUP_DONE
-        high = to.startswith(("monitoring", "closing"))
-        self.run.events.publish(task, "timeline.phase", PRIORITY_HIGH if high else PRIORITY_NORMAL)
+        # Trace, phase, last_transition_at and process-group completion, in the workbook.
+        self.run.workbook.transition(task.entry, frm, to, now, trigger)
+        if publish:
+            high = to.startswith(("monitoring", "closing"))
+            priority = PRIORITY_HIGH if high else PRIORITY_NORMAL
+            self.run.events.publish(task, "timeline.phase", priority)
 
     # -- errors ---------------------------------------------------------------------------------
     def set_error(self, task: Task, code: str, message: str) -> None:
@@ -206,17 +200,14 @@ class HandlerRunner:
         run.stats.rollbacks += 1
         entry = task.entry
         cp = task.checkpoint
-        kept = {k: v for k, v in entry.fields.items() if k in HISTORY}
+        book = run.workbook
         if cp is None:
-            fields, start_vars = self.start_state()
-            last = {k: v for k, v in entry.vars.items() if k.startswith("__last_")}
-            entry.fields = {**fields, **kept}
-            entry.vars = {**start_vars, **last}
+            assert task.start is not None
+            book.restore(entry, task.start, keep=HISTORY, variables=True)
             task.vars = {}
             progress, milestones, node = 0.0, frozenset[str](), task.workflow.entry
         else:
-            entry.fields = {**copy_state(cp.fields), **kept}
-            entry.vars = copy_state(cp.entry_vars, frozenset())
+            book.restore(entry, cp.snapshot, keep=HISTORY, variables=True)
             task.vars = copy_state(cp.task_vars, frozenset())
             progress, milestones, node = cp.progress, cp.milestones, cp.node
         for lost in task.milestones - milestones:
@@ -229,10 +220,6 @@ class HandlerRunner:
         self.transition(task, "executing.running_action", "progress.rollback")
         run.events.publish(task, "rollback", PRIORITY_HIGH)
         return ("node", node)
-
-    def start_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Fields and variables a pass starts with (its user.context)."""
-        return {}, {}
 
     async def on_fault(self, task: Task) -> Jump:
         """The task's lease expired or its item failed: handle it at this node boundary."""
@@ -318,7 +305,6 @@ class HandlerRunner:
         book = self.run.workbook
         entry = task.entry
         error = outcome.error
-        counters = book.mutable(entry, "telemetry.counters")
         if outcome.requests:
             stats.requests_total += outcome.requests
             if error is None:
@@ -332,20 +318,9 @@ class HandlerRunner:
             st.failed += 1
             stats.count_error(error)
             counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
-        counters[counter] = (counters.get(counter) or 0) + 1
-        counters["workload_units"] = (counters.get("workload_units") or 0) + 1
-        book.mutable(entry, "telemetry.latency_ms")["last"] = round(ms, 3)
-        fields = entry.fields
-        fields["execution.current_action"] = "none"
-        fields["execution.last_action"] = action.name
-        fields["execution.last_action_at"] = started
-        book.mutable(entry, "execution.action_log", list).append(
-            {
-                "action": action.name,
-                "result": "ok" if error is None else error,
-                "duration": round(ms, 3),
-                "owner": action.component,
-            },
+        result = "ok" if error is None else error
+        book.end_action(
+            entry, action.name, action.component, started, result, round(ms, 3), counter
         )
         if outcome.value is not None:
             entry.vars[f"__last_{action.component}"] = outcome.value

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CALLS",
     "RESOURCE_FAILED",
+    "Binding",
     "Holding",
     "LeaseBook",
     "LeaseCounts",
@@ -80,6 +81,18 @@ class ResourceFault:
     handle: str
     reason: str
     handlers: tuple[Handler, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A lease as the manager reports it: the item and where its holder stands."""
+
+    pool: str
+    handle: str
+    task_id: str
+    phase: str
+    progress: float
+    pending_release: str | None
 
 
 @dataclass(slots=True)
@@ -196,7 +209,7 @@ class LeaseBook:
         if task.in_action and not force:
             if h.pending is None:
                 self.counts[h.pool].deferred += 1
-                action = task.entry.fields.get("execution.current_action", "an action")
+                action = task.run.workbook.get(task.entry, "execution.current_action")
                 self.log.log(
                     "info",
                     f"release of {h.handle} ({reason}) deferred: {task.task_id} is mid-action "
@@ -238,6 +251,14 @@ class LeaseBook:
 
     def holders(self, pool: str, handle: str) -> list[Holding]:
         return list(self.held.get((pool, handle), ()))
+
+    def bindings(self) -> list[Binding]:
+        """Every live lease with its holder's task, phase and progress (the other direction)."""
+        return [
+            Binding(pool, handle, h.task.task_id, h.task.phase, h.task.progress, h.pending)
+            for (pool, handle), holders in self.held.items()
+            for h in holders
+        ]
 
     # -- faults ---------------------------------------------------------------------------------
     def fail_item(

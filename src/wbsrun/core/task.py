@@ -11,11 +11,12 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from wbsrun.core.events import NullSink, ProgressSink
+from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LogSink, UserHandle
 from wbsrun.core.rate import RateGuard
 from wbsrun.core.stats import RunStats
-from wbsrun.core.workbook import Entry, Workbook, WorkbookView
+from wbsrun.core.workbook import WorkbookView
 from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class RunContext:
     """References the whole run shares (the `Environment` of the run), no module globals."""
 
     plan: Plan
-    workbook: Workbook
+    workbook: Ledger[Any]
     stats: RunStats
     components: Mapping[str, Component]
     leases: LeaseBook | None
@@ -72,8 +73,7 @@ class Checkpoint:
     """What a checkpoint node saw: the state a rollback returns the task to."""
 
     node: str
-    fields: Mapping[str, Any]
-    entry_vars: Mapping[str, Any]
+    snapshot: Snapshot
     task_vars: Mapping[str, Any]
     progress: float
     milestones: frozenset[str]
@@ -98,6 +98,7 @@ class Task:
         "rollbacks",
         "run",
         "scenario",
+        "start",
         "steps",
         "user",
         "vars",
@@ -111,7 +112,7 @@ class Task:
         scenario: ScenarioSpec,
         workflow: WorkflowSpec,
         user: UserState,
-        entry: Entry,
+        entry: LedgerEntry,
         iteration: int,
     ) -> None:
         self.run = run
@@ -129,6 +130,8 @@ class Task:
         self.milestones: set[str] = set()
         # The last stable point (`progress.rollback → last-stable-point`); None: the pass start.
         self.checkpoint: Checkpoint | None = None
+        # The entry as the pass began (user.context): where a rollback without checkpoint goes.
+        self.start: Snapshot | None = None
         self.rollbacks = 0
         # Resource bookkeeping the lease book reads: node visits (auto-renew vouches for a
         # holder that moves), component calls in flight (releases wait for them to end), a

@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, final
 
+from wbsrun.core._state import GROUP_DONE, owned_copy, plain, restored_vars
+from wbsrun.core._state import thaw as _thaw
+from wbsrun.core.ledger import FieldBits, Ledger, LedgerEntry, Snapshot
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["Entry", "SectionView", "Workbook", "WorkbookView", "plain"]
 
 _MISSING: Final = object()
 IDS = ("user_id", "task_id")
-
-
-def plain(value: Any) -> Any:
-    """Frozen plan values (MappingProxy, tuples) to JSON-able dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    # Copy-on-write: a default is copied into the entry the first time it is changed.
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_thaw(v) for v in value]
-    # Scalars loaded from YAML (str, int, float, bool, None) are immutable: share them.
-    return value
+_TRANSITION_FIELDS = ("timeline.phase", "timeline.last_transition_at", "timeline.transition_trace")
+_END_FIELDS = (
+    "telemetry.counters",
+    "telemetry.latency_ms",
+    "execution.current_action",
+    "execution.last_action",
+    "execution.last_action_at",
+    "execution.action_log",
+)
 
 
 @final
 class Entry:
     """One user × task. `fields` holds only what differs from the defaults, keyed 'section.key'."""
 
-    __slots__ = ("fields", "scenario", "task_id", "trace", "user_id", "vars")
+    __slots__ = ("dirty", "fields", "scenario", "task_id", "trace", "user_id", "vars")
 
     def __init__(self, user_id: str, task_id: str, scenario: str) -> None:
         self.user_id = user_id
@@ -46,6 +39,8 @@ class Entry:
         # Transitions as tuples (from, to, at, trigger): cheaper than dicts on the hot path.
         self.trace: list[tuple[str, str, float, str]] = []
         self.vars: dict[str, Any] = {}
+        # Bit mask of the top-level fields changed since the last `Workbook.take_dirty`.
+        self.dirty = 0
 
 
 @final
@@ -56,6 +51,12 @@ class Workbook:
         self.spec = spec
         self.entries: list[Entry] = []
         self._defaults = spec.defaults
+        self._bits = FieldBits()
+        self._transition_mask = self._bits.mask(_TRANSITION_FIELDS)
+        self._begin_mask = self._bits.mask(
+            ("execution.current_action", "execution.current_action_started_at")
+        )
+        self._end_mask = self._bits.mask(_END_FIELDS)
 
     def open(self, user_id: str, task_id: str, scenario: str) -> Entry:
         entry = Entry(user_id, task_id, scenario)
@@ -88,6 +89,7 @@ class Workbook:
         path = self.spec.expose.get(path, path)
         section, key, sub = self.split(path)
         top = f"{section}.{key}"
+        entry.dirty |= self._bits.bit(top)
         if not sub:
             entry.fields[top] = value
             return
@@ -132,6 +134,8 @@ class Workbook:
     def mutable(self, entry: Entry, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any:
         """The entry's own dict or list for the top-level field `section.key`, copying the
         shared default on first use. For the hot path: no path parsing after the first call."""
+        # Handing out the container is the write: the caller changes it right away.
+        entry.dirty |= self._bits.bit(key)
         current = entry.fields.get(key, _MISSING)
         if type(current) is kind:
             return current
@@ -171,6 +175,88 @@ class Workbook:
             out["vars"] = {k: plain(v) for k, v in entry.vars.items() if not k.startswith("__")}
         return out
 
+    # -- the Ledger hot path: what the executor wrote into `entry.fields` directly ------------
+    def put(self, entry: Entry, key: str, value: Any) -> None:
+        entry.fields[key] = value
+        entry.dirty |= self._bits.bit(key)
+
+    def transition(self, entry: Entry, frm: str, to: str, at: float, trigger: str) -> None:
+        entry.trace.append((frm, to, at, trigger))
+        fields = entry.fields
+        fields["timeline.phase"] = to
+        fields["timeline.last_transition_at"] = at
+        entry.dirty |= self._transition_mask
+        group = frm.partition(".")[0]
+        if group != to.partition(".")[0]:
+            self.mutable(entry, "timeline.process_groups")[group] = GROUP_DONE
+
+    def begin_action(self, entry: Entry, action: str, started_at: float) -> None:
+        fields = entry.fields
+        fields["execution.current_action"] = action
+        fields["execution.current_action_started_at"] = started_at
+        entry.dirty |= self._begin_mask
+
+    def end_action(
+        self,
+        entry: Entry,
+        action: str,
+        owner: str,
+        started_at: float,
+        result: str,
+        duration_ms: float,
+        counter: str,
+    ) -> None:
+        counters = self.mutable(entry, "telemetry.counters")
+        counters[counter] = (counters.get(counter) or 0) + 1
+        counters["workload_units"] = (counters.get("workload_units") or 0) + 1
+        self.mutable(entry, "telemetry.latency_ms")["last"] = duration_ms
+        fields = entry.fields
+        fields["execution.current_action"] = "none"
+        fields["execution.last_action"] = action
+        fields["execution.last_action_at"] = started_at
+        self.mutable(entry, "execution.action_log", list).append(
+            {"action": action, "result": result, "duration": duration_ms, "owner": owner}
+        )
+        entry.dirty |= self._end_mask
+
+    def reach_milestone(self, entry: Entry, name: str) -> None:
+        self.append(entry, "telemetry.milestones.achieved", name)
+        pending = self.list_at(entry, "telemetry.milestones.pending")
+        if name in pending:
+            pending.remove(name)
+
+    # -- change tracking, snapshots, storage (the plain model keeps everything live) -----------
+    def take_dirty(self, entry: Entry) -> frozenset[str]:
+        mask, entry.dirty = entry.dirty, 0
+        return self._bits.names(mask) if mask else frozenset()
+
+    def snapshot(self, entry: Entry) -> Snapshot:
+        return Snapshot(
+            self._defaults,
+            (entry.user_id, entry.task_id),
+            owned_copy(entry.fields),
+            tuple(entry.trace),
+            owned_copy(entry.vars),
+        )
+
+    def restore(
+        self, entry: Entry, snapshot: Snapshot, keep: Iterable[str] = (), *, variables: bool = False
+    ) -> None:
+        fields: dict[str, Any] = owned_copy(snapshot.fields)
+        for key in keep:
+            if key in entry.fields:
+                fields[key] = entry.fields[key]
+            else:
+                fields.pop(key, None)
+        entry.dirty |= self._bits.mask((*entry.fields, *fields))
+        entry.fields = fields
+        if variables:
+            entry.vars = restored_vars(snapshot, entry.vars)
+
+    def compact(self, entries: Iterable[Entry] | None = None, budget: float | None = None) -> int:
+        """Nothing to fold: the plain model keeps every entry live."""
+        return 0
+
 
 @final
 class SectionView(Mapping[str, Any]):
@@ -178,7 +264,7 @@ class SectionView(Mapping[str, Any]):
 
     __slots__ = ("_book", "_entry", "_name")
 
-    def __init__(self, book: Workbook, entry: Entry, name: str) -> None:
+    def __init__(self, book: Ledger[Any], entry: LedgerEntry, name: str) -> None:
         self._book, self._entry, self._name = book, entry, name
 
     def __getitem__(self, key: str) -> Any:
@@ -200,7 +286,7 @@ class WorkbookView(Mapping[str, Any]):
 
     __slots__ = ("_book", "_entry")
 
-    def __init__(self, book: Workbook, entry: Entry) -> None:
+    def __init__(self, book: Ledger[Any], entry: LedgerEntry) -> None:
         self._book, self._entry = book, entry
 
     def __getitem__(self, key: str) -> Any:

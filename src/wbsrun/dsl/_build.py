@@ -165,6 +165,7 @@ class PlanBuilder:
                 wit=item.get("wit"),
                 capabilities=tuple(item.get("capabilities") or ()),
                 metadata=freeze(item.get("metadata") or {}),
+                transport=item.get("transport"),
             )
         return out
 
@@ -352,6 +353,7 @@ class PlanBuilder:
             transient=frozenset(errors.get("transient") or ()),
             permanent=frozenset(errors.get("permanent") or ()),
             poller_priorities=tuple(prios),
+            model="dense" if prog.get("model") == "dense" else "sparse",
         )
 
     # -- workflows ------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class ComponentSpec:
     wit: str | None
     capabilities: tuple[str, ...]
     metadata: Mapping[str, Any]
+    transport: str | None = None  # http components: "fast" | "aiohttp" (None: the default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +269,8 @@ class ProgressSpec:
     transient: frozenset[str] = frozenset()
     permanent: frozenset[str] = frozenset()
     poller_priorities: tuple[tuple[str, Mapping[str, tuple[str, ...]], float], ...] = ()
+    # Workbook storage model (`core/ledger.py`): "sparse" or "dense".
+    model: Literal["dense", "sparse"] = "sparse"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,27 @@
 """Progress: where a run stands against its plan, and the result built from it."""
 
+from wbsrun.progress.aggregate import AggregatingSink, Aggregator, ProgressUpdate, TaskUpdate
+from wbsrun.progress.baseline import ScenarioBaseline, baselines
 from wbsrun.progress.report import ProgressSnapshot, build_result, progress_snapshot
+from wbsrun.progress.views import (
+    MilestoneProgress,
+    ProgramProgress,
+    ScenarioProgress,
+    UserProgress,
+)
 
-__all__ = ["ProgressSnapshot", "build_result", "progress_snapshot"]
+__all__ = [
+    "AggregatingSink",
+    "Aggregator",
+    "MilestoneProgress",
+    "ProgramProgress",
+    "ProgressSnapshot",
+    "ProgressUpdate",
+    "ScenarioBaseline",
+    "ScenarioProgress",
+    "TaskUpdate",
+    "UserProgress",
+    "baselines",
+    "build_result",
+    "progress_snapshot",
+]

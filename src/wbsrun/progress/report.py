@@ -9,6 +9,8 @@ from typing import Any
 
 from wbsrun.core.runner import Runner
 from wbsrun.core.scheduler import Scheduler
+from wbsrun.progress.aggregate import Aggregator
+from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
     "RESULT_SCHEMA_ID",
@@ -32,6 +34,8 @@ class ProgressSnapshot:
     tasks_inflight: int
     active_users: int
     planned_users: int
+    # Per scenario and milestone, from the run's aggregator (None when none watched the run).
+    detail: ProgramProgress | None = None
 
 
 def _planned_tasks(s: Scheduler) -> int | None:
@@ -57,8 +61,9 @@ def _planned_duration(s: Scheduler, t0: float) -> float | None:
     return min(candidates) if candidates else None
 
 
-def progress_snapshot(runner: Runner) -> ProgressSnapshot:
-    """Progress against the plan: users × passes, or the planned time window."""
+def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> ProgressSnapshot:
+    """Progress against the plan: users × passes, or the planned time window. With the run's
+    aggregator, work, time and ETA are its program figures (see docs/progress-model.md)."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -89,6 +94,10 @@ def progress_snapshot(runner: Runner) -> ProgressSnapshot:
         eta = 0.0
         if planned_tasks is None:
             work = sum_progress / done if done else 0.0
+    detail = None
+    if aggregator is not None:
+        detail = aggregator.snapshot(elapsed, finished=finished)
+        work, time_progress, eta = detail.work, detail.time, detail.eta_s
     return ProgressSnapshot(
         elapsed=elapsed,
         time=time_progress,
@@ -99,6 +108,7 @@ def progress_snapshot(runner: Runner) -> ProgressSnapshot:
         tasks_inflight=inflight,
         active_users=runner.active_users(),
         planned_users=runner.planned_users(),
+        detail=detail,
     )
 
 
@@ -132,12 +142,18 @@ def build_result(
     runner: Runner,
     resources: Mapping[str, Mapping[str, int]],
     logs: Mapping[str, int],
+    aggregator: Aggregator | None = None,
+    *,
+    events: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The `--json` result; its shape is documented by `result-schema.json`."""
+    """The `--json` result; its shape is documented by `result-schema.json`. The run's
+    aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
+    progress bus's and the poller's statistics) becomes `progress_events`."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
-    snap = progress_snapshot(runner)
+    snap = progress_snapshot(runner, aggregator)
+    detail = snap.detail
     milestone_weights = {m.name: m.weight for s in runner.plan.scenarios for m in s.milestones}
     return {
         "$schema": RESULT_SCHEMA_ID,
@@ -183,9 +199,14 @@ def build_result(
             "time": round(snap.time, 4) if snap.time is not None else None,
             "planned_tasks": snap.planned_tasks,
             "milestones": {
-                name: {"reached": st.milestones.get(name, 0), "weight": weight}
+                name: {
+                    "reached": st.milestones.get(name, 0),
+                    "weight": weight,
+                    **(detail.milestone_json(name) if detail is not None else {}),
+                }
                 for name, weight in milestone_weights.items()
             },
+            **(detail.to_json() if detail is not None else {}),
         },
         "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
@@ -193,4 +214,5 @@ def build_result(
             "files_written": ctx.persist.files_written,
             "errors": list(ctx.persist.errors),
         },
+        **({"progress_events": dict(events)} if events is not None else {}),
     }

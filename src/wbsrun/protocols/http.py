@@ -1,24 +1,34 @@
-"""The built-in `http` component on aiohttp: one shared pool, or a private session per user."""
+"""The built-in `http` component: `with` arguments → one request on the chosen transport.
+
+The transport is `fast` (protocols/h1: asyncio Protocols + httptools) unless the run option
+(`--transport`, WBSRUN_TRANSPORT, config.yaml `run: transport:`) or the component's
+`transport:` key in the scenario says `aiohttp`; the run option wins. Both give the same
+result mapping and the same error codes.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Final, final
-
-import aiohttp
-from multidict import CIMultiDictProxy
-from yarl import URL
 
 from wbsrun.core import codes
 from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.dsl.template import to_text
 from wbsrun.dsl.units import UnitError, parse_duration
+from wbsrun.errors import RunError
+from wbsrun.protocols._transport import (
+    DEFAULT_TRANSPORT,
+    TRANSPORTS,
+    FastTransport,
+    HeaderItems,
+    Transport,
+)
+from wbsrun.protocols.h1 import Timeouts, TransportError, parse_target
 
-__all__ = ["HttpComponent", "HttpResult"]
+__all__ = ["HttpComponent", "HttpResult", "choose_transport"]
 
 _METHODS: Final = {
     "get": "GET",
@@ -31,18 +41,21 @@ _METHODS: Final = {
 }
 _KEYS: Final = ("status", "ok", "body", "json", "headers", "latency_ms")
 _UNSET: Final = object()
-_URL_CACHE: Final = 10_000
+_CACHE_LIMIT: Final = 10_000
+_FALSE: Final = frozenset({"", "false", "no", "off", "0"})
 
 
 @final
 class HttpResult(Mapping[str, Any]):
-    """What `save-as` stores; body text, JSON and headers are decoded only when read."""
+    """What `save-as` stores; body text, JSON and headers are decoded only when read.
+
+    `headers` arrive as the transport keeps them: raw `(name, value)` byte pairs (fast) or
+    aiohttp's multidict; either becomes `{lower-case name: value}` (last one wins) on first read.
+    """
 
     __slots__ = ("_headers", "_json", "_raw", "_text", "latency_ms", "status")
 
-    def __init__(
-        self, status: int, raw: bytes, headers: CIMultiDictProxy[str], latency_ms: float
-    ) -> None:
+    def __init__(self, status: int, raw: bytes, headers: Any, latency_ms: float) -> None:
         self.status = status
         self._raw = raw
         self._headers: Any = headers
@@ -63,6 +76,19 @@ class HttpResult(Mapping[str, Any]):
                 self._json = None
         return self._json
 
+    def _header_map(self) -> dict[str, str]:
+        headers = self._headers
+        if not isinstance(headers, dict):
+            if isinstance(headers, list):
+                headers = {
+                    k.decode("latin-1").lower(): v.decode("utf-8", "surrogateescape")
+                    for k, v in headers
+                }
+            else:
+                headers = {k.lower(): v for k, v in headers.items()}
+            self._headers = headers
+        return headers
+
     def __getitem__(self, key: str) -> Any:
         if key == "status":
             return self.status
@@ -73,9 +99,7 @@ class HttpResult(Mapping[str, Any]):
         if key == "json":
             return self._parsed()
         if key == "headers":
-            if not isinstance(self._headers, dict):
-                self._headers = {k.lower(): v for k, v in self._headers.items()}
-            return self._headers
+            return self._header_map()
         if key == "latency_ms":
             return self.latency_ms
         raise KeyError(key)
@@ -87,22 +111,47 @@ class HttpResult(Mapping[str, Any]):
         return len(_KEYS)
 
 
-def _error_code(exc: BaseException) -> str:
-    # Order matters: aiohttp's timeout errors are also OSErrors / ClientErrors.
-    if isinstance(exc, TimeoutError):
-        return codes.NETWORK_TIMEOUT
-    if isinstance(exc, aiohttp.InvalidURL | ValueError | TypeError):
-        return codes.INVALID_CONFIGURATION
-    if isinstance(
-        exc,
-        aiohttp.ClientConnectorError
-        | aiohttp.ServerDisconnectedError
-        | aiohttp.ClientOSError
-        | aiohttp.ClientPayloadError
-        | ConnectionError,
-    ):
-        return codes.RESOURCE_UNAVAILABLE
-    return "protocol-error"
+def choose_transport(spec: ComponentSpec | None, runtime: Runtime | None) -> str:
+    """Run option > the component's `transport:` key > the default (fast)."""
+    chosen = runtime.extras.get("transport") if runtime is not None else None
+    if not chosen and spec is not None:
+        chosen = spec.transport
+    chosen = chosen or DEFAULT_TRANSPORT
+    if chosen not in TRANSPORTS:
+        expected = ", ".join(TRANSPORTS)
+        raise RunError(f"unknown HTTP transport {chosen!r}: expected one of {expected}")
+    return str(chosen)
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = parse_duration(value)
+    except UnitError:
+        return None
+    return seconds or None
+
+
+def _timeouts(value: Any) -> Timeouts | None:
+    """`timeout: 5s` bounds the whole request; `{connect, read, total}` each part."""
+    if isinstance(value, Mapping):
+        return Timeouts(
+            connect=_seconds(value["connect"]) if "connect" in value else None,
+            read=_seconds(value["read"]) if "read" in value else None,
+            total=_seconds(value["total"]) if "total" in value else None,
+        )
+    total = _seconds(value)
+    return Timeouts(total=total) if total else None
+
+
+def _body(value: Any) -> tuple[bytes | None, str | None]:
+    """The bytes to send and their default Content-Type (a mapping or list goes as JSON)."""
+    if value is None:
+        return None, None
+    if isinstance(value, bytes):
+        return value, "application/octet-stream"
+    if isinstance(value, str):
+        return value.encode(), "text/plain; charset=utf-8"
+    return json.dumps(value).encode(), "application/json"
 
 
 class HttpComponent:
@@ -113,45 +162,43 @@ class HttpComponent:
 
     def __init__(self, spec: ComponentSpec | None = None) -> None:
         self.spec = spec
-        self._shared: aiohttp.ClientSession | None = None
-        self._limit = 0
-        self._timeouts: dict[Any, aiohttp.ClientTimeout | None] = {}
-        # Parsed URLs by text: yarl parsing (host, IP validation) costs ~10 µs a request, and
-        # a scenario renders the same few URLs again and again. Bounded: cleared when full.
-        self._urls: dict[str, URL] = {}
+        self.transport: Transport = FastTransport(0)
+        self._timeouts: dict[Any, Timeouts | None] = {}
+        self._checked: dict[str, str | None] = {}  # URL → why it is invalid (None: valid)
 
     async def init(self, runtime: Runtime) -> None:
-        self._limit = runtime.connection_limit
+        choice = choose_transport(self.spec, runtime)
+        if choice == "aiohttp":
+            from wbsrun.protocols._aiohttp import AiohttpTransport
 
-    def _session(self, user: UserHandle) -> aiohttp.ClientSession:
-        if user.private_session:
-            session = user.state.get("http")
-            if session is None:
-                session = user.state["http"] = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0),
-                    timeout=aiohttp.ClientTimeout(total=None),
-                )
-            return session
-        if self._shared is None:
-            # Cookies would leak between users on a shared pool: keep none there.
-            self._shared = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit),
-                timeout=aiohttp.ClientTimeout(total=None),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._shared
+            self.transport = AiohttpTransport(runtime.connection_limit)
+        else:
+            self.transport = FastTransport(runtime.connection_limit)
 
-    def _timeout(self, value: Any) -> aiohttp.ClientTimeout | None:
+    def _timeout(self, value: Any) -> Timeouts | None:
+        if isinstance(value, Mapping):
+            return _timeouts(value)
         cached = self._timeouts.get(value, _UNSET)
         if cached is _UNSET:
-            try:
-                seconds = parse_duration(value)
-            except UnitError:
-                seconds = None
-            cached = self._timeouts[value] = (
-                aiohttp.ClientTimeout(total=seconds) if seconds else None
-            )
+            if len(self._timeouts) >= _CACHE_LIMIT:
+                self._timeouts.clear()
+            cached = self._timeouts[value] = _timeouts(value)
         return cached  # type: ignore[return-value]
+
+    def _invalid(self, url: str) -> str | None:
+        try:
+            return self._checked[url]
+        except KeyError:
+            pass
+        if len(self._checked) >= _CACHE_LIMIT:
+            self._checked.clear()
+        try:
+            parse_target(url, credentials=True)
+            problem = None
+        except TransportError as exc:
+            problem = str(exc)
+        self._checked[url] = problem
+        return problem
 
     async def run_action(
         self, call: str, args: Mapping[str, Any], user: UserHandle
@@ -163,48 +210,36 @@ class HttpComponent:
             url = f"http://{target}{path if path.startswith('/') else '/' + path}"
         else:
             url = to_text(args.get("url", ""))
-        kwargs: dict[str, Any] = {}
-        headers = args.get("headers")
-        if headers:
-            kwargs["headers"] = {str(k): to_text(v) for k, v in headers.items()}
-        body = args.get("body")
-        if body is not None:
-            if isinstance(body, str | bytes):
-                kwargs["data"] = body
-            else:
-                kwargs["json"] = body
         query = args.get("query")
         if query:
-            kwargs["params"] = {str(k): to_text(v) for k, v in query.items()}
+            from urllib.parse import urlencode
+
+            pairs = urlencode({str(k): to_text(v) for k, v in query.items()})
+            url = f"{url}{'&' if '?' in url else '?'}{pairs}"
+        problem = self._invalid(url)
+        if problem is not None:
+            message = f"{method} {url}: {problem}"
+            return ActionOutcome(None, error=codes.INVALID_CONFIGURATION, message=message)
+        raw_headers = args.get("headers")
+        headers: HeaderItems = (
+            tuple((str(k), to_text(v)) for k, v in raw_headers.items()) if raw_headers else ()
+        )
+        body, content_type = _body(args.get("body"))
         timeout = args.get("timeout")
-        if timeout is not None:
-            kwargs["timeout"] = self._timeout(timeout)
-        target_url = self._urls.get(url)
-        if target_url is None:
-            if len(self._urls) >= _URL_CACHE:
-                self._urls.clear()
-            try:
-                target_url = self._urls[url] = URL(url)
-            except (ValueError, TypeError) as exc:
-                return ActionOutcome(
-                    None,
-                    error=codes.INVALID_CONFIGURATION,
-                    message=f"{method} {url}: {exc}",
-                    requests=0,
-                )
-        session = self._session(user)
+        timeouts = self._timeout(timeout) if timeout is not None else None
+        follow = args.get("follow-redirects")
+        follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
         t0 = time.perf_counter()
         try:
-            async with session.request(method, target_url, **kwargs) as resp:
-                raw = await resp.read()
-                status = resp.status
-                headers_in = resp.headers
-        except (aiohttp.ClientError, OSError, ValueError, TypeError, TimeoutError) as exc:
+            status, headers_in, raw = await self.transport.request(
+                user, method, url, headers, body, content_type, timeouts, follow_redirects
+            )
+        except TransportError as exc:
             ms = (time.perf_counter() - t0) * 1000.0
             return ActionOutcome(
                 None,
-                error=_error_code(exc),
-                message=f"{method} {url}: {type(exc).__name__}: {exc}",
+                error=exc.code,
+                message=f"{method} {url}: {exc}",
                 latency_ms=ms,
                 requests=1,
             )
@@ -219,13 +254,7 @@ class HttpComponent:
         )
 
     async def release_user(self, user: UserHandle) -> None:
-        session = user.state.pop("http", None)
-        if session is not None:
-            await session.close()
+        await self.transport.release_user(user)
 
     async def release(self) -> None:
-        if self._shared is not None:
-            await self._shared.close()
-            self._shared = None
-        # Let aiohttp finish closing transports before the loop goes away.
-        await asyncio.sleep(0)
+        await self.transport.close()

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from wbsrun.core.runner import Runner
+from wbsrun.progress.aggregate import Aggregator
 from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
+from wbsrun.progress.views import ProgramProgress
 
 __all__ = ["LiveLine", "format_live", "print_summary"]
 
@@ -23,43 +25,75 @@ def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     m, s = divmod(int(seconds + 0.5), 60)
+    h, m = divmod(m, 60)
+    if h:
+        return f"{h}h{m:02d}m"
     return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def format_scenarios(detail: ProgramProgress) -> str:
+    """`name work% (milestone share% …)` per scenario; milestones are shares of planned passes."""
+    parts = []
+    for s in detail.scenarios:
+        text = f"{s.name} {s.work * 100:.0f}%"
+        if s.milestones:
+            text += " (" + " ".join(f"{m.name} {m.share * 100:.0f}%" for m in s.milestones) + ")"
+        parts.append(text)
+    return " | ".join(parts)
 
 
 def format_live(runner: Runner, snap: ProgressSnapshot, rps: float) -> str:
     st = runner.ctx.stats
     errors = sum(st.errors.values())
-    return (
+    line = (
         f"{snap.elapsed:6.1f}s  users {snap.active_users}/{snap.planned_users}  "
         f"req {st.requests_total} ({rps:,.0f}/s)  failed {st.requests_failed}  "
         f"tasks ok {st.tasks_succeeded} err {st.tasks_failed + st.tasks_timed_out}  "
-        f"errors {errors}  work {_pct(snap.work)} time {_pct(snap.time)}  ETA {_eta(snap.eta_s)}"
+        f"errors {errors}  work {_pct(snap.work)} time {_pct(snap.time)}"
     )
+    detail = snap.detail
+    if detail is not None and detail.milestones_weighted is not None:
+        line += f" milestones {_pct(detail.milestones_weighted)}"
+    line += f"  ETA {_eta(snap.eta_s)}"
+    if detail is not None and detail.scenarios:
+        line += "  | " + format_scenarios(detail)
+    return line
 
 
 class LiveLine:
     """Redraws one status line on a terminal; prints a line every few seconds otherwise."""
 
-    def __init__(self, runner: Runner, console: Console, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        console: Console,
+        interval: float = 0.5,
+        *,
+        aggregator: Aggregator | None = None,
+    ) -> None:
         self.runner = runner
         self.console = console
         self.interval = interval if console.is_terminal else 5.0
+        # Per-scenario and milestone progress and the ETA's rate samples come from it.
+        self.aggregator = aggregator
 
     async def run(self) -> None:
         last_total, last_t = 0, 0.0
         while True:
             await asyncio.sleep(self.interval)
-            snap = progress_snapshot(self.runner)
+            snap = progress_snapshot(self.runner, self.aggregator)
             total = self.runner.ctx.stats.requests_total
             dt = snap.elapsed - last_t
             rps = (total - last_total) / dt if dt > 0 else 0.0
             last_total, last_t = total, snap.elapsed
             line = format_live(self.runner, snap, rps)
             if self.console.is_terminal:
+                # One row only: a wrapped line would not be redrawn in place.
+                line = line[: max(20, self.console.width - 1)]
                 self.console.file.write("\r\x1b[2K" + line)
                 self.console.file.flush()
             else:
-                self.console.print(line, highlight=False)
+                self.console.print(line, highlight=False, markup=False)
 
     def clear(self) -> None:
         if self.console.is_terminal:
@@ -77,6 +111,11 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
         f"tasks {tasks['succeeded']} ok / {tasks['failed']} failed / "
         f"{tasks['timed_out']} timed out / {tasks['rolled_back']} rolled back; "
         f"work {prog['work'] * 100:.1f}%"
+        + (
+            f", milestones {prog['milestones_weighted'] * 100:.1f}%"
+            if prog.get("milestones_weighted") is not None
+            else ""
+        )
     )
     table = Table(title="actions", title_justify="left")
     for col in ("action", "count", "ok", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms"):
@@ -104,7 +143,12 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
         for name, n in result[kind].items():
             extra.add_row(kind[:-1], name, str(n))
     for name, m in prog["milestones"].items():
-        extra.add_row("milestone", name, f"{m['reached']} (weight {m['weight']})")
+        share = f"{m['share'] * 100:.1f}%, " if "share" in m else ""
+        extra.add_row("milestone", name, f"{m['reached']} ({share}weight {m['weight']})")
+    scenarios = prog.get("scenarios", {})
+    if len(scenarios) > 1:
+        for name, sc in scenarios.items():
+            extra.add_row("scenario", name, f"work {sc['work'] * 100:.1f}%")
     for name, r in result["resources"].items():
         extra.add_row(
             "resource",

@@ -1,0 +1,178 @@
+"""The sparse workbook's storage layer: entries that are live (`Hot`) or packed, and the
+primitives that read and write one top-level field wherever it lives (slot, hot parts,
+overlay). `core/sparse.py` builds the `Ledger` on top of these.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, final
+
+from wbsrun.core._packing import Packer
+from wbsrun.core._sparse_parts import COMPOSITES, SCALARS, Hot, thaw_hot, trace_of
+from wbsrun.core._state import MISSING, Transition, thaw
+from wbsrun.dsl.plan import WorkbookSpec
+
+__all__ = ["SparseEntry", "SparseStore"]
+
+# Paths come from the plan and the executor (a few dozen); the cap only guards odd callers.
+_PATH_CACHE = 4096
+
+
+@final
+class SparseEntry:
+    """One user × task. `_h` is the live state or, once compacted, its packed bytes."""
+
+    __slots__ = ("_book", "_h", "dirty", "scenario", "task_id", "user_id", "vars")
+
+    def __init__(self, book: SparseStore, user_id: str, task_id: str, scenario: str) -> None:
+        self.user_id = user_id
+        self.task_id = task_id
+        self.scenario = scenario
+        # Saved variables stay the caller's objects (lazily decoded HTTP results, say): they
+        # are neither copied nor packed.
+        self.vars: dict[str, Any] = {}
+        self.dirty = 0
+        self._book = book
+        self._h: Hot | bytes = Hot()
+
+    @property
+    def trace(self) -> Sequence[Transition]:
+        return self._book.trace_of(self)
+
+    @property
+    def packed(self) -> bool:
+        return type(self._h) is bytes
+
+
+class SparseStore:
+    """Field storage over sparse entries; `SparseWorkbook` is the public face."""
+
+    def __init__(self, spec: WorkbookSpec) -> None:
+        self.spec = spec
+        self._defaults = spec.defaults
+        self._packer = Packer()
+        self._paths: dict[str, tuple[str, str, tuple[str, ...], str]] = {}
+
+    # -- storage primitives -------------------------------------------------------------------
+    def _parse(self, path: str) -> tuple[str, str, tuple[str, ...], str]:
+        """(section, key, sub-path, "section.key") of a path or alias, parsed once per path: the
+        top-level name is then one shared string, not a new one in every entry's overlay."""
+        found = self._paths.get(path)
+        if found is None:
+            full = self.spec.expose.get(path, path)
+            section, _, rest = full.partition(".")
+            key, _, tail = rest.partition(".")
+            top = sys.intern(f"{section}.{key}")
+            found = (section, key, tuple(tail.split(".")) if tail else (), top)
+            if len(self._paths) < _PATH_CACHE:
+                self._paths[path] = found
+        return found
+
+    def _default(self, top: str) -> Any:
+        section, _, key = top.partition(".")
+        return self._defaults.get(section, {}).get(key, MISSING)
+
+    def _live(self, entry: SparseEntry) -> Hot:
+        packed = entry._h
+        if isinstance(packed, Hot):
+            return packed
+        h = entry._h = thaw_hot(self._packer.unpack(entry.scenario, packed))
+        return h
+
+    def _raw(self, h: Hot, top: str) -> Any:
+        """The entry's own value of a top-level field, or MISSING."""
+        slot = SCALARS.get(top)
+        if slot is not None:
+            return getattr(h, slot)
+        comp = COMPOSITES.get(top)
+        if comp is not None and comp.has(h):
+            return comp.build(h, self._base(h, top))
+        over = h.over
+        if over is not None and top in over:
+            return over[top]
+        return MISSING
+
+    def _base(self, h: Hot, top: str) -> Any:
+        # Hot parts apply over the default, or over a frozen value the entry was given
+        # (user.context's process_groups): shared, never copied until read.
+        over = h.over
+        if over is not None and top in over:
+            return over[top]
+        return self._default(top)
+
+    def _store(self, h: Hot, top: str, value: Any) -> None:
+        slot = SCALARS.get(top)
+        if slot is not None:
+            setattr(h, slot, value)
+            return
+        comp = COMPOSITES.get(top)
+        if comp is not None:
+            comp.clear(h)
+        if h.over is None:
+            h.over = {}
+        h.over[top] = value
+
+    def _drop(self, h: Hot, top: str) -> None:
+        slot = SCALARS.get(top)
+        if slot is not None:
+            setattr(h, slot, MISSING)
+            return
+        comp = COMPOSITES.get(top)
+        if comp is not None:
+            comp.clear(h)
+        if h.over is not None:
+            h.over.pop(top, None)
+
+    def _for_write(self, h: Hot, top: str) -> Any:
+        """Like `_raw`, but a composite read back from its hot parts is adopted into the
+        overlay: the caller is about to change it in place."""
+        comp = COMPOSITES.get(top)
+        if comp is not None and comp.has(h):
+            value = comp.build(h, self._base(h, top))
+            self._store(h, top, value)
+            return value
+        return self._raw(h, top)
+
+    def _flat(self, h: Hot) -> dict[str, Any]:
+        out = dict(h.over) if h.over else {}
+        for top, slot in SCALARS.items():
+            value = getattr(h, slot)
+            if value is not MISSING:
+                out[top] = value
+        for top, comp in COMPOSITES.items():
+            if comp.has(h):
+                out[top] = comp.build(h, self._base(h, top))
+        return out
+
+    def _peek(self, entry: SparseEntry) -> Hot:
+        """The entry's state for reading: a packed entry is read through a throwaway copy of
+        its live state and stays packed."""
+        h = entry._h
+        if isinstance(h, Hot):
+            return h
+        return thaw_hot(self._packer.unpack(entry.scenario, h))
+
+    def _state(self, entry: SparseEntry) -> tuple[dict[str, Any], list[Transition]]:
+        h = self._peek(entry)
+        return self._flat(h), trace_of(h)
+
+    def trace_of(self, entry: SparseEntry) -> list[Transition]:
+        return trace_of(self._peek(entry))
+
+    def _own(self, h: Hot, key: str, kind: type[dict[str, Any] | list[Any]]) -> Any:
+        current = self._for_write(h, key)
+        if type(current) is kind:
+            return current
+        if current is MISSING:
+            current = self._default(key)
+            current = None if current is MISSING else current
+        if kind is dict and isinstance(current, Mapping):
+            current = thaw(current)
+        elif kind is list and isinstance(current, list | tuple):
+            current = list(current)
+        else:
+            current = kind()
+        self._store(h, key, current)
+        return current

@@ -1,0 +1,114 @@
+"""Pure helpers over workbook state shared by both models: thawing, owned copies, export views.
+
+The "flat" form of an entry is what the plain model keeps in `Entry.fields`: top-level fields
+keyed "section.key", holding only what differs from the scenario's defaults. Both models can
+produce it, so snapshots, packed (compacted) entries and exports are computed from it the same
+way whichever model wrote the entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+__all__ = [
+    "GROUP_DONE",
+    "MISSING",
+    "Transition",
+    "export_state",
+    "owned_copy",
+    "plain",
+    "restored_vars",
+    "section_state",
+    "thaw",
+    "trace_dicts",
+]
+
+MISSING: Final = object()
+# Leaving a process group completes it (PMP process-group completion).
+GROUP_DONE: Final = 1.0
+
+# (from, to, at, trigger)
+Transition = tuple[str, str, float, str]
+
+
+def plain(value: Any) -> Any:
+    """Frozen plan values (MappingProxy, tuples) to JSON-able dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def thaw(value: Any) -> Any:
+    # Copy-on-write: a default is copied into the entry the first time it is changed.
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    # Scalars loaded from YAML (str, int, float, bool, None) are immutable: share them.
+    return value
+
+
+def owned_copy(value: Any) -> Any:
+    """A copy that shares nothing mutable with `value` but keeps every type as it was (a
+    MappingProxy or tuple from the plan stays one), so a restored entry reads back identical."""
+    kind = type(value)
+    if kind is dict:
+        return {k: owned_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [owned_copy(v) for v in value]
+    if kind is tuple:
+        return tuple(owned_copy(v) for v in value)
+    # Scalars and frozen plan values (MappingProxy over frozen data) are immutable: share them.
+    return value
+
+
+def restored_vars(snapshot: Any, current: Mapping[str, Any]) -> dict[str, Any]:
+    """A snapshot's saved variables, keeping the current internal ones (`__last_<component>`,
+    the last result per component: a reading aid for checkpoints, not state)."""
+    saved = snapshot.variables
+    out: dict[str, Any] = {k: owned_copy(v) for k, v in saved.items() if not k.startswith("__")}
+    out.update((k, v) for k, v in current.items() if k.startswith("__"))
+    return out
+
+
+def trace_dicts(trace: Iterable[Transition]) -> list[dict[str, Any]]:
+    return [{"from": f, "to": t, "at": at, "trigger": trig} for f, t, at, trig in trace]
+
+
+def section_state(
+    defaults: Mapping[str, Mapping[str, Any]],
+    fields: Mapping[str, Any],
+    name: str,
+    trace: Iterable[Transition],
+) -> dict[str, Any]:
+    """The visible content of one section: defaults merged with the entry's own fields."""
+    out = {k: plain(v) for k, v in defaults.get(name, {}).items()}
+    prefix = name + "."
+    for key, value in fields.items():
+        if key.startswith(prefix):
+            out[key[len(prefix) :]] = plain(value)
+    if name == "timeline":
+        out["transition_trace"] = trace_dicts(trace)
+    return out
+
+
+def export_state(
+    defaults: Mapping[str, Mapping[str, Any]],
+    ids: tuple[str, str],
+    fields: Mapping[str, Any],
+    trace: Iterable[Transition],
+    variables: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """What `export()` shows for an entry in flat form (the plain model's rules, verbatim)."""
+    out: dict[str, Any] = {"user_id": ids[0], "task_id": ids[1]}
+    trace = tuple(trace)
+    # Sections without defaults in the scenario still hold what the run wrote to them.
+    written = (key.partition(".")[0] for key in fields)
+    for name in dict.fromkeys((*defaults, *written)):
+        out[name] = section_state(defaults, fields, name, trace)
+    if variables:
+        out["vars"] = {k: plain(v) for k, v in variables.items() if not k.startswith("__")}
+    return out

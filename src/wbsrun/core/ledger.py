@@ -1,0 +1,232 @@
+"""The workbook interface both storage models implement (`dense` and `sparse`), hot path included.
+
+The executor talks to `Ledger` only: it never learns which model runs. Reads and cold writes go
+through section paths or `expose` aliases (`get`, `set`, `append`, `list_at`, `mutable`,
+`bump`); the writes every pass makes go through dedicated methods (`transition`,
+`begin_action`, `end_action`, `reach_milestone`, `put`) so the sparse model can keep those
+fields in slots instead of dicts. `snapshot`/`restore` serve rollback; `take_dirty` tells a
+progress batcher what changed; `compact` folds closed entries into packed bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, TypeVar, final
+
+from wbsrun.core._state import Transition, export_state
+from wbsrun.dsl.plan import WorkbookSpec
+
+__all__ = [
+    "HOT_FIELDS",
+    "FieldBits",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerModel",
+    "Snapshot",
+    "Transition",
+]
+
+LedgerModel = Literal["dense", "sparse"]
+
+# Top-level fields written on every pass; the sparse model keeps them out of dicts. Any other
+# field is "cold": a copy-on-write overlay over the shared defaults.
+HOT_FIELDS: tuple[str, ...] = (
+    "timeline.phase",
+    "timeline.last_transition_at",
+    "timeline.transition_trace",
+    "timeline.start_at",
+    "timeline.progress",
+    "timeline.process_groups",
+    "execution.current_action",
+    "execution.current_action_started_at",
+    "execution.last_action",
+    "execution.last_action_at",
+    "execution.timeout_at",
+    "execution.resource_lease",
+    "execution.action_log",
+    "telemetry.counters",
+    "telemetry.latency_ms",
+    "telemetry.milestones",
+)
+
+
+class LedgerEntry(Protocol):
+    """One user × task, as the executor and the expression scope see it."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def scenario(self) -> str: ...
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        """Workbook-scoped saved variables (mutable: `save-as` writes here)."""
+        ...
+
+    @property
+    def trace(self) -> Sequence[Transition]:
+        """The transition trace as (from, to, at, trigger) tuples; read-only."""
+        ...
+
+
+E = TypeVar("E", bound=LedgerEntry)
+
+
+class Ledger(Protocol[E]):
+    """A workbook: entries over shared section defaults. Paths are "section.key[.sub…]" or
+    `expose` aliases; `key` arguments of the hot methods are top-level "section.key" paths."""
+
+    @property
+    def spec(self) -> WorkbookSpec: ...
+
+    @property
+    def entries(self) -> Sequence[E]: ...
+
+    def open(self, user_id: str, task_id: str, scenario: str) -> E: ...
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, entry: E, path: str, default: Any = None) -> Any: ...
+
+    def section(self, entry: E, name: str) -> dict[str, Any]: ...
+
+    def export(self, entry: E) -> dict[str, Any]: ...
+
+    # -- cold writes --------------------------------------------------------------------------
+    def set(self, entry: E, path: str, value: Any) -> None: ...
+
+    def append(self, entry: E, path: str, item: Any) -> None: ...
+
+    def list_at(self, entry: E, path: str) -> list[Any]: ...
+
+    def mutable(self, entry: E, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any: ...
+
+    def bump(self, entry: E, path: str, by: int = 1) -> None: ...
+
+    # -- hot path -----------------------------------------------------------------------------
+    def put(self, entry: E, key: str, value: Any) -> None:
+        """Replace the top-level field `key` ("section.key", no alias) with `value` as is."""
+        ...
+
+    def transition(self, entry: E, frm: str, to: str, at: float, trigger: str) -> None:
+        """Record a phase change: trace, phase, last_transition_at, process-group completion."""
+        ...
+
+    def begin_action(self, entry: E, action: str, started_at: float) -> None: ...
+
+    def end_action(
+        self,
+        entry: E,
+        action: str,
+        owner: str,
+        started_at: float,
+        result: str,
+        duration_ms: float,
+        counter: str,
+    ) -> None:
+        """Counters (`counter` and workload_units), latency last, last action, action_log."""
+        ...
+
+    def reach_milestone(self, entry: E, name: str) -> None:
+        """`name` moves from telemetry.milestones.pending to achieved."""
+        ...
+
+    # -- change tracking, snapshots, storage ----------------------------------------------------
+    def take_dirty(self, entry: E) -> frozenset[str]:
+        """Top-level fields changed since the last call (and resets the set)."""
+        ...
+
+    def snapshot(self, entry: E) -> Snapshot: ...
+
+    def restore(
+        self, entry: E, snapshot: Snapshot, keep: Iterable[str] = (), *, variables: bool = False
+    ) -> None:
+        """Back to `snapshot`'s fields, except the top-level fields in `keep`; with `variables`,
+        the saved variables too (internal `__` ones, the last result per component, stay as
+        they are). The transition trace, an audit log that records the rollback itself, stays."""
+        ...
+
+    def compact(self, entries: Iterable[E] | None = None, budget: float | None = None) -> int:
+        """Fold closed entries (or exactly `entries`) into packed form; how many were packed.
+        With a `budget` (seconds), stop once it is spent and keep the rest for the next call."""
+        ...
+
+
+@final
+class Snapshot(Mapping[str, Any]):
+    """One entry frozen at one moment. Reads as `export()` did then (each read builds fresh
+    containers, so nothing handed out can change it); `Ledger.restore` brings it back.
+
+    `fields` (the flat form) may be given as a function: the sparse model keeps a copy of its
+    own compact state in `payload` and builds the flat form only if someone reads it, since
+    most checkpoints are never rolled back to."""
+
+    __slots__ = ("_defaults", "_fields", "ids", "payload", "trace", "variables")
+
+    def __init__(
+        self,
+        defaults: Mapping[str, Mapping[str, Any]],
+        ids: tuple[str, str],
+        fields: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        trace: tuple[Transition, ...],
+        variables: Mapping[str, Any],
+        payload: object = None,
+    ) -> None:
+        # Owned copies made by the model; never handed out, only read.
+        self._defaults = defaults
+        self.ids = ids
+        self._fields = fields
+        self.trace = trace
+        self.variables = variables
+        self.payload = payload
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        fields = self._fields
+        if callable(fields):
+            fields = self._fields = fields()
+        return fields
+
+    def export(self) -> dict[str, Any]:
+        return export_state(self._defaults, self.ids, self.fields, self.trace, self.variables)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.export()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.export())
+
+    def __len__(self) -> int:
+        return len(self.export())
+
+
+class FieldBits:
+    """Top-level field paths ↔ bit positions of dirty masks; one table per book, growing as new
+    fields are written (an int mask per entry is cheaper than a set)."""
+
+    __slots__ = ("_bits", "_names")
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        self._bits: dict[str, int] = {}
+        self._names: list[str] = []
+        for name in names:
+            self.bit(name)
+
+    def bit(self, key: str) -> int:
+        found = self._bits.get(key)
+        if found is None:
+            found = self._bits[key] = 1 << len(self._names)
+            self._names.append(key)
+        return found
+
+    def mask(self, keys: Iterable[str]) -> int:
+        out = 0
+        for key in keys:
+            out |= self.bit(key)
+        return out
+
+    def names(self, mask: int) -> frozenset[str]:
+        return frozenset(name for i, name in enumerate(self._names) if mask >> i & 1)

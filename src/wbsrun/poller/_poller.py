@@ -1,0 +1,484 @@
+"""The poller: turns bus events into progress checks (phase, health, timeout), queued by
+`progress.poller.priorities` and run by weight without starving any class. It never scans the
+workbook: it reads and writes only the entry of the event it is checking."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, final
+
+from wbsrun.core.bus import (
+    FIELD_CLOSED,
+    EndOfStream,
+    ProgressBus,
+    ProgressEvent,
+    Subscription,
+)
+from wbsrun.core.stats import Histogram
+from wbsrun.dsl.plan import HealthThreshold, Plan
+from wbsrun.poller._health import deviation, error_rate, health_score, next_flag
+from wbsrun.poller._queue import CheckClass, StrideQueue
+
+__all__ = ["CHECK_KINDS", "Book", "Poller", "PollerStatistics", "Priority"]
+
+# One `progress.poller.priorities` entry as the plan holds it: (name, match, weight).
+Priority = tuple[str, Mapping[str, tuple[str, ...]], float]
+
+
+class Book(Protocol):
+    """What the poller needs of the run's workbook (either model: dense `Workbook` or the
+    sparse `Ledger`): path reads and cold writes on one entry."""
+
+    def get(self, entry: Any, path: str, default: Any = None) -> Any: ...
+
+    def set(self, entry: Any, path: str, value: Any) -> None: ...
+
+    def append(self, entry: Any, path: str, item: Any) -> None: ...
+
+
+PHASE: Final = 1
+HEALTH: Final = 2
+TIMEOUT: Final = 4
+CLOSE: Final = 8
+CHECK_KINDS: Final = {"phase": PHASE, "health": HEALTH, "timeout": TIMEOUT, "close": CLOSE}
+# Fields whose change moves a health input (progress, error rate, deviation at close).
+_HEALTH_FIELDS: Final = frozenset({"progress", "milestone", "error", "rollback", "closed"})
+_PHASE_PATHS: Final = frozenset({"timeline.phase"})
+# Closed task ids remembered so that a late update does not reopen a record (bounded memory).
+REMEMBER_CLOSED: Final = 4096
+# Phases in which a passed deadline is being handled by the executor already.
+_TIMEOUT_HANDLED: Final = ("monitoring.timeout", "closing")
+
+
+def _kinds(dirty: frozenset[str]) -> int:
+    """The checks a set of dirty fields asks for (HEALTH only where a rule exists)."""
+    kinds = PHASE if not _PHASE_PATHS.isdisjoint(dirty) else 0
+    if not _HEALTH_FIELDS.isdisjoint(dirty):
+        kinds |= HEALTH
+    if FIELD_CLOSED in dirty:
+        kinds |= CLOSE
+    return kinds or PHASE
+
+
+@final
+class _Check:
+    """The queued check of one task: latest event, what to check, oldest publish time."""
+
+    __slots__ = ("cls", "event", "kinds", "published_at")
+
+    def __init__(
+        self, event: ProgressEvent, kinds: int, published_at: float | None, cls: int
+    ) -> None:
+        self.event = event
+        self.kinds = kinds
+        self.published_at = published_at
+        self.cls = cls
+
+
+@final
+class _Live:
+    """What the poller keeps per running task (dropped at its close check)."""
+
+    __slots__ = ("check", "deadline", "entry", "event", "score", "window")
+
+    def __init__(self, event: ProgressEvent, entry: object | None) -> None:
+        self.event = event
+        self.entry = entry
+        self.deadline: float | None = None
+        self.check: _Check | None = None
+        # (start_at, timeout_at) once both are known; the last score written.
+        self.window: tuple[float, float] | None = None
+        self.score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollerStatistics:
+    events: int
+    checks: Mapping[str, int]
+    served: Mapping[str, int]
+    latency_ms: Mapping[str, float]
+    queue_max: int
+    live: int
+    breaches: int
+    identified: int
+    escalations: int
+    deadlines_passed: int
+    overdue: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "checks": dict(self.checks),
+            "served": dict(self.served),
+            "latency_ms": dict(self.latency_ms),
+            "queue_max": self.queue_max,
+            "live": self.live,
+            "breaches": self.breaches,
+            "identified": self.identified,
+            "escalations": self.escalations,
+            "deadlines_passed": self.deadlines_passed,
+            "overdue": self.overdue,
+        }
+
+
+@final
+class Poller:
+    """`Service`: subscribes to the bus at construction, runs checks in `serve()`. `bind()`
+    the run's workbook before the run starts (the runner creates it)."""
+
+    def __init__(
+        self,
+        bus: ProgressBus,
+        *,
+        priorities: Iterable[Priority] = (),
+        health: Mapping[str, HealthThreshold] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        workbook: Book | None = None,
+        slice_size: int = 256,
+        tick: float = 0.05,
+        timeout_grace: float | None = None,
+        wall: Callable[[], float] = time.time,
+        bound: int = 100_000,
+    ) -> None:
+        """`priorities`: `progress.poller.priorities` as (name, match, weight); `health`:
+        scenario name → its `health_threshold`; `aliases`: the workbook's `expose` table."""
+        self._bus = bus
+        self._clock = bus.clock
+        self._wall = wall
+        self._book = workbook
+        self._aliases: Mapping[str, str] = aliases or {}
+        self.slice_size = slice_size
+        # Shortest time between two wake-ups: bounds the poller's own cost whatever the event
+        # rate, and adds at most this much to the publish → check latency.
+        self.tick = tick
+        # A deadline is checked this long after it passed: the executor's own timeout fires
+        # at the deadline, and its phase change is flushed at once (high priority).
+        self.timeout_grace = (
+            timeout_grace if timeout_grace is not None else max(0.25, 2 * bus.flush_interval)
+        )
+        self._rules: dict[str, HealthThreshold] = dict(health or {})
+        self._classes = self._build_classes(priorities)
+        self._default = next(
+            (i for i, c in enumerate(self._classes) if not c.match), len(self._classes) - 1
+        )
+        self._queue = StrideQueue([c.weight for c in self._classes])
+        phase_only = all(
+            self._aliases.get(path, path) in _PHASE_PATHS for c in self._classes for path in c.match
+        )
+        self._by_phase: dict[str, int] | None = {} if phase_only else None
+        self._kinds_of: dict[frozenset[str], int] = {}
+        self._served = [0] * len(self._classes)
+        self._live: dict[str, _Live] = {}
+        # Recently closed task ids (insertion-ordered, bounded): late updates are ignored.
+        self._closed: dict[str, None] = {}
+        self._deadlines: list[tuple[float, str]] = []
+        self._streak: dict[str, int] = {}
+        self._latency = Histogram()
+        self._events = 0
+        self._checks = dict.fromkeys(CHECK_KINDS, 0)
+        self._queue_max = 0
+        self._breaches = 0
+        self._identified = 0
+        self._escalations = 0
+        self._deadlines_passed = 0
+        self._overdue = 0
+        self._risk_seq = 0
+        self._sub: Subscription = bus.subscribe(None, bound=bound)
+
+    @classmethod
+    def for_plan(cls, bus: ProgressBus, plan: Plan, workbook: Book | None = None) -> Poller:
+        """The poller a plan asks for: its priorities, health thresholds and aliases."""
+        return cls(
+            bus,
+            priorities=plan.progress.poller_priorities,
+            health={s.name: s.health_threshold for s in plan.scenarios if s.health_threshold},
+            aliases=plan.workbook.expose,
+            workbook=workbook,
+        )
+
+    @staticmethod
+    def _build_classes(priorities: Iterable[Priority]) -> list[CheckClass]:
+        classes = [
+            CheckClass(name or f"class-{i}", match, w)
+            for i, (name, match, w) in enumerate(priorities)
+        ]
+        if not any(not c.match for c in classes):
+            # Checks nothing matches still need a class: the lowest declared weight.
+            weight = min((c.weight for c in classes), default=1.0)
+            classes.append(CheckClass("unmatched", {}, weight))
+        return classes
+
+    def bind(self, workbook: Book) -> None:
+        self._book = workbook
+
+    # -- Service ------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Check what the bus delivers until its stream ends (the bus stopped), then check the
+        rest. Wakes at most once per `tick`: events gather meanwhile (one wake-up per flush
+        would cost more than the checks), a task's updates merge into one check."""
+        sub = self._sub
+        try:
+            while True:
+                # What the bus delivered first: a deadline is judged on the latest state.
+                self.ingest(sub.recv_nowait())
+                self._due_deadlines()
+                self.run_checks(self.slice_size)
+                if len(self._queue):
+                    await asyncio.sleep(0)  # a slice at a time: the runner keeps the loop
+                    continue
+                if self.tick > 0:
+                    await asyncio.sleep(self.tick)
+                if sub.ready():
+                    continue
+                try:
+                    async with asyncio.timeout(self._next_wake()):
+                        events = await sub.recv()
+                except TimeoutError:
+                    continue
+                except EndOfStream:
+                    break
+                self.ingest(events)
+        finally:
+            # The run is over: check what the bus still holds, synchronously.
+            self._bus.flush()
+            self.ingest(self._sub.recv_nowait())
+            self._due_deadlines()
+            self.run_checks(None)
+
+    def _next_wake(self) -> float | None:
+        heap, live = self._deadlines, self._live
+        while heap and heap[0][1] not in live:
+            heapq.heappop(heap)  # closed before its deadline: no reason to wake
+        if not heap:
+            return None
+        return max(0.0, heap[0][0] + self.timeout_grace - self._wall())
+
+    # -- intake -------------------------------------------------------------------------------
+    def ingest(self, events: Iterable[ProgressEvent]) -> None:
+        """Queue (or merge into the task's queued check) one check per event."""
+        kinds_of, rules = self._kinds_of, self._rules
+        last = 0
+        for ev in events:
+            last = ev.update_id
+            self._events += 1
+            live = self._live.get(ev.task_id)
+            if live is None:
+                if ev.task_id in self._closed:
+                    continue  # a late update of a closed task: nothing left to check
+                # The workbook entry of the task (any workbook model's), through the subject.
+                live = self._live[ev.task_id] = _Live(ev, getattr(ev.subject, "entry", None))
+            live.event = ev
+            dirty = ev.dirty
+            kinds = kinds_of.get(dirty)
+            if kinds is None:
+                kinds = kinds_of[dirty] = _kinds(dirty)
+            if kinds & HEALTH and ev.scenario not in rules:
+                kinds &= ~HEALTH
+            self._enqueue(live, kinds, ev.published_at)
+        if last:
+            self._sub.ack(last)
+
+    def _enqueue(self, live: _Live, kinds: int, published_at: float | None) -> None:
+        """`published_at` None: a deadline check, not caused by a publish (no latency)."""
+        cls = self._classify(live)
+        check = live.check
+        if check is not None:
+            check.kinds |= kinds
+            check.event = live.event
+            if published_at is not None and (
+                check.published_at is None or published_at < check.published_at
+            ):
+                check.published_at = published_at
+            if self._classes[cls].weight <= self._classes[check.cls].weight:
+                return
+            # The task moved into a more urgent class (e.g. into monitoring): the queued
+            # check is left behind as stale and a merged one joins the urgent queue.
+            kinds, published_at = check.kinds, check.published_at
+        live.check = _Check(live.event, kinds, published_at, cls)
+        self._queue.push(cls, live.check)
+        depth = len(self._queue)
+        if depth > self._queue_max:
+            self._queue_max = depth
+
+    def _classify(self, live: _Live) -> int:
+        by_phase = self._by_phase
+        if by_phase is not None:
+            # Every `match` reads only the phase: classify each phase once.
+            phase = live.event.phase
+            found = by_phase.get(phase)
+            if found is None:
+                found = by_phase[phase] = self._match(live)
+            return found
+        return self._match(live)
+
+    def _match(self, live: _Live) -> int:
+        ev, entry, book = live.event, live.entry, self._book
+
+        def read(path: str) -> Any:
+            path = self._aliases.get(path, path)
+            if path in _PHASE_PATHS:
+                return ev.phase
+            return book.get(entry, path) if book is not None and entry is not None else None
+
+        for i, cls in enumerate(self._classes):
+            if cls.match and cls.matches(read):
+                return i
+        return self._default
+
+    def _due_deadlines(self) -> None:
+        now = self._wall() - self.timeout_grace
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, task_id = heapq.heappop(heap)
+            live = self._live.get(task_id)
+            if live is not None:
+                self._enqueue(live, TIMEOUT, None)
+
+    # -- checks -------------------------------------------------------------------------------
+    def run_checks(self, limit: int | None = None) -> int:
+        """Run up to `limit` queued checks (all when None) in weighted order; how many ran."""
+        queue = self._queue
+        n = 0
+        while len(queue) and (limit is None or n < limit):
+            cls, item = queue.pop()
+            check: _Check = item
+            ev = check.event
+            live = self._live.get(ev.task_id)
+            if live is None or live.check is not check:
+                continue  # closed meanwhile, or superseded by a check in a more urgent class
+            live.check = None
+            self._served[cls] += 1
+            if check.published_at is not None:
+                self._latency.record(max(0.0, (self._clock() - check.published_at) * 1000.0))
+            kinds = check.kinds
+            if kinds & PHASE:
+                self._phase(live)
+            if kinds & TIMEOUT:
+                self._timeout(live)
+            if kinds & HEALTH:
+                self._health(live, ev)
+            if kinds & CLOSE:
+                self._checks["close"] += 1
+                del self._live[ev.task_id]
+                closed = self._closed
+                closed[ev.task_id] = None
+                if len(closed) > REMEMBER_CLOSED:
+                    del closed[next(iter(closed))]
+            n += 1
+        return n
+
+    def _phase(self, live: _Live) -> None:
+        self._checks["phase"] += 1
+        if live.deadline is None and live.entry is not None and self._book is not None:
+            at = self._book.get(live.entry, "execution.timeout_at")
+            if isinstance(at, int | float) and not isinstance(at, bool):
+                live.deadline = float(at)
+                heapq.heappush(self._deadlines, (live.deadline, live.event.task_id))
+
+    def _timeout(self, live: _Live) -> None:
+        """A deadline passed while the task was still open: the executor should have moved
+        it to monitoring.timeout (or closed it); if not, it is overdue."""
+        self._checks["timeout"] += 1
+        self._deadlines_passed += 1
+        ev = live.event
+        if ev.closed or ev.phase.startswith(_TIMEOUT_HANDLED):
+            return
+        self._overdue += 1
+        rule = self._rules.get(ev.scenario)
+        if rule is not None:
+            self._breach(live, ev, rule, 0.0, f"{ev.phase}: past timeout_at")
+        elif live.entry is not None and self._book is not None:
+            self._book.append(
+                live.entry,
+                "registers.issue.entries",
+                {
+                    "id": f"overdue-{ev.task_id}",
+                    "description": f"still {ev.phase} after timeout_at",
+                    "owner": "poller",
+                    "status": "open",
+                },
+            )
+
+    def _health(self, live: _Live, ev: ProgressEvent) -> None:
+        self._checks["health"] += 1
+        rule = self._rules[ev.scenario]
+        entry, book = live.entry, self._book
+        if entry is None or book is None:
+            return
+        counters = book.get(entry, "telemetry.counters")
+        rate = error_rate(counters, ev.error_class is not None)
+        if live.window is None and not ev.closed:
+            start = book.get(entry, "timeline.start_at")
+            end = book.get(entry, "execution.timeout_at")
+            if isinstance(start, int | float) and isinstance(end, int | float):
+                live.window = (float(start), float(end))  # both set once per pass
+        start_at, end_at = live.window or (None, None)
+        dev = deviation(ev.progress, ev.closed, self._wall(), start_at, end_at)
+        score = round(health_score(ev.progress, rate, dev), 4)
+        if score != live.score:
+            live.score = score
+            book.set(entry, rule.telemetry_field, score)
+        if not ev.closed:
+            return  # a running task's score is live; its final score decides a breach
+        if score < rule.min_score:
+            self._breach(live, ev, rule, score, f"health {score} < {rule.min_score}")
+        else:
+            self._streak[ev.scenario] = 0
+
+    def _breach(
+        self, live: _Live, ev: ProgressEvent, rule: HealthThreshold, score: float, why: str
+    ) -> None:
+        self._breaches += 1
+        streak = self._streak[ev.scenario] = self._streak.get(ev.scenario, 0) + 1
+        entry, book = live.entry, self._book
+        if entry is None or book is None:
+            return
+        current = book.get(entry, "registers.risk.flag", "none")
+        flag = next_flag(current, streak, rule.consecutive_breach)
+        if flag == current:
+            return
+        book.set(entry, "registers.risk.flag", flag)
+        if flag == "identified":
+            self._identified += 1
+            return
+        self._escalations += 1
+        self._risk_seq += 1
+        book.append(
+            entry,
+            "registers.risk.entries",
+            {
+                "id": f"health-{self._risk_seq}",
+                "severity": "high",
+                "response_plan": f"investigate {ev.scenario}: {why}",
+                "owner": "poller",
+                "status": "open",
+                "score": score,
+                "streak": streak,
+            },
+        )
+
+    # -- statistics ---------------------------------------------------------------------------
+    def statistics(self) -> PollerStatistics:
+        h = self._latency
+        return PollerStatistics(
+            events=self._events,
+            checks=dict(self._checks),
+            served={c.name: n for c, n in zip(self._classes, self._served, strict=True)},
+            latency_ms={
+                "p50": round(h.quantile(0.50), 3),
+                "p99": round(h.quantile(0.99), 3),
+                "max": round(h.max, 3),
+                "count": h.count,
+            },
+            queue_max=self._queue_max,
+            live=len(self._live),
+            breaches=self._breaches,
+            identified=self._identified,
+            escalations=self._escalations,
+            deadlines_passed=self._deadlines_passed,
+            overdue=self._overdue,
+        )

@@ -1,0 +1,420 @@
+"""Incremental roll-up of task progress into user, scenario and program progress (pure, sync).
+
+Task → user → scenario → program, each a weighted average: a user is the mean of its planned
+passes, a scenario the mean of its users weighted by their planned passes (so Σ task progress
+over the planned passes), the program the mean of its scenarios weighted by their expected
+passes. The plan is the denominator (`baseline.py`), so progress means something mid-run.
+
+The aggregator keeps running sums keyed by task and never reads the workbook: an update costs
+a dict look-up, a float comparison and a small-set comparison, whatever the run's size. Feed it
+`TaskUpdate`s (the bus's events fit that protocol) or plug `AggregatingSink` in as the runner's
+`ProgressSink`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Iterable, Set
+from dataclasses import dataclass
+from typing import Protocol, final
+
+from wbsrun.core.events import ProgressSink, ProgressSubject
+from wbsrun.core.runner import RunOptions
+from wbsrun.dsl.plan import Plan
+from wbsrun.progress.baseline import ScenarioBaseline, baselines, total_planned
+from wbsrun.progress.eta import EtaEstimator
+from wbsrun.progress.views import (
+    MilestoneProgress,
+    ProgramProgress,
+    ScenarioProgress,
+    UserProgress,
+)
+
+__all__ = ["AggregatingSink", "Aggregator", "ProgressUpdate", "TaskUpdate"]
+
+# Closed task ids remembered to drop a late duplicate of a `closed` update (bounded memory).
+REMEMBER_CLOSED = 4096
+
+
+class TaskUpdate(Protocol):
+    """What the aggregator needs from one progress event: the task's current values."""
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def scenario(self) -> str: ...
+
+    @property
+    def progress(self) -> float: ...
+
+    @property
+    def milestones(self) -> Set[str]: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    """A plain `TaskUpdate` (tests, replays, adapters)."""
+
+    task_id: str
+    user_id: str
+    scenario: str
+    progress: float
+    milestones: frozenset[str] = frozenset()
+    closed: bool = False
+
+
+class _Scenario:
+    __slots__ = (
+        "base",
+        "closed",
+        "closed_total",
+        "counts",
+        "eta",
+        "pass_time",
+        "started",
+        "total",
+        "users",
+        "users_done",
+    )
+
+    def __init__(self, base: ScenarioBaseline) -> None:
+        self.base = base
+        self.total = 0.0  # Σ progress of every task seen, open or closed
+        self.closed_total = 0.0  # Σ progress of the closed ones
+        self.started = 0
+        self.closed = 0
+        self.users = 0
+        self.users_done = 0  # users that closed all their planned passes
+        self.pass_time = 0.0
+        self.counts: dict[str, int] = {name: 0 for name, _ in base.milestones}
+        self.eta = EtaEstimator()
+
+
+class _User:
+    __slots__ = ("closed", "scenario", "started", "total")
+
+    def __init__(self, scenario: _Scenario) -> None:
+        self.scenario = scenario
+        self.total = 0.0
+        self.started = 0
+        self.closed = 0
+
+
+class _Task:
+    __slots__ = ("milestones", "opened", "progress", "scenario", "user")
+
+    def __init__(self, scenario: _Scenario, user: _User, opened: float) -> None:
+        self.scenario = scenario
+        self.user = user
+        self.opened = opened
+        self.progress = 0.0
+        self.milestones: frozenset[str] = frozenset()
+
+
+@final
+class Aggregator:
+    """Running progress sums of a run; `snapshot()` turns them into the reported dimensions."""
+
+    def __init__(
+        self,
+        plans: Iterable[ScenarioBaseline] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._scenarios: dict[str, _Scenario] = {b.name: _Scenario(b) for b in plans}
+        self._users: dict[str, _User] = {}
+        self._open: dict[str, _Task] = {}
+        self._recent: deque[str] = deque(maxlen=REMEMBER_CLOSED)
+        self._recent_set: set[str] = set()
+
+    @classmethod
+    def for_run(
+        cls,
+        plan: Plan,
+        options: RunOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Aggregator:
+        """An aggregator whose denominators are the plan under the run's options."""
+        opts = options or RunOptions()
+        return cls(baselines(plan, opts.users, opts.duration), clock=clock)
+
+    # -- updates: O(1) each ---------------------------------------------------------------------
+    def apply(self, update: TaskUpdate) -> None:
+        self.record(
+            update.task_id,
+            update.user_id,
+            update.scenario,
+            update.progress,
+            update.milestones,
+            update.closed,
+        )
+
+    def record(
+        self,
+        task_id: str,
+        user_id: str,
+        scenario: str,
+        progress: float,
+        milestones: Set[str],
+        closed: bool,
+    ) -> None:
+        """The task's current values; an update after its `closed` one counts as a new task."""
+        task = self._open.get(task_id)
+        if task is None:
+            if task_id in self._recent_set:
+                return  # a repeated `closed` (or a straggler) of a task already counted
+            task = self._open_task(task_id, user_id, scenario)
+        if progress != task.progress:
+            p = min(1.0, progress) if progress >= 0.0 else 0.0  # NaN counts as 0
+            delta = p - task.progress
+            task.progress = p
+            task.scenario.total += delta
+            task.user.total += delta
+        if milestones != task.milestones:
+            self._milestones(task, milestones)
+        if closed:
+            self._close(task_id, task)
+
+    def _open_task(self, task_id: str, user_id: str, scenario: str) -> _Task:
+        sc = self._scenarios.get(scenario)
+        if sc is None:
+            # Not in the plan: counted against the passes seen (no baseline to project from).
+            sc = self._scenarios[scenario] = _Scenario(
+                ScenarioBaseline(scenario, 0, None, None, None, 0.0)
+            )
+        user = self._users.get(user_id)
+        if user is None:
+            user = self._users[user_id] = _User(sc)
+            sc.users += 1
+        task = self._open[task_id] = _Task(sc, user, self._clock())
+        sc.started += 1
+        user.started += 1
+        return task
+
+    def _milestones(self, task: _Task, now: Set[str]) -> None:
+        new = frozenset(now)
+        counts = task.scenario.counts
+        for name in new - task.milestones:
+            counts[name] = counts.get(name, 0) + 1
+        for name in task.milestones - new:
+            counts[name] -= 1
+        task.milestones = new
+
+    def _close(self, task_id: str, task: _Task) -> None:
+        del self._open[task_id]
+        sc = task.scenario
+        sc.closed += 1
+        sc.closed_total += task.progress
+        user = task.user
+        user.closed += 1
+        if user.closed == sc.base.passes_per_user:
+            sc.users_done += 1
+        sc.pass_time += max(0.0, self._clock() - task.opened)
+        recent = self._recent
+        if len(recent) == recent.maxlen:
+            self._recent_set.discard(recent[0])
+        recent.append(task_id)
+        self._recent_set.add(task_id)
+
+    # -- reading ----------------------------------------------------------------------------------
+    @property
+    def tasks_open(self) -> int:
+        return len(self._open)
+
+    def user(self, user_id: str) -> UserProgress | None:
+        u = self._users.get(user_id)
+        if u is None:
+            return None
+        passes = u.scenario.base.passes_per_user
+        denominator = passes if passes is not None else u.started
+        return UserProgress(
+            user_id=user_id,
+            scenario=u.scenario.base.name,
+            progress=min(1.0, max(0.0, u.total / denominator)) if denominator else 0.0,
+            tasks_started=u.started,
+            tasks_closed=u.closed,
+        )
+
+    def snapshot(self, elapsed: float, *, finished: bool = False) -> ProgramProgress:
+        """The dimensions at `elapsed` seconds into the run. Also samples the work rate for
+        the ETA, so call it as often as the ETA should learn (the live line: every redraw)."""
+        views = tuple(_scenario_view(sc, elapsed, finished) for sc in self._scenarios.values())
+        durations = [b.duration for b in self.baselines if b.duration]
+        time_share = None
+        if durations:
+            time_share = 1.0 if finished else min(1.0, elapsed / max(durations))
+        weighted = [(v, v.expected_tasks) for v in views if v.expected_tasks]
+        weight = sum(w for _, w in weighted)
+        work = sum(v.work * w for v, w in weighted) / weight if weight else 0.0
+        if not weighted and views and all(v.planned_tasks == 0 for v in views):
+            work = 1.0  # nothing was planned: nothing is left
+        with_ms = [
+            (v.milestones_weighted, w) for v, w in weighted if v.milestones_weighted is not None
+        ]
+        ms_weight = sum(w for _, w in with_ms)
+        etas = [v.eta_s for v in views]
+        eta: float | None = 0.0 if finished else None
+        if not finished and etas and all(e is not None for e in etas):
+            eta = max(e for e in etas if e is not None)
+        expected = [v.expected_tasks for v in views]
+        return ProgramProgress(
+            elapsed=elapsed,
+            time=time_share,
+            work=min(1.0, work),
+            milestones_weighted=(sum(m * w for m, w in with_ms) / ms_weight) if ms_weight else None,
+            eta_s=eta,
+            planned_tasks=total_planned(self.baselines),
+            expected_tasks=sum(e for e in expected if e is not None)
+            if None not in expected
+            else None,
+            tasks_started=sum(v.tasks_started for v in views),
+            tasks_closed=sum(v.tasks_closed for v in views),
+            scenarios=views,
+            milestones=_merge_milestones(views),
+        )
+
+    @property
+    def baselines(self) -> tuple[ScenarioBaseline, ...]:
+        return tuple(sc.base for sc in self._scenarios.values())
+
+
+def _expected(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
+    """The denominator: planned passes, or those the elapsed share of the profile projects."""
+    base = sc.base
+    if base.planned_tasks is not None:
+        return float(base.planned_tasks)
+    share = base.profile_share(elapsed)
+    if share >= 1.0 or (finished and share <= 0.0):
+        return float(sc.started)
+    if not sc.started:
+        return None
+    projected = sc.started / share if share > 0.0 else math.inf
+    # Too early to project (or a share so small the projection overflows): unknown.
+    return max(float(sc.started), projected) if math.isfinite(projected) else None
+
+
+def _eta(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
+    base = sc.base
+    open_tasks = sc.started - sc.closed
+    mean_pass = sc.pass_time / sc.closed if sc.closed else 0.0
+    if finished:
+        return 0.0
+    if base.planned_tasks is not None:
+        if sc.closed >= base.planned_tasks and not open_tasks:
+            return 0.0
+        # Time is spent by passes, failed or not: closed passes plus the open ones' progress.
+        done = sc.closed + (sc.total - sc.closed_total)
+        future = base.starts[bisect_right(base.starts, elapsed) :]
+        passes = base.passes_per_user or 1
+        # The last user to spawn still owes all its passes (and think times) after its start.
+        last_user = passes * mean_pass + (passes - 1) * base.think_time
+        floor = max(0.0, base.last_start + last_user - elapsed)
+        active = sc.users - sc.users_done
+        return sc.eta.estimate(elapsed, done, float(base.planned_tasks), active, future, floor)
+    end = base.window_end
+    if end is None:
+        return None
+    if elapsed >= end and not open_tasks:
+        return 0.0
+    # No pass starts after the window; the last ones end about one pass after it.
+    return max(0.0, end + mean_pass - elapsed)
+
+
+def _scenario_view(sc: _Scenario, elapsed: float, finished: bool) -> ScenarioProgress:
+    base = sc.base
+    expected = _expected(sc, elapsed, finished)
+    if expected:
+        # Running sums of float deltas may drift by an ulp below 0 or above the exact sum.
+        work = min(1.0, max(0.0, sc.total / expected))
+    else:
+        work = 1.0 if expected == 0.0 and base.planned_tasks == 0 else 0.0
+    weights = dict(base.milestones)
+    milestones = tuple(
+        MilestoneProgress(
+            name, weights.get(name, 0.0), n, min(1.0, n / expected) if expected else 0.0
+        )
+        for name, n in sc.counts.items()
+    )
+    total_weight = base.milestone_total
+    weighted = None
+    if base.milestones and total_weight > 0:
+        weighted = sum(m.weight * m.share for m in milestones) / total_weight
+    time_share = None
+    if base.duration:
+        time_share = 1.0 if finished else min(1.0, elapsed / base.duration)
+    return ScenarioProgress(
+        name=base.name,
+        time=time_share,
+        work=work,
+        milestones_weighted=weighted,
+        eta_s=_eta(sc, elapsed, finished),
+        planned_tasks=base.planned_tasks,
+        expected_tasks=expected,
+        tasks_started=sc.started,
+        tasks_closed=sc.closed,
+        users_planned=base.users,
+        users_seen=sc.users,
+        mean_pass_s=sc.pass_time / sc.closed if sc.closed else None,
+        milestones=milestones,
+    )
+
+
+def _merge_milestones(views: Iterable[ScenarioProgress]) -> tuple[MilestoneProgress, ...]:
+    """Program-level milestones by name: reached summed, share over the expected passes of the
+    scenarios that define it (a later scenario's weight wins, as in `progress.milestones`)."""
+    reached: dict[str, int] = {}
+    planned: dict[str, float] = {}
+    weight: dict[str, float] = {}
+    for v in views:
+        for m in v.milestones:
+            reached[m.name] = reached.get(m.name, 0) + m.reached
+            planned[m.name] = planned.get(m.name, 0.0) + (v.expected_tasks or 0.0)
+            weight[m.name] = m.weight
+    return tuple(
+        MilestoneProgress(
+            name, weight[name], n, min(1.0, n / planned[name]) if planned[name] else 0.0
+        )
+        for name, n in reached.items()
+    )
+
+
+@final
+class AggregatingSink:
+    """A `ProgressSink` that feeds an `Aggregator` directly, then passes the event on to
+    `forward` (e.g. the progress bus) when given: `Runner(..., events=sink)`."""
+
+    __slots__ = ("aggregator", "forward")
+
+    def __init__(self, aggregator: Aggregator, forward: ProgressSink | None = None) -> None:
+        self.aggregator = aggregator
+        self.forward = forward
+
+    @classmethod
+    def for_run(
+        cls, plan: Plan, options: RunOptions | None = None, forward: ProgressSink | None = None
+    ) -> AggregatingSink:
+        return cls(Aggregator.for_run(plan, options), forward)
+
+    def publish(self, subject: ProgressSubject, field: str, priority: float) -> None:
+        self.aggregator.record(
+            subject.task_id,
+            subject.user_id,
+            subject.scenario_name,
+            subject.progress,
+            subject.milestones,
+            field == "closed",
+        )
+        if self.forward is not None:
+            self.forward.publish(subject, field, priority)

@@ -1,0 +1,152 @@
+"""The aiohttp transport (`transport: aiohttp`): one shared session, or a private one per user."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Final, final
+
+import aiohttp
+from yarl import URL
+
+from wbsrun.core.ports import UserHandle
+from wbsrun.protocols._transport import HeaderItems
+from wbsrun.protocols.h1 import (
+    ConnectFailed,
+    ConnectionLost,
+    InvalidRequest,
+    ProtocolViolation,
+    Timeout,
+    Timeouts,
+    TransportError,
+)
+
+__all__ = ["AiohttpTransport", "translate"]
+
+_URL_CACHE: Final = 10_000
+_MAX_REDIRECTS: Final = 10
+
+
+def translate(exc: BaseException) -> TransportError:
+    """aiohttp's failures as the fast transport's, so both yield the same error codes."""
+    # Order matters: aiohttp's timeout errors are also OSErrors / ClientErrors, and its
+    # certificate errors are also ValueErrors (through ssl.SSLCertVerificationError).
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TimeoutError):
+        return Timeout(text)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectFailed(text)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InvalidRequest(text)
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientOSError
+        | aiohttp.ClientPayloadError
+        | ConnectionError,
+    ):
+        return ConnectionLost(text)
+    if isinstance(exc, ValueError | TypeError):
+        return InvalidRequest(text)
+    return ProtocolViolation(text)
+
+
+@final
+class AiohttpTransport:
+    """aiohttp sessions; kept for what the fast transport does not do (see architecture.md)."""
+
+    name = "aiohttp"
+    _STATE_KEY: Final = "http.session"
+
+    def __init__(self, connection_limit: int) -> None:
+        self._limit = connection_limit
+        self._shared: aiohttp.ClientSession | None = None
+        # Private sessions of users not released yet: closed with the transport at the end.
+        self._private: set[aiohttp.ClientSession] = set()
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        # Parsed URLs by text: yarl parsing (host, IP validation) costs ~10 µs a request, and
+        # a scenario renders the same few URLs again and again. Bounded: cleared when full.
+        self._urls: dict[str, URL] = {}
+
+    def _session(self, user: UserHandle) -> aiohttp.ClientSession:
+        if user.private_session:
+            session: aiohttp.ClientSession | None = user.state.get(self._STATE_KEY)
+            if session is None:
+                session = user.state[self._STATE_KEY] = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0),
+                    timeout=aiohttp.ClientTimeout(total=None),
+                )
+                self._private.add(session)
+            return session
+        if self._shared is None:
+            # Cookies would leak between users on a shared pool: keep none there.
+            self._shared = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit),
+                timeout=aiohttp.ClientTimeout(total=None),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._shared
+
+    def _timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+        cached = self._timeouts.get(timeouts)
+        if cached is None:
+            cached = self._timeouts[timeouts] = aiohttp.ClientTimeout(
+                total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+            )
+        return cached
+
+    def _url(self, url: str) -> URL:
+        target = self._urls.get(url)
+        if target is None:
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            target = self._urls[url] = URL(url)
+        return target
+
+    async def request(
+        self,
+        user: UserHandle,
+        method: str,
+        url: str,
+        headers: HeaderItems,
+        body: bytes | None,
+        content_type: str | None,
+        timeouts: Timeouts | None,
+        follow_redirects: bool,
+    ) -> tuple[int, Any, bytes]:
+        kwargs: dict[str, Any] = {"allow_redirects": follow_redirects}
+        if follow_redirects:
+            kwargs["max_redirects"] = _MAX_REDIRECTS
+        if content_type is not None and not any(k.lower() == "content-type" for k, _ in headers):
+            headers = (*headers, ("Content-Type", content_type))
+        if headers:
+            kwargs["headers"] = headers
+        if body is not None:
+            kwargs["data"] = body
+        if timeouts is not None:
+            kwargs["timeout"] = self._timeout(timeouts)
+        try:
+            target = self._url(url)
+            async with self._session(user).request(method, target, **kwargs) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except (aiohttp.ClientError, OSError, ValueError, TypeError, TimeoutError) as exc:
+            raise translate(exc) from exc
+
+    def statistics(self) -> Mapping[str, int]:
+        return {}
+
+    async def release_user(self, user: UserHandle) -> None:
+        session: aiohttp.ClientSession | None = user.state.pop(self._STATE_KEY, None)
+        if session is not None:
+            self._private.discard(session)
+            await session.close()
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
+        for session in list(self._private):
+            await session.close()
+        self._private.clear()
+        # Let aiohttp finish closing transports before the loop goes away.
+        await asyncio.sleep(0)

@@ -1,0 +1,47 @@
+"""The fast HTTP/1.1 transport: asyncio Protocols + httptools' parser, keep-alive pools."""
+
+from wbsrun.protocols.h1._client import (
+    H1Client,
+    HeaderItems,
+    Reply,
+    Target,
+    Timeouts,
+    build_head,
+    parse_target,
+)
+from wbsrun.protocols.h1._connection import MAX_HEAD_BYTES, H1Connection, Origin
+from wbsrun.protocols.h1._errors import (
+    PROTOCOL_ERROR,
+    ConnectFailed,
+    ConnectionLost,
+    DecodeFailed,
+    InvalidRequest,
+    ProtocolViolation,
+    Timeout,
+    TransportError,
+)
+from wbsrun.protocols.h1._pool import ConnectionPool, PoolStatistics, default_ssl_context
+
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "PROTOCOL_ERROR",
+    "ConnectFailed",
+    "ConnectionLost",
+    "ConnectionPool",
+    "DecodeFailed",
+    "H1Client",
+    "H1Connection",
+    "HeaderItems",
+    "InvalidRequest",
+    "Origin",
+    "PoolStatistics",
+    "ProtocolViolation",
+    "Reply",
+    "Target",
+    "Timeout",
+    "Timeouts",
+    "TransportError",
+    "build_head",
+    "default_ssl_context",
+    "parse_target",
+]

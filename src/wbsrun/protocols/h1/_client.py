@@ -1,0 +1,312 @@
+"""Requests over the pool: cached request heads, deadlines, redirects, gzip/deflate bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import dataclass
+from typing import Final, final
+from urllib.parse import quote, urljoin, urlsplit
+
+from wbsrun.protocols.h1._connection import H1Connection, Origin
+from wbsrun.protocols.h1._errors import (
+    ConnectionLost,
+    DecodeFailed,
+    InvalidRequest,
+    ProtocolViolation,
+    Timeout,
+)
+from wbsrun.protocols.h1._pool import ConnectionPool
+
+__all__ = ["H1Client", "HeaderItems", "Reply", "Target", "Timeouts", "build_head", "parse_target"]
+
+# status, raw header pairs (decoded only when read), body (already de-gzipped)
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+HeaderItems = tuple[tuple[str, str], ...]
+
+MAX_REDIRECTS: Final = 10
+_CACHE_LIMIT: Final = 10_000
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+_DEFAULTS: Final = (
+    ("accept", b"Accept: */*\r\n"),
+    ("accept-encoding", b"Accept-Encoding: gzip, deflate\r\n"),
+    ("user-agent", b"User-Agent: wbsrun\r\n"),
+)
+_SAFE_PATH: Final = "/%:@!$&'()*+,;=~-._?"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds, None = no limit: `connect` a new connection, `read` silence between bytes,
+    `total` the whole request (connect included, redirects included)."""
+
+    connect: float | None = None
+    read: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A parsed absolute URL: where to connect, what to send as Host and request target."""
+
+    origin: Origin
+    authority: str
+    path: str
+
+
+def parse_target(url: str, credentials: bool = False) -> Target:
+    """Split an http(s) URL; anything else is an InvalidRequest naming what was wrong.
+
+    `credentials`: accept `user:password@` (aiohttp sends it as basic auth; this client not).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequest(f"bad URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidRequest(f"bad URL {url!r}: expected an http:// or https:// URL")
+    host = parts.hostname
+    if not host:
+        raise InvalidRequest(f"bad URL {url!r}: no host")
+    if not credentials and (parts.username is not None or parts.password is not None):
+        raise InvalidRequest(
+            f"bad URL {url!r}: credentials in URLs are not supported by the fast transport"
+            " (send an Authorization header, or use transport: aiohttp)"
+        )
+    default = 443 if scheme == "https" else 80
+    authority = parts.netloc.rpartition("@")[2]
+    if port == default:
+        authority = authority.rpartition(":")[0] if not authority.endswith("]") else authority
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    if not path.isascii() or " " in path:
+        path = quote(path, safe=_SAFE_PATH)
+    return Target((scheme, host, port or default), authority, path)
+
+
+def _check(text: str, what: str) -> str:
+    if "\r" in text or "\n" in text:
+        raise InvalidRequest(f"CR or LF in header {what}: {text!r}")
+    return text
+
+
+def build_head(
+    method: str, target: Target, headers: HeaderItems, content_type: str | None
+) -> bytes:
+    """The request line and headers, without Content-Length and the closing blank line."""
+    given = {name.lower() for name, _ in headers}
+    lines = [f"{method} {target.path} HTTP/1.1\r\n".encode()]
+    if "host" not in given:
+        lines.append(f"Host: {target.authority}\r\n".encode())
+    lines.extend(
+        f"{_check(name, 'name')}: {_check(value, 'value')}\r\n".encode() for name, value in headers
+    )
+    lines.extend(line for name, line in _DEFAULTS if name not in given)
+    if content_type is not None and "content-type" not in given:
+        lines.append(f"Content-Type: {content_type}\r\n".encode())
+    return b"".join(lines)
+
+
+@final
+class _Watch:
+    """One timer per request that has deadlines: total, and read (silence) re-armed lazily."""
+
+    __slots__ = ("conn", "deadline", "handle", "loop", "read")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        conn: H1Connection,
+        deadline: float | None,
+        read: float | None,
+    ) -> None:
+        self.loop, self.conn, self.deadline, self.read = loop, conn, deadline, read
+        if read is not None:
+            conn.track_reads = True
+            conn.last_read = loop.time()
+        self.handle = loop.call_at(self._next(), self._fire)
+
+    def _next(self) -> float:
+        at = self.deadline if self.deadline is not None else float("inf")
+        if self.read is not None:
+            at = min(at, self.conn.last_read + self.read)
+        return at
+
+    def _fire(self) -> None:
+        now = self.loop.time()
+        if self.deadline is not None and now >= self.deadline:
+            self.conn.timed_out("total")
+        elif self.read is not None and now - self.conn.last_read >= self.read:
+            self.conn.timed_out("read")
+        else:
+            self.handle = self.loop.call_at(self._next(), self._fire)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+        self.conn.track_reads = False
+
+
+def _decode(headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """gzip/deflate bodies decompressed, as aiohttp does by default."""
+    for name, value in headers:
+        if len(name) == 16 and name.lower() == b"content-encoding":
+            coding = value.strip().lower()
+            try:
+                if coding in (b"gzip", b"x-gzip"):
+                    return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+                if coding == b"deflate":
+                    try:
+                        return zlib.decompress(body)
+                    except zlib.error:
+                        return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate
+            except zlib.error as exc:
+                raise DecodeFailed(f"cannot decode {coding.decode()} body: {exc}") from None
+    return body
+
+
+def _location(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if len(name) == 8 and name.lower() == b"location":
+            return value.decode("latin-1")
+    return None
+
+
+@final
+class H1Client:
+    """Stateless apart from its caches: pools are passed per request (shared or per user)."""
+
+    __slots__ = ("_heads", "_targets")
+
+    def __init__(self) -> None:
+        # Both bounded (cleared when full): a scenario renders the same few URLs and header
+        # sets over and over, so a request usually costs two dict look-ups, not a rebuild.
+        self._targets: dict[str, Target] = {}
+        self._heads: dict[tuple[str, str, HeaderItems, str | None], bytes] = {}
+
+    def target(self, url: str) -> Target:
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) >= _CACHE_LIMIT:
+                self._targets.clear()
+            target = self._targets[url] = parse_target(url)
+        return target
+
+    def _request_bytes(
+        self,
+        method: str,
+        url: str,
+        headers: HeaderItems,
+        body: bytes | None,
+        content_type: str | None,
+    ) -> tuple[Target, bytes]:
+        target = self.target(url)
+        key = (method, url, headers, content_type)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= _CACHE_LIMIT:
+                self._heads.clear()
+            head = self._heads[key] = build_head(method, target, headers, content_type)
+        if body is not None:
+            return target, b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        if method in _BODY_METHODS:
+            return target, head + b"Content-Length: 0\r\n\r\n"
+        return target, head + b"\r\n"
+
+    async def request(
+        self,
+        pool: ConnectionPool,
+        method: str,
+        url: str,
+        headers: HeaderItems = (),
+        body: bytes | None = None,
+        content_type: str | None = None,
+        timeouts: Timeouts | None = None,
+        follow_redirects: bool = False,
+    ) -> Reply:
+        """One request (and its redirects when asked); raises TransportError subclasses.
+
+        `headers` is a tuple of (name, value) pairs: hashable, so it keys the head cache.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None
+        if timeouts is not None and timeouts.total is not None:
+            deadline = loop.time() + timeouts.total
+        for _ in range(MAX_REDIRECTS + 1):
+            target, data = self._request_bytes(method, url, headers, body, content_type)
+            reply = await self._exchange(pool, loop, target, data, method, timeouts, deadline)
+            if not follow_redirects or reply[0] not in _REDIRECTS:
+                return reply
+            location = _location(reply[1])
+            if location is None:
+                return reply
+            url = urljoin(url, location)
+            if (reply[0] == 303 and method != "HEAD") or (
+                reply[0] in (301, 302) and method == "POST"
+            ):
+                method, body, content_type = "GET", None, None
+        raise ProtocolViolation(f"more than {MAX_REDIRECTS} redirects")
+
+    @staticmethod
+    async def _acquire_by(
+        pool: ConnectionPool, target: Target, budget: float | None, deadline: float
+    ) -> H1Connection:
+        """Waiting for a pooled connection (at the pool's limit) counts against `total`."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await pool.acquire(target.origin, budget)
+        except TimeoutError:
+            raise Timeout("total timeout before a connection was free") from None
+
+    async def _exchange(
+        self,
+        pool: ConnectionPool,
+        loop: asyncio.AbstractEventLoop,
+        target: Target,
+        data: bytes,
+        method: str,
+        timeouts: Timeouts | None,
+        deadline: float | None,
+    ) -> Reply:
+        connect = timeouts.connect if timeouts is not None else None
+        read = timeouts.read if timeouts is not None else None
+        for attempt in (0, 1):
+            conn = pool.acquire_nowait(target.origin)  # the usual case: no coroutine
+            if conn is None:
+                if deadline is None:
+                    conn = await pool.acquire(target.origin, connect)
+                else:
+                    left = max(deadline - loop.time(), 0.0)
+                    budget = left if connect is None else min(connect, left)
+                    conn = await self._acquire_by(pool, target, budget, deadline)
+            reused = conn.uses > 0
+            conn.uses += 1
+            waiter: asyncio.Future[None] = loop.create_future()
+            watch = (
+                _Watch(loop, conn, deadline, read)
+                if deadline is not None or read is not None
+                else None
+            )
+            try:
+                conn.send(data, waiter, method == "HEAD")
+                await waiter
+            except ConnectionLost:
+                pool.release(conn, False)
+                # A kept-alive connection the server closed while it sat idle: the request
+                # never reached it, so one retry on a fresh connection is safe.
+                if attempt == 0 and reused and not conn.received:
+                    continue
+                raise
+            except BaseException:
+                pool.release(conn, False)
+                raise
+            finally:
+                if watch is not None:
+                    watch.cancel()
+            status, headers, body = conn.status, conn.headers, conn.body()
+            pool.release(conn, True)
+            return status, headers, _decode(headers, body) if body else body
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,63 @@
+"""The fast transport's failures and the one place they become DSL §9 error codes.
+
+    TransportError                   code
+    ├── InvalidRequest               invalid-configuration  (bad URL, CR/LF in a header)
+    ├── ConnectFailed                resource-unavailable   (refused, unreachable, TLS refused)
+    ├── ConnectionLost               resource-unavailable   (reset / closed mid-response)
+    ├── ProtocolViolation            protocol-error         (garbage status line, head too large)
+    ├── DecodeFailed                 resource-unavailable   (broken gzip/deflate body)
+    └── Timeout                      network-timeout        (connect, read or total deadline)
+
+The aiohttp transport maps its own errors to the same codes (protocols/_aiohttp.py), so a
+scenario's error counts do not depend on the transport.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from wbsrun.core import codes
+
+__all__ = [
+    "PROTOCOL_ERROR",
+    "ConnectFailed",
+    "ConnectionLost",
+    "DecodeFailed",
+    "InvalidRequest",
+    "ProtocolViolation",
+    "Timeout",
+    "TransportError",
+]
+
+# Not in DSL §9's list: a server that does not speak HTTP/1.1. Transient unless catalogued.
+PROTOCOL_ERROR: Final = "protocol-error"
+
+
+class TransportError(Exception):
+    """Base of the fast transport's failures; `code` is the scenario-facing error code."""
+
+    code: str = PROTOCOL_ERROR
+
+
+class InvalidRequest(TransportError):
+    code = codes.INVALID_CONFIGURATION
+
+
+class ConnectFailed(TransportError):
+    code = codes.RESOURCE_UNAVAILABLE
+
+
+class ConnectionLost(TransportError):
+    code = codes.RESOURCE_UNAVAILABLE
+
+
+class ProtocolViolation(TransportError):
+    code = PROTOCOL_ERROR
+
+
+class DecodeFailed(TransportError):
+    code = codes.RESOURCE_UNAVAILABLE
+
+
+class Timeout(TransportError):
+    code = codes.NETWORK_TIMEOUT
