@@ -177,8 +177,15 @@ class Executor(HandlerRunner):
         run.events.publish(task, "closed", PRIORITY_HIGH)
         # The last result per component only serves checkpoint metrics during the pass;
         # a closed entry keeping it would hold every response's body and headers.
-        for key in [k for k in task.entry.vars if k.startswith("__last_")]:
-            del task.entry.vars[key]
+        saved = task.entry.vars
+        for key in [k for k in saved if k.startswith("__last_")]:
+            del saved[key]
+        # Results decoded during the pass (body text, JSON, headers) shrink back to their
+        # bytes: thousands of closed entries otherwise hold every decoded response.
+        for value in saved.values():
+            shrink = getattr(value, "shrink", None)
+            if shrink is not None:
+                shrink()
 
     # -- graph walk -----------------------------------------------------------------------------
     async def walk(self, task: Task, start: str, stop_at: str | None) -> Jump:

@@ -53,12 +53,13 @@ class HttpResult(Mapping[str, Any]):
     aiohttp's multidict; either becomes `{lower-case name: value}` (last one wins) on first read.
     """
 
-    __slots__ = ("_headers", "_json", "_raw", "_text", "latency_ms", "status")
+    __slots__ = ("_headers", "_hmap", "_json", "_raw", "_text", "latency_ms", "status")
 
     def __init__(self, status: int, raw: bytes, headers: Any, latency_ms: float) -> None:
         self.status = status
         self._raw = raw
         self._headers: Any = headers
+        self._hmap: dict[str, str] | None = None
         self.latency_ms = latency_ms
         self._text: str | None = None
         self._json: Any = _UNSET
@@ -77,17 +78,32 @@ class HttpResult(Mapping[str, Any]):
         return self._json
 
     def _header_map(self) -> dict[str, str]:
-        headers = self._headers
-        if not isinstance(headers, dict):
-            if isinstance(headers, list):
+        headers = self._hmap
+        if headers is None:
+            raw = self._headers
+            if isinstance(raw, bytes):  # shrunk: "name\0value\0name\0value"
+                parts = raw.split(b"\0") if raw else []
+                raw = list(zip(parts[::2], parts[1::2], strict=True))
+            if isinstance(raw, list | tuple):
                 headers = {
                     k.decode("latin-1").lower(): v.decode("utf-8", "surrogateescape")
-                    for k, v in headers
+                    for k, v in raw
                 }
             else:
-                headers = {k.lower(): v for k, v in headers.items()}
-            self._headers = headers
+                headers = {k.lower(): v for k, v in raw.items()}
+            self._hmap = headers
         return headers
+
+    def shrink(self) -> None:
+        """Drop what reading decoded (text, JSON, header map): a closed workbook entry keeps
+        only the bytes it arrived as, and decodes again if anyone reads it later."""
+        self._text = None
+        self._json = _UNSET
+        self._hmap = None
+        raw = self._headers
+        if isinstance(raw, list) and all(b"\0" not in k + v for k, v in raw):
+            # One bytes object instead of a tuple and two bytes per header (~1.4 KiB a result).
+            self._headers = b"\0".join(part for pair in raw for part in pair)
 
     def __getitem__(self, key: str) -> Any:
         if key == "status":
