@@ -134,7 +134,7 @@ def run_wbsrun(bundle: Path, users: int, duration: float) -> None:
     )
 
 
-async def _bare_user(
+async def bare_aiohttp_user(
     host: str, port: int, stop_at: float, counts: list[int], headers_get: dict[str, str]
 ) -> None:
     import aiohttp
@@ -179,7 +179,7 @@ async def _bare_main(hosts: Sequence[str], port: int, duration: float, rate: flo
                 await asyncio.sleep(delay)
             if loop.time() >= stop_at:
                 break
-            tg.create_task(_bare_user(host, port, stop_at, counts, headers_get))
+            tg.create_task(bare_aiohttp_user(host, port, stop_at, counts, headers_get))
     return counts
 
 

@@ -278,7 +278,7 @@ OWNERS = {
     "/yarl/": "aiohttp (+ yarl, multidict)",
     "/multidict/": "aiohttp (+ yarl, multidict)",
 }
-BARE_CODE = frozenset({"_bare_user", "_bare_main"})  # the bare loop's own functions
+BARE_CODE = frozenset({"bare_aiohttp_user", "_bare_main"})  # the bare loop's own functions
 LOOP = "event loop, asyncio (no library frame)"
 
 

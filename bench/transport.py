@@ -41,11 +41,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _load import SCOPE_TRACE, bare_aiohttp_user  # bench/ is sys.path[0] when run
+
 TOOLS = ("h1-bare", "curl-bare", "wbsrun-fast", "wbsrun-aiohttp", "aiohttp-bare")
 TOOL_CPU, TARGET_CPU = 0, 1
 TARGET_LIMIT, WAIT_LIMIT = 0.80, 0.10
 SPAWN_RATE = 200.0  # users/s, as the reference scenario
-SCOPE_TRACE = '["ProgramA","HTTP","Scenario:http-bulk-refresh"]'
 BODY = json.dumps(
     {
         "id": "asset-001",
@@ -430,32 +431,8 @@ async def h1_user(host: str, port: int, stop_at: float, counts: list[int]) -> No
 
 
 async def aiohttp_user(host: str, port: int, stop_at: float, counts: list[int]) -> None:
-    """Like wbsrun's `session: new` on aiohttp: a private session, no limit, no timeout."""
-    import aiohttp
-
-    url = f"http://{host}:{port}/asset"
-    get_headers = {"x-scope-trace": SCOPE_TRACE}
-    post_headers = {"content-type": "application/json"}
-    loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
-    ) as session:
-        while loop.time() < stop_at:
-            async with session.get(url, headers=get_headers) as resp:
-                body = await resp.read()
-                ok = resp.status == 200
-            counts[0] += 1
-            counts[1] += not ok
-            async with session.post(url, data=body, headers=post_headers) as resp:
-                await resp.read()
-                ok = resp.status == 200
-            counts[0] += 1
-            counts[1] += not ok
-            async with session.delete(url) as resp:
-                await resp.read()
-                ok = resp.status == 200
-            counts[0] += 1
-            counts[1] += not ok
+    """Like wbsrun's `session: new` on aiohttp: the bare loop of bench/overhead.py."""
+    await bare_aiohttp_user(host, port, stop_at, counts, {"x-scope-trace": SCOPE_TRACE})
 
 
 class CurlDriver:
