@@ -260,3 +260,37 @@ def test_the_reference_health_check_and_on_failure_run_as_written(
     assert len(rolled) == 1
     assert failing not in str(ran.book.get(rolled[0], "execution.resource_lease"))
     assert target.stats()["received"] == result["requests"]["total"]
+
+
+class BrokenProvider(ListProvider):
+    """A provider with a bug: it raises instead of answering an error outcome."""
+
+    async def run_action(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        raise RuntimeError(f"{call} is broken")
+
+
+def test_a_provider_that_raises_fails_the_pass_not_the_run(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    doc = _no_health_check(health_doc(2))
+    doc["resources"]["pool"]["provider"] = {
+        "component": "broken",
+        "calls": {"acquire": "grab", "release": "give_back"},
+    }
+    doc["components"].append(
+        {"name": "broken", "version": "1.0.0", "kind": "native", "capabilities": ["grab"]}
+    )
+    factories = {**component_factories(), "broken": BrokenProvider}
+
+    ran = run(tmp_path, doc, _items(target), factories=factories)
+
+    assert ran.result["status"] == "completed"
+    assert ran.result["tasks"]["failed"] == 2
+    assert ran.result["errors"] == {"invalid-configuration": 2}
+    assert ran.result["exits"] == {"error_out": 2}
+    for entry in ran.entries:
+        reason = ran.book.get(entry, "execution.evidence.reason")
+        assert reason == "broken.grab raised RuntimeError: grab is broken"
+    assert ran.result["requests"]["total"] == target.stats()["received"] == 0

@@ -143,13 +143,28 @@ class LeaseBook:
         # Provider calls that belong to no virtual user (mounts, health rotation).
         self.system = UserHandle("wbsrun-resources", "", private_session=False)
 
+    async def _call(
+        self, prov: _Provider, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        """One provider call; a provider that raises (instead of answering an error outcome)
+        fails that call as `invalid-configuration`, not the run."""
+        try:
+            return await prov.component.run_action(call, args, user)
+        except Exception as exc:  # a third-party provider's bug must not take the run down
+            return ActionOutcome(
+                None,
+                error=codes.INVALID_CONFIGURATION,
+                message=f"{prov.spec.provider_component or DEFAULT_PROVIDER}.{call} raised "
+                f"{type(exc).__name__}: {exc}",
+            )
+
     # -- start: mount the read-only blobs once, verified --------------------------------------
     async def start(self) -> None:
         for name, prov in self.providers.items():
             if prov.spec.type != "file_blob":
                 continue
-            out = await prov.component.run_action(
-                prov.calls["mount"], {"pool": name, "bound": True}, self.system
+            out = await self._call(
+                prov, prov.calls["mount"], {"pool": name, "bound": True}, self.system
             )
             if out.error is not None or out.value is None:
                 raise RunError(f"resource '{name}': mount failed: {out.message or out.error}")
@@ -170,7 +185,8 @@ class LeaseBook:
         if prov.spec.type == "file_blob":
             blob = self.mounted.get(pool, {})
             return Holding(pool, pool, blob, task, self.wall(), None, blob=True)
-        out = await prov.component.run_action(
+        out = await self._call(
+            prov,
             prov.calls["acquire"],
             {
                 "pool": pool,
@@ -227,7 +243,8 @@ class LeaseBook:
             if not holders:
                 del self.held[(h.pool, h.handle)]
         prov = self.providers[h.pool]
-        out = await prov.component.run_action(
+        out = await self._call(
+            prov,
             prov.calls["release"],
             {"pool": h.pool, "handle": h.handle, "holder": task.task_id, "reason": reason},
             task.user.handle,
@@ -284,8 +301,8 @@ class LeaseBook:
         prov = self.providers.get(pool)
         if prov is None:
             return ActionOutcome(None, error=codes.INVALID_CONFIGURATION)
-        return await prov.component.run_action(
-            prov.calls["track"], {"pool": pool, "handle": handle, "event": event}, self.system
+        return await self._call(
+            prov, prov.calls["track"], {"pool": pool, "handle": handle, "event": event}, self.system
         )
 
     # -- TTL: renew holders that make progress, expire the others -------------------------------
