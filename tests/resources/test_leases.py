@@ -294,3 +294,37 @@ def test_a_provider_that_raises_fails_the_pass_not_the_run(
         reason = ran.book.get(entry, "execution.evidence.reason")
         assert reason == "broken.grab raised RuntimeError: grab is broken"
     assert ran.result["requests"]["total"] == target.stats()["received"] == 0
+
+
+class RaisingProbe(ListProvider):
+    """A probe component with a bug: every check raises."""
+
+    CALLS: ClassVar[frozenset[str]] = frozenset({"check"})
+
+    async def run_action(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        raise ValueError("probe bug")
+
+
+def test_a_probe_that_raises_fails_the_item_not_the_run(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(latency_ms=150)
+    doc = health_doc(1)
+    doc["resources"]["pool"]["health-check"]["probe"] = {"action": "raising.check"}
+    doc["components"].append(
+        {"name": "raising", "version": "1.0.0", "kind": "native", "capabilities": ["check"]}
+    )
+    factories = {**component_factories(), "raising": RaisingProbe}
+
+    ran = run(tmp_path, doc, _items(target), factories=factories)
+
+    assert ran.result["status"] == "completed"
+    pool = ran.result["resources"]["pool"]
+    assert pool["items_failed"] == 1
+    assert pool["health_failures"] >= 1
+    # The only item failed: its holder rolled back and found none left.
+    assert ran.result["tasks"]["rolled_back"] == 1
+    assert pool["leases"] == pool["released"] == 1
+    assert any("probe bug" in line for line in ran.log.recent)

@@ -86,7 +86,12 @@ class FaultScript:
                     except TimeoutError:
                         pass
                 body = json.dumps({"host": fault.host, **fault.knobs})
-                async with session.post(f"{self.base_url}/__control", data=body) as resp:
-                    resp.raise_for_status()
+                try:
+                    async with session.post(f"{self.base_url}/__control", data=body) as resp:
+                        resp.raise_for_status()
+                except (aiohttp.ClientError, OSError) as exc:
+                    # The demo's target went away: say so, and let the run finish on its own.
+                    self.console.print(f"[red]fault script stopped:[/red] {exc}")
+                    return
                 self.applied.append(fault)
                 self.console.print(f"[magenta]fault at {fault.at:4.1f}s[/magenta] {fault.says}")

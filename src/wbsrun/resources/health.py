@@ -99,6 +99,12 @@ class HealthSupervisor:
                 message=f"no answer within {hc.timeout:g}s",
                 requests=getattr(component, "REQUESTS_PER_CALL", 0),
             )
+        except Exception as exc:  # a component's bug fails the probe, not the run
+            outcome = ActionOutcome(
+                None,
+                error=codes.INVALID_CONFIGURATION,
+                message=f"{action.component}.{action.call} raised {type(exc).__name__}: {exc}",
+            )
         if outcome.requests:
             # Probes are requests the servers count too: they belong in the run's totals.
             stats.requests_total += outcome.requests
