@@ -55,6 +55,12 @@ def format_live(runner: Runner, snap: ProgressSnapshot, rps: float) -> str:
     if detail is not None and detail.milestones_weighted is not None:
         line += f" milestones {_pct(detail.milestones_weighted)}"
     line += f"  ETA {_eta(snap.eta_s)}"
+    # Resource trouble, only once there is some: items out of rotation and rollbacks.
+    failed = sum(
+        h.get("items_failed", 0) - h.get("items_recovered", 0) for h in st.resource_health.values()
+    )
+    if failed or st.rollbacks:
+        line += f"  items down {failed} rollbacks {st.rollbacks}"
     if detail is not None and detail.scenarios:
         line += "  | " + format_scenarios(detail)
     return line
@@ -150,11 +156,15 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
         for name, sc in scenarios.items():
             extra.add_row("scenario", name, f"work {sc['work'] * 100:.1f}%")
     for name, r in result["resources"].items():
-        extra.add_row(
-            "resource",
-            name,
-            f"{r['leases']} leases, {r['released']} released, {r['items']} items",
-        )
+        text = f"{r['leases']} leases, {r['released']} released, {r['items']} items"
+        if r.get("health_checks"):
+            text += (
+                f"; health {r['health_checks']} checks, {r['health_failures']} failed, "
+                f"{r.get('healthy', r['items'])} healthy at the end"
+            )
+        if r.get("expired"):
+            text += f"; {r['expired']} expired"
+        extra.add_row("resource", name, text)
     for level, n in result["logs"].items():
         extra.add_row("log", level, str(n))
     if extra.row_count:
