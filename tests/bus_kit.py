@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from scenario_kit import Doc
+from scenario_kit import Doc, write_bundle
 from wbsrun.core.bus import EndOfStream, ProgressBus, ProgressEvent, Subscription
 from wbsrun.core.ledger import Ledger
 from wbsrun.core.log import RunLog
@@ -89,11 +87,7 @@ def run_with_bus(
     clock: Callable[[], float] = time.monotonic,
     options: RunOptions | None = None,
 ) -> BusRun:
-    bundle = tmp_path / "bundle"
-    bundle.mkdir(exist_ok=True)
-    manifest = "".join(f"{host},{port}\n" for host, port in items)
-    (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
-    (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    bundle = write_bundle(tmp_path, doc, items)
     plan = load_plan(bundle, provides())
     pools = PoolManager(plan)
     run_log = RunLog()

@@ -140,6 +140,16 @@ def phases(entry: LedgerEntry) -> list[str]:
     return [to for _, to, _, _ in entry.trace]
 
 
+def write_bundle(tmp_path: Path, doc: Doc, items: Sequence[tuple[str, int]]) -> Path:
+    """`tmp_path/bundle` with the scenario as script.yaml and `items` as the csv manifest."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir(exist_ok=True)
+    manifest = "".join(f"{host},{port}\n" for host, port in items)
+    (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
+    (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    return bundle
+
+
 def run(
     tmp_path: Path,
     doc: Doc,
@@ -150,11 +160,7 @@ def run(
     factories: Mapping[str, Any] | None = None,
 ) -> Ran:
     """Write the bundle (script.yaml + resource.yaml), run it to the end, collect the result."""
-    bundle = tmp_path / "bundle"
-    bundle.mkdir(exist_ok=True)
-    manifest = "".join(f"{host},{port}\n" for host, port in items)
-    (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
-    (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    bundle = write_bundle(tmp_path, doc, items)
     plan = load_plan(bundle, provides(factories))
     # The transport tests/conftest.py chose (WBSRUN_TRANSPORT), unless the test set one.
     options = options or RunOptions()

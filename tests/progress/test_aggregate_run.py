@@ -12,9 +12,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
-from scenario_kit import Doc, document, end, http, log, on
+from scenario_kit import Doc, document, end, http, log, on, write_bundle
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.loader import load_plan
@@ -37,11 +36,7 @@ def watched_run(
     during: Callable[[Runner, AggregatingSink], Coroutine[Any, Any, None]] | None = None,
 ) -> tuple[Runner, AggregatingSink, dict[str, Any]]:
     """scenario_kit.run with the aggregating sink as the runner's progress port."""
-    bundle = tmp_path / "bundle"
-    bundle.mkdir(exist_ok=True)
-    manifest = "".join(f"{host},{port}\n" for host, port in items)
-    (bundle / "resource.yaml").write_text("ip,port\n" + manifest, encoding="utf-8")
-    (bundle / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    bundle = write_bundle(tmp_path, doc, items)
     plan = load_plan(bundle, provides())
     pools = PoolManager(plan)
     run_log = RunLog()

@@ -15,8 +15,10 @@ __all__ = [
     "GROUP_DONE",
     "MISSING",
     "Transition",
+    "descend",
     "export_state",
     "owned_copy",
+    "owned_list",
     "plain",
     "restored_vars",
     "section_state",
@@ -49,6 +51,24 @@ def thaw(value: Any) -> Any:
         return [thaw(v) for v in value]
     # Scalars loaded from YAML (str, int, float, bool, None) are immutable: share them.
     return value
+
+
+def descend(container: dict[str, Any], parts: tuple[str, ...]) -> dict[str, Any]:
+    """The entry's own dict at `parts` below `container`, copying shared values on the way."""
+    for part in parts:
+        nxt = container.get(part)
+        if not isinstance(nxt, dict):
+            nxt = container[part] = thaw(nxt) if isinstance(nxt, Mapping) else {}
+        container = nxt
+    return container
+
+
+def owned_list(container: dict[str, Any], key: str) -> list[Any]:
+    """The entry's own list at `key` of `container` (a tuple default is copied, else new)."""
+    current = container.get(key)
+    if not isinstance(current, list):
+        current = container[key] = list(current) if isinstance(current, tuple) else []
+    return current
 
 
 def owned_copy(value: Any) -> Any:

@@ -28,8 +28,10 @@ from wbsrun.core._sparse_store import SparseEntry, SparseStore
 from wbsrun.core._state import (
     GROUP_DONE,
     MISSING,
+    descend,
     export_state,
     owned_copy,
+    owned_list,
     restored_vars,
     section_state,
     thaw,
@@ -125,12 +127,7 @@ class SparseWorkbook(SparseStore):
             # Shared values (defaults, user.context) are never written in place.
             current = thaw(current) if isinstance(current, Mapping) else {}
             self._store(h, top, current)
-        for part in sub[:-1]:
-            nxt = current.get(part)
-            if not isinstance(nxt, dict):
-                nxt = current[part] = thaw(nxt) if isinstance(nxt, Mapping) else {}
-            current = nxt
-        current[sub[-1]] = value
+        descend(current, sub[:-1])[sub[-1]] = value
 
     def append(self, entry: SparseEntry, path: str, item: Any) -> None:
         self.list_at(entry, path).append(item)
@@ -141,15 +138,7 @@ class SparseWorkbook(SparseStore):
             found: list[Any] = self.mutable(entry, top, list)
             return found
         container: dict[str, Any] = self.mutable(entry, top, dict)
-        for part in sub[:-1]:
-            nxt = container.get(part)
-            if not isinstance(nxt, dict):
-                nxt = container[part] = thaw(nxt) if isinstance(nxt, Mapping) else {}
-            container = nxt
-        current = container.get(sub[-1])
-        if not isinstance(current, list):
-            current = container[sub[-1]] = list(current) if isinstance(current, tuple) else []
-        return current
+        return owned_list(descend(container, sub[:-1]), sub[-1])
 
     def mutable(
         self, entry: SparseEntry, key: str, kind: type[dict[str, Any] | list[Any]] = dict

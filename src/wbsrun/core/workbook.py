@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, final
 
-from wbsrun.core._state import GROUP_DONE, owned_copy, plain, restored_vars
+from wbsrun.core._state import GROUP_DONE, descend, owned_copy, owned_list, plain, restored_vars
 from wbsrun.core._state import thaw as _thaw
 from wbsrun.core.ledger import FieldBits, Ledger, LedgerEntry, Snapshot
 from wbsrun.dsl.plan import WorkbookSpec
@@ -101,12 +101,7 @@ class Workbook:
             # into the entry before the first write (a fresh {} when there is no default).
             current = _thaw(current) if isinstance(current, Mapping) else {}
             entry.fields[top] = current
-        for part in sub[:-1]:
-            nxt = current.get(part)
-            if not isinstance(nxt, dict):
-                nxt = current[part] = _thaw(nxt) if isinstance(nxt, Mapping) else {}
-            current = nxt
-        current[sub[-1]] = value
+        descend(current, sub[:-1])[sub[-1]] = value
 
     def append(self, entry: Entry, path: str, item: Any) -> None:
         self.list_at(entry, path).append(item)
@@ -121,15 +116,7 @@ class Workbook:
             found: list[Any] = self.mutable(entry, top, list)
             return found
         container: dict[str, Any] = self.mutable(entry, top, dict)
-        for part in sub[:-1]:
-            nxt = container.get(part)
-            if not isinstance(nxt, dict):
-                nxt = container[part] = _thaw(nxt) if isinstance(nxt, Mapping) else {}
-            container = nxt
-        current = container.get(sub[-1])
-        if not isinstance(current, list):
-            current = container[sub[-1]] = list(current) if isinstance(current, tuple) else []
-        return current
+        return owned_list(descend(container, sub[:-1]), sub[-1])
 
     def mutable(self, entry: Entry, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any:
         """The entry's own dict or list for the top-level field `section.key`, copying the
