@@ -553,14 +553,14 @@ LOOPS: dict[str, Any] = {"h1-bare": h1_user, "curl-bare": curl_user, "aiohttp-ba
 
 
 def run_wbsrun(transport: str, hosts: list[str], args: argparse.Namespace) -> tuple[int, int]:
-    """The reference scenario through the library API, as `wbsrun run --transport X` does."""
+    """The reference scenario wired exactly as `wbsrun run --transport X` wires it (progress
+    aggregation, bus, poller, health checks), without the live line."""
     from wbsrun.cli.demo import prepare_bundle
-    from wbsrun.cli.session import run_loop
+    from wbsrun.cli.session import run_loop, wire
     from wbsrun.core.log import RunLog
-    from wbsrun.core.runner import Runner, RunOptions
+    from wbsrun.core.runner import RunOptions
     from wbsrun.dsl.loader import load_plan
-    from wbsrun.progress.report import build_result
-    from wbsrun.protocols.registry import build_components, provides
+    from wbsrun.protocols.registry import provides
     from wbsrun.resources.pool import PoolManager
 
     bundle = prepare_bundle(Path(tempfile.mkdtemp(prefix="wbsrun-bench-")), hosts, args.port)
@@ -570,17 +570,15 @@ def run_wbsrun(transport: str, hosts: list[str], args: argparse.Namespace) -> tu
         text = script.read_text(encoding="utf-8")
         script.write_text(text.replace("task-duration: 120s", f"iterations: {args.passes}"))
     plan = load_plan(bundle, provides())
-    pools = PoolManager(plan)
-    log = RunLog(None)
     options = RunOptions(users=args.users, duration=args.duration, transport=transport)
-    runner = Runner(plan, build_components(plan, log), pools, log, options)
+    wired = wire(plan, options, PoolManager(plan), RunLog(None))
 
     async def main() -> None:
         _emit_started()
-        await runner.run()
+        await wired.runner.run()
 
     run_loop(main)
-    result = build_result(runner, pools.statistics(), log.counts)
+    result = wired.result()
     shutil.rmtree(bundle, ignore_errors=True)
     return int(result["requests"]["total"]), int(result["requests"]["failed"])
 

@@ -221,6 +221,48 @@ def test_branch_taking_an_exit_cancels_its_siblings_and_the_task_takes_the_exit(
     assert ran.log.counts == {"warn": 1}  # error_out's action ran once
 
 
+def _quiet_fork(policy: str) -> dict[str, Any]:
+    """A fork whose first branch is only a checkpoint, the second an HTTP action."""
+    checkpoint = {
+        "id": "mark",
+        "type": "checkpoint",
+        "controls": {"flow": {"transitions": [edge("purge")]}},
+    }
+    flow = graph(
+        fork(policy, "mark", "fetch", join="purge"),
+        checkpoint,
+        act("fetch", "fetch", edge("purge")),
+        act("purge", "purge", edge("done")),
+        end(),
+    )
+    return document({"fetch": http("get"), "purge": http("delete")}, flow, users=2)
+
+
+def test_wait_all_with_a_checkpoint_branch_runs_both_branches_then_the_join(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    ran = run(tmp_path, _quiet_fork("wait-all"), on(target))
+
+    assert routes(target) == {"GET /asset": 2, "DELETE /asset": 2}
+    assert ran.result["tasks"]["succeeded"] == 2
+    for entry in ran.entries:
+        assert ran.actions_done(entry) == ["fetch", "purge"]
+        assert ran.book.get(entry, "execution.evidence.snapshot")["checkpoint"] == "mark"
+
+
+def test_wait_any_is_won_by_a_checkpoint_branch_before_an_action_branch_starts(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    # Documented (docs/dsl.md, parallel): branches without actions run first, in the
+    # parent task; one that ends first wins a wait-any join before the others start.
+    ran = run(tmp_path, _quiet_fork("wait-any"), on(target))
+
+    assert routes(target) == {"DELETE /asset": 2}
+    assert ran.result["tasks"]["succeeded"] == 2
+    for entry in ran.entries:
+        assert ran.actions_done(entry) == ["purge"]
+
+
 # -- checkpoint and terminus ---------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -17,7 +18,7 @@ from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import Plan
-from wbsrun.poller import attach_progress_bus
+from wbsrun.poller import Poller, attach_progress_bus
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.protocols.registry import build_components
@@ -25,7 +26,7 @@ from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 
-__all__ = ["execute", "run_loop", "start_warnings"]
+__all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "wire"]
 
 T = TypeVar("T")
 
@@ -90,6 +91,53 @@ async def _run(
                 loop.remove_signal_handler(sig)
 
 
+@dataclass(frozen=True, slots=True)
+class WiredRun:
+    """A runner with everything `wbsrun run` attaches to it (see `wire`)."""
+
+    runner: Runner
+    pools: PoolManager
+    log: RunLog
+    progress: AggregatingSink
+    bus: ProgressBus
+    poller: Poller
+
+    @property
+    def aggregator(self) -> Aggregator:
+        return self.progress.aggregator
+
+    def result(self) -> dict[str, Any]:
+        events = {
+            "bus": self.bus.statistics().as_dict(),
+            "poller": self.poller.statistics().as_dict(),
+        }
+        return build_result(
+            self.runner, self.pools.statistics(), self.log.counts, self.aggregator, events=events
+        )
+
+
+def wire(
+    plan: Plan,
+    options: RunOptions,
+    pools: PoolManager,
+    log: RunLog,
+    *,
+    prepare: Callable[[Runner], None] | None = None,
+) -> WiredRun:
+    """The runner as `wbsrun run` drives it; the benchmarks measure exactly this."""
+    components = build_components(plan, log)
+    # Task → user → scenario → program progress, fed by the runner's progress events,
+    # which then go on to the progress bus (batched) and its poller.
+    bus = ProgressBus(plan.progress)
+    progress = AggregatingSink.for_run(plan, options, forward=bus)
+    runner = Runner(plan, components, pools, log, options, events=progress)
+    attach_health_checks(runner, pools)
+    if prepare is not None:
+        prepare(runner)  # e.g. the demo's fault script, as one more run service
+    poller = attach_progress_bus(runner, bus)
+    return WiredRun(runner, pools, log, progress, bus, poller)
+
+
 def execute(
     plan: Plan,
     options: RunOptions,
@@ -108,21 +156,9 @@ def execute(
     out: TextIO | None = log_file.open("w", encoding="utf-8") if log_file else None
     try:
         log = RunLog(out)
-        components = build_components(plan, log)
-        # Task → user → scenario → program progress, fed by the runner's progress events,
-        # which then go on to the progress bus (batched) and its poller.
-        bus = ProgressBus(plan.progress)
-        progress = AggregatingSink.for_run(plan, options, forward=bus)
-        runner = Runner(plan, components, pools, log, options, events=progress)
-        attach_health_checks(runner, pools)
-        if prepare is not None:
-            prepare(runner)  # e.g. the demo's fault script, as one more run service
-        poller = attach_progress_bus(runner, bus)
-        run_loop(lambda: _run(runner, console, live, progress.aggregator))
-        events = {"bus": bus.statistics().as_dict(), "poller": poller.statistics().as_dict()}
-        result = build_result(
-            runner, pools.statistics(), log.counts, progress.aggregator, events=events
-        )
+        wired = wire(plan, options, pools, log, prepare=prepare)
+        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator))
+        result = wired.result()
     finally:
         if out is not None:
             out.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from wbsrun.core import codes
@@ -13,7 +13,6 @@ from wbsrun.core.handlers import HandlerRunner, Jump, copy_state
 from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ledger import Snapshot
 from wbsrun.core.ports import ActionOutcome
-from wbsrun.core.rate import RateGuard
 from wbsrun.core.scope import TaskScope
 from wbsrun.core.task import Checkpoint, RunContext, Task, UserState
 from wbsrun.dsl.expr import ExprError
@@ -46,13 +45,8 @@ class Executor(HandlerRunner):
         self.sources: Mapping[str, float] = dict(scenario.aggregation)
         self.source_total = sum(self.sources.values()) or 1.0
         self.action_nodes = sum(1 for n in self.workflow.nodes.values() if n.type == "action") or 1
-        self.node_runners: Mapping[str, Callable[[Task, NodeSpec], Awaitable[Jump]]] = {
-            "action": self._action_node,
-            "checkpoint": self._checkpoint_node,
-            "parallel": self._parallel_node,
-            "terminus": self._terminus_node,
-        }
         self._context_fields = self._context_paths()
+        self.fork_plans = self._fork_plans()
         self._start: Snapshot | None = None
 
     def _context_paths(self) -> tuple[tuple[str, Any], ...]:
@@ -98,23 +92,36 @@ class Executor(HandlerRunner):
         timeout = self.workflow.timeout
         if timeout is None:
             return await self.finish(task, await self._body(task))
-        cm = asyncio.timeout(timeout)
-        deadline = self.run.clock() + timeout
-        self.run.workbook.put(task.entry, "execution.timeout_at", self.run.wall() + timeout)
+        run = self.run
+        deadline_at = run.clock() + timeout
+        run.workbook.put(task.entry, "execution.timeout_at", run.wall() + timeout)
+        deadline = run.deadlines.arm(timeout)
         try:
-            async with cm:
-                jump = await self._body(task)
-        except TimeoutError:
-            if not cm.expired():
+            jump = await self._body(task)
+        except asyncio.CancelledError:
+            if not deadline.claim():
                 raise
             jump = await self._pass_timed_out(task, timeout)
+        except BaseException:
+            deadline.disarm()
+            raise
+        else:
+            deadline.disarm()
+        if jump[0] != "exit":
+            return await self.finish(task, jump)  # only an exit runs handlers that may wait
         # Exit handlers run after the pass deadline; bound them so a stuck exit cannot hang a user.
-        grace = max(EXIT_GRACE, deadline - self.run.clock())
+        grace = run.deadlines.arm(max(EXIT_GRACE, deadline_at - run.clock()))
         try:
-            async with asyncio.timeout(grace):
-                return await self.finish(task, jump)
-        except TimeoutError:
+            state = await self.finish(task, jump)
+        except asyncio.CancelledError:
+            if not grace.claim():
+                raise
             return "closing.timeout"
+        except BaseException:
+            grace.disarm()
+            raise
+        grace.disarm()
+        return state
 
     async def _pass_timed_out(self, task: Task, limit: float) -> Jump:
         if task.phase == "executing.waiting_resource":
@@ -184,8 +191,8 @@ class Executor(HandlerRunner):
         # The last result per component only serves checkpoint metrics during the pass;
         # a closed entry keeping it would hold every response's body and headers.
         saved = task.entry.vars
-        for key in [k for k in saved if k.startswith("__last_")]:
-            del saved[key]
+        for key in self.last_keys.values():
+            saved.pop(key, None)
         # Results decoded during the pass (body text, JSON, headers) shrink back to their
         # bytes: thousands of closed entries otherwise hold every decoded response.
         for value in saved.values():
@@ -209,7 +216,18 @@ class Executor(HandlerRunner):
                 nid = jump[1]
                 continue
             node = nodes[nid]
-            jump = await self.node_runners[node.type](task, node)
+            # Dispatch inline: checkpoints and termini need no coroutine of their own.
+            kind = node.type
+            if kind == "action":
+                jump = await self._action_node(task, node)
+            elif kind == "checkpoint":
+                self._checkpoint(task, node)
+                picked = self._next(task, node)
+                jump = picked if picked is not None else await self.follow(task, node)
+            elif kind == "parallel":
+                jump = await self._parallel_node(task, node)
+            else:
+                return ("end", node.state or "closing.success")
             if jump[0] != "node":
                 return jump
             nid = jump[1]
@@ -225,10 +243,14 @@ class Executor(HandlerRunner):
         assert action is not None  # the plan builder guarantees it for action nodes
         rate = node.rate_limit or action.rate_limit
         if rate:
-            await self._throttle(task, task.user.rate_guard, node.id, rate)
+            delay = task.user.rate_guard.reserve(node.id, rate)
+            if delay > 0:
+                await self._throttled(task, node.id, delay)
         shared = node.rate_limit_global or action.rate_limit_global
         if shared:
-            await self._throttle(task, self.run.rate_guard, (self.scenario.name, node.id), shared)
+            delay = self.run.rate_guard.reserve((self.scenario.name, node.id), shared)
+            if delay > 0:
+                await self._throttled(task, node.id, delay)
         if task.phase != "executing.running_action":
             self.transition(task, "executing.running_action", node.id)
         outcome = await self.call(task, action, node.timeout or action.timeout)
@@ -244,17 +266,15 @@ class Executor(HandlerRunner):
                 self._advance(task, 1.0 / self.action_nodes)
         else:
             self._advance(task, self.sources[node.id] / self.source_total)
-        return await self.follow(task, node)
+        jump = self._next(task, node)
+        return jump if jump is not None else await self.follow(task, node)
 
-    async def _throttle(self, task: Task, guard: RateGuard, key: Any, rate: float) -> None:
-        """Reserve the next slot of a 1/rate schedule; wait for it in executing.throttled."""
-        delay = guard.reserve(key, rate)
-        if delay > 0:
-            previous = task.phase
-            trigger = key if isinstance(key, str) else key[1]
-            self.transition(task, "executing.throttled", trigger)
-            await asyncio.sleep(delay)
-            self.transition(task, previous, trigger)
+    async def _throttled(self, task: Task, trigger: str, delay: float) -> None:
+        """Wait for a reserved slot of a 1/rate schedule in executing.throttled."""
+        previous = task.phase
+        self.transition(task, "executing.throttled", trigger)
+        await asyncio.sleep(delay)
+        self.transition(task, previous, trigger)
 
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
         """One component call with its bookkeeping; errors come back as data."""
@@ -268,9 +288,31 @@ class Executor(HandlerRunner):
         except ExprError as exc:
             outcome = ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
         else:
+            component = run.components[action.component]
             task.in_action += 1
             try:
-                outcome = await self._invoke(task, action, args, limit)
+                if limit is None:
+                    outcome = await component.run_action(action.call, args, task.user.handle)
+                else:
+                    # Inline rather than a helper coroutine: one frame less on every resumption.
+                    deadline = run.deadlines.arm(limit)
+                    try:
+                        outcome = await component.run_action(action.call, args, task.user.handle)
+                    except asyncio.CancelledError:
+                        if not deadline.claim():
+                            raise
+                        outcome = ActionOutcome(
+                            None,
+                            error=codes.NETWORK_TIMEOUT,
+                            message=f"{action.name}: no answer within {limit:g}s",
+                            latency_ms=limit * 1000.0,
+                            requests=getattr(component, "REQUESTS_PER_CALL", 0),
+                        )
+                    except BaseException:
+                        deadline.disarm()
+                        raise
+                    else:
+                        deadline.disarm()
             finally:
                 task.in_action -= 1
             if task.deferred and run.leases is not None:
@@ -281,25 +323,7 @@ class Executor(HandlerRunner):
             self.save(task, action, outcome.value)
         return outcome
 
-    async def _invoke(
-        self, task: Task, action: ActionSpec, args: Mapping[str, Any], limit: float | None
-    ) -> ActionOutcome:
-        component = self.run.components[action.component]
-        if limit is None:
-            return await component.run_action(action.call, args, task.user.handle)
-        try:
-            async with asyncio.timeout(limit):
-                return await component.run_action(action.call, args, task.user.handle)
-        except TimeoutError:
-            return ActionOutcome(
-                None,
-                error=codes.NETWORK_TIMEOUT,
-                message=f"{action.name}: no answer within {limit:g}s",
-                latency_ms=limit * 1000.0,
-                requests=getattr(component, "REQUESTS_PER_CALL", 0),
-            )
-
-    async def _checkpoint_node(self, task: Task, node: NodeSpec) -> Jump:
+    def _checkpoint(self, task: Task, node: NodeSpec) -> None:
         entry = task.entry
         metrics = {m: self._metric(task, m) for m in node.metrics}
         self.run.workbook.set(
@@ -313,7 +337,6 @@ class Executor(HandlerRunner):
             task.progress,
             frozenset(task.milestones),
         )
-        return await self.follow(task, node)
 
     def _metric(self, task: Task, name: str) -> Any:
         component, _, fld = name.partition(".")
@@ -323,31 +346,105 @@ class Executor(HandlerRunner):
         key = "latency_ms" if fld == "latency" else fld
         return last.get(key)
 
+    def _fork_plans(self) -> Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Per parallel node: its quiet branches (no action or parallel node before the join,
+        so they never wait on the loop on their way) and the rest, in declared order."""
+        nodes = self.workflow.nodes
+        plans: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for node in nodes.values():
+            if node.type != "parallel":
+                continue
+            quiet: list[str] = []
+            loud: list[str] = []
+            for start in node.branches:
+                seen: set[str] = set()
+                todo = [start]
+                calm = True
+                while todo and calm:
+                    nid = todo.pop()
+                    if nid in seen or nid == node.join_to or nid not in nodes:
+                        continue
+                    seen.add(nid)
+                    n = nodes[nid]
+                    calm = n.type in ("checkpoint", "terminus")
+                    todo.extend(t.to for t in n.transitions if t.target_kind == "node")
+                (quiet if calm else loud).append(start)
+            plans[node.id] = (tuple(quiet), tuple(loud))
+        return plans
+
     async def _parallel_node(self, task: Task, node: NodeSpec) -> Jump:
         join_to = node.join_to
+        wait_any = node.join_policy == "wait-any"
+        joined: Jump = ("node", join_to) if join_to else ("end", "closing.success")
+        quiet, loud = self.fork_plans[node.id]
+        # Quiet branches first, in the parent task: a task group costs ~7 µs a pass for
+        # branches that would finish in their first step anyway. The first to end decides a
+        # wait-any join, and an exit stops the fork, before the other branches start.
+        for start in quiet:
+            jump = await self.walk(task, start, join_to)
+            if jump != JOINED:
+                return jump
+            if wait_any:
+                return joined
+        if len(loud) == 1:
+            jump = await self.walk(task, loud[0], join_to)
+            return joined if jump == JOINED else jump
+        if not loud:
+            return joined
         results: list[Jump] = []
 
         async def branch(start: str) -> None:
             jump = await self.walk(task, start, join_to)
             results.append(jump)
-            if jump != JOINED or node.join_policy == "wait-any":
+            if jump != JOINED or wait_any:
                 raise _BranchDone
 
         try:
             async with asyncio.TaskGroup() as tg:
-                for start in node.branches:
+                for start in loud:
                     tg.create_task(branch(start))
         except* _BranchDone:
             pass  # an exit or a wait-any winner; siblings were cancelled by the group
         exit_jump = next((j for j in results if j != JOINED), None)
-        if exit_jump is not None:
-            return exit_jump
-        return ("node", join_to) if join_to else ("end", "closing.success")
-
-    async def _terminus_node(self, task: Task, node: NodeSpec) -> Jump:
-        return ("end", node.state or "closing.success")
+        return exit_jump if exit_jump is not None else joined
 
     # -- transitions ----------------------------------------------------------------------------
+    def _next(self, task: Task, node: NodeSpec) -> Jump | None:
+        """The transition taken, without a coroutine; None when only `follow` can answer (an
+        expression error, no match, a retry), which then decides from scratch."""
+        chosen = None
+        fallback = None
+        scope = None
+        for t in node.transitions:
+            how = t.kind
+            if how == "always":
+                chosen = t
+                break
+            if how == "otherwise":
+                fallback = fallback or t
+                continue
+            assert t.condition is not None
+            if scope is None:
+                scope = TaskScope(task)
+            try:
+                if t.condition.evaluate(scope):
+                    chosen = t
+                    break
+            except ExprError:
+                return None
+        chosen = chosen or fallback
+        if chosen is None or chosen.target_kind == "retry":
+            return None
+        milestone = self.milestones.get((node.id, chosen.edge))
+        if milestone is not None:
+            self._milestone(task, milestone)
+        kind = chosen.target_kind
+        if kind == "node":
+            return ("node", chosen.to)
+        if kind == "rollback":
+            return ("end", "closing.rollback")
+        return ("exit", chosen.to)
+
     async def follow(self, task: Task, node: NodeSpec) -> Jump:
         chosen = None
         fallback = None

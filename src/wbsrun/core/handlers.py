@@ -73,6 +73,8 @@ class HandlerRunner:
         self.transient = progress.transient
         self.permanent = progress.permanent
         self.timeout_exit = scenario.exits.get("timeout")
+        # Where each component's last result is kept during a pass (checkpoint metrics).
+        self.last_keys = {name: f"__last_{name}" for name in run.components}
 
     # implemented by the executor
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
@@ -323,7 +325,7 @@ class HandlerRunner:
             entry, action.name, action.component, started, result, round(ms, 3), counter
         )
         if outcome.value is not None:
-            entry.vars[f"__last_{action.component}"] = outcome.value
+            entry.vars[self.last_keys[action.component]] = outcome.value
 
     def save(self, task: Task, action: ActionSpec, value: Mapping[str, Any]) -> None:
         save_as = action.save_as

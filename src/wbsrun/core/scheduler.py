@@ -85,8 +85,12 @@ class Scheduler:
         self.deadline = deadline
         self.active = 0
         self.wake = asyncio.Event()
+        self._stop_known = False
+        self._stop_at: float | None = None
 
     def stop_time(self) -> float | None:
+        if self._stop_known:
+            return self._stop_at
         times = [t for t in (self.deadline,) if t is not None]
         if self.plan.stop_after is not None:
             times.append(self.started_at + self.plan.stop_after)
@@ -97,6 +101,9 @@ class Scheduler:
     async def run_users(self) -> None:
         clock = self.run.clock
         self.started_at = clock()
+        self._stop_known = False
+        self._stop_at = self.stop_time()
+        self._stop_known = True  # fixed from here on, and read twice a pass
         async with asyncio.TaskGroup() as tg:
             for i, offset in enumerate(self.plan.starts):
                 delay = self.started_at + offset - clock()

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from wbsrun.core.deadlines import DeadlineWheel
 from wbsrun.core.events import NullSink, ProgressSink
 from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
 from wbsrun.core.persist import PersistBuffer
@@ -52,6 +53,8 @@ class RunContext:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Where progress changes go (the progress bus); nobody listens by default.
     events: ProgressSink = field(default_factory=NullSink)
+    # Pass and action timeouts (see core/deadlines.py for why not asyncio.timeout).
+    deadlines: DeadlineWheel = field(default_factory=DeadlineWheel)
 
     def __post_init__(self) -> None:
         self.globals_view = MappingProxyType(
