@@ -57,6 +57,11 @@ class DeadlineWheel:
         self._buckets: dict[int, list[Deadline]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve `loop` from now on (the run's); slots of an earlier loop are dropped."""
+        self._loop = loop
+        self._buckets.clear()
+
     def arm(self, limit: float) -> Deadline:
         """A deadline `limit` seconds from now for the current task."""
         loop = self._loop

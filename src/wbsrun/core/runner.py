@@ -99,6 +99,7 @@ class Runner:
 
     async def run(self) -> None:
         ctx = self.ctx
+        ctx.deadlines.bind(asyncio.get_running_loop())
         ctx.t0 = ctx.clock()
         self.started_wall = time.time()
         deadline = ctx.t0 + self.options.duration if self.options.duration else None
