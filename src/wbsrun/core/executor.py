@@ -83,33 +83,50 @@ class Executor(HandlerRunner):
         self.transition(task, "planning.ready", "plan")
         state = "closing.error"
         try:
-            state = await self._run_with_timeout(task)
+            # The pass body is inline here rather than in helper coroutines: every response
+            # resumes the whole chain of coroutine frames, ~1 µs a level (py-spy, 1,000 users).
+            timeout = self.workflow.timeout
+            deadline = None
+            deadline_at = 0.0
+            if timeout is not None:
+                deadline_at = run.clock() + timeout
+                run.workbook.put(entry, "execution.timeout_at", run.wall() + timeout)
+                deadline = run.deadlines.arm(timeout)
+            try:
+                jump: Jump | None = None
+                if self.scenario.inherit and run.leases is not None:
+                    self.transition(task, "executing.waiting_resource", "lease")
+                    failed = await self.lease(task, self.scenario.inherit)
+                    if failed is not None:
+                        code = failed.error or codes.RESOURCE_UNAVAILABLE
+                        jump = await self.fail(task, None, code, failed.message)
+                if jump is None:
+                    run.workbook.put(entry, "timeline.start_at", run.wall())
+                    jump = await self.walk(task, self.workflow.entry, None)
+            except asyncio.CancelledError:
+                if deadline is None or not deadline.claim():
+                    raise
+                assert timeout is not None
+                jump = await self._pass_timed_out(task, timeout)
+            except BaseException:
+                if deadline is not None:
+                    deadline.disarm()
+                raise
+            else:
+                if deadline is not None:
+                    deadline.disarm()
+            if deadline is None or jump[0] != "exit":
+                state = await self.finish(task, jump)  # only an exit runs handlers that wait
+            else:
+                state = await self._exit_within(task, jump, deadline_at)
         finally:
             await self._close(task, state)
         return state
 
-    async def _run_with_timeout(self, task: Task) -> str:
-        timeout = self.workflow.timeout
-        if timeout is None:
-            return await self.finish(task, await self._body(task))
+    async def _exit_within(self, task: Task, jump: Jump, deadline_at: float) -> str:
+        """Exit handlers run after the pass deadline; bounded so a stuck exit cannot hang a
+        user."""
         run = self.run
-        deadline_at = run.clock() + timeout
-        run.workbook.put(task.entry, "execution.timeout_at", run.wall() + timeout)
-        deadline = run.deadlines.arm(timeout)
-        try:
-            jump = await self._body(task)
-        except asyncio.CancelledError:
-            if not deadline.claim():
-                raise
-            jump = await self._pass_timed_out(task, timeout)
-        except BaseException:
-            deadline.disarm()
-            raise
-        else:
-            deadline.disarm()
-        if jump[0] != "exit":
-            return await self.finish(task, jump)  # only an exit runs handlers that may wait
-        # Exit handlers run after the pass deadline; bound them so a stuck exit cannot hang a user.
         grace = run.deadlines.arm(max(EXIT_GRACE, deadline_at - run.clock()))
         try:
             state = await self.finish(task, jump)
@@ -134,17 +151,6 @@ class Executor(HandlerRunner):
         self.transition(task, "monitoring.timeout", "task-timeout")
         jump = await self.run_handlers(task, self.workflow.on_timeout, None)
         return jump if jump is not None else ("end", "closing.timeout")
-
-    async def _body(self, task: Task) -> Jump:
-        if self.scenario.inherit and self.run.leases is not None:
-            self.transition(task, "executing.waiting_resource", "lease")
-            failed = await self.lease(task, self.scenario.inherit)
-            if failed is not None:
-                return await self.fail(
-                    task, None, failed.error or codes.RESOURCE_UNAVAILABLE, failed.message
-                )
-        self.run.workbook.put(task.entry, "timeline.start_at", self.run.wall())
-        return await self.walk(task, self.workflow.entry, None)
 
     async def lease(
         self, task: Task, pools: tuple[str, ...], *, wait_for_health: bool = True
@@ -219,7 +225,27 @@ class Executor(HandlerRunner):
             # Dispatch inline: checkpoints and termini need no coroutine of their own.
             kind = node.type
             if kind == "action":
-                jump = await self._action_node(task, node)
+                # The action node, inline (see run_task: a coroutine level less per response).
+                action = node.action
+                assert action is not None  # the plan builder guarantees it for action nodes
+                rate = node.rate_limit or action.rate_limit
+                if rate:
+                    delay = task.user.rate_guard.reserve(nid, rate)
+                    if delay > 0:
+                        await self._throttled(task, nid, delay)
+                shared = node.rate_limit_global or action.rate_limit_global
+                if shared:
+                    delay = self.run.rate_guard.reserve((self.scenario.name, nid), shared)
+                    if delay > 0:
+                        await self._throttled(task, nid, delay)
+                if task.phase != "executing.running_action":
+                    self.transition(task, "executing.running_action", nid)
+                outcome = await self.call(task, action, node.timeout or action.timeout)
+                if outcome.error is not None:
+                    jump = await self._action_failed(task, node, outcome)
+                else:
+                    picked = self._succeeded(task, node)
+                    jump = picked if picked is not None else await self.follow(task, node)
             elif kind == "checkpoint":
                 self._checkpoint(task, node)
                 picked = self._next(task, node)
@@ -238,36 +264,24 @@ class Executor(HandlerRunner):
         self.run.stats.count_error(code)
         return await self.on_error(task, node, code, message)
 
-    async def _action_node(self, task: Task, node: NodeSpec) -> Jump:
-        action = node.action
-        assert action is not None  # the plan builder guarantees it for action nodes
-        rate = node.rate_limit or action.rate_limit
-        if rate:
-            delay = task.user.rate_guard.reserve(node.id, rate)
-            if delay > 0:
-                await self._throttled(task, node.id, delay)
-        shared = node.rate_limit_global or action.rate_limit_global
-        if shared:
-            delay = self.run.rate_guard.reserve((self.scenario.name, node.id), shared)
-            if delay > 0:
-                await self._throttled(task, node.id, delay)
-        if task.phase != "executing.running_action":
-            self.transition(task, "executing.running_action", node.id)
-        outcome = await self.call(task, action, node.timeout or action.timeout)
-        if outcome.error is not None:
-            fault = task.fault
-            if fault is not None and fault.code == RESOURCE_FAILED:
-                # The item failed under the action: its failure, not the action's, decides.
-                self.set_error(task, outcome.error, outcome.message)
-                return await self.on_fault(task)
-            return await self.on_error(task, node, outcome.error, outcome.message)
-        if not self.sources or node.id not in self.sources:
-            if not self.milestones and not self.sources:
+    async def _action_failed(self, task: Task, node: NodeSpec, outcome: ActionOutcome) -> Jump:
+        assert outcome.error is not None
+        fault = task.fault
+        if fault is not None and fault.code == RESOURCE_FAILED:
+            # The item failed under the action: its failure, not the action's, decides.
+            self.set_error(task, outcome.error, outcome.message)
+            return await self.on_fault(task)
+        return await self.on_error(task, node, outcome.error, outcome.message)
+
+    def _succeeded(self, task: Task, node: NodeSpec) -> Jump | None:
+        """Progress for a successful action node, then its transition (None: see `_next`)."""
+        sources = self.sources
+        if not sources or node.id not in sources:
+            if not self.milestones and not sources:
                 self._advance(task, 1.0 / self.action_nodes)
         else:
-            self._advance(task, self.sources[node.id] / self.source_total)
-        jump = self._next(task, node)
-        return jump if jump is not None else await self.follow(task, node)
+            self._advance(task, sources[node.id] / self.source_total)
+        return self._next(task, node)
 
     async def _throttled(self, task: Task, trigger: str, delay: float) -> None:
         """Wait for a reserved slot of a 1/rate schedule in executing.throttled."""
