@@ -240,7 +240,37 @@ class Executor(HandlerRunner):
                         await self._throttled(task, nid, delay)
                 if task.phase != "executing.running_action":
                     self.transition(task, "executing.running_action", nid)
-                outcome = await self.call(task, action, node.timeout or action.timeout)
+                # `call`, inline: the same steps, one coroutine level less.
+                run = self.run
+                started = run.wall()
+                t0 = time.perf_counter()
+                args = self._begin_call(task, action, started)
+                if isinstance(args, ActionOutcome):
+                    outcome = args
+                else:
+                    limit = node.timeout or action.timeout
+                    deadline = run.deadlines.arm(limit) if limit is not None else None
+                    task.in_action += 1
+                    try:
+                        outcome = await run.components[action.component].run_action(
+                            action.call, args, task.user.handle
+                        )
+                    except asyncio.CancelledError:
+                        if deadline is None or not deadline.claim():
+                            raise
+                        outcome = self._timed_out(action, limit)
+                    except BaseException:
+                        if deadline is not None:
+                            deadline.disarm()
+                        raise
+                    else:
+                        if deadline is not None:
+                            deadline.disarm()
+                    finally:
+                        task.in_action -= 1
+                    if task.deferred and run.leases is not None:
+                        await run.leases.settle(task)
+                self._end_call(task, action, outcome, started, t0)
                 if outcome.error is not None:
                     jump = await self._action_failed(task, node, outcome)
                 else:
@@ -291,51 +321,65 @@ class Executor(HandlerRunner):
         self.transition(task, previous, trigger)
 
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
-        """One component call with its bookkeeping; errors come back as data."""
+        """One component call with its bookkeeping; errors come back as data. (`walk` has
+        the same sequence inline for action nodes.)"""
         run = self.run
-        entry = task.entry
         started = run.wall()
-        run.workbook.begin_action(entry, action.name, started)
         t0 = time.perf_counter()
-        try:
-            args = action.args.render(TaskScope(task))
-        except ExprError as exc:
-            outcome = ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
+        args = self._begin_call(task, action, started)
+        if isinstance(args, ActionOutcome):
+            outcome = args
         else:
             component = run.components[action.component]
+            deadline = run.deadlines.arm(limit) if limit is not None else None
             task.in_action += 1
             try:
-                if limit is None:
-                    outcome = await component.run_action(action.call, args, task.user.handle)
-                else:
-                    # Inline rather than a helper coroutine: one frame less on every resumption.
-                    deadline = run.deadlines.arm(limit)
-                    try:
-                        outcome = await component.run_action(action.call, args, task.user.handle)
-                    except asyncio.CancelledError:
-                        if not deadline.claim():
-                            raise
-                        outcome = ActionOutcome(
-                            None,
-                            error=codes.NETWORK_TIMEOUT,
-                            message=f"{action.name}: no answer within {limit:g}s",
-                            latency_ms=limit * 1000.0,
-                            requests=getattr(component, "REQUESTS_PER_CALL", 0),
-                        )
-                    except BaseException:
-                        deadline.disarm()
-                        raise
-                    else:
-                        deadline.disarm()
+                outcome = await component.run_action(action.call, args, task.user.handle)
+            except asyncio.CancelledError:
+                if deadline is None or not deadline.claim():
+                    raise
+                outcome = self._timed_out(action, limit)
+            except BaseException:
+                if deadline is not None:
+                    deadline.disarm()
+                raise
+            else:
+                if deadline is not None:
+                    deadline.disarm()
             finally:
                 task.in_action -= 1
             if task.deferred and run.leases is not None:
                 await run.leases.settle(task)
+        self._end_call(task, action, outcome, started, t0)
+        return outcome
+
+    def _begin_call(
+        self, task: Task, action: ActionSpec, started: float
+    ) -> Mapping[str, Any] | ActionOutcome:
+        """Mark the action started and render its arguments (an outcome when they fail)."""
+        self.run.workbook.begin_action(task.entry, action.name, started)
+        try:
+            args: Mapping[str, Any] = action.args.render(TaskScope(task))
+        except ExprError as exc:
+            return ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
+        return args
+
+    def _timed_out(self, action: ActionSpec, limit: float | None) -> ActionOutcome:
+        return ActionOutcome(
+            None,
+            error=codes.NETWORK_TIMEOUT,
+            message=f"{action.name}: no answer within {limit:g}s",
+            latency_ms=(limit or 0.0) * 1000.0,
+            requests=getattr(self.run.components[action.component], "REQUESTS_PER_CALL", 0),
+        )
+
+    def _end_call(
+        self, task: Task, action: ActionSpec, outcome: ActionOutcome, started: float, t0: float
+    ) -> None:
         ms = outcome.latency_ms or (time.perf_counter() - t0) * 1000.0
         self.record(task, action, outcome, ms, started)
         if outcome.value is not None and action.save_as is not None:
             self.save(task, action, outcome.value)
-        return outcome
 
     def _checkpoint(self, task: Task, node: NodeSpec) -> None:
         entry = task.entry
