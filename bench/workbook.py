@@ -16,6 +16,13 @@ Throughput: the same passes on live entries, timed per model, reported as field 
 second (one update = one workbook write call: set/put/transition/begin/end/milestone) with
 the model order alternating per repetition; medians and the sparse/dense ratio. The machine
 is shared (2 cores): throughput figures are noisy, compare the ratio of one run, not runs.
+
+CPU per pass: what the runner pays the workbook for one pass, in process CPU time: the
+pass's writes plus the reads a run makes of the entry (the poller's counters on each health
+check, its start/timeout window, the checkpoint's `workbook.state` conditions, the templates'
+`workbook.scope_trace`), net of this script's own work (the same passes over a ledger that
+does nothing, subtracted), and then `compact()` per entry: every closed entry is packed
+once. Medians over the repetitions.
 """
 
 from __future__ import annotations
@@ -63,11 +70,18 @@ def context_paths(plan: Plan) -> list[tuple[str, Any]]:
 
 
 def reference_pass(
-    book: Ledger[Any], entry: Any, context: list[tuple[str, Any]], t: float, rng: random.Random
+    book: Ledger[Any],
+    entry: Any,
+    context: list[tuple[str, Any]],
+    t: float,
+    rng: random.Random,
+    *,
+    reads: bool = False,
 ) -> int:
     """What the executor writes in one pass of the reference scenario; returns the update count.
     Times and latencies vary per entry the way real ones do (they are what packing cannot
-    compress), everything else is the reference's own names and values."""
+    compress), everything else is the reference's own names and values. With `reads`, also
+    the reads a run makes around those writes (`reference_reads`)."""
     for path, value in context:
         book.set(entry, path, value)
     phase = "initiating.idle"
@@ -95,6 +109,8 @@ def reference_pass(
         book.end_action(entry, action, owner, t, "ok", latency, "success")
         if milestone is not None:
             book.reach_milestone(entry, milestone)
+        if reads:
+            reference_reads(book, entry, i)
     metrics = {"http.status": 200, "http.latency": latency}
     book.set(
         entry,
@@ -104,6 +120,61 @@ def reference_pass(
     book.snapshot(entry)  # the checkpoint's last stable point (dropped when the pass ends)
     move("closing.success", "close")
     return UPDATES_PER_PASS
+
+
+def reference_reads(book: Any, entry: Any, stage: int) -> None:
+    """The reads a run makes of an entry around one pass's writes: after each action the
+    poller's health check (counters; the start/timeout window once), the request templates'
+    `workbook.scope_trace`, at the checkpoint its two `workbook.state` conditions."""
+    book.get(entry, "telemetry.counters")
+    if stage == 0:
+        book.get(entry, "timeline.start_at")
+        book.get(entry, "execution.timeout_at")
+        book.get(entry, "scope_trace")
+    elif stage == 3:
+        book.get(entry, "scope_trace")
+        book.get(entry, "state")
+        book.get(entry, "state")
+
+
+class _NullEntry:
+    __slots__ = ()
+
+
+class _NullBook:
+    """A ledger that does nothing: what the passes cost this script itself."""
+
+    def open(self, user_id: str, task_id: str, scenario: str) -> _NullEntry:
+        return _NullEntry()
+
+    def _nothing(self, *args: Any) -> None:
+        return None
+
+    set = put = transition = begin_action = end_action = reach_milestone = get = _nothing
+    snapshot = _nothing
+
+
+def cpu_pass(model: LedgerModel | None, plan: Plan, n: int) -> tuple[float, float]:
+    """(CPU µs per pass, CPU µs per compacted entry) of `n` passes with their reads; `None`
+    runs the null ledger (the script's own share)."""
+    book: Any = open_workbook(plan.workbook, model) if model is not None else _NullBook()
+    context = context_paths(plan)
+    rng = random.Random(1)
+    t = 1.7e9 + rng.random()
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.process_time()
+        for i in range(n):
+            uid = f"u{i:06d}"
+            entry = book.open(uid, f"{uid}-t0", "http-bulk-refresh")
+            reference_pass(book, entry, context, t + i * 0.001, rng, reads=True)
+        t1 = time.process_time()
+        packed = book.compact() if model is not None else 0
+        t2 = time.process_time()
+    finally:
+        gc.enable()
+    return (t1 - t0) / n * 1e6, (t2 - t1) / packed * 1e6 if packed else 0.0
 
 
 def fill(model: LedgerModel, plan: Plan, n: int) -> tuple[Ledger[Any], int]:
@@ -169,6 +240,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--reps", type=int, default=3, help="throughput repetitions per model")
     ap.add_argument("--tput-entries", type=int, default=10_000)
+    ap.add_argument("--cpu-entries", type=int, default=10_000, help="passes per CPU figure")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     plan = load_plan(BUNDLE, provides())
@@ -215,6 +287,23 @@ def main() -> None:
         "ratios": ratios,
         "compact_us_per_entry": compact_us,
     }
+    own: list[float] = []
+    cpu: dict[str, list[tuple[float, float]]] = {m: [] for m in MODELS}
+    for rep in range(args.reps):
+        own.append(cpu_pass(None, plan, args.cpu_entries)[0])
+        for m in MODELS if rep % 2 == 0 else MODELS[::-1]:
+            cpu[m].append(cpu_pass(m, plan, args.cpu_entries))
+    script = statistics.median(own)
+    results["cpu_per_pass"] = {"script_us": script}
+    for m in MODELS:
+        writes = statistics.median(p for p, _ in cpu[m]) - script
+        packs = statistics.median(c for _, c in cpu[m])
+        print(
+            f"CPU per pass {m:>7}: {writes:6.2f} µs writes+reads+snapshot"
+            f" + {packs:5.2f} µs compact = {writes + packs:6.2f} µs"
+            f"   (script's own {script:.2f} µs subtracted)"
+        )
+        results["cpu_per_pass"][m] = {"pass_us": writes, "compact_us": packs}
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
 

@@ -4,27 +4,35 @@ are turned into the plain model's dicts and lists only when read.
 A "composite" field (counters, latency_ms, action_log, milestones, process_groups) has two
 homes: its hot parts in slots while nothing else touched it, or an owned value in the cold
 overlay once any cold write did (the overlay then stays authoritative and hot writes go there,
-exactly as the plain model writes its dict). Both homes are never used at once.
+exactly as the plain model writes its dict). Both homes are never used at once. `Hot.cold`
+has a bit per composite that lives in the overlay, so the hot writers test one int instead of
+looking the overlay up.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final, final
 
+from wbsrun.core._packing import Packer
 from wbsrun.core._state import GROUP_DONE, MISSING, Transition, owned_copy, thaw
 
 __all__ = [
+    "COLD_BITS",
     "COMPOSITES",
+    "COUNTERS_BASE",
     "COUNTER_SLOTS",
     "LOG_KEYS",
     "SCALARS",
+    "SCALAR_TYPES",
     "Composite",
     "Hot",
+    "cold_bit",
     "copy_hot",
     "hot_state",
     "thaw_hot",
+    "trace_list",
     "trace_of",
 ]
 
@@ -48,9 +56,29 @@ COUNTER_SLOTS: Final[Mapping[str, str]] = {
     "workload_units": "units",
 }
 LOG_KEYS: Final = ("action", "result", "duration", "owner")
-_CONTAINERS: Final = frozenset({dict, list, tuple})
-# Slots holding one value or MISSING, in the order the packed form lists them.
-_VALUE_SLOTS: Final = (*SCALARS.values(), *COUNTER_SLOTS.values(), "lat")
+# What a slot holds unless a cold write put something else there (see `Hot.boxed`).
+SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None), bytes})
+# ... and MISSING (what a decoded slot may hold and still be unboxed).
+_PLAIN: Final = SCALAR_TYPES | {type(MISSING)}
+_GROUPS: Final = "timeline.process_groups"
+# Composite field → its bit in `Hot.cold`.
+COLD_BITS: Final[Mapping[str, int]] = {
+    "telemetry.counters": 1,
+    "telemetry.latency_ms": 2,
+    "execution.action_log": 4,
+    "telemetry.milestones": 8,
+    _GROUPS: 16,
+}
+
+
+def cold_bit(top: str, value: Any) -> int:
+    """The `Hot.cold` bit of a composite field whose overlay value is now `value` (0: hot
+    writes still go to the slots). Frozen process groups (user.context's) are only the base
+    the hot records apply over: the plain model would copy them on its first write."""
+    bit = COLD_BITS.get(top, 0)
+    if bit and top == _GROUPS and type(value) is MappingProxyType:
+        return 0
+    return bit
 
 
 @final
@@ -58,6 +86,8 @@ class Hot:
     """The live state of one sparse entry."""
 
     __slots__ = (
+        "boxed",
+        "cold",
         "cur",
         "cur_at",
         "failed",
@@ -73,10 +103,10 @@ class Hot:
         "over",
         "phase",
         "progress",
+        "shared",
         "start_at",
         "timed_out",
         "timeout_at",
-        "times",
         "trace",
         "units",
     )
@@ -97,74 +127,154 @@ class Hot:
         self.timed_out: Any = MISSING
         self.units: Any = MISSING
         self.lat: Any = MISSING
-        # Records appended in order; turned into the plain model's shape when read.
-        self.groups: list[str] | None = None
-        self.log: list[tuple[Any, Any, Any, Any]] | None = None
+        # Records appended flat, in order: (action, result, duration, owner) per log record;
+        # turned into the plain model's shape when read.
+        self.log: list[Any] | None = None
         self.milestones: list[str] | None = None
-        # Transitions as flat (from, to, trigger) triples and their times in a double array:
-        # ~32 bytes per transition against ~100 for a tuple holding a float.
-        self.trace: list[str] | None = None
-        self.times: array[float] | list[Any] | None = None
+        self.groups: list[str] | None = None
+        # Transitions flat, (from, to, at, trigger) each: one list, no tuple per transition.
+        # Only ever appended to (a rollback keeps it), so a snapshot may hold it with a length.
+        self.trace: list[Any] = []
         # Cold fields ("section.key" → value) that differ from the defaults.
         self.over: dict[str, Any] | None = None
+        # `over` is shared with a snapshot (copy-on-write: most snapshots are never restored
+        # and the overlay rarely changes after a checkpoint): copied before it is changed.
+        self.shared = False
+        # `COLD_BITS` of the composites whose writes go to `over`.
+        self.cold = 0
+        # Some slot holds more than a scalar (a cold write put it there): snapshots copy the
+        # slots, packing checks them.
+        self.boxed = False
 
 
 def trace_of(h: Hot) -> list[Transition]:
-    flat, times = h.trace, h.times
-    if flat is None or times is None:
-        return []
-    return [(flat[3 * i], flat[3 * i + 1], times[i], flat[3 * i + 2]) for i in range(len(times))]
+    return trace_list(h.trace, len(h.trace))
+
+
+def trace_list(flat: list[Any], n: int) -> list[Transition]:
+    """The first `n` flat items of a trace as (from, to, at, trigger) tuples."""
+    it = iter(flat[:n] if n < len(flat) else flat)
+    return list(zip(it, it, it, it, strict=False))
+
+
+def _values(h: Hot) -> list[Any]:
+    # The value slots in the order the packed form lists them.
+    return [
+        h.phase,
+        h.moved_at,
+        h.start_at,
+        h.progress,
+        h.cur,
+        h.cur_at,
+        h.last,
+        h.last_at,
+        h.timeout_at,
+        h.lease,
+        h.ok,
+        h.failed,
+        h.timed_out,
+        h.units,
+        h.lat,
+    ]
+
+
+def _set_values(h: Hot, values: list[Any]) -> None:
+    (
+        h.phase,
+        h.moved_at,
+        h.start_at,
+        h.progress,
+        h.cur,
+        h.cur_at,
+        h.last,
+        h.last_at,
+        h.timeout_at,
+        h.lease,
+        h.ok,
+        h.failed,
+        h.timed_out,
+        h.units,
+        h.lat,
+    ) = values
 
 
 def copy_hot(h: Hot) -> Hot:
-    """A copy sharing nothing mutable with `h` (snapshots); the trace is not copied."""
+    """A copy sharing nothing mutable with `h` (snapshots) but the overlay, which both then
+    copy before changing it; the trace is not copied."""
     out = Hot.__new__(Hot)  # every slot is set below: skip __init__'s defaults
-    for slot in _VALUE_SLOTS:
-        value = getattr(h, slot)
-        setattr(out, slot, owned_copy(value) if type(value) in _CONTAINERS else value)
-    out.log = list(h.log) if h.log is not None else None
-    out.milestones = list(h.milestones) if h.milestones is not None else None
-    out.groups = list(h.groups) if h.groups is not None else None
-    over = h.over
-    out.over = {k: owned_copy(v) for k, v in over.items()} if over is not None else None
-    out.trace = out.times = None
+    out.phase = h.phase
+    out.moved_at = h.moved_at
+    out.start_at = h.start_at
+    out.progress = h.progress
+    out.cur = h.cur
+    out.cur_at = h.cur_at
+    out.last = h.last
+    out.last_at = h.last_at
+    out.timeout_at = h.timeout_at
+    out.lease = h.lease
+    out.ok = h.ok
+    out.failed = h.failed
+    out.timed_out = h.timed_out
+    out.units = h.units
+    out.lat = h.lat
+    boxed = out.boxed = h.boxed
+    if boxed:
+        _set_values(out, [owned_copy(v) for v in _values(h)])
+    # The records hold scalars (typed arguments of the hot writers): a shallow copy will do.
+    log, milestones, groups, over = h.log, h.milestones, h.groups, h.over
+    out.log = log[:] if log is not None else None
+    out.milestones = milestones[:] if milestones is not None else None
+    out.groups = groups[:] if groups is not None else None
+    out.over = over
+    out.shared = h.shared = over is not None
+    out.cold = h.cold
+    out.trace = []
     return out
 
 
-def hot_state(h: Hot) -> list[Any]:
-    """The live state as plain lists for packing: the slots as they are, nothing rebuilt into
-    the plain model's shape (that is left to whoever reads the packed entry)."""
-    mask = 0
-    values = []
-    for i, slot in enumerate(_VALUE_SLOTS):
-        value = getattr(h, slot)
-        if value is not MISSING:
-            mask |= 1 << i
-            values.append(value)
-    log = [part for rec in h.log for part in rec] if h.log is not None else None
-    times = list(h.times) if h.times is not None else None
-    return [mask, values, h.over, log, h.milestones, h.groups, h.trace, times]
+def hot_state(h: Hot, packer: Packer) -> list[Any]:
+    """The live state as plain lists for packing, prepared by `packer` (raises `Unpackable`
+    as `Packer.prep` does): the slots as they are, nothing rebuilt into the plain model's shape
+    (that is left to whoever reads the packed entry).
+
+    The records (log, milestones, groups, trace) and the slots the hot writers fill hold those
+    writers' arguments, typed str and float by the `Ledger` protocol and passed as such by
+    every caller (mypy --strict): they are not checked item by item (~25 ns an item, more than
+    the rest of packing). A slot a cold write filled is (`Hot.boxed`), and the overlay is."""
+    values = _values(h)
+    if h.boxed:
+        values = packer.prep(values)
+    over = h.over
+    if over:
+        over = packer.prep_fields(over)
+    return [values, over, h.log, h.milestones, h.groups, h.trace]
 
 
 def thaw_hot(state: list[Any]) -> Hot:
     """`hot_state`'s inverse: the same slots, records and overlay."""
-    mask, values, over, log, milestones, groups, trace, times = state
-    h = Hot()
-    it = iter(values)
-    for i, slot in enumerate(_VALUE_SLOTS):
-        if mask >> i & 1:
-            setattr(h, slot, next(it))
-    if log is not None:
-        h.log = [(log[i], log[i + 1], log[i + 2], log[i + 3]) for i in range(0, len(log), 4)]
-    h.over, h.milestones, h.groups, h.trace = over, milestones, groups, trace
-    if times is not None:
-        h.times = array("d", times) if all(type(t) is float for t in times) else times
+    values, over, log, milestones, groups, trace = state
+    h = Hot.__new__(Hot)
+    _set_values(h, values)
+    h.over, h.log, h.milestones, h.groups, h.trace = over, log, milestones, groups, trace
+    h.shared = False
+    cold = 0
+    if over is not None:
+        for top, value in over.items():
+            cold |= cold_bit(top, value)
+    h.cold = cold
+    h.boxed = not _PLAIN.issuperset(map(type, values))
     return h
 
 
 def _dict_base(default: Any) -> dict[str, Any]:
     # What the plain model's `mutable(..., dict)` starts from when the entry has no own value.
-    return thaw(default) if isinstance(default, Mapping) else {}
+    # (The exact types first: the ABC check is the slow part of a read such as the poller's
+    # counters on every health check.)
+    kind = type(default)
+    if kind is MappingProxyType or kind is dict or isinstance(default, Mapping):
+        out: dict[str, Any] = thaw(default)
+        return out
+    return {}
 
 
 def _list_at(container: dict[str, Any], key: str) -> list[Any]:
@@ -176,11 +286,16 @@ def _list_at(container: dict[str, Any], key: str) -> list[Any]:
 
 
 def _build_counters(h: Hot, default: Any) -> Any:
+    # Unrolled `COUNTER_SLOTS`: the poller reads the counters on every health check.
     out = _dict_base(default)
-    for key, slot in COUNTER_SLOTS.items():
-        value = getattr(h, slot)
-        if value is not MISSING:
-            out[key] = value
+    if h.ok is not MISSING:
+        out["success"] = h.ok
+    if h.failed is not MISSING:
+        out["failure"] = h.failed
+    if h.timed_out is not MISSING:
+        out["timeout"] = h.timed_out
+    if h.units is not MISSING:
+        out["workload_units"] = h.units
     return out
 
 
@@ -192,7 +307,8 @@ def _build_latency(h: Hot, default: Any) -> Any:
 
 def _build_log(h: Hot, default: Any) -> Any:
     out = list(default) if isinstance(default, list | tuple) else []
-    out.extend(dict(zip(LOG_KEYS, rec, strict=True)) for rec in h.log or ())
+    it = iter(h.log or ())
+    out.extend(dict(zip(LOG_KEYS, rec, strict=True)) for rec in zip(it, it, it, it, strict=False))
     return out
 
 
@@ -261,7 +377,7 @@ COMPOSITES: Final[Mapping[str, Composite]] = {
     "telemetry.milestones": Composite(
         lambda h: h.milestones is not None, _build_milestones, _clear_milestones
     ),
-    "timeline.process_groups": Composite(
-        lambda h: h.groups is not None, _build_groups, _clear_groups
-    ),
+    _GROUPS: Composite(lambda h: h.groups is not None, _build_groups, _clear_groups),
 }
+# What the counters build on when the entry has no counters of its own: the default, thawed.
+COUNTERS_BASE: Final[Callable[[Any], dict[str, Any]]] = _dict_base

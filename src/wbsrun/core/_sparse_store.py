@@ -9,9 +9,18 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, final
 
-from wbsrun.core._packing import Packer
-from wbsrun.core._sparse_parts import COMPOSITES, SCALARS, Hot, thaw_hot, trace_of
-from wbsrun.core._state import MISSING, Transition, thaw
+from wbsrun.core._packing import Block, Packer
+from wbsrun.core._sparse_parts import (
+    COLD_BITS,
+    COMPOSITES,
+    SCALAR_TYPES,
+    SCALARS,
+    Hot,
+    cold_bit,
+    thaw_hot,
+    trace_of,
+)
+from wbsrun.core._state import MISSING, Transition, owned_copy, thaw
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["SparseEntry", "SparseStore"]
@@ -22,9 +31,10 @@ _PATH_CACHE = 4096
 
 @final
 class SparseEntry:
-    """One user × task. `_h` is the live state or, once compacted, its packed bytes."""
+    """One user × task. `_h` is the live state or, once compacted, the block it is packed
+    in (`_at`: its index there)."""
 
-    __slots__ = ("_book", "_h", "dirty", "scenario", "task_id", "user_id", "vars")
+    __slots__ = ("_at", "_book", "_h", "dirty", "scenario", "task_id", "user_id", "vars")
 
     def __init__(self, book: SparseStore, user_id: str, task_id: str, scenario: str) -> None:
         self.user_id = user_id
@@ -35,7 +45,8 @@ class SparseEntry:
         self.vars: dict[str, Any] = {}
         self.dirty = 0
         self._book = book
-        self._h: Hot | bytes = Hot()
+        self._h: Hot | Block = Hot()
+        self._at = 0
 
     @property
     def trace(self) -> Sequence[Transition]:
@@ -43,7 +54,7 @@ class SparseEntry:
 
     @property
     def packed(self) -> bool:
-        return type(self._h) is bytes
+        return type(self._h) is not Hot
 
 
 class SparseStore:
@@ -75,11 +86,12 @@ class SparseStore:
         return self._defaults.get(section, {}).get(key, MISSING)
 
     def _live(self, entry: SparseEntry) -> Hot:
-        packed = entry._h
-        if isinstance(packed, Hot):
-            return packed
-        h = entry._h = thaw_hot(self._packer.unpack(entry.scenario, packed))
-        return h
+        h = entry._h
+        if type(h) is Hot:
+            return h
+        assert isinstance(h, Block)
+        live = entry._h = thaw_hot(self._packer.unpack(h, entry._at))
+        return live
 
     def _raw(self, h: Hot, top: str) -> Any:
         """The entry's own value of a top-level field, or MISSING."""
@@ -106,13 +118,37 @@ class SparseStore:
         slot = SCALARS.get(top)
         if slot is not None:
             setattr(h, slot, value)
+            if type(value) not in SCALAR_TYPES:
+                h.boxed = True
             return
+        self._store_cold(h, top, value)
+
+    @staticmethod
+    def _unshare(h: Hot) -> dict[str, Any] | None:
+        """The overlay, the entry's own (copied from a snapshot's first), for changing."""
+        over = h.over
+        if h.shared:
+            over = h.over = owned_copy(over) if over is not None else None
+            h.shared = False
+        return over
+
+    def _overlay(self, h: Hot) -> dict[str, Any]:
+        """The overlay for writing: the entry's own, created on first use."""
+        over = self._unshare(h)
+        if over is None:
+            over = h.over = {}
+        return over
+
+    def _store_cold(self, h: Hot, top: str, value: Any) -> None:
+        """`_store` for a field without a slot of its own."""
         comp = COMPOSITES.get(top)
         if comp is not None:
             comp.clear(h)
-        if h.over is None:
-            h.over = {}
-        h.over[top] = value
+            h.cold = h.cold & ~COLD_BITS[top] | cold_bit(top, value)
+        over = h.over
+        if over is None or h.shared:
+            over = self._overlay(h)
+        over[top] = value
 
     def _drop(self, h: Hot, top: str) -> None:
         slot = SCALARS.get(top)
@@ -122,12 +158,15 @@ class SparseStore:
         comp = COMPOSITES.get(top)
         if comp is not None:
             comp.clear(h)
-        if h.over is not None:
-            h.over.pop(top, None)
+            h.cold &= ~COLD_BITS[top]
+        over = self._unshare(h)
+        if over is not None:
+            over.pop(top, None)
 
     def _for_write(self, h: Hot, top: str) -> Any:
         """Like `_raw`, but a composite read back from its hot parts is adopted into the
         overlay: the caller is about to change it in place."""
+        self._unshare(h)
         comp = COMPOSITES.get(top)
         if comp is not None and comp.has(h):
             value = comp.build(h, self._base(h, top))
@@ -150,9 +189,10 @@ class SparseStore:
         """The entry's state for reading: a packed entry is read through a throwaway copy of
         its live state and stays packed."""
         h = entry._h
-        if isinstance(h, Hot):
+        if type(h) is Hot:
             return h
-        return thaw_hot(self._packer.unpack(entry.scenario, h))
+        assert isinstance(h, Block)
+        return thaw_hot(self._packer.unpack(h, entry._at))
 
     def _state(self, entry: SparseEntry) -> tuple[dict[str, Any], list[Transition]]:
         h = self._peek(entry)

@@ -9,7 +9,10 @@ way whichever model wrote the entry.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
+
+import msgspec
 
 __all__ = [
     "GROUP_DONE",
@@ -26,7 +29,14 @@ __all__ = [
     "trace_dicts",
 ]
 
-MISSING: Final = object()
+# "No value" in slots and lookups. An msgpack extension value (code 4), so that a packed
+# entry carries its unset slots as they are, with no encoder hook call for each; compared by
+# identity only.
+MISSING: Final = msgspec.msgpack.Ext(4, b"")
+_LEAVES: Final = frozenset({str, int, float, bool, type(None), bytes})
+# What `owned_copy` copies; anything else it shares (scalars, frozen plan values, and objects
+# such as saved HTTP results, as the plain model always has).
+_COPIED: Final = frozenset({dict, list, tuple})
 # Leaving a process group completes it (PMP process-group completion).
 GROUP_DONE: Final = 1.0
 
@@ -45,11 +55,22 @@ def plain(value: Any) -> Any:
 
 def thaw(value: Any) -> Any:
     # Copy-on-write: a default is copied into the entry the first time it is changed.
+    kind = type(value)
+    # Scalars loaded from YAML (str, int, float, bool, None) are immutable: share them.
+    if kind in _LEAVES:
+        return value
+    if kind is MappingProxyType or kind is dict:
+        # Frozen plan data: a C-level copy of the dict it wraps, then only what is nested.
+        out = value.copy()
+        if type(out) is dict:
+            for k, v in value.items():
+                if type(v) not in _LEAVES:
+                    out[k] = thaw(v)
+            return out
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
-        return [thaw(v) for v in value]
-    # Scalars loaded from YAML (str, int, float, bool, None) are immutable: share them.
+        return [v if type(v) in _LEAVES else thaw(v) for v in value]
     return value
 
 
@@ -76,11 +97,17 @@ def owned_copy(value: Any) -> Any:
     MappingProxy or tuple from the plan stays one), so a restored entry reads back identical."""
     kind = type(value)
     if kind is dict:
-        return {k: owned_copy(v) for k, v in value.items()}
+        out = value.copy()
+        for k, v in value.items():
+            if type(v) in _COPIED:
+                out[k] = owned_copy(v)
+        return out
     if kind is list:
-        return [owned_copy(v) for v in value]
+        return [owned_copy(v) if type(v) in _COPIED else v for v in value]
     if kind is tuple:
-        return tuple(owned_copy(v) for v in value)
+        if _COPIED.isdisjoint(map(type, value)):
+            return value  # nothing inside can change: the tuple itself is as good as a copy
+        return tuple([owned_copy(v) if type(v) in _COPIED else v for v in value])
     # Scalars and frozen plan values (MappingProxy over frozen data) are immutable: share them.
     return value
 

@@ -45,7 +45,10 @@ class Executor(HandlerRunner):
         self.sources: Mapping[str, float] = dict(scenario.aggregation)
         self.source_total = sum(self.sources.values()) or 1.0
         self.action_nodes = sum(1 for n in self.workflow.nodes.values() if n.type == "action") or 1
-        self._context_fields = self._context_paths()
+        context = self._context_paths()
+        # One tuple object for every pass: set_many caches what the paths imply by its identity.
+        self._book_context = tuple((p, v) for p, v in context if not p.startswith("vars."))
+        self._var_context = tuple((p[5:], v) for p, v in context if p.startswith("vars."))
         self.fork_plans = self._fork_plans()
         self._start: Snapshot | None = None
 
@@ -68,11 +71,10 @@ class Executor(HandlerRunner):
             user.handle.user_id, f"{user.handle.user_id}-t{iteration}", self.scenario.name
         )
         task = Task(run, self.scenario, self.workflow, user, entry, iteration)
-        for path, value in self._context_fields:
-            if path.startswith("vars."):
-                entry.vars[path[5:]] = value
-            else:
-                run.workbook.set(entry, path, value)
+        for name, value in self._var_context:
+            entry.vars[name] = value
+        if self._book_context:
+            run.workbook.set_many(entry, self._book_context)
         if self._start is None:
             # Every pass of a scenario starts from the same state (its user.context): one
             # snapshot serves them all (restore copies it; ~3 µs a pass saved).

@@ -1,8 +1,8 @@
 """The workbook interface both storage models implement (`dense` and `sparse`), hot path included.
 
 The executor talks to `Ledger` only: it never learns which model runs. Reads and cold writes go
-through section paths or `expose` aliases (`get`, `set`, `append`, `list_at`, `mutable`,
-`bump`); the writes every pass makes go through dedicated methods (`transition`,
+through section paths or `expose` aliases (`get`, `set`, `set_many`, `append`, `list_at`,
+`mutable`, `bump`); the writes every pass makes go through dedicated methods (`transition`,
 `begin_action`, `end_action`, `reach_milestone`, `put`) so the sparse model can keep those
 fields in slots instead of dicts. `snapshot`/`restore` serve rollback; `take_dirty` tells a
 progress batcher what changed; `compact` folds closed entries into packed bytes.
@@ -106,6 +106,11 @@ class Ledger(Protocol[E]):
 
     def bump(self, entry: E, path: str, by: int = 1) -> None: ...
 
+    def set_many(self, entry: E, items: Sequence[tuple[str, Any]]) -> None:
+        """`set` of each (path, value) in order: a pass's user.context. Given the same tuple
+        every pass, the sparse model lays all of it into a fresh entry at once."""
+        ...
+
     # -- hot path -----------------------------------------------------------------------------
     def put(self, entry: E, key: str, value: Any) -> None:
         """Replace the top-level field `key` ("section.key", no alias) with `value` as is."""
@@ -160,18 +165,18 @@ class Snapshot(Mapping[str, Any]):
     """One entry frozen at one moment. Reads as `export()` did then (each read builds fresh
     containers, so nothing handed out can change it); `Ledger.restore` brings it back.
 
-    `fields` (the flat form) may be given as a function: the sparse model keeps a copy of its
-    own compact state in `payload` and builds the flat form only if someone reads it, since
-    most checkpoints are never rolled back to."""
+    `fields` (the flat form) and `trace` may be given as functions: the sparse model keeps a
+    copy of its own compact state in `payload` and builds the rest only if someone reads it,
+    since most checkpoints are never rolled back to nor read."""
 
-    __slots__ = ("_defaults", "_fields", "ids", "payload", "trace", "variables")
+    __slots__ = ("_defaults", "_fields", "_trace", "ids", "payload", "variables")
 
     def __init__(
         self,
         defaults: Mapping[str, Mapping[str, Any]],
         ids: tuple[str, str],
         fields: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
-        trace: tuple[Transition, ...],
+        trace: tuple[Transition, ...] | Callable[[], tuple[Transition, ...]],
         variables: Mapping[str, Any],
         payload: object = None,
     ) -> None:
@@ -179,7 +184,7 @@ class Snapshot(Mapping[str, Any]):
         self._defaults = defaults
         self.ids = ids
         self._fields = fields
-        self.trace = trace
+        self._trace = trace
         self.variables = variables
         self.payload = payload
 
@@ -189,6 +194,13 @@ class Snapshot(Mapping[str, Any]):
         if callable(fields):
             fields = self._fields = fields()
         return fields
+
+    @property
+    def trace(self) -> tuple[Transition, ...]:
+        trace = self._trace
+        if callable(trace):
+            trace = self._trace = trace()
+        return trace
 
     def export(self) -> dict[str, Any]:
         return export_state(self._defaults, self.ids, self.fields, self.trace, self.variables)

@@ -1,33 +1,44 @@
 """The sparse workbook: defaults once per scenario, per entry only what differs, hot fields in
-slots, cold sections as copy-on-write overlays, closed entries packed into compressed bytes.
+slots, cold sections as copy-on-write overlays, closed entries packed into compressed blocks.
 
 It reads exactly like the plain model (`core/workbook.py`); the property tests in
 `tests/core/test_workbook_models.py` hold the two to that. An entry is either live (`Hot`) or
-packed (`bytes`); every write unpacks it first, reads of a packed entry decode without
-unpacking it, so exporting a finished run does not bring it back to life.
+packed (a `Block` and its index there); every write unpacks it first, reads of a packed entry
+decode without unpacking it, so exporting a finished run does not bring it back to life.
+
+Everything a path or a phase name implies (its slot, its dirty bit, its default, its process
+group) is worked out on first use and kept per name: the writers then do a lookup, not a parse.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, final
+from typing import Any, Final, final
 
-from wbsrun.core._packing import Unpackable
+from wbsrun.core._packing import BLOCK_ENTRIES, BlockWriter, Unpackable
 from wbsrun.core._sparse_parts import (
+    COLD_BITS,
+    COMPOSITES,
     COUNTER_SLOTS,
+    COUNTERS_BASE,
+    SCALAR_TYPES,
+    SCALARS,
+    Composite,
     Hot,
+    cold_bit,
     copy_hot,
     hot_state,
+    trace_list,
     trace_of,
 )
 from wbsrun.core._sparse_store import SparseEntry, SparseStore
 from wbsrun.core._state import (
     GROUP_DONE,
     MISSING,
+    Transition,
     descend,
     export_state,
     owned_copy,
@@ -52,7 +63,24 @@ _GROUPS = "timeline.process_groups"
 _BEGIN = ("execution.current_action", "execution.current_action_started_at")
 _END = (_COUNTERS, _LATENCY, _LOG, "execution.current_action", "execution.last_action")
 _END_ALL = (*_END, "execution.last_action_at")
-_NOTHING: Mapping[str, Any] = MappingProxyType({})
+_COLD_COUNTERS: Final = COLD_BITS[_COUNTERS]
+_COLD_LATENCY: Final = COLD_BITS[_LATENCY]
+_COLD_LOG: Final = COLD_BITS[_LOG]
+_COLD_MILESTONES: Final = COLD_BITS[_MILESTONES]
+_COLD_GROUPS: Final = COLD_BITS[_GROUPS]
+# Phase names, paths and keys come from the plan (a few dozen); the cap guards odd callers.
+_NAME_CACHE: Final = 4096
+_NUMBERS: Final = frozenset({int, float, bool})
+
+# What a path means for a read: (top, sub-path, slot, composite, default, is the trace, and
+# for the counters their default thawed once if it is flat: a copy of that thaws it again).
+_Read = tuple[str, tuple[str, ...], str | None, Composite | None, Any, bool, dict[str, Any] | None]
+# ... for a write: (top, parents of the last part, last part or "", dirty bit, slot,
+# composite, default, default copies as a flat dict).
+_Write = tuple[str, tuple[str, ...], str, int, str | None, Composite | None, Any, bool]
+# What `set_many` of one tuple does to an entry with no overlay: (the tuple, the overlay or
+# None if it writes more than overlay fields, cold bits, dirty mask, composites it replaces).
+_Batch = tuple[Sequence[tuple[str, Any]], dict[str, Any] | None, int, int, tuple[Composite, ...]]
 
 
 @final
@@ -76,6 +104,19 @@ class SparseWorkbook(SparseStore):
         # Where a counter starts when the entry has not counted yet: the plain model's
         # `(counters.get(key) or 0) + 1` over its copy of the default.
         self._counter_base = {key: base.get(key) or 0 for key in COUNTER_SLOTS}
+        self._ok_base = self._counter_base["success"]
+        self._units_base = self._counter_base["workload_units"]
+        # With number bases nothing in `end_action`'s fast path can raise, so it may mark
+        # the fields dirty at the end; otherwise the general path keeps the plain model's order.
+        self._counts_fast = all(type(v) in _NUMBERS for v in self._counter_base.values())
+        # Phase name → (process group, is a closing phase).
+        self._phases: dict[str, tuple[str, bool]] = {}
+        self._reads: dict[str, _Read] = {}
+        self._writes: dict[str, _Write] = {}
+        # Hot-path key → (slot, dirty bit, interned key, is the phase).
+        self._keys: dict[str, tuple[str | None, int, str, bool]] = {}
+        # id of a `set_many` tuple → what it does to a fresh entry (the tuple is held).
+        self._batches: dict[int, _Batch] = {}
 
     def open(self, user_id: str, task_id: str, scenario: str) -> SparseEntry:
         entry = SparseEntry(self, user_id, task_id, scenario)
@@ -86,15 +127,102 @@ class SparseWorkbook(SparseStore):
         if isinstance(phase, str) and phase.startswith("closing"):
             self._closing.append(entry)
 
+    # -- what names mean, worked out once ---------------------------------------------------------
+    def _read_path(self, path: str) -> _Read:
+        # Resolved twice, as the plain model's `get` does (an alias may name an alias).
+        section, key, sub, top = self._parse(self.spec.expose.get(path, path))
+        default = self._defaults.get(section, {}).get(key, MISSING)
+        template = None
+        if top == _COUNTERS:
+            base = COUNTERS_BASE(default)
+            if SCALAR_TYPES.issuperset(map(type, base.values())):
+                template = base
+        found = (
+            top,
+            sub,
+            SCALARS.get(top),
+            COMPOSITES.get(top),
+            default,
+            top == _TRACE,
+            template,
+        )
+        if len(self._reads) < _NAME_CACHE:
+            self._reads[path] = found
+        return found
+
+    def _write_path(self, path: str) -> _Write:
+        section, key, sub, top = self._parse(path)
+        default = self._defaults.get(section, {}).get(key)
+        # A default of scalars only is thawed by a C-level copy (a MappingProxy's copies
+        # the dict it wraps).
+        flat = (
+            isinstance(default, dict | MappingProxyType)
+            and SCALAR_TYPES.issuperset(map(type, default.values()))
+            and type(default.copy()) is dict
+        )
+        found = (
+            top,
+            sub[:-1],
+            sub[-1] if sub else "",
+            self._bits.bit(top),
+            SCALARS.get(top),
+            COMPOSITES.get(top),
+            default,
+            flat,
+        )
+        if len(self._writes) < _NAME_CACHE:
+            self._writes[path] = found
+        return found
+
+    def _key(self, key: str) -> tuple[str | None, int, str, bool]:
+        # Interned: one shared key string in every entry's overlay, not one per entry.
+        top = sys.intern(key)
+        found = (SCALARS.get(top), self._bits.bit(top), top, top == _PHASE)
+        if len(self._keys) < _NAME_CACHE:
+            self._keys[key] = found
+        return found
+
+    def _phase(self, name: str) -> tuple[str, bool]:
+        found = (name.partition(".")[0], name.startswith("closing"))
+        if len(self._phases) < _NAME_CACHE:
+            self._phases[name] = found
+        return found
+
     # -- reads ----------------------------------------------------------------------------------
     def get(self, entry: SparseEntry, path: str, default: Any = None) -> Any:
-        path = self.spec.expose.get(path, path)
-        section, key, sub, top = self._parse(path)
-        if top == _TRACE and not sub:
-            return trace_dicts(self.trace_of(entry))
-        value = self._raw(self._peek(entry), top)
+        found = self._reads.get(path)
+        if found is None:
+            found = self._read_path(path)
+        top, sub, slot, comp, fallback, trace, template = found
+        h = entry._h
+        if type(h) is not Hot:
+            h = self._peek(entry)
+        if slot is not None:
+            value = getattr(h, slot)
+        elif trace and not sub:
+            return trace_dicts(trace_of(h))
+        else:
+            over = h.over
+            value = over.get(top, MISSING) if over is not None else MISSING
+            if template is not None and value is MISSING:
+                # The counters over their default, which the poller reads on every health
+                # check: `_build_counters` inline.
+                ok, failed, timed_out, units = h.ok, h.failed, h.timed_out, h.units
+                if not ok is failed is timed_out is units is MISSING:
+                    value = template.copy()
+                    if ok is not MISSING:
+                        value["success"] = ok
+                    if failed is not MISSING:
+                        value["failure"] = failed
+                    if timed_out is not MISSING:
+                        value["timeout"] = timed_out
+                    if units is not MISSING:
+                        value["workload_units"] = units
+            elif comp is not None and comp.has(h):
+                # Hot parts over the overlay's frozen value or the default (`_raw`).
+                value = comp.build(h, fallback if value is MISSING else value)
         if value is MISSING:
-            value = self._defaults.get(section, {}).get(key, default)
+            value = default if fallback is MISSING else fallback
         for part in sub:
             if not isinstance(value, Mapping):
                 return default
@@ -112,22 +240,52 @@ class SparseWorkbook(SparseStore):
 
     # -- cold writes: the plain model's rules over `_for_write` / `_store` -------------------------
     def set(self, entry: SparseEntry, path: str, value: Any) -> None:
-        section, key, sub, top = self._parse(path)
-        h = self._live(entry)
-        entry.dirty |= self._bits.bit(top)
-        if not sub:
-            self._store(h, top, value)
+        found = self._writes.get(path)
+        if found is None:
+            found = self._write_path(path)
+        top, parents, leaf, bit, slot, comp, default, flat = found
+        h = entry._h
+        if type(h) is not Hot:
+            h = self._live(entry)
+        entry.dirty |= bit
+        if slot is None and comp is None:
+            # A plain cold field: its one home is the overlay.
+            over = h.over
+            if over is None or h.shared:
+                over = self._overlay(h)
+            if not leaf:
+                over[top] = value
+                return
+            current = over.get(top, MISSING)
+            if not isinstance(current, dict):
+                if current is MISSING:
+                    current = default
+                # Shared values (defaults, user.context) are never written in place.
+                if flat and current is default:
+                    current = default.copy()
+                else:
+                    current = thaw(current) if isinstance(current, Mapping) else {}
+                over[top] = current
+        elif not leaf:
+            if slot is None:
+                self._store_cold(h, top, value)
+                return
+            setattr(h, slot, value)
+            if type(value) not in SCALAR_TYPES:
+                h.boxed = True
             if top == _PHASE:
                 self._closed(entry, value)
             return
-        current = self._for_write(h, top)
-        if not isinstance(current, dict):
-            if current is MISSING:
-                current = self._defaults.get(section, {}).get(key)
-            # Shared values (defaults, user.context) are never written in place.
-            current = thaw(current) if isinstance(current, Mapping) else {}
-            self._store(h, top, current)
-        descend(current, sub[:-1])[sub[-1]] = value
+        else:
+            current = self._for_write(h, top)
+            if not isinstance(current, dict):
+                if current is MISSING:
+                    current = default
+                current = thaw(current) if isinstance(current, Mapping) else {}
+                self._store(h, top, current)
+        if parents:
+            current = descend(current, parents)
+        current[leaf] = value
 
     def append(self, entry: SparseEntry, path: str, item: Any) -> None:
         self.list_at(entry, path).append(item)
@@ -150,45 +308,99 @@ class SparseWorkbook(SparseStore):
     def bump(self, entry: SparseEntry, path: str, by: int = 1) -> None:
         self.set(entry, path, (self.get(entry, path, 0) or 0) + by)
 
+    def set_many(self, entry: SparseEntry, items: Sequence[tuple[str, Any]]) -> None:
+        found = self._batches.get(id(items))
+        if found is None or found[0] is not items:
+            found = self._batch(items)
+        _, template, cold, dirty, composites = found
+        h = entry._h
+        # An entry with no overlay and none of the composites' hot parts (a fresh one: the
+        # executor sets user.context first thing) gets the whole overlay in one copy.
+        if template is not None and type(h) is Hot and h.over is None:
+            for comp in composites:
+                if comp.has(h):
+                    break
+            else:
+                h.over = template.copy()
+                h.cold |= cold
+                entry.dirty |= dirty
+                return
+        for path, value in items:
+            self.set(entry, path, value)
+
+    def _batch(self, items: Sequence[tuple[str, Any]]) -> _Batch:
+        """What `set` of every item does to an entry with no overlay, if that is only
+        overlay fields (no slot, no sub-path): the overlay, its cold bits, the dirty mask."""
+        template: dict[str, Any] | None = {}
+        cold = dirty = 0
+        composites: list[Composite] = []
+        for path, value in items:
+            top, _, leaf, bit, slot, comp, _, _ = self._writes.get(path) or self._write_path(path)
+            if leaf or slot is not None or template is None:
+                template = None
+                continue
+            template[top] = value
+            dirty |= bit
+            if comp is not None:
+                composites.append(comp)
+                cold = cold & ~COLD_BITS[top] | cold_bit(top, value)
+        # Only a tuple is known not to change under the same id.
+        found = (items, template, cold, dirty, tuple(composites))
+        if type(items) is tuple and len(self._batches) < _NAME_CACHE:
+            self._batches[id(items)] = found
+        return found
+
     # -- hot path ---------------------------------------------------------------------------------
     def put(self, entry: SparseEntry, key: str, value: Any) -> None:
         h = entry._h
         if type(h) is not Hot:
             h = self._live(entry)
-        # Interned: one shared key string in every entry's overlay, not one per entry.
-        self._store(h, sys.intern(key), value)
-        entry.dirty |= self._bits.bit(key)
-        if key == _PHASE:
-            self._closed(entry, value)
+        found = self._keys.get(key)
+        if found is None:
+            found = self._key(key)
+        slot, bit, top, phase = found
+        if slot is None:
+            if top in COLD_BITS:
+                self._store_cold(h, top, value)
+            else:
+                over = h.over
+                if over is None or h.shared:
+                    over = self._overlay(h)
+                over[top] = value
+        else:
+            setattr(h, slot, value)
+            if type(value) not in SCALAR_TYPES:
+                h.boxed = True
+            if phase:
+                self._closed(entry, value)
+        entry.dirty |= bit
 
     def transition(self, entry: SparseEntry, frm: str, to: str, at: float, trigger: str) -> None:
         h = entry._h
         if type(h) is not Hot:
             h = self._live(entry)
-        flat, times = h.trace, h.times
-        if flat is None or times is None:
-            flat = h.trace = []
-            times = h.times = array("d")
-        flat += (frm, to, trigger)
-        if type(at) is not float and type(times) is array:
-            # An int or None from a fake clock: keep it as given, like the plain model.
-            times = h.times = list(times)
-        times.append(at)
+        h.trace.extend((frm, to, at, trigger))
         h.phase = to
         h.moved_at = at
-        mask = self._transition_mask
-        group = frm.partition(".")[0]
-        if group != to.partition(".")[0]:
-            over = h.over
-            if over is not None and type(over.get(_GROUPS, _NOTHING)) is not MappingProxyType:
+        phases = self._phases
+        old = phases.get(frm)
+        if old is None:
+            old = self._phase(frm)
+        new = phases.get(to)
+        if new is None:
+            new = self._phase(to)
+        group = old[0]
+        if group != new[0]:
+            if h.cold & _COLD_GROUPS:
                 self._own(h, _GROUPS, dict)[group] = GROUP_DONE
             elif h.groups is None:
                 h.groups = [group]
             else:
                 h.groups.append(group)
-            mask |= self._group_mask
-        entry.dirty |= mask
-        if to.startswith("closing"):
+            entry.dirty |= self._transition_mask | self._group_mask
+        else:
+            entry.dirty |= self._transition_mask
+        if new[1]:
             self._closing.append(entry)
 
     def begin_action(self, entry: SparseEntry, action: str, started_at: float) -> None:
@@ -212,12 +424,50 @@ class SparseWorkbook(SparseStore):
         h = entry._h
         if type(h) is not Hot:
             h = self._live(entry)
+        if h.cold or not self._counts_fast:
+            self._end_cold(entry, h, action, owner, started_at, result, duration_ms, counter)
+            return
+        if counter == "success":
+            value = h.ok
+            h.ok = (self._ok_base if value is MISSING else value) + 1
+        else:
+            slot = COUNTER_SLOTS.get(counter)
+            if slot is None:
+                self._end_cold(entry, h, action, owner, started_at, result, duration_ms, counter)
+                return
+            value = getattr(h, slot)
+            setattr(h, slot, (self._counter_base[counter] if value is MISSING else value) + 1)
+        units = h.units
+        h.units = (self._units_base if units is MISSING else units) + 1
+        h.lat = duration_ms
+        h.cur = "none"
+        h.last = action
+        h.last_at = started_at
+        log = h.log
+        if log is None:
+            h.log = [action, result, duration_ms, owner]
+        else:
+            log.extend((action, result, duration_ms, owner))
+        entry.dirty |= self._end_mask
+
+    def _end_cold(
+        self,
+        entry: SparseEntry,
+        h: Hot,
+        action: str,
+        owner: str,
+        started_at: float,
+        result: str,
+        duration_ms: float,
+        counter: str,
+    ) -> None:
+        """`end_action` with some composite in the overlay, an unknown counter or counters
+        that may not be numbers: each part goes where it lives, in the plain model's order."""
         # Marked first, as the plain model's `mutable` does: a counter that is not a number
         # raises below, after the plain model has already marked it.
         entry.dirty |= self._counters_bit
-        over = h.over or _NOTHING
         slot = COUNTER_SLOTS.get(counter)
-        if _COUNTERS in over or slot is None:
+        if h.cold & _COLD_COUNTERS or slot is None:
             counters = self._own(h, _COUNTERS, dict)
             counters[counter] = (counters.get(counter) or 0) + 1
             counters["workload_units"] = (counters.get("workload_units") or 0) + 1
@@ -227,27 +477,27 @@ class SparseWorkbook(SparseStore):
             setattr(h, slot, ((base[counter] if value is MISSING else value) or 0) + 1)
             units = h.units
             h.units = ((base["workload_units"] if units is MISSING else units) or 0) + 1
-        if _LATENCY in over:
+        if h.cold & _COLD_LATENCY:
             self._own(h, _LATENCY, dict)["last"] = duration_ms
         else:
             h.lat = duration_ms
         h.cur = "none"
         h.last = action
         h.last_at = started_at
-        record = {"action": action, "result": result, "duration": duration_ms, "owner": owner}
-        if _LOG in over:
+        if h.cold & _COLD_LOG:
+            record = {"action": action, "result": result, "duration": duration_ms, "owner": owner}
             self._own(h, _LOG, list).append(record)
         elif h.log is None:
-            h.log = [(action, result, duration_ms, owner)]
+            h.log = [action, result, duration_ms, owner]
         else:
-            h.log.append((action, result, duration_ms, owner))
+            h.log.extend((action, result, duration_ms, owner))
         entry.dirty |= self._end_mask
 
     def reach_milestone(self, entry: SparseEntry, name: str) -> None:
         h = entry._h
         if type(h) is not Hot:
             h = self._live(entry)
-        if h.over is not None and _MILESTONES in h.over:
+        if h.cold & _COLD_MILESTONES:
             self.append(entry, "telemetry.milestones.achieved", name)
             pending = self.list_at(entry, "telemetry.milestones.pending")
             if name in pending:
@@ -265,12 +515,24 @@ class SparseWorkbook(SparseStore):
         return self._bits.names(mask) if mask else frozenset()
 
     def snapshot(self, entry: SparseEntry) -> Snapshot:
-        h = self._peek(entry)
+        h = entry._h
+        if type(h) is not Hot:
+            h = self._peek(entry)
         kept = copy_hot(h)
-        ids = (entry.user_id, entry.task_id)
-        trace = tuple(trace_of(h))
+        flat = h.trace
+        n = len(flat)
+
+        def trace() -> tuple[Transition, ...]:
+            # The trace is only ever appended to: its first n items stay what they are now.
+            return tuple(trace_list(flat, n))
+
         return Snapshot(
-            self._defaults, ids, lambda: self._flat(kept), trace, owned_copy(entry.vars), kept
+            self._defaults,
+            (entry.user_id, entry.task_id),
+            lambda: self._flat(kept),
+            trace,
+            owned_copy(entry.vars),
+            kept,
         )
 
     def restore(
@@ -290,7 +552,7 @@ class SparseWorkbook(SparseStore):
             new = Hot()
             for top, value in owned_copy(snapshot.fields).items():
                 self._store(new, top, value)
-        new.trace, new.times = old.trace, old.times
+        new.trace = old.trace
         for top in keep:
             value = self._raw(old, top)
             if value is MISSING:
@@ -307,25 +569,47 @@ class SparseWorkbook(SparseStore):
     ) -> int:
         closed_only = entries is None
         if entries is None:
-            entries, self._closing = self._closing, []
+            todo, self._closing = self._closing, []
+        else:
+            todo = list(entries)
         packed = 0
-        # ~24 µs an entry: a budget keeps one call from stalling the loop; the rest waits.
+        # A budget keeps one call from stalling the loop; the rest waits for the next call.
         until = time.perf_counter() + budget if budget is not None else None
-        todo = list(entries)
-        for i, entry in enumerate(todo):
-            if until is not None and not i % 32 and time.perf_counter() > until:
+        packer = self._packer
+        last = BLOCK_ENTRIES - 1
+        # One open block per scenario: a block holds entries of one dictionary.
+        writers: dict[str, BlockWriter] = {}
+        try:
+            for i, entry in enumerate(todo):
+                if until is not None and not i % 32 and time.perf_counter() > until:
+                    if closed_only:
+                        self._closing[:0] = todo[i:]
+                    break
+                h = entry._h
+                if type(h) is not Hot:
+                    continue  # packed already (an entry may reach closing more than once)
                 if closed_only:
-                    self._closing[:0] = todo[i:]
-                break
-            h = entry._h
-            if type(h) is not Hot:
-                continue
-            phase = h.phase
-            if closed_only and not (isinstance(phase, str) and phase.startswith("closing")):
-                continue
-            try:
-                entry._h = self._packer.pack(entry.scenario, hot_state(h))
-            except Unpackable:
-                continue
-            packed += 1
+                    phase = h.phase
+                    if not (isinstance(phase, str) and phase.startswith("closing")):
+                        continue
+                scenario = entry.scenario
+                writer = writers.get(scenario)
+                if writer is None:
+                    writer = writers[scenario] = packer.writer(scenario)
+                try:
+                    at = writer.add(hot_state(h, packer))
+                except Unpackable:
+                    continue
+                if at is None:
+                    continue
+                # Its block is deflated before this call returns (below, or once full).
+                entry._h = writer.block
+                entry._at = at
+                packed += 1
+                if at == last:
+                    writer.close()
+                    del writers[scenario]
+        finally:
+            for writer in writers.values():
+                writer.close()
         return packed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, final
 
 from wbsrun.core._state import GROUP_DONE, descend, owned_copy, owned_list, plain, restored_vars
@@ -140,6 +140,10 @@ class Workbook:
 
     def bump(self, entry: Entry, path: str, by: int = 1) -> None:
         self.set(entry, path, (self.get(entry, path, 0) or 0) + by)
+
+    def set_many(self, entry: Entry, items: Sequence[tuple[str, Any]]) -> None:
+        for path, value in items:
+            self.set(entry, path, value)
 
     def section(self, entry: Entry, name: str) -> dict[str, Any]:
         """The visible content of one section (defaults merged with the entry's fields)."""
