@@ -17,7 +17,7 @@ DEFAULT_TRANSPORT: Final = "fast"
 class Transport(Protocol):
     """Sends one request (following redirects when asked) and returns (status, headers, body).
 
-    `headers` is whatever HttpResult can decode lazily (raw byte pairs or a multidict); the body
+    `headers` is whatever HttpResult can decode lazily (h1.RawHeaders or a multidict); the body
     is already gzip/deflate-decoded. Failures are raised as `h1.TransportError` subclasses,
     whose `code` is the DSL §9 error code, whichever transport raised them.
     """
@@ -77,7 +77,12 @@ class FastTransport:
         follow_redirects: bool,
     ) -> Coroutine[Any, Any, tuple[int, Any, bytes]]:
         # The client's coroutine itself: one coroutine frame less per request.
-        pool = self._shared if not user.private_session else self._pool(user)
+        if user.private_session:
+            pool: ConnectionPool | None = user.state.get(self._STATE_KEY)
+            if pool is None:
+                pool = self._pool(user)
+        else:
+            pool = self._shared
         return self._client.request(
             pool, method, url, headers, body, content_type, timeouts, follow_redirects
         )

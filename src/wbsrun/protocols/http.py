@@ -9,8 +9,9 @@ result mapping and the same error codes.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping
+from itertools import chain
+from time import perf_counter
 from typing import Any, ClassVar, Final, final
 
 from wbsrun.core import codes
@@ -26,7 +27,7 @@ from wbsrun.protocols._transport import (
     HeaderItems,
     Transport,
 )
-from wbsrun.protocols.h1 import Timeouts, TransportError, parse_target
+from wbsrun.protocols.h1 import RawHeaders, Timeouts, TransportError, parse_target
 
 __all__ = ["HttpComponent", "HttpResult", "choose_transport"]
 
@@ -49,20 +50,25 @@ _FALSE: Final = frozenset({"", "false", "no", "off", "0"})
 class HttpResult(Mapping[str, Any]):
     """What `save-as` stores; body text, JSON and headers are decoded only when read.
 
-    `headers` arrive as the transport keeps them: raw `(name, value)` byte pairs (fast) or
-    aiohttp's multidict; either becomes `{lower-case name: value}` (last one wins) on first read.
+    `headers` arrive as the transport keeps them: the raw head (fast: `h1.RawHeaders`),
+    `(name, value)` byte pairs, or aiohttp's multidict; any becomes `{lower-case name: value}`
+    (last one wins) on first read. `latency_ms` is rounded when read, not per request.
     """
 
-    __slots__ = ("_headers", "_hmap", "_json", "_raw", "_text", "latency_ms", "status")
+    __slots__ = ("_headers", "_hmap", "_json", "_ms", "_raw", "_text", "status")
 
     def __init__(self, status: int, raw: bytes, headers: Any, latency_ms: float) -> None:
         self.status = status
         self._raw = raw
         self._headers: Any = headers
-        self._hmap: dict[str, str] | None = None
-        self.latency_ms = latency_ms
+        self._ms = latency_ms
         self._text: str | None = None
         self._json: Any = _UNSET
+        self._hmap: dict[str, str] | None = None
+
+    @property
+    def latency_ms(self) -> float:
+        return round(self._ms, 3)
 
     def _body(self) -> str:
         if self._text is None:
@@ -81,7 +87,9 @@ class HttpResult(Mapping[str, Any]):
         headers = self._hmap
         if headers is None:
             raw = self._headers
-            if isinstance(raw, bytes):  # shrunk: "name\0value\0name\0value"
+            if isinstance(raw, RawHeaders):
+                raw = raw.pairs()
+            elif isinstance(raw, bytes):  # shrunk pairs: "name\0value\0name\0value"
                 parts = raw.split(b"\0") if raw else []
                 raw = list(zip(parts[::2], parts[1::2], strict=True))
             if isinstance(raw, list | tuple):
@@ -101,9 +109,12 @@ class HttpResult(Mapping[str, Any]):
         self._json = _UNSET
         self._hmap = None
         raw = self._headers
-        if isinstance(raw, list) and all(b"\0" not in k + v for k, v in raw):
-            # One bytes object instead of a tuple and two bytes per header (~1.4 KiB a result).
-            self._headers = b"\0".join(part for pair in raw for part in pair)
+        if raw.__class__ is list:
+            # One bytes object instead of a tuple and two bytes per header (~1.4 KiB a
+            # result), unless a NUL inside a name or value would make it ambiguous.
+            joined = b"\0".join(chain.from_iterable(raw))
+            if not raw or joined.count(0) == 2 * len(raw) - 1:
+                self._headers = joined
 
     def __getitem__(self, key: str) -> Any:
         if key == "status":
@@ -117,7 +128,7 @@ class HttpResult(Mapping[str, Any]):
         if key == "headers":
             return self._header_map()
         if key == "latency_ms":
-            return self.latency_ms
+            return round(self._ms, 3)
         raise KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
@@ -181,6 +192,7 @@ class HttpComponent:
         self.transport: Transport = FastTransport(0)
         self._timeouts: dict[Any, Timeouts | None] = {}
         self._checked: dict[str, str | None] = {}  # URL → why it is invalid (None: valid)
+        self._texts: dict[int, tuple[tuple[str, ...], str]] = {}  # see _text
 
     async def init(self, runtime: Runtime) -> None:
         choice = choose_transport(self.spec, runtime)
@@ -216,6 +228,33 @@ class HttpComponent:
         self._checked[url] = problem
         return problem
 
+    def _text(self, value: Any) -> str:
+        """`to_text`, remembered for the all-string tuples plan values render to (the
+        reference scenario's `x-scope-trace`): immutable all the way down, so the very same
+        object always has the same text, and identity is a cheaper key than the tuple."""
+        if value.__class__ is not tuple:
+            return to_text(value)
+        known = self._texts.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        text = to_text(value)
+        if all(item.__class__ is str for item in value):
+            if len(self._texts) >= _CACHE_LIMIT:
+                self._texts.clear()
+            self._texts[id(value)] = (value, text)  # the reference keeps the id from reuse
+        return text
+
+    def _header_items(self, given: Mapping[Any, Any]) -> HeaderItems:
+        items = []
+        for name, value in given.items():
+            items.append(
+                (
+                    name if name.__class__ is str else str(name),
+                    value if value.__class__ is str else self._text(value),
+                )
+            )
+        return tuple(items)
+
     async def run_action(
         self, call: str, args: Mapping[str, Any], user: UserHandle
     ) -> ActionOutcome:
@@ -225,33 +264,38 @@ class HttpComponent:
             path = to_text(args.get("path", "/health"))
             url = f"http://{target}{path if path.startswith('/') else '/' + path}"
         else:
-            url = to_text(args.get("url", ""))
+            url = args.get("url", "")
+            if url.__class__ is not str:
+                url = to_text(url)
         query = args.get("query")
         if query:
             from urllib.parse import urlencode
 
             pairs = urlencode({str(k): to_text(v) for k, v in query.items()})
             url = f"{url}{'&' if '?' in url else '?'}{pairs}"
-        problem = self._invalid(url)
+        problem = self._checked.get(url, _UNSET)
+        if problem is _UNSET:
+            problem = self._invalid(url)
         if problem is not None:
             message = f"{method} {url}: {problem}"
             return ActionOutcome(None, error=codes.INVALID_CONFIGURATION, message=message)
-        raw_headers = args.get("headers")
-        headers: HeaderItems = (
-            tuple((str(k), to_text(v)) for k, v in raw_headers.items()) if raw_headers else ()
-        )
-        body, content_type = _body(args.get("body"))
+        given = args.get("headers")
+        headers = self._header_items(given) if given else ()
+        body = args.get("body")
+        content_type = None
+        if body is not None:
+            body, content_type = _body(body)
         timeout = args.get("timeout")
         timeouts = self._timeout(timeout) if timeout is not None else None
         follow = args.get("follow-redirects")
         follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
-        t0 = time.perf_counter()
+        t0 = perf_counter()
         try:
             status, headers_in, raw = await self.transport.request(
                 user, method, url, headers, body, content_type, timeouts, follow_redirects
             )
         except TransportError as exc:
-            ms = (time.perf_counter() - t0) * 1000.0
+            ms = (perf_counter() - t0) * 1000.0
             return ActionOutcome(
                 None,
                 error=exc.code,
@@ -259,12 +303,13 @@ class HttpComponent:
                 latency_ms=ms,
                 requests=1,
             )
-        ms = (time.perf_counter() - t0) * 1000.0
-        code = codes.code_for_status(status)
+        ms = (perf_counter() - t0) * 1000.0
+        if status < 400:
+            return ActionOutcome(HttpResult(status, raw, headers_in, ms), latency_ms=ms, requests=1)
         return ActionOutcome(
-            HttpResult(status, raw, headers_in, round(ms, 3)),
-            error=code,
-            message=f"{method} {url}: HTTP {status}" if code else "",
+            HttpResult(status, raw, headers_in, ms),
+            error=codes.code_for_status(status),
+            message=f"{method} {url}: HTTP {status}",
             latency_ms=ms,
             requests=1,
         )

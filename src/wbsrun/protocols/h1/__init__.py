@@ -20,6 +20,7 @@ from wbsrun.protocols.h1._errors import (
     Timeout,
     TransportError,
 )
+from wbsrun.protocols.h1._head import RawHeaders, header_pairs
 from wbsrun.protocols.h1._pool import ConnectionPool, PoolStatistics, default_ssl_context
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Origin",
     "PoolStatistics",
     "ProtocolViolation",
+    "RawHeaders",
     "Reply",
     "Target",
     "Timeout",
@@ -43,5 +45,6 @@ __all__ = [
     "TransportError",
     "build_head",
     "default_ssl_context",
+    "header_pairs",
     "parse_target",
 ]

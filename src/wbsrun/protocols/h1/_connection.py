@@ -14,6 +14,7 @@ from wbsrun.protocols.h1._errors import (
     Timeout,
     TransportError,
 )
+from wbsrun.protocols.h1._head import head_field_bytes, header_pairs
 
 __all__ = ["MAX_HEAD_BYTES", "H1Connection", "Origin"]
 
@@ -25,6 +26,10 @@ Origin = tuple[str, str, int]
 MAX_HEAD_BYTES: Final = 64 * 1024
 
 _NO_BODY_STATUS: Final = frozenset({204, 304})
+_HEAD_END: Final = b"\r\n\r\n"
+# The shortest status line llhttp accepts ("HTTP/1.1 200"): a blank line found sooner is one
+# of the empty lines it skips before a response.
+_SHORTEST_STATUS_LINE: Final = 12
 
 
 def _too_large() -> ProtocolViolation:
@@ -36,21 +41,24 @@ class H1Connection(asyncio.Protocol):
     """Sends one request at a time (no pipelining) and collects its response.
 
     Response state lives on the connection and is reset per request, so a request allocates
-    only its waiter future and the header/body lists. The client reads `status`, `headers`
-    (raw `(name, value)` byte pairs, decoded later and only if asked) and `body()`.
+    only its waiter future, its head and its body. The client reads `status`, `head` (the raw
+    head, status line to blank line: headers are parsed from it only when someone reads them,
+    see _head.py) and `body()`.
     """
 
     __slots__ = (
         "_body",
+        "_body_rest",
         "_buffered",
-        "_head_bytes",
+        "_chunks",
         "_head_request",
+        "_head_start",
         "_in_head",
         "_on_close",
         "_parser",
         "_waiter",
         "closed",
-        "headers",
+        "head",
         "keep_alive",
         "last_read",
         "origin",
@@ -64,15 +72,21 @@ class H1Connection(asyncio.Protocol):
     def __init__(self, origin: Origin, on_close: Callable[[H1Connection], None]) -> None:
         self.origin = origin
         self._on_close = on_close
+        # No `on_header`: httptools then makes no per-header objects or calls (see _head.py).
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[None] | None = None
         self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self._body: list[bytes] = []
+        self.head = b""
+        # The body's first chunk, and any further ones (most bodies come in one).
+        self._body = b""
+        self._body_rest: list[bytes] | None = None
+        # What arrived while a head was incomplete; `_head_start`: where the current head
+        # begins in their concatenation (past interim 1xx heads).
+        self._chunks: list[bytes] = []
+        self._head_start = 0
         self._head_request = False
         self._in_head = True
-        self._head_bytes = 0  # header names + values of this answer
         self._buffered = 0  # bytes fed while the head was still incomplete
         self.keep_alive = True
         self.closed = False
@@ -82,26 +96,35 @@ class H1Connection(asyncio.Protocol):
         self.uses = 0  # requests sent: a reused connection may have gone stale while idle
 
     # -- driven by the client ---------------------------------------------------------------
-    def send(self, data: bytes, waiter: asyncio.Future[None], head_request: bool) -> None:
-        """Write one request; `waiter` completes when its final response has been read."""
+    def send(
+        self,
+        data: bytes,
+        waiter: asyncio.Future[None],
+        head_request: bool,
+        tail: bytes | None = None,
+    ) -> None:
+        """Write one request (`data`, then `tail` if any: a large body, written without first
+        copying it behind the head); `waiter` completes when its final response is read."""
         assert self.transport is not None
         assert self._waiter is None
         self._waiter = waiter
         self.status = 0
-        self.headers = []
-        self._body = []
+        self._body = b""
+        self._body_rest = None
         self._head_request = head_request
         self._in_head = True
-        self._head_bytes = 0
         self._buffered = 0
         self.received = False
-        self.transport.write(data)
+        if tail is None:
+            self.transport.write(data)
+        else:
+            self.transport.writelines((data, tail))
 
     def body(self) -> bytes:
-        parts = self._body
-        if len(parts) == 1:
-            return parts[0]
-        return b"".join(parts)
+        rest = self._body_rest
+        if rest is None:
+            return self._body
+        return b"".join([self._body, *rest])
 
     def fail(self, exc: TransportError) -> None:
         """End the current request with `exc` and drop the connection (never reused)."""
@@ -136,6 +159,8 @@ class H1Connection(asyncio.Protocol):
             # Bytes nobody asked for (no pipelining): the connection cannot be trusted.
             self.abort()
             return
+        if self._in_head:
+            self._chunks.append(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -155,6 +180,7 @@ class H1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.keep_alive = False
+        self._chunks.clear()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             if not self._in_head and self._ends_at_eof():
@@ -166,16 +192,33 @@ class H1Connection(asyncio.Protocol):
         self._on_close(self)
 
     # -- httptools callbacks -----------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value)
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise _too_large()  # httptools re-raises it as HttpParserCallbackError
-        self.headers.append((name, value))
-
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        chunks = self._chunks
+        buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        start = self._head_start
+        end = buf.find(_HEAD_END, start)
+        if end - start < _SHORTEST_STATUS_LINE:
+            start = len(buf) - len(buf[start:].lstrip(b"\r\n"))
+            end = buf.find(_HEAD_END, start)
+            if end < 0:  # pragma: no cover - llhttp accepts no other end of a head
+                raise ProtocolViolation("response head without its blank line")
+        end += len(_HEAD_END)
+        # A copy, not the chunk: a saved result must not keep the body it arrived with.
+        head = buf[start:end]
+        if end - start > MAX_HEAD_BYTES and head_field_bytes(head) > MAX_HEAD_BYTES:
+            raise _too_large()  # httptools re-raises it as HttpParserCallbackError
+        self.head = head
+        self.status = status = self._parser.get_status_code()
         self._in_head = False
-        if self._head_request and self.status >= 200:
+        if status < 200 and status != 101:
+            # An interim head: the final one follows it, in this buffer or in later chunks.
+            self._head_start = end
+            if len(chunks) > 1:
+                chunks[:] = [buf]
+            return
+        chunks.clear()
+        self._head_start = 0
+        if self._head_request and status >= 200:
             # llhttp cannot be told a response answers HEAD, so it would wait for the body
             # that Content-Length announces: finish here and parse the next one afresh.
             self.keep_alive = self._parser.should_keep_alive()
@@ -187,18 +230,25 @@ class H1Connection(asyncio.Protocol):
             # A body after a finished answer (a HEAD answer with one): the stream is out of step.
             self.keep_alive = False
             return
-        self._body.append(body)
+        if not self._body:
+            self._body = body
+        elif self._body_rest is None:
+            self._body_rest = [body]
+        else:
+            self._body_rest.append(body)
 
     def on_message_complete(self) -> None:
         if self.status < 200 and self.status != 101:
             # Interim response (100 Continue, 103 Early Hints): the final one follows.
-            self.headers = []
             self._in_head = True
-            self._head_bytes = 0
             self._buffered = 0
             return
         self.keep_alive = self._parser.should_keep_alive()
-        self._complete()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        elif waiter is None:
+            self.keep_alive = False  # a response to no request
 
     def _complete(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -210,7 +260,7 @@ class H1Connection(asyncio.Protocol):
     def _ends_at_eof(self) -> bool:
         if self._head_request or self.status in _NO_BODY_STATUS:
             return False
-        for name, value in self.headers:
+        for name, value in header_pairs(self.head):
             lower = name.lower()
             if lower == b"content-length":
                 return False

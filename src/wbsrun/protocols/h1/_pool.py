@@ -111,10 +111,15 @@ class ConnectionPool:
     def release(self, conn: H1Connection, reusable: bool) -> None:
         """Give a connection back after its response: kept if `reusable`, else closed."""
         if reusable and conn.keep_alive and not conn.closed and not self._shut:
-            self._idle.setdefault(conn.origin, []).append(conn)
+            idle = self._idle.get(conn.origin)
+            if idle is None:
+                self._idle[conn.origin] = [conn]
+            else:
+                idle.append(conn)
         else:
             conn.abort() if not reusable else conn.close()
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     async def aclose(self, grace: float = 1.0) -> None:
         """Close idle connections now and wait (up to `grace`) for every transport to go."""
