@@ -5,6 +5,7 @@ at a steady event rate.
     taskset -c 0 .venv/bin/python bench/bus.py --reps 5 --rate 20000 --seconds 8 --json out.json
     taskset -c 0 .venv/bin/python bench/bus.py --e2e 200        # reference scenario, CPU/request
     taskset -c 0 .venv/bin/python bench/bus.py --cpu            # logger-only passes, CPU/pass
+    taskset -c 0 .venv/bin/python bench/bus.py --chain          # simulated 1,000 users, CPU/pass
 
 publish cost: `publish()` in a tight loop (one subscriber draining every 4,096 calls, batching
 as the reference scenario: 100 / 100 ms / 0.7), in ns per call, against two baselines measured
@@ -22,6 +23,19 @@ consumer task awaits `recv()` and stamps each event on arrival. High priority: a
 time of that high-priority publish. Normal: arrival − `published_at` (the first update
 coalesced into the event, the worst case).
 Targets (issue 5): high-priority p99 < 5 ms; normal within flush-interval + 5 ms.
+
+--cpu: logger-only passes through the runner, CPU µs per pass with NullSink, the bus (a
+subscriber draining every 50 ms), the bus + poller, and the CLI wiring (AggregatingSink →
+bus → poller). 100 users rarely fill a size flush: one event per pass.
+
+--chain: the CLI chain (AggregatingSink → bus → poller, sparse workbook) without the runner,
+fed the publish sequence of the reference scenario (phase, lease, then progress / milestone /
+progress after each of 3 requests, closed) by simulated users on a fake clock: 1,000 users,
+requests of 100–166 ms, so that size flushes of 100 distinct tasks carry most events (~4 per
+pass), as at 1,000 users over HTTP. The bus flushes every 100 ms and the poller runs every
+120 ms of simulated time (its ~50 ms tick plus the loop lag measured at 1,000 users). CPU µs
+per pass above the same simulation with NullSink, per stage: the sink alone, + the bus (a
+drained subscriber), + the poller.
 """
 
 from __future__ import annotations
@@ -40,7 +54,8 @@ from typing import Any
 
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import NullSink, ProgressSubject
-from wbsrun.dsl.plan import ProgressSpec
+from wbsrun.core.ledger import LedgerEntry
+from wbsrun.dsl.plan import ProgressSpec, ScenarioSpec
 
 SPEC = ProgressSpec(max_batch_size=100, flush_interval=0.1, priority_threshold=0.7)
 FIELDS = ("timeline.phase", "progress", "milestone")
@@ -278,6 +293,7 @@ def cpu_passes(users: int, iterations: int, reps: int) -> dict[str, Any]:
     from wbsrun.core.runner import Runner, RunOptions
     from wbsrun.dsl.loader import load_plan
     from wbsrun.poller import attach_progress_bus
+    from wbsrun.progress.aggregate import AggregatingSink
     from wbsrun.protocols.registry import build_components, provides
 
     def step(name: str, to: str, edge: str | None = None) -> dict[str, Any]:
@@ -342,7 +358,7 @@ def cpu_passes(users: int, iterations: int, reps: int) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
                 self.sub.recv_nowait()
 
-    modes = ("null", "bus", "bus+poller")
+    modes = ("null", "bus", "bus+poller", "cli")
     rows: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp)
@@ -352,8 +368,10 @@ def cpu_passes(users: int, iterations: int, reps: int) -> dict[str, Any]:
                 plan = load_plan(bundle, provides())
                 log = RunLog(None)
                 bus = ProgressBus(plan.progress) if mode != "null" else None
+                # The CLI's wiring (cli/session.py `wire`): the aggregating sink forwards.
+                sink = AggregatingSink.for_run(plan, forward=bus) if mode == "cli" else bus
                 runner = Runner(
-                    plan, build_components(plan, log), None, log, RunOptions(), events=bus
+                    plan, build_components(plan, log), None, log, RunOptions(), events=sink
                 )
                 if bus is not None and mode == "bus":
                     runner.services.append(Drain(bus))
@@ -366,6 +384,190 @@ def cpu_passes(users: int, iterations: int, reps: int) -> dict[str, Any]:
                 print(f"cpu rep {rep + 1} {mode}: {rows[mode][-1]:.1f} µs CPU per pass")
     medians = {m: statistics.median(v) for m, v in rows.items()}
     return {"cpu_us_per_pass": rows, "median": medians}
+
+
+class _Pass:
+    """The executor's `Task` as a progress sink sees it: the scope read through the workbook
+    entry and the scenario (properties, as on `Task`), the live state in slots."""
+
+    __slots__ = ("entry", "error", "milestones", "phase", "progress", "scenario")
+
+    def __init__(self, entry: LedgerEntry, scenario: ScenarioSpec) -> None:
+        self.entry = entry
+        self.scenario = scenario
+        self.phase = "initiating.idle"
+        self.error: dict[str, str] | None = None
+        self.progress = 0.0
+        self.milestones: set[str] = set()
+
+    @property
+    def task_id(self) -> str:
+        return self.entry.task_id
+
+    @property
+    def user_id(self) -> str:
+        return self.entry.user_id
+
+    @property
+    def scenario_name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def error_class(self) -> str | None:
+        return self.error["class"] if self.error else None
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _chain_run(mode: str, users: int, passes: int, seed: int) -> float:
+    """One simulated run; CPU µs per pass. Workbook writes as the executor makes them, so that
+    the poller reads what it reads in a run."""
+    import gc
+    import heapq
+    import random
+    from pathlib import Path
+
+    from wbsrun.core.book import open_workbook
+    from wbsrun.core.runner import RunOptions
+    from wbsrun.dsl.loader import load_plan
+    from wbsrun.poller import Poller
+    from wbsrun.progress.aggregate import AggregatingSink
+    from wbsrun.protocols.registry import provides
+
+    example = Path(__file__).resolve().parents[1] / "src" / "wbsrun" / "examples" / "http_tri_phase"
+    plan = load_plan(example, provides())
+    scenario = plan.scenarios[0]
+    book = open_workbook(plan.workbook, plan.progress.model)
+    clock = _FakeClock()
+    bus: ProgressBus | None = None
+    sub: Any = None
+    poller: Poller | None = None
+    sink: Any
+    if mode == "null":
+        sink = NullSink()
+    else:
+        if mode != "sink":
+            bus = ProgressBus(plan.progress, clock=clock)
+            if mode == "sink+bus":
+                sub = bus.subscribe()
+            else:
+                poller = Poller(
+                    bus,
+                    priorities=plan.progress.poller_priorities,
+                    health={
+                        s.name: s.health_threshold for s in plan.scenarios if s.health_threshold
+                    },
+                    aliases=plan.workbook.expose,
+                    workbook=book,
+                    wall=clock,  # deadlines and health on the simulated wall clock
+                )
+        sink = AggregatingSink.for_run(plan, RunOptions(users=users), forward=bus)
+    publish = sink.publish
+    rng = random.Random(seed)
+    steps: list[tuple[float, int, int]] = [(rng.uniform(0.0, 0.4), u, 0) for u in range(users)]
+    heapq.heapify(steps)
+    tasks: list[_Pass | None] = [None] * users
+    done = [0] * users
+    milestones = ("probe", "push", "purge")
+    closed = 0
+    flush_at, poll_at, freeze_at = 0.1, 0.12, 1.0
+
+    def move(t: _Pass, to: str) -> None:
+        book.transition(t.entry, t.phase, to, clock.now, "sim")
+        t.phase = to
+
+    gc.collect()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, thresholds[1], thresholds[2])  # as the runner sets it
+    cpu0 = time.process_time()
+    while steps:
+        at, u, step = heapq.heappop(steps)
+        while bus is not None and poll_at <= at:
+            clock.now = 1000.0 + poll_at
+            if flush_at <= poll_at:
+                bus.flush()  # stands for the flush-interval tick
+                flush_at += 0.1
+            if poller is not None:
+                # One turn of Poller.serve(), synchronously.
+                poller.ingest(poller._sub.recv_nowait())
+                poller._due_deadlines()
+                poller.run_checks(poller.slice_size)
+            else:
+                sub.recv_nowait()
+            poll_at += 0.12
+        clock.now = 1000.0 + at
+        if at >= freeze_at:
+            gc.freeze()  # the runner's flush loop does, every second
+            freeze_at += 1.0
+        if step == 0:
+            done[u] += 1
+            entry = book.open(f"u{u}", f"u{u}-t{done[u]}", scenario.name)
+            t = tasks[u] = _Pass(entry, scenario)
+            move(t, "planning.ready")
+            publish(t, "timeline.phase", 0.5)
+            move(t, "executing.waiting_resource")
+            publish(t, "timeline.phase", 0.5)
+            book.put(entry, "timeline.start_at", clock.now)
+            book.put(entry, "execution.timeout_at", clock.now + 5.0)
+            book.put(entry, "execution.resource_lease", "lease")
+            publish(t, "lease", 0.5)
+            move(t, "executing.running_action")
+            publish(t, "timeline.phase", 0.5)
+            book.begin_action(entry, "fetch", clock.now)
+        else:
+            running = tasks[u]
+            assert running is not None
+            t = running
+            book.end_action(t.entry, "fetch", "executing", clock.now, "ok", 1.0, "success")
+            t.progress = min(1.0, t.progress + 0.3)
+            publish(t, "progress", 0.5)
+            t.milestones.add(milestones[step - 1])
+            book.reach_milestone(t.entry, milestones[step - 1])
+            publish(t, "milestone", 0.5)
+            t.progress = min(1.0, t.progress + 0.03)
+            publish(t, "progress", 0.5)
+            if step == 3:
+                move(t, "closing.success")
+                t.progress = 1.0
+                publish(t, "closed", 1.0)
+                closed += 1
+                if done[u] < passes:
+                    heapq.heappush(steps, (at + rng.uniform(0.0, 0.01), u, 0))
+                continue
+            book.begin_action(t.entry, "fetch", clock.now)
+        heapq.heappush(steps, (at + rng.uniform(0.100, 0.166), u, step + 1))
+    if bus is not None:
+        bus.stop()
+        if poller is not None:
+            poller.ingest(poller._sub.recv_nowait())
+            poller.run_checks(None)
+    cpu = time.process_time() - cpu0
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    return cpu / closed * 1e6
+
+
+def chain_passes(users: int, passes: int, reps: int) -> dict[str, Any]:
+    """CPU µs per pass of each stage of the CLI chain above a NullSink run (see --chain)."""
+    modes = ("null", "sink", "sink+bus", "cli")
+    rows: dict[str, list[float]] = {m: [] for m in modes}
+    for rep in range(reps):
+        for mode in modes if rep % 2 == 0 else modes[::-1]:
+            rows[mode].append(_chain_run(mode, users, passes, seed=rep))
+        line = ", ".join(f"{m} +{rows[m][-1] - rows['null'][-1]:.1f}" for m in modes[1:])
+        print(f"chain rep {rep + 1}: null {rows['null'][-1]:.1f} µs CPU per pass; {line}")
+    above = {m: [v - n for v, n in zip(rows[m], rows["null"], strict=True)] for m in modes[1:]}
+    return {
+        "cpu_us_per_pass": rows,
+        "above_null": above,
+        "median_above_null": {m: statistics.median(v) for m, v in above.items()},
+    }
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -393,7 +595,19 @@ def main() -> None:
         action="store_true",
         help="instead: logger-only passes (no network), CPU per pass without/with bus, poller",
     )
+    ap.add_argument(
+        "--chain",
+        action="store_true",
+        help="instead: the CLI chain fed by 1,000 simulated users (no runner), CPU per pass",
+    )
     args = ap.parse_args()
+    if args.chain:
+        found = chain_passes(1000, 8, args.reps)
+        print(json.dumps(found["median_above_null"], indent=2))
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                json.dump(found, fh, indent=2)
+        return
     if args.cpu:
         found = cpu_passes(100, 60, args.reps)
         print(json.dumps(found["median"], indent=2))

@@ -75,5 +75,48 @@ class StrideQueue:
         self.served[best] += 1
         return best, self._fifos[best].popleft()
 
+    def pop_many(self, limit: int | None = None) -> list[Any]:
+        """The next `limit` items (all when None), in exactly the order successive `pop()`s
+        would give them, with the same pass values afterwards; without the classes."""
+        k = self._size if limit is None else min(limit, self._size)
+        out: list[Any] = []
+        if k <= 0:
+            return out
+        fifos, passes, strides, served = self._fifos, self._pass, self._stride, self.served
+        # Waiting classes in index order: the first of equal pass values wins, as in pop().
+        waiting = [i for i, fifo in enumerate(fifos) if fifo]
+        vtime = self._vtime
+        taken = 0
+        while taken < k:
+            if len(waiting) == 1:
+                # One class left: its items in FIFO order, its pass advancing item by item.
+                best = waiting[0]
+                fifo, p, stride = fifos[best], passes[best], strides[best]
+                m = min(k - taken, len(fifo))
+                for _ in range(m):
+                    vtime = p
+                    p += stride
+                    out.append(fifo.popleft())
+                passes[best] = p
+                served[best] += m
+                taken += m
+                break
+            best = waiting[0]
+            best_pass = passes[best]
+            for i in waiting:
+                if passes[i] < best_pass:
+                    best, best_pass = i, passes[i]
+            vtime = best_pass
+            passes[best] = best_pass + strides[best]
+            served[best] += 1
+            fifo = fifos[best]
+            out.append(fifo.popleft())
+            taken += 1
+            if not fifo:
+                waiting.remove(best)
+        self._vtime = vtime
+        self._size -= taken
+        return out
+
     def depths(self) -> list[int]:
         return [len(f) for f in self._fifos]

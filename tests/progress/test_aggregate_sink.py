@@ -1,0 +1,207 @@
+"""`AggregatingSink` notes progress, milestone and rollback events and the aggregator folds
+them in before any read: every figure read is the one an aggregator fed each event at once
+(`record()`, as the sink used to) gives, and the events all reach the forward sink.
+
+The contract this rests on, which the executor keeps: a task's progress and milestones change
+only right before (with no await in between) an event that reports the change — `progress`,
+`milestone`, `rollback` or `closed`. A fold reads the live task, so a change made long before
+its event would be seen early."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wbsrun.core.bus import ProgressBus
+from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
+from wbsrun.dsl.plan import ProgressSpec
+from wbsrun.progress.aggregate import AggregatingSink, Aggregator
+from wbsrun.progress.baseline import ScenarioBaseline
+from wbsrun.progress.views import ProgramProgress
+
+MILESTONES = (("probe", 0.3), ("push", 0.4), ("purge", 0.3))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Subject:
+    task_id: str
+    user_id: str
+    scenario_name: str
+    phase: str = "planning.ready"
+    progress: float = 0.0
+    error_class: str | None = None
+    milestones: set[str] = field(default_factory=set)
+
+
+class Eager:
+    """The sink as it was: every event it aggregates goes to `record()` at once."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.aggregator = aggregator
+
+    def publish(self, subject: Any, field: str, priority: float) -> None:
+        if field in ("timeline.phase", "error", "lease") and subject.phase != "planning.ready":
+            return
+        self.aggregator.record(
+            subject.task_id,
+            subject.user_id,
+            subject.scenario_name,
+            subject.progress,
+            subject.milestones,
+            field == "closed",
+        )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, float]] = []
+
+    def publish(self, subject: Any, field: str, priority: float) -> None:
+        self.seen.append((subject.task_id, field, priority))
+
+
+def _aggregator(clock: Clock) -> Aggregator:
+    plans = [
+        ScenarioBaseline("a", 3, 6, 2, None, 0.0, milestones=MILESTONES),
+        ScenarioBaseline("b", 2, 2, 1, None, 0.0, milestones=MILESTONES[:1]),
+    ]
+    return Aggregator(plans, clock=clock)
+
+
+def _figures(agg: Aggregator, elapsed: float) -> tuple[Any, ...]:
+    snap: ProgramProgress = agg.snapshot(elapsed)
+    scenarios = tuple(
+        (
+            s.name,
+            round(s.work, 9),
+            s.tasks_started,
+            s.tasks_closed,
+            s.users_seen,
+            s.mean_pass_s,
+            tuple((m.name, m.reached) for m in s.milestones),
+            None if s.milestones_weighted is None else round(s.milestones_weighted, 9),
+        )
+        for s in snap.scenarios
+    )
+    users = tuple(
+        None if (u := agg.user(f"{sc}-u{i}")) is None else (round(u.progress, 9), u.tasks_closed)
+        for sc in "abc"
+        for i in range(3)
+    )
+    return (round(snap.work, 9), snap.tasks_started, agg.tasks_open, scenarios, users)
+
+
+FIELDS = ("timeline.phase", "progress", "milestone", "rollback", "error", "lease", "custom")
+_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("event"),
+            st.integers(0, 8),
+            st.sampled_from(FIELDS),
+            st.floats(-0.2, 1.2, allow_nan=False),
+            st.sampled_from(["", "probe", "push", "purge", "-probe", "-push"]),
+            st.sampled_from(["planning.ready", "executing.running_action"]),
+        ),
+        st.tuples(st.just("close"), st.integers(0, 8)),
+        st.tuples(st.just("read")),
+        st.tuples(st.just("tick"), st.floats(0.0, 2.0)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=_ops)
+def test_every_read_sees_what_observing_each_event_at_once_gives(ops: list[Any]) -> None:
+    clock = Clock()
+    lazy_agg, eager_agg = _aggregator(clock), _aggregator(clock)
+    forward = Recorder()
+    lazy, eager = AggregatingSink(lazy_agg, forward), Eager(eager_agg)
+    subjects: dict[int, Subject] = {}
+    passes: dict[int, int] = {}
+    published: list[tuple[str, str, float]] = []
+
+    def subject(i: int) -> Subject:
+        if i not in subjects:
+            passes[i] = passes.get(i, 0) + 1
+            scenario = "abc"[i % 3]
+            subjects[i] = Subject(
+                f"{scenario}-u{i // 3}-t{passes[i]}", f"{scenario}-u{i // 3}", scenario
+            )
+        return subjects[i]
+
+    for op in ops:
+        if op[0] == "event":
+            _, i, fld, progress, milestone, phase = op
+            s = subject(i)
+            s.phase = phase
+            if fld in ("progress", "milestone", "rollback"):
+                # As the executor does: progress and milestones change only right before an
+                # event that says so (`closed` included), never before another kind.
+                s.progress = progress
+                if milestone.startswith("-"):
+                    s.milestones.discard(milestone[1:])
+                elif milestone:
+                    s.milestones.add(milestone)
+            for sink in (lazy, eager):
+                sink.publish(s, fld, PRIORITY_NORMAL)
+            published.append((s.task_id, fld, PRIORITY_NORMAL))
+        elif op[0] == "close" and op[1] in subjects:
+            s = subjects.pop(op[1])
+            s.phase = "closing.success"
+            for sink in (lazy, eager):
+                sink.publish(s, "closed", PRIORITY_HIGH)
+            published.append((s.task_id, "closed", PRIORITY_HIGH))
+        elif op[0] == "read":
+            assert _figures(lazy_agg, clock.now) == _figures(eager_agg, clock.now)
+        elif op[0] == "tick":
+            clock.now += op[1]
+    assert _figures(lazy_agg, clock.now + 1) == _figures(eager_agg, clock.now + 1)
+    assert forward.seen == published
+
+
+def test_a_pass_is_timed_from_its_first_event_even_when_that_is_a_progress_event() -> None:
+    clock = Clock()
+    agg = _aggregator(clock)
+    sink = AggregatingSink(agg)
+    s = Subject("a-u0-t1", "a-u0", "a", phase="executing.running_action")
+    sink.publish(s, "progress", PRIORITY_NORMAL)  # opens the pass: not deferred
+    clock.now = 3.0
+    s.progress = 1.0
+    sink.publish(s, "progress", PRIORITY_NORMAL)
+    clock.now = 5.0
+    sink.publish(s, "closed", PRIORITY_HIGH)
+    (view, _) = agg.snapshot(5.0).scenarios
+    assert view.mean_pass_s == pytest.approx(5.0)
+    assert view.work == pytest.approx(1.0 / 6)
+
+
+def test_the_sink_hands_the_bus_the_task_id_it_read() -> None:
+    bus = ProgressBus(ProgressSpec(priority_threshold=0.7))
+    sub = bus.subscribe()
+    agg = _aggregator(Clock())
+    sink = AggregatingSink(agg, forward=bus)
+    s = Subject("a-u0-t1", "a-u0", "a")
+    for fld in ("timeline.phase", "lease", "progress", "milestone"):
+        sink.publish(s, fld, PRIORITY_NORMAL)
+    sink.publish(s, "closed", PRIORITY_HIGH)
+    (ev,) = sub.recv_nowait()
+    assert ev.task_id == "a-u0-t1"
+    assert ev.dirty == {"timeline.phase", "lease", "progress", "milestone", "closed"}
+    assert bus.statistics().published == 5
+    sink.forward = None  # a sink can be rewired: nothing is forwarded any more
+    sink.publish(Subject("a-u1-t1", "a-u1", "a"), "timeline.phase", PRIORITY_NORMAL)
+    assert bus.statistics().published == 5
+    assert agg.tasks_open == 1
