@@ -245,7 +245,9 @@ def test_profile_user_time_equals_the_sum_over_user_windows(
     assert base.user_time(t) == pytest.approx(brute, abs=1e-6)
     share = base.profile_share(t)
     assert 0.0 <= share <= 1.0
-    assert base.profile_share(t + 1.0) >= share
+    # Monotone up to the prefix sums' rounding: a window of 1e-38 s vanishes next to 1.0 s
+    # (found by hypothesis); shares are reported to 4 digits.
+    assert base.profile_share(t + 1.0) >= share - 1e-12
 
 
 def spec(**kw: Any) -> ScenarioSpec:
