@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import uvloop
 
-from wbsrun.protocols.h1._connection import H1Connection
+from wbsrun.protocols.h1._connection import H1Connection, WriteBatch
 from wbsrun.protocols.h1._errors import ConnectionLost
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -47,9 +47,12 @@ def test_requests_sent_in_one_iteration_each_reach_the_server_once_and_get_their
         server = await _server(seen)
         conns = [await _connect(server) for _ in range(20)]
         loop = asyncio.get_running_loop()
+        batch = WriteBatch(loop)
         waiters = [loop.create_future() for _ in conns]
         for i, (conn, waiter) in enumerate(zip(conns, waiters, strict=True)):
-            conn.send(f"GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode(), waiter, False)
+            request = f"GET /{i} HTTP/1.1\r\nHost: h\r\n\r\n".encode()
+            conn.send(request, waiter, False, None, batch)
+        assert seen == []  # nothing written before the loop runs the batch
         async with asyncio.timeout(5):
             await asyncio.gather(*waiters)
         assert [conn.status for conn in conns] == [200] * 20
@@ -71,8 +74,9 @@ def test_a_connection_closed_before_the_batch_is_written_fails_its_request() -> 
         seen: list[bytes] = []
         server = await _server(seen)
         conn = await _connect(server)
-        waiter = asyncio.get_running_loop().create_future()
-        conn.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", waiter, False)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        conn.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", waiter, False, None, WriteBatch(loop))
         conn.abort()  # before the loop runs the batch: nothing may be written
         async with asyncio.timeout(5):
             with pytest.raises(ConnectionLost):

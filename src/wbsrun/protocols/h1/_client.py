@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Final, final
 from urllib.parse import quote, urljoin, urlsplit
 
-from wbsrun.protocols.h1._connection import H1Connection, Origin
+from wbsrun.protocols.h1._connection import H1Connection, Origin, WriteBatch
 from wbsrun.protocols.h1._errors import (
     ConnectionLost,
     DecodeFailed,
@@ -216,12 +216,21 @@ _RequestKey = tuple[str, str, HeaderItems, str | None]
 class H1Client:
     """Stateless apart from its cache: pools are passed per request (shared or per user)."""
 
-    __slots__ = ("_prepared",)
+    __slots__ = ("_prepared", "_writes")
 
     def __init__(self) -> None:
         # Bounded (cleared when full): a scenario renders the same few URLs and header sets
         # over and over, so a request usually costs one dict look-up, not a rebuild.
         self._prepared: dict[_RequestKey, _Prepared] = {}
+        # Request writes of this client's loop, sent together once an iteration (WriteBatch).
+        self._writes: WriteBatch | None = None
+
+    def _batch(self, waiter: asyncio.Future[None]) -> WriteBatch:
+        writes = self._writes
+        loop = waiter.get_loop()
+        if writes is None or writes.loop is not loop:
+            writes = self._writes = WriteBatch(loop)  # first use, or a client reused on a new loop
+        return writes
 
     def target(self, url: str) -> Target:
         """Where `url` goes, as a request to it would (InvalidRequest if it cannot)."""
@@ -272,7 +281,7 @@ class H1Client:
         conn.uses += 1
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            conn.send(data, waiter, method == "HEAD", tail)
+            conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter))
             await waiter
         except ConnectionLost:
             pool.release(conn, False)
@@ -373,7 +382,7 @@ class H1Client:
                 else None
             )
             try:
-                conn.send(data, waiter, method == "HEAD", tail)
+                conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter))
                 await waiter
             except ConnectionLost:
                 pool.release(conn, False)

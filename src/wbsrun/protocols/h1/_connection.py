@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from typing import Final, cast, final
 
@@ -48,15 +47,15 @@ class WriteBatch:
     do (measured: −20 µs CPU a request for the reference scenario). The delay is one loop
     iteration; the write order per connection is unchanged (one request at a time)."""
 
-    __slots__ = ("_loop", "_pending")
+    __slots__ = ("_pending", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._pending: list[tuple[asyncio.Transport, bytes, bytes | None]] = []
 
     def add(self, transport: asyncio.Transport, data: bytes, tail: bytes | None) -> None:
         if not self._pending:
-            self._loop.call_soon(self._flush)
+            self.loop.call_soon(self._flush)
         self._pending.append((transport, data, tail))
 
     def _flush(self) -> None:
@@ -68,18 +67,6 @@ class WriteBatch:
                 transport.write(data)
             else:
                 transport.writelines((data, tail))
-
-
-_BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatch] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _batch_for(loop: asyncio.AbstractEventLoop) -> WriteBatch:
-    batch = _BATCHES.get(loop)
-    if batch is None:
-        batch = _BATCHES[loop] = WriteBatch(loop)
-    return batch
 
 
 @final
@@ -103,7 +90,6 @@ class H1Connection(asyncio.Protocol):
         "_on_close",
         "_parser",
         "_waiter",
-        "_writes",
         "closed",
         "head",
         "keep_alive",
@@ -122,7 +108,6 @@ class H1Connection(asyncio.Protocol):
         # No `on_header`: httptools then makes no per-header objects or calls (see _head.py).
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self._writes: WriteBatch | None = None
         self._waiter: asyncio.Future[None] | None = None
         self.status = 0
         self.head = b""
@@ -150,6 +135,7 @@ class H1Connection(asyncio.Protocol):
         waiter: asyncio.Future[None],
         head_request: bool,
         tail: bytes | None = None,
+        writes: WriteBatch | None = None,
     ) -> None:
         """Write one request (`data`, then `tail` if any: a large body, written without first
         copying it behind the head); `waiter` completes when its final response is read."""
@@ -163,10 +149,12 @@ class H1Connection(asyncio.Protocol):
         self._in_head = True
         self._buffered = 0
         self.received = False
-        writes = self._writes
-        if writes is None:
-            writes = self._writes = _batch_for(waiter.get_loop())
-        writes.add(self.transport, data, tail)
+        if writes is not None:
+            writes.add(self.transport, data, tail)
+        elif tail is None:
+            self.transport.write(data)
+        else:
+            self.transport.writelines((data, tail))
 
     def body(self) -> bytes:
         rest = self._body_rest
