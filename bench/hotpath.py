@@ -128,8 +128,15 @@ def cpu_per_request(
     return (b[2] - a[2]) / n * 1e6, n / (b[0] - a[0])
 
 
+def _rel(path: str) -> str | None:
+    """`core/executor.py` for a wbsrun source file (full or short py-spy paths), else None."""
+    if "/wbsrun/" in path:
+        return path.rpartition("/wbsrun/")[2]
+    return path[len("wbsrun/") :] if path.startswith("wbsrun/") else None
+
+
 def area_of(path: str) -> str:
-    rel = path.rpartition("/wbsrun/")[2]
+    rel = _rel(path) or path
     return next((name for name, parts in AREAS if any(p in rel for p in parts)), "other wbsrun")
 
 
@@ -146,14 +153,15 @@ def read_profile(path: Path) -> tuple[int, Counter[str], Counter[str]]:
         for frame in reversed(stack.split(";")):
             name, _, where = frame.rpartition(" (")
             file = where.rstrip(")").rpartition(":")[0]
-            if "/wbsrun/" in file and not file.endswith("/cli/session.py"):
-                inner = (name, file)
+            rel = _rel(file)
+            if rel is not None and rel != "cli/session.py":
+                inner = (name, rel)
                 break
         if inner is None:
             areas[LOOP] += n
         else:
             areas[area_of(inner[1])] += n
-            funcs[f"{inner[1].rpartition('/wbsrun/')[2]}:{inner[0]}"] += n
+            funcs[f"{inner[1]}:{inner[0]}"] += n
     return total, areas, funcs
 
 
