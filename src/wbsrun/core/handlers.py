@@ -301,7 +301,7 @@ class HandlerRunner:
         self, task: Task, action: ActionSpec, outcome: ActionOutcome, ms: float, started: float
     ) -> None:
         stats = self.run.stats
-        st = stats.action(action.name)
+        st = stats.actions.get(action.name) or stats.action(action.name)
         st.count += 1
         st.latency.record(ms)
         book = self.run.workbook

@@ -61,7 +61,19 @@ class ResourceManagerComponent:
         pool = str(args.get("pool", args.get("resource", "")))
         try:
             if call == "allocate_pair":
-                return await self._allocate(pools, pool, args, user)
+                # Inline rather than a helper coroutine: every pass leases through here, and
+                # a coroutine level costs more than the allocation itself when nobody waits.
+                bound = bool(args.get("bound"))
+                holder = str(args.get("holder") or f"{user.user_id}-explicit")
+                wait = bool(args.get("wait-for-health", True))
+                lease = await pools.acquire(pool, holder, user.user_id, wait_for_health=wait)
+                if bound:
+                    self._bound[(pool, lease.handle, holder)] = lease
+                else:
+                    self._explicit(user)[lease.handle] = lease
+                return ActionOutcome(
+                    {"handle": lease.handle, "pool": pool, "item": lease.item, **lease.item}
+                )
             if call == "mount_file":
                 return ActionOutcome(dict(pools.mount(pool)))
             if call == "release_pair":
@@ -69,21 +81,6 @@ class ResourceManagerComponent:
             return self._track(pools, pool, args, user)
         except LeaseError as exc:
             return ActionOutcome(None, error=exc.code, message=str(exc))
-
-    async def _allocate(
-        self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle
-    ) -> ActionOutcome:
-        bound = bool(args.get("bound"))
-        holder = str(args.get("holder") or f"{user.user_id}-explicit")
-        wait = bool(args.get("wait-for-health", True))
-        lease = await pools.acquire(pool, holder, user.user_id, wait_for_health=wait)
-        if bound:
-            self._bound[(pool, lease.handle, holder)] = lease
-        else:
-            self._explicit(user)[lease.handle] = lease
-        return ActionOutcome(
-            {"handle": lease.handle, "pool": pool, "item": lease.item, **lease.item}
-        )
 
     def _release(
         self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle

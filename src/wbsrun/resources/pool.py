@@ -150,12 +150,21 @@ class PairPool:
         self.last_item[user_id] = idx
 
     async def acquire(self, user_id: str, *, wait_for_health: bool = True) -> int:
+        idx = self.try_acquire(user_id, wait_for_health=wait_for_health)
+        return idx if idx is not None else await self.wait(user_id)
+
+    def try_acquire(self, user_id: str, *, wait_for_health: bool = True) -> int | None:
+        """An item granted now, or None: the caller then queues with `wait`. Split from
+        `acquire` so callers on the hot path skip a coroutine that almost never suspends."""
         if not wait_for_health and self.items and not any(self.healthy):
             raise NoHealthyItem(f"resource '{self.spec.name}': no item passes its health check")
         idx = self._pick(user_id) if not self.waiters else None
         if idx is not None:
             self._grant(idx, user_id)
-            return idx
+        return idx
+
+    async def wait(self, user_id: str) -> int:
+        """Queue behind earlier waiters until `_serve_waiters` grants an item."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.waiters.append((fut, user_id))
         try:
@@ -301,7 +310,9 @@ class PoolManager:
         self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
     ) -> Lease:
         p = self._pool(pool)
-        idx = await p.acquire(user_id, wait_for_health=wait_for_health)
+        idx = p.try_acquire(user_id, wait_for_health=wait_for_health)
+        if idx is None:
+            idx = await p.wait(user_id)
         return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
 
     def release(self, lease: Lease, reason: str) -> bool:
