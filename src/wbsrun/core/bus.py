@@ -369,37 +369,7 @@ class ProgressBus:
 
     # -- ProgressSink: the runner's hot path -------------------------------------------------
     def publish(self, subject: ProgressSubject, field: str, priority: float) -> None:
-        # `publish_task`'s body, repeated: a call from one to the other costs ~30 ns of
-        # the ~190 a publish takes.
-        if not self._subs:
-            self._idle += 1
-            return
-        task_id = subject.task_id
-        try:
-            bit = self._bits[field]
-        except KeyError:
-            bit = self._learn(field)
-        pending = self._pending
-        p = pending.get(task_id)
-        threshold = self.priority_threshold
-        if p is None:
-            self._fresh += 1
-            now = self._clock()
-            if priority >= threshold:
-                # Nothing of this task was waiting: straight out, never into the pending map.
-                self._emit_one(subject, task_id, bit, priority, now, now)
-                return
-            pending[task_id] = [subject, task_id, bit, priority, now]
-            if len(pending) >= self.max_batch_size:
-                self._flush_all(TRIGGER_SIZE)
-            return
-        self._coalesced += 1
-        p[2] |= bit
-        if priority > p[3]:
-            p[3] = priority
-        if priority >= threshold:
-            del pending[task_id]
-            self._emit_one(p[0], task_id, p[2], p[3], p[4], self._clock())
+        self.publish_task(subject, subject.task_id, field, priority)
 
     def publish_task(
         self, subject: ProgressSubject, task_id: str, field: str, priority: float
