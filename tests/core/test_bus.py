@@ -6,29 +6,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from subject_kit import Subject
 from wbsrun.core.bus import EndOfStream, EventFilter, ProgressBus, ProgressEvent
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL, ProgressSink, Service
 from wbsrun.dsl.plan import ProgressSpec
-
-
-@dataclass(eq=False)
-class Subject:
-    """A stand-in for a running task: what a sink reads."""
-
-    task_id: str
-    user_id: str = "u1"
-    scenario_name: str = "s"
-    phase: str = "executing.running_action"
-    progress: float = 0.0
-    error_class: str | None = None
-    milestones: set[str] = field(default_factory=set)
 
 
 class FakeClock:

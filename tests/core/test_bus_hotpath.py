@@ -3,35 +3,15 @@ task id read by the caller, and a priority flush delivers what a batch flush wou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from subject_kit import Clock, Subject
 from wbsrun.core.bus import ProgressBus, ProgressEvent
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.dsl.plan import ProgressSpec
-
-
-@dataclass(eq=False)
-class Subject:
-    task_id: str
-    user_id: str = "u1"
-    scenario_name: str = "s"
-    phase: str = "executing.running_action"
-    progress: float = 0.0
-    error_class: str | None = None
-    milestones: set[str] = field(default_factory=set)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 FIELDS = ("timeline.phase", "progress", "milestone", "error", "lease", "closed")
 _ops = st.lists(
@@ -52,7 +32,7 @@ _ops = st.lists(
 
 
 def _run(ops: list[Any], batch: int, by_task: bool) -> tuple[list[ProgressEvent], Any]:
-    clock = Clock()
+    clock = Clock(10.0)
     bus = ProgressBus(
         ProgressSpec(max_batch_size=batch, flush_interval=0.1, priority_threshold=0.7),
         clock=clock,
@@ -111,7 +91,7 @@ def test_published_counts_every_call_once_whatever_became_of_it() -> None:
 
 
 def test_a_priority_flush_records_the_wait_of_what_was_coalesced_and_its_own_delivery() -> None:
-    clock = Clock()
+    clock = Clock(10.0)
     bus = ProgressBus(ProgressSpec(priority_threshold=0.7), clock=clock)
     sub = bus.subscribe()
     a, b = Subject("a"), Subject("b")

@@ -4,7 +4,7 @@ no starvation, health scores and the risk ladder, deadlines, latency."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -12,9 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from subject_kit import FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
-from wbsrun.core.workbook import Entry, Workbook
+from wbsrun.core.workbook import Workbook
 from wbsrun.dsl.plan import HealthThreshold, ProgressSpec, WorkbookSpec
 from wbsrun.poller import MIN_WEIGHT, CheckClass, Poller, Priority, StrideQueue, health_score
 
@@ -39,18 +40,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass(eq=False)
-class FakeTask:
-    task_id: str
-    entry: Entry
-    phase: str = "executing.running_action"
-    progress: float = 0.0
-    error_class: str | None = None
-    user_id: str = "u1"
-    scenario_name: str = "s"
-    milestones: set[str] = field(default_factory=set)
 
 
 @dataclass

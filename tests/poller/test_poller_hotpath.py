@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from subject_kit import Clock, FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.workbook import Workbook
@@ -116,26 +116,6 @@ def test_task_health_is_the_health_functions_composed_to_the_bit(
 DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {"execution": {"timeout_at": None}, "registers": {"issue": {"entries": ()}}}
 )
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass(eq=False)
-class FakeTask:
-    task_id: str
-    entry: Any
-    phase: str = "executing.running_action"
-    progress: float = 0.0
-    error_class: str | None = None
-    user_id: str = "u1"
-    scenario_name: str = "s"
-    milestones: set[str] = field(default_factory=set)
 
 
 def _rig(grace: float = 0.5) -> tuple[ProgressBus, Poller, Workbook, Clock]:
