@@ -3,75 +3,10 @@ task id read by the caller, and a priority flush delivers what a batch flush wou
 
 from __future__ import annotations
 
-from typing import Any
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from subject_kit import Clock, Subject
-from wbsrun.core.bus import ProgressBus, ProgressEvent
+from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.dsl.plan import ProgressSpec
-
-FIELDS = ("timeline.phase", "progress", "milestone", "error", "lease", "closed")
-_ops = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("publish"),
-            st.integers(0, 7),
-            st.sampled_from(FIELDS),
-            st.sampled_from([0.5, 0.69, 0.7, 1.0]),
-            st.floats(0, 1),
-            st.booleans(),
-        ),
-        st.tuples(st.just("flush")),
-        st.tuples(st.just("tick"), st.floats(0.0, 0.05)),
-    ),
-    max_size=80,
-)
-
-
-def _run(ops: list[Any], batch: int, by_task: bool) -> tuple[list[ProgressEvent], Any]:
-    clock = Clock(10.0)
-    bus = ProgressBus(
-        ProgressSpec(max_batch_size=batch, flush_interval=0.1, priority_threshold=0.7),
-        clock=clock,
-    )
-    sub = bus.subscribe(bound=3)
-    subjects = [Subject(f"t{i}") for i in range(8)]
-    got: list[ProgressEvent] = []
-    for op in ops:
-        if op[0] == "publish":
-            _, i, fld, prio, value, milestone = op
-            s = subjects[i]
-            s.progress = value
-            if milestone:
-                s.milestones.add(f"m{len(s.milestones)}")
-            if by_task:
-                bus.publish_task(s, s.task_id, fld, prio)
-            else:
-                bus.publish(s, fld, prio)
-        elif op[0] == "flush":
-            bus.flush()
-            got.extend(sub.recv_nowait())
-        else:
-            clock.now += op[1]
-    bus.stop()
-    got.extend(sub.recv_nowait())
-    return got, bus.statistics()
-
-
-def _plain(ev: ProgressEvent) -> tuple[Any, ...]:
-    return (*ev[:-1], ev.subject.task_id)
-
-
-@settings(max_examples=150, deadline=None)
-@given(ops=_ops, batch=st.integers(1, 6))
-def test_publish_task_is_publish_with_the_task_id_given(ops: list[Any], batch: int) -> None:
-    direct, direct_stats = _run(ops, batch, by_task=False)
-    forwarded, forwarded_stats = _run(ops, batch, by_task=True)
-    assert [_plain(ev) for ev in forwarded] == [_plain(ev) for ev in direct]
-    assert forwarded_stats == direct_stats
 
 
 def test_published_counts_every_call_once_whatever_became_of_it() -> None:
