@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,33 @@ import pytest
 # Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
 from transport_kit import hostile, nginx, self_signed, tls_hostile  # noqa: F401
 from wbsrun.target import TargetProcess, loopback_hosts
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Test the build meant, never a stale one. `make` compiles the hot path in place
+    (setup.py: src/wbsrun/**/*.so, which Python imports before the .py next to them), so a
+    source edited since would otherwise be tested as its old compiled self."""
+    import wbsrun.core.executor as probe
+
+    where = Path(probe.__file__)
+    compiled = where.suffix != ".py"
+    wanted = os.environ.get("WBSRUN_BUILD")
+    if wanted and wanted != ("compiled" if compiled else "pure"):
+        pytest.exit(f"WBSRUN_BUILD={wanted}, but wbsrun imports from {where}", returncode=2)
+    if not compiled:
+        return
+    package = where.parents[1]
+    built = min(so.stat().st_mtime for so in package.rglob("*.so"))
+    newer = sorted(
+        str(py.relative_to(package)) for py in package.rglob("*.py") if py.stat().st_mtime > built
+    )
+    if newer:
+        pytest.exit(
+            f"the compiled hot path in {package} is older than {', '.join(newer[:5])}: "
+            "run `make compiled` (or `make pure` to test the sources as they are)",
+            returncode=2,
+        )
+
 
 HTTP_TRANSPORTS = ("fast", "aiohttp")
 # Modules whose HTTP-sending tests run once per transport (results must not depend on it).

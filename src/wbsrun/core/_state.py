@@ -153,7 +153,7 @@ def export_state(
     out: dict[str, Any] = {"user_id": ids[0], "task_id": ids[1]}
     trace = tuple(trace)
     # Sections without defaults in the scenario still hold what the run wrote to them.
-    written = (key.partition(".")[0] for key in fields)
+    written = [key.partition(".")[0] for key in fields]
     for name in dict.fromkeys((*defaults, *written)):
         out[name] = section_state(defaults, fields, name, trace)
     if variables:

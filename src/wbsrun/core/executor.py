@@ -496,8 +496,12 @@ class Executor(HandlerRunner):
             async with asyncio.TaskGroup() as tg:
                 for start in loud:
                     tg.create_task(branch(start))
-        except* _BranchDone:
-            pass  # an exit or a wait-any winner; siblings were cancelled by the group
+        except BaseExceptionGroup as group:
+            # An exit or a wait-any winner raised _BranchDone (siblings were cancelled by the
+            # group); anything else goes on up. Not `except*`: mypyc does not compile it.
+            _, rest = group.split(_BranchDone)
+            if rest is not None:
+                raise rest from None
         exit_jump = next((j for j in results if j != JOINED), None)
         return exit_jump if exit_jump is not None else joined
 

@@ -15,16 +15,17 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from wbsrun.core import codes
 from wbsrun.core.events import PRIORITY_HIGH, NullSink, ProgressSink
 from wbsrun.core.ports import ActionOutcome, Component, LogSink, UserHandle
+
+# At run time, not under TYPE_CHECKING: compiled (mypyc), `Holding.task` needs the Task class
+# to exist when this module runs (task.py imports this module only for type checking).
+from wbsrun.core.task import Task
 from wbsrun.dsl.plan import Handler, Plan, ResourceSpec
 from wbsrun.errors import RunError
-
-if TYPE_CHECKING:
-    from wbsrun.core.task import Task
 
 __all__ = [
     "DEFAULT_CALLS",

@@ -52,12 +52,28 @@ def _resource(t: Task) -> Any:
     return t.resource
 
 
+def _workbook(t: Task) -> Any:
+    return t.wb_view
+
+
+def _env(t: Task) -> Any:
+    return EnvView(t)
+
+
+def _global(t: Task) -> Any:
+    return t.run.globals_view
+
+
+def _error(t: Task) -> Any:
+    return t.error if t.error is not None else {}
+
+
 _ROOTS: Mapping[str, Callable[[Task], Any]] = {
     "resource": _resource,
-    "workbook": lambda t: t.wb_view,
-    "env": lambda t: EnvView(t),
-    "global": lambda t: t.run.globals_view,
-    "error": lambda t: t.error if t.error is not None else {},
+    "workbook": _workbook,
+    "env": _env,
+    "global": _global,
+    "error": _error,
 }
 
 

@@ -381,6 +381,7 @@ class H1Client:
                 if deadline is not None or read is not None
                 else None
             )
+            retry = False
             try:
                 conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter))
                 await waiter
@@ -388,15 +389,17 @@ class H1Client:
                 pool.release(conn, False)
                 # A kept-alive connection the server closed while it sat idle: the request
                 # never reached it, so one retry on a fresh connection is safe.
-                if attempt == 0 and reused and not conn.received:
-                    continue
-                raise
+                if attempt != 0 or not reused or conn.received:
+                    raise
+                retry = True  # not `continue` here: mypyc compiles no continue in try/finally
             except BaseException:
                 pool.release(conn, False)
                 raise
             finally:
                 if watch is not None:
                     watch.cancel()
+            if retry:
+                continue
             status, head, body = conn.status, conn.head, conn.body()
             pool.release(conn, True)
             return status, RawHeaders(head), _decode(head, body) if body else body
