@@ -355,9 +355,9 @@ class HandlerRunner:
         if path is None:
             try:
                 path = resolve_in_bundle(self.run.plan.res_dir, f"{persist.dir}/{name}")
-            except PathEscapeError as exc:
+            except PathEscapeError as escape:  # a name of its own: see _pool._connect
                 self.run.stats.count_error(codes.INVALID_CONFIGURATION)
-                self.run.log.log("error", f"persist {action.name}: {exc}; not written", None)
+                self.run.log.log("error", f"persist {action.name}: {escape}; not written", None)
                 return
             self.run.persist_paths[key] = path
         self.run.persist.put(path, value)

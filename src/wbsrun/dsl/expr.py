@@ -456,29 +456,39 @@ _COMPARE: Final[Mapping[type[ast.cmpop], Callable[[Any, Any], Any]]] = {
     ast.NotIn: _not_contains,
 }
 
-# One comparison against a literal (`asset.status == 200`) is the most frequent condition, so it
-# gets closures with the operator inlined rather than an `operator.*` call.
-_COMPARE_CONSTANT: Final[Mapping[type[ast.cmpop], Callable[[_Fn, Any], _Fn]]] = {
-    ast.Eq: lambda f, c: lambda s: f(s) == c,
-    ast.NotEq: lambda f, c: lambda s: f(s) != c,
-    ast.Lt: lambda f, c: lambda s: f(s) < c,
-    ast.LtE: lambda f, c: lambda s: f(s) <= c,
-    ast.Gt: lambda f, c: lambda s: f(s) > c,
-    ast.GtE: lambda f, c: lambda s: f(s) >= c,
-    ast.In: lambda f, c: lambda s: f(s) in c,
-    ast.NotIn: lambda f, c: lambda s: f(s) not in c,
-}
 
-_COMPARE_PAIR: Final[Mapping[type[ast.cmpop], Callable[[_Fn, _Fn], _Fn]]] = {
-    ast.Eq: lambda f, g: lambda s: f(s) == g(s),
-    ast.NotEq: lambda f, g: lambda s: f(s) != g(s),
-    ast.Lt: lambda f, g: lambda s: f(s) < g(s),
-    ast.LtE: lambda f, g: lambda s: f(s) <= g(s),
-    ast.Gt: lambda f, g: lambda s: f(s) > g(s),
-    ast.GtE: lambda f, g: lambda s: f(s) >= g(s),
-    ast.In: lambda f, g: lambda s: f(s) in g(s),
-    ast.NotIn: lambda f, g: lambda s: f(s) not in g(s),
-}
+def _compare_tables() -> tuple[
+    dict[type[ast.cmpop], Callable[[_Fn, Any], _Fn]],
+    dict[type[ast.cmpop], Callable[[_Fn, _Fn], _Fn]],
+]:
+    """One comparison against a literal (`asset.status == 200`) is the most frequent
+    condition, so it gets closures with the operator inlined rather than an `operator.*` call;
+    so does one between two sub-expressions. Built in a function: mypyc cannot compile lambdas
+    that return lambdas at module level."""
+    constant: dict[type[ast.cmpop], Callable[[_Fn, Any], _Fn]] = {
+        ast.Eq: lambda f, c: lambda s: f(s) == c,
+        ast.NotEq: lambda f, c: lambda s: f(s) != c,
+        ast.Lt: lambda f, c: lambda s: f(s) < c,
+        ast.LtE: lambda f, c: lambda s: f(s) <= c,
+        ast.Gt: lambda f, c: lambda s: f(s) > c,
+        ast.GtE: lambda f, c: lambda s: f(s) >= c,
+        ast.In: lambda f, c: lambda s: f(s) in c,
+        ast.NotIn: lambda f, c: lambda s: f(s) not in c,
+    }
+    pair: dict[type[ast.cmpop], Callable[[_Fn, _Fn], _Fn]] = {
+        ast.Eq: lambda f, g: lambda s: f(s) == g(s),
+        ast.NotEq: lambda f, g: lambda s: f(s) != g(s),
+        ast.Lt: lambda f, g: lambda s: f(s) < g(s),
+        ast.LtE: lambda f, g: lambda s: f(s) <= g(s),
+        ast.Gt: lambda f, g: lambda s: f(s) > g(s),
+        ast.GtE: lambda f, g: lambda s: f(s) >= g(s),
+        ast.In: lambda f, g: lambda s: f(s) in g(s),
+        ast.NotIn: lambda f, g: lambda s: f(s) not in g(s),
+    }
+    return constant, pair
+
+
+_COMPARE_CONSTANT, _COMPARE_PAIR = _compare_tables()
 
 
 def _compare_chain(first: _Fn, rest: tuple[tuple[Callable[[Any, Any], Any], _Fn], ...]) -> _Fn:
@@ -857,13 +867,13 @@ def _compile(text: str) -> Expr:
         if message == "invalid syntax" and column >= lead + len(source):
             message = "unexpected end of expression"
         raise ExprSyntaxError(text, message, min(column, len(text))) from None
-    except UnicodeEncodeError as exc:
-        message = f"invalid character {exc.object[exc.start]!r}"
-        raise ExprSyntaxError(text, message, lead + exc.start) from None
+    except UnicodeEncodeError as bad:  # one name per handler (see `Expr.evaluate`)
+        message = f"invalid character {bad.object[bad.start]!r}"
+        raise ExprSyntaxError(text, message, lead + bad.start) from None
     except (RecursionError, MemoryError):
         raise ExprSyntaxError(text, "expression too complex", lead) from None
-    except ValueError as exc:
-        raise ExprSyntaxError(text, f"invalid expression: {exc}", lead) from None
+    except ValueError as invalid:
+        raise ExprSyntaxError(text, f"invalid expression: {invalid}", lead) from None
     compiler = _Compiler(text, source, lead, renamed)
     compiler.check_private_names(tree.body)
     fn = compiler.build(tree.body, 1)
@@ -899,8 +909,10 @@ class Expr:
         """The expression's value in `scope`; raises ExprEvalError and nothing else."""
         try:
             return self._fn(scope)
-        except _Failure as exc:
-            raise ExprEvalError(self.text, exc.message) from None
+        except _Failure as failure:
+            raise ExprEvalError(self.text, failure.message) from None
+        # A name of its own: compiled (mypyc), a name bound by two handlers keeps the first
+        # one's type, and an exception of the second kind fails that type check.
         except Exception as exc:
             raise ExprEvalError(self.text, _describe(exc)) from exc
 

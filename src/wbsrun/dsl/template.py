@@ -113,7 +113,7 @@ def _interpolate(literals: tuple[str, ...], expressions: tuple[Expr, ...]) -> _R
         tail = literals[1]
         return lambda scope: head + to_text(evaluate(scope)) + tail
     if len(expressions) == 2:
-        first, second = (e.evaluate for e in expressions)
+        first, second = [e.evaluate for e in expressions]
         middle, tail = literals[1:]
         return lambda s: head + to_text(first(s)) + middle + to_text(second(s)) + tail
     pairs = tuple((e.evaluate, lit) for e, lit in zip(expressions, literals[1:], strict=True))
@@ -136,7 +136,7 @@ class Template:
         self.expressions: tuple[Expr, ...] = tuple(expressions)
         self.is_constant = not expressions
         self.is_single = len(expressions) == 1 and literals == ["", ""]
-        self.names: frozenset[tuple[str, ...]] = frozenset().union(*(e.names for e in expressions))
+        self.names: frozenset[tuple[str, ...]] = frozenset().union(*[e.names for e in expressions])
         self._render: _Render
         if self.is_constant:
             # No markers: the string renders as written, a lone `}}` included.

@@ -151,10 +151,12 @@ class ConnectionPool:
                 await loop.create_connection(
                     lambda: conn, host, port, ssl=tls, server_hostname=host if tls else None
                 )
-        except TimeoutError as exc:
+        except TimeoutError as timeout:
             self._failed += 1
             conn.abort()
-            raise Timeout(f"connect timeout to {host}:{port}") from exc
+            raise Timeout(f"connect timeout to {host}:{port}") from timeout
+        # One name per handler: compiled (mypyc), a name bound by two handlers takes the
+        # first one's type, and the second handler's exception fails that type check.
         except (OSError, ssl.SSLError) as exc:
             self._failed += 1
             raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
