@@ -216,6 +216,9 @@ class Executor(HandlerRunner):
             for h in task.holdings:
                 if not h.released:
                     await book.release(h, "task-closed", force=True)
+        # A holding refers to its task: dropped here, the pass is freed by reference counting
+        # instead of waiting for the cyclic collector (see core/runner.py, gc.freeze).
+        task.holdings = []
         if state == "closing.success":
             task.progress = 1.0
         attr = _OUTCOME_BY_STATE.get(state, "tasks_failed")

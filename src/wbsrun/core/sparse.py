@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Final, final
 
@@ -81,6 +82,11 @@ _Write = tuple[str, tuple[str, ...], str, int, str | None, Composite | None, Any
 # What `set_many` of one tuple does to an entry with no overlay: (the tuple, the overlay or
 # None if it writes more than overlay fields, cold bits, dirty mask, composites it replaces).
 _Batch = tuple[Sequence[tuple[str, Any]], dict[str, Any] | None, int, int, tuple[Composite, ...]]
+
+
+def _trace_prefix(flat: list[Any], n: int) -> tuple[Transition, ...]:
+    """A snapshot's trace: the trace is only ever appended to, so its first n items stay."""
+    return tuple(trace_list(flat, n))
 
 
 @final
@@ -520,17 +526,14 @@ class SparseWorkbook(SparseStore):
             h = self._peek(entry)
         kept = copy_hot(h)
         flat = h.trace
-        n = len(flat)
-
-        def trace() -> tuple[Transition, ...]:
-            # The trace is only ever appended to: its first n items stay what they are now.
-            return tuple(trace_list(flat, n))
-
+        # Partials, not closures: compiled (mypyc), two closures of one function share an
+        # environment that refers back to them, a cycle per checkpoint that only the cyclic
+        # collector frees (and, frozen, never: core/runner.py).
         return Snapshot(
             self._defaults,
             (entry.user_id, entry.task_id),
-            lambda: self._flat(kept),
-            trace,
+            partial(self._flat, kept),
+            partial(_trace_prefix, flat, len(flat)),
             owned_copy(entry.vars),
             kept,
         )
