@@ -72,7 +72,8 @@ pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx
 pytest-pure: $(VENV)/.installed-dev nginx
 	rm -rf build/pure && mkdir -p build/pure && cp -r src/wbsrun build/pure/
 	find build/pure -name '*.so' -delete
-	PYTHONPATH=build/pure WBSRUN_BUILD=pure $(BIN)/pytest -q
+	@# Absolute: the CLI tests' subprocesses run from other directories.
+	PYTHONPATH=$(CURDIR)/build/pure WBSRUN_BUILD=pure $(BIN)/pytest -q
 
 test: lint typecheck imports pytest
 
