@@ -89,6 +89,7 @@ class _Scenario:
         "counts",
         "eta",
         "pass_time",
+        "planned",
         "started",
         "total",
         "users",
@@ -105,6 +106,7 @@ class _Scenario:
         self.users_done = 0  # users that closed all their planned passes
         self.pass_time = 0.0
         self.counts: dict[str, int] = {name: 0 for name, _ in base.milestones}
+        self.planned = frozenset(self.counts)
         self.eta = EtaEstimator()
 
 
@@ -265,7 +267,14 @@ class Aggregator:
         for name in new - task.milestones:
             counts[name] = counts.get(name, 0) + 1
         for name in task.milestones - new:
-            counts[name] -= 1
+            n = counts[name] - 1
+            if n or name in task.scenario.planned:
+                counts[name] = n
+            else:
+                # An unplanned milestone no task holds any more (lost to a rollback) is not
+                # listed: whether it was ever seen must not depend on when updates were read
+                # (touch() folds a reach and its loss into one observation, or none).
+                del counts[name]
         task.milestones = new
 
     def _close(self, task_id: str, task: _Task) -> None:
