@@ -186,3 +186,49 @@ def test_progress_model_selects_the_storage(tmp_path: Path) -> None:
     assert isinstance(book, SparseWorkbook)
     entry = book.open("u", "t", "s")
     assert isinstance(entry, SparseEntry)
+
+
+def _rate_read(book: Ledger[Any], entry: Any) -> float:
+    """The error rate the poller takes from `telemetry.counters` read through `get`."""
+    from wbsrun.poller._health import task_health
+
+    # progress 0, running without a window: health = 0.3 × (1 − rate) + 0.1.
+    return (
+        1.0
+        - (
+            task_health(0.0, book.get(entry, "telemetry.counters"), True, False, 0.0, None, None)
+            - 0.1
+        )
+        / 0.3
+    )
+
+
+def test_error_counts_read_what_the_counters_dict_says_in_every_state(plan: Plan) -> None:
+    from wbsrun.poller._health import counts_rate
+
+    book = SparseWorkbook(plan.workbook)
+    fresh = book.open("u0", "t0", "sc")
+    assert book.error_counts(fresh) is None  # nothing counted: read the default through get
+    counted = book.open("u1", "t1", "sc")
+    book.begin_action(counted, "a", 1.0)
+    book.end_action(counted, "a", "http", 1.0, "ok", 1.0, "success")
+    book.begin_action(counted, "b", 2.0)
+    book.end_action(counted, "b", "http", 2.0, "network-timeout", 1.0, "timeout")
+    book.begin_action(counted, "c", 3.0)
+    book.end_action(counted, "c", "http", 3.0, "http-5xx", 1.0, "failure")
+    counts = book.error_counts(counted)
+    assert counts == (3, 1, 1)
+    assert counts_rate(*counts, True) == pytest.approx(_rate_read(book, counted))
+    # A cold write moves the counters to the overlay: `get` is the one reader then.
+    cold = book.open("u2", "t2", "sc")
+    book.set(cold, "telemetry.counters", {"workload_units": 4, "failure": 1, "timeout": 0})
+    assert book.error_counts(cold) is None
+    # A packed entry reads the same as before packing.
+    book.transition(counted, "executing.running_action", "closing.success", 4.0, "close")
+    before = book.error_counts(counted)
+    assert book.compact() == 1
+    assert counted.packed
+    assert book.error_counts(counted) == before
+    assert counted.packed
+    # The dense model has no such reader: the poller falls back to `get` there.
+    assert not hasattr(Workbook(plan.workbook), "error_counts")

@@ -13,7 +13,7 @@ from wbsrun.core.handlers import HandlerRunner, Jump, copy_state
 from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ledger import Snapshot
 from wbsrun.core.ports import ActionOutcome
-from wbsrun.core.scope import TaskScope
+from wbsrun.core.scope import scope_of
 from wbsrun.core.task import Checkpoint, RunContext, Task, UserState
 from wbsrun.dsl.expr import ExprError
 from wbsrun.dsl.plan import ActionSpec, Milestone, NodeSpec, ScenarioSpec, WorkflowSpec
@@ -216,9 +216,10 @@ class Executor(HandlerRunner):
             for h in task.holdings:
                 if not h.released:
                     await book.release(h, "task-closed", force=True)
-        # A holding refers to its task: dropped here, the pass is freed by reference counting
-        # instead of waiting for the cyclic collector (see core/runner.py, gc.freeze).
+        # A holding and the scope refer to their task: dropped here, the pass is freed by
+        # reference counting instead of waiting for the cyclic collector (core/runner.py).
         task.holdings = []
+        task.scope = None
         if state == "closing.success":
             task.progress = 1.0
         attr = _OUTCOME_BY_STATE.get(state, "tasks_failed")
@@ -338,11 +339,19 @@ class Executor(HandlerRunner):
         """Progress for a successful action node, then its transition (None: see `_next`)."""
         sources = self.sources
         if not sources or node.id not in sources:
-            if not self.milestones and not sources:
-                self._advance(task, 1.0 / self.action_nodes)
+            if self.milestones or sources:
+                return self._next(task, node)
+            self._advance(task, 1.0 / self.action_nodes)
         else:
             self._advance(task, sources[node.id] / self.source_total)
-        return self._next(task, node)
+        # One `progress` publish for the node: a milestone its transition reaches publishes
+        # it (after its own), otherwise it goes out here. Every publish of a step coalesces
+        # into the same pending update anyway; each one costs a sink and a bus call.
+        reached = len(task.milestones)
+        picked = self._next(task, node)
+        if len(task.milestones) == reached:
+            self.run.events.publish(task, "progress", PRIORITY_NORMAL)
+        return picked
 
     async def _throttled(self, task: Task, trigger: str, delay: float) -> None:
         """Wait for a reserved slot of a 1/rate schedule in executing.throttled."""
@@ -390,7 +399,7 @@ class Executor(HandlerRunner):
         """Mark the action started and render its arguments (an outcome when they fail)."""
         self.run.workbook.begin_action(task.entry, action.name, started)
         try:
-            args: Mapping[str, Any] = action.args.render(TaskScope(task))
+            args: Mapping[str, Any] = action.args.render(scope_of(task))
         except ExprError as exc:
             return ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
         return args
@@ -525,7 +534,7 @@ class Executor(HandlerRunner):
                 continue
             assert t.condition is not None
             if scope is None:
-                scope = TaskScope(task)
+                scope = scope_of(task)
             try:
                 if t.condition.evaluate(scope):
                     chosen = t
@@ -558,7 +567,7 @@ class Executor(HandlerRunner):
                 continue
             assert t.condition is not None
             if scope is None:
-                scope = TaskScope(task)
+                scope = scope_of(task)
             try:
                 if t.condition.evaluate(scope):
                     chosen = t
@@ -589,15 +598,17 @@ class Executor(HandlerRunner):
         stats = self.run.stats
         stats.milestones[m.name] = stats.milestones.get(m.name, 0) + 1
         self.run.workbook.reach_milestone(task.entry, m.name)
-        self.run.events.publish(task, "milestone", PRIORITY_NORMAL)
+        events = self.run.events
+        events.publish(task, "milestone", PRIORITY_NORMAL)
         self._advance(task, m.weight / self.milestone_total)
+        events.publish(task, "progress", PRIORITY_NORMAL)
 
     def _advance(self, task: Task, by: float) -> None:
+        """Move the task's progress; the caller publishes it."""
         progress = task.progress + by
         # Not min(): a builtin call costs more than the comparison, several times a pass.
         task.progress = progress if progress < 1.0 else 1.0
         self.run.inflight[task.entry.task_id] = task.progress
-        self.run.events.publish(task, "progress", PRIORITY_NORMAL)
 
 
 class _BranchDone(Exception):

@@ -9,7 +9,7 @@ from wbsrun.core import codes
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ports import ActionOutcome
-from wbsrun.core.scope import TaskScope
+from wbsrun.core.scope import scope_of
 from wbsrun.core.task import RunContext, Task
 from wbsrun.dsl.bundle import PathEscapeError, resolve_in_bundle
 from wbsrun.dsl.expr import ExprError
@@ -167,7 +167,7 @@ class HandlerRunner:
         return task.error is not None and task.error.get("class") == when
 
     def _update(self, task: Task, h: HandlerUpdate) -> None:
-        scope = TaskScope(task)
+        scope = scope_of(task)
         for path, value in h.assignments:
             try:
                 rendered = value.render(scope)
@@ -184,7 +184,7 @@ class HandlerRunner:
         if book is None:
             return
         try:
-            handles = h.handles.render(TaskScope(task))
+            handles = h.handles.render(scope_of(task))
         except ExprError:
             handles = []
         wanted = {str(x) for x in (handles if isinstance(handles, list | tuple) else [handles])}
@@ -281,7 +281,7 @@ class HandlerRunner:
         code = task.error["code"] if task.error else None
         if spec.classify_field is not None:
             try:
-                value = spec.classify_field.render(TaskScope(task))
+                value = spec.classify_field.render(scope_of(task))
             except ExprError:
                 value = None
             if isinstance(value, str) and value and value != "null":
@@ -346,7 +346,7 @@ class HandlerRunner:
         persist = action.save_as.persist if action.save_as else None
         assert persist is not None
         try:
-            name = persist.filename.render_text(TaskScope(task))
+            name = persist.filename.render_text(scope_of(task))
         except ExprError as exc:
             self.run.log.log("warn", f"persist {action.name}: {exc}", task.entry.user_id)
             return
@@ -354,10 +354,10 @@ class HandlerRunner:
         path = self.run.persist_paths.get(key)
         if path is None:
             try:
-                path = resolve_in_bundle(self.run.plan.res_dir, f"{persist.dir}/{name}")
+                resolved = resolve_in_bundle(self.run.plan.res_dir, f"{persist.dir}/{name}")
             except PathEscapeError as escape:  # a name of its own: see _pool._connect
                 self.run.stats.count_error(codes.INVALID_CONFIGURATION)
                 self.run.log.log("error", f"persist {action.name}: {escape}; not written", None)
                 return
-            self.run.persist_paths[key] = path
+            path = self.run.persist_paths[key] = str(resolved)
         self.run.persist.put(path, value)

@@ -22,13 +22,15 @@ class PersistBuffer:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[Path, Any] = {}
+        # Keyed by the path's text: a `Path` key hashes through interpreted code on every put
+        # (two a pass in the reference scenario).
+        self._pending: dict[str, Any] = {}
         self.files_written = 0
         self.errors: list[str] = []
         self._dirs: set[Path] = set()
 
-    def put(self, path: Path, value: Any) -> None:
-        self._pending[path] = value
+    def put(self, path: Path | str, value: Any) -> None:
+        self._pending[path if type(path) is str else str(path)] = value
 
     @property
     def pending(self) -> int:
@@ -46,8 +48,9 @@ class PersistBuffer:
         while self._pending:
             if deadline is not None and written and time.perf_counter() > deadline:
                 break
-            path = next(iter(self._pending))
-            value = self._pending.pop(path)
+            key = next(iter(self._pending))
+            value = self._pending.pop(key)
+            path = Path(key)
             written += 1
             try:
                 if path.parent not in self._dirs:

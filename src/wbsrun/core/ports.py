@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, final, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from wbsrun.core.outcome import ActionOutcome
 from wbsrun.core.rate import RateGuard
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.errors import WbsrunError
@@ -21,28 +22,6 @@ __all__ = [
     "Runtime",
     "UserHandle",
 ]
-
-
-@final
-class ActionOutcome:
-    """What one component call produced: a value to save, or an error code (data, not raised)."""
-
-    __slots__ = ("error", "latency_ms", "message", "requests", "value")
-
-    def __init__(
-        self,
-        value: Mapping[str, Any] | None,
-        # Positional too: built once a request, and keyword passing costs ~150 ns more.
-        error: str | None = None,
-        message: str = "",
-        latency_ms: float = 0.0,
-        requests: int = 0,
-    ) -> None:
-        self.value = value
-        self.error = error
-        self.message = message
-        self.latency_ms = latency_ms
-        self.requests = requests
 
 
 @dataclass(slots=True, eq=False)

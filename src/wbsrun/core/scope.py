@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 if TYPE_CHECKING:
     from wbsrun.core.task import Task
 
-__all__ = ["EnvView", "TaskScope"]
+__all__ = ["EnvView", "TaskScope", "scope_of"]
 
 _MISSING: Final = object()
 _ENV_KEYS = ("tick", "user_id", "task_id", "iteration", "scenario", "phase")
@@ -104,3 +104,12 @@ class TaskScope(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def scope_of(task: Task) -> TaskScope:
+    """The task's scope, one per pass: it holds nothing but the task, and a pass renders ~8
+    templates and conditions. `Executor._close` drops it (a cycle through the task)."""
+    scope = task.scope
+    if scope is None:
+        scope = task.scope = TaskScope(task)
+    return scope

@@ -19,24 +19,34 @@ class Histogram:
     __slots__ = ("buckets", "count", "max", "total")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, int] = {}
+        # Count per bucket index, grown on demand: a list, not a dict, because `record` runs
+        # ~11 times a pass (actions, bus and poller latencies) and an index beats a hash probe
+        # and an int box. 1 ms is bucket ~694, 1 s ~1,389, an hour ~2,200.
+        self.buckets: list[int] = []
         self.count = 0
         self.total = 0.0
         self.max = 0.0
 
     def record(self, ms: float) -> None:
         # log1p keeps sub-microsecond values in bucket 0 instead of -inf.
-        idx = int(math.log1p(ms * 1000.0) / _LOG_GROWTH)
+        idx = int(math.log1p(ms * 1000.0) / _LOG_GROWTH) if ms > 0.0 else 0
         b = self.buckets
-        b[idx] = b.get(idx, 0) + 1
+        if idx >= len(b):
+            b.extend([0] * (idx + 64 - len(b)))
+        b[idx] += 1
         self.count += 1
         self.total += ms
         if ms > self.max:
             self.max = ms
 
     def merge(self, other: Histogram) -> None:
-        for idx, n in other.buckets.items():
-            self.buckets[idx] = self.buckets.get(idx, 0) + n
+        b = self.buckets
+        theirs = other.buckets
+        if len(theirs) > len(b):
+            b.extend([0] * (len(theirs) - len(b)))
+        for idx, n in enumerate(theirs):
+            if n:
+                b[idx] += n
         self.count += other.count
         self.total += other.total
         self.max = max(self.max, other.max)
@@ -46,8 +56,10 @@ class Histogram:
             return 0.0
         rank = q * self.count
         seen = 0
-        for idx in sorted(self.buckets):
-            seen += self.buckets[idx]
+        for idx, n in enumerate(self.buckets):
+            if not n:
+                continue
+            seen += n
             if seen >= rank:
                 # Upper edge of the bucket, never above the exact maximum.
                 return min(math.expm1((idx + 1) * _LOG_GROWTH) / 1000.0, self.max)

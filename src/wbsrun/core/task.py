@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
 
 if TYPE_CHECKING:
     from wbsrun.core.leases import Holding, LeaseBook, ResourceFault
+    from wbsrun.core.scope import TaskScope
 
 __all__ = ["Checkpoint", "RunContext", "Task", "UserState"]
 
@@ -43,7 +43,8 @@ class RunContext:
     global_vars: dict[str, Any] = field(default_factory=dict)
     globals_view: Mapping[str, Any] = field(default_factory=dict)
     draining: bool = False
-    persist_paths: dict[tuple[str, str], Path] = field(default_factory=dict)
+    # (dir, file name) → the resolved path's text (what `PersistBuffer.put` keys by).
+    persist_paths: dict[tuple[str, str], str] = field(default_factory=dict)
     # Progress of tasks still running, by task id; read by the progress model.
     inflight: dict[str, float] = field(default_factory=dict)
     # `rate-limit: {global: …}` schedules, shared by every user; also handed to components.
@@ -101,6 +102,7 @@ class Task:
         "rollbacks",
         "run",
         "scenario",
+        "scope",
         "start",
         "steps",
         "user",
@@ -144,6 +146,9 @@ class Task:
         self.deferred = False
         self.fault: ResourceFault | None = None
         self.wb_view = WorkbookView(run.workbook, entry)
+        # The template scope, built on first use (`scope_of`) and dropped at the close: it
+        # refers back to the task.
+        self.scope: TaskScope | None = None
 
     # -- ProgressSubject: what a progress sink reads ------------------------------------------
     @property

@@ -39,6 +39,7 @@ __all__ = [
     "ExprEvalError",
     "ExprSyntaxError",
     "compile_expr",
+    "is_mapping",
     "to_text",
 ]
 
@@ -215,10 +216,28 @@ _CONSTANT_NAMES: Final[Mapping[str, Any]] = MappingProxyType(
 
 # --- runtime helpers used by the closures ---
 
+# type → is it a Mapping. `isinstance(x, Mapping)` on anything but a dict runs the ABC's
+# `__instancecheck__` in Python (~0.3 µs); a pass reads ~7 fields of non-dict mappings (HTTP
+# results, the workbook view). Bounded: the types a run meets are few.
+_MAPPING_KINDS: dict[type, bool] = {}
+
+
+def is_mapping(value: Any) -> bool:
+    """`isinstance(value, Mapping)`, remembered per type."""
+    kind = type(value)
+    if kind is dict:
+        return True
+    known = _MAPPING_KINDS.get(kind)
+    if known is None:
+        known = isinstance(value, Mapping)
+        if len(_MAPPING_KINDS) < 256:
+            _MAPPING_KINDS[kind] = known
+    return known
+
 
 def _field(value: Any, key: str, label: str) -> Any:
     """`value.key` (or `value['key']`): a mapping key, never a Python attribute."""
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         try:
             return value[key]
         except KeyError:
@@ -228,7 +247,7 @@ def _field(value: Any, key: str, label: str) -> Any:
 
 def _item(value: Any, key: Any, label: str) -> Any:
     """`value[key]` with a computed key or an integer index."""
-    if isinstance(value, Mapping):
+    if is_mapping(value):
         try:
             return value[key]
         except KeyError:

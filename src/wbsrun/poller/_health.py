@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["RISK_LADDER", "deviation", "error_rate", "health_score", "next_flag", "task_health"]
+__all__ = [
+    "RISK_LADDER",
+    "counts_rate",
+    "deviation",
+    "error_rate",
+    "health_score",
+    "next_flag",
+    "rated_health",
+    "task_health",
+]
 
 # registers.risk.flag: none → identified (a breach) → escalated (`consecutive_breach` in a row).
 RISK_LADDER: Final = ("none", "identified", "escalated")
@@ -65,13 +74,32 @@ def task_health(
     """`health_score(progress, error_rate(counters, has_error), deviation(progress, closed,
     now, start, deadline))` in one call, with the same arithmetic in the same order (so the
     same float): the poller computes it on every health check."""
-    rate = 1.0 if has_error else 0.0
     if type(counters) is dict or isinstance(counters, Mapping):
-        total = counters.get("workload_units") or 0
-        if isinstance(total, _NUMBER) and total > 0:
-            bad = (counters.get("failure") or 0) + (counters.get("timeout") or 0)
-            rate = float(bad) / float(total)
-            rate = 0.0 if rate < 0.0 else 1.0 if rate > 1.0 else rate
+        rate = counts_rate(
+            counters.get("workload_units"),
+            counters.get("failure"),
+            counters.get("timeout"),
+            has_error,
+        )
+    else:
+        rate = 1.0 if has_error else 0.0
+    return rated_health(progress, rate, closed, now, start, deadline)
+
+
+def counts_rate(units: Any, failure: Any, timeout: Any, has_error: bool) -> float:
+    """`error_rate` from the three counters it reads (None where one is absent)."""
+    total = units or 0
+    if isinstance(total, _NUMBER) and total > 0:
+        bad = (failure or 0) + (timeout or 0)
+        rate = float(bad) / float(total)
+        return 0.0 if rate < 0.0 else 1.0 if rate > 1.0 else rate
+    return 1.0 if has_error else 0.0
+
+
+def rated_health(
+    progress: float, rate: float, closed: bool, now: float, start: Any, deadline: Any
+) -> float:
+    """`task_health` once the error rate (in [0, 1]) is known."""
     p = 0.0 if progress < 0.0 else 1.0 if progress > 1.0 else progress
     if closed:
         behind = 1.0 - p

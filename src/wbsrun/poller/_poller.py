@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol, final
 from wbsrun.core.bus import FIELD_CLOSED, EndOfStream, ProgressBus, ProgressEvent, Subscription
 from wbsrun.core.stats import Histogram
 from wbsrun.dsl.plan import HealthThreshold, Plan
-from wbsrun.poller._health import next_flag, task_health
+from wbsrun.poller._health import counts_rate, next_flag, rated_health, task_health
 from wbsrun.poller._queue import CheckClass, StrideQueue
 
 __all__ = ["CHECK_KINDS", "Book", "Poller", "PollerStatistics", "Priority"]
@@ -55,6 +55,12 @@ _NUMBER: Final = (int, float)
 # passing when the bucket comes due. A heap cost a push and a pop per pass over all the
 # passes started within one timeout (~12,000 at 1,000 users and a 5 s timeout).
 _BUCKETS_PER_S: Final = 4.0
+
+
+def _error_counts(book: Book | None) -> Callable[[Any], tuple[Any, Any, Any] | None] | None:
+    """The workbook's `error_counts(entry)` where it has one (the sparse ledger)."""
+    found = getattr(book, "error_counts", None)
+    return found if callable(found) else None
 
 
 def _kinds(dirty: frozenset[str]) -> int:
@@ -148,6 +154,7 @@ class Poller:
         self._clock = bus.clock
         self._wall = wall
         self._book = workbook
+        self._counts = _error_counts(workbook)
         self._aliases: Mapping[str, str] = aliases or {}
         self.slice_size = slice_size
         # Shortest time between two wake-ups: bounds the poller's own cost whatever the event
@@ -219,6 +226,7 @@ class Poller:
 
     def bind(self, workbook: Book) -> None:
         self._book = workbook
+        self._counts = _error_counts(workbook)
 
     # -- Service ------------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -481,7 +489,16 @@ class Poller:
         entry, book = live.entry, self._book
         if entry is None or book is None:
             return
-        counters = book.get(entry, "telemetry.counters")
+        has_error = ev.error_class is not None
+        # The sparse ledger hands the three counters the rate needs without building the
+        # `telemetry.counters` dict (None: read it as any workbook does).
+        counts = self._counts(entry) if self._counts is not None else None
+        if counts is None:
+            rate = -1.0
+            counters = book.get(entry, "telemetry.counters")
+        else:
+            rate = counts_rate(counts[0], counts[1], counts[2], has_error)
+            counters = None
         closed = FIELD_CLOSED in ev.dirty
         window = live.window
         if window is None and not closed:
@@ -489,21 +506,14 @@ class Poller:
             end = book.get(entry, "execution.timeout_at")
             if isinstance(start, _NUMBER) and isinstance(end, _NUMBER):
                 window = live.window = (float(start), float(end))  # both set once per pass
-        if closed or window is None:
-            # Only a running task with a window needs the clock.
-            health = task_health(
-                ev.progress, counters, ev.error_class is not None, closed, 0.0, None, None
-            )
+        # Only a running task with a window needs the clock.
+        now, start_at, end_at = (
+            (0.0, None, None) if closed or window is None else (self._wall(), window[0], window[1])
+        )
+        if rate < 0.0:
+            health = task_health(ev.progress, counters, has_error, closed, now, start_at, end_at)
         else:
-            health = task_health(
-                ev.progress,
-                counters,
-                ev.error_class is not None,
-                False,
-                self._wall(),
-                window[0],
-                window[1],
-            )
+            health = rated_health(ev.progress, rate, closed, now, start_at, end_at)
         score = round(health, 4)
         if score != live.score:
             live.score = score
