@@ -33,6 +33,7 @@ HOT_PATH = (
     "core/deadlines.py",
     "core/executor.py",
     "core/handlers.py",
+    "core/handles.py",
     "core/leases.py",
     "core/ledger.py",
     "core/log.py",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from wbsrun.core.handles import Lease, UserHandle
 from wbsrun.core.outcome import ActionOutcome
 from wbsrun.core.rate import RateGuard
 from wbsrun.dsl.plan import ComponentSpec
@@ -22,16 +23,6 @@ __all__ = [
     "Runtime",
     "UserHandle",
 ]
-
-
-@dataclass(slots=True, eq=False)
-class UserHandle:
-    """One virtual user as components see it; `state` holds component-private per-user data."""
-
-    user_id: str
-    scenario: str
-    private_session: bool
-    state: dict[str, Any] = field(default_factory=dict)
 
 
 class LogSink(Protocol):
@@ -74,19 +65,6 @@ class ComponentFactory(Protocol):
     CALLS: ClassVar[frozenset[str]]
 
     def __call__(self, spec: ComponentSpec) -> Component: ...
-
-
-@dataclass(slots=True, eq=False)
-class Lease:
-    """A handle on one pooled item held by one task."""
-
-    pool: str
-    handle: str
-    item: Mapping[str, Any]
-    holder: str
-    acquired_at: float
-    index: int = -1
-    released: bool = False
 
 
 class LeaseError(WbsrunError):

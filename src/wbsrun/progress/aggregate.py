@@ -468,7 +468,7 @@ class AggregatingSink:
     """A `ProgressSink` that feeds an `Aggregator` directly, then passes the event on to
     `forward` (e.g. the progress bus) when given: `Runner(..., events=sink)`."""
 
-    __slots__ = ("_forward", "_send", "_send_task", "aggregator")
+    __slots__ = ("_bus", "_forward", "_send", "aggregator")
 
     def __init__(self, aggregator: Aggregator, forward: ProgressSink | None = None) -> None:
         self.aggregator = aggregator
@@ -484,7 +484,9 @@ class AggregatingSink:
         # Bound once: the hot path then makes one call, not an attribute walk and a call. The
         # bus takes the task id this sink has read already.
         self._send = sink.publish if sink is not None else None
-        self._send_task = sink.publish_task if isinstance(sink, ProgressBus) else None
+        # Typed, so that the compiled hot path calls the bus directly, not through a bound
+        # method object.
+        self._bus: ProgressBus | None = sink if isinstance(sink, ProgressBus) else None
 
     @classmethod
     def for_run(
@@ -506,6 +508,10 @@ class AggregatingSink:
             else:
                 agg.observe(subject, task_id, False)
         elif field in _NO_AGGREGATE and subject.phase != _OPENING:
+            forward = self._bus
+            if forward is not None:
+                forward.publish(subject, field, priority)
+                return
             send = self._send
             if send is not None:
                 send(subject, field, priority)
@@ -513,9 +519,9 @@ class AggregatingSink:
         else:
             task_id = subject.task_id
             self.aggregator.observe(subject, task_id, field == _CLOSED)
-        send_task = self._send_task
-        if send_task is not None:
-            send_task(subject, task_id, field, priority)
+        bus = self._bus
+        if bus is not None:
+            bus.publish_task(subject, task_id, field, priority)
             return
         send = self._send
         if send is not None:

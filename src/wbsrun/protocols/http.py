@@ -131,6 +131,13 @@ class HttpResult(Mapping[str, Any]):
             return round(self._ms, 3)
         raise KeyError(key)
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # Compiled here: the Mapping mixin's `get` runs in Python, and checkpoint metrics
+        # read two fields of the last result a pass.
+        if key in _KEYS:
+            return self[key]
+        return default
+
     def __iter__(self) -> Iterator[str]:
         return iter(_KEYS)
 
