@@ -30,6 +30,7 @@ from typing import Any, Final, NamedTuple, final
 
 from wbsrun.core.events import ProgressSubject
 from wbsrun.core.stats import Histogram
+from wbsrun.core.task import Task
 from wbsrun.dsl.plan import ProgressSpec
 
 __all__ = [
@@ -519,30 +520,40 @@ class ProgressBus:
         new = tuple.__new__
         first = self._update_id + 1
         # Positional, in field order, through tuple.__new__: the cheapest build (hot).
-        events = [
-            new(
-                ProgressEvent,
-                (
-                    uid,
-                    tid,
-                    s.user_id,
-                    s.scenario_name,
-                    s.phase,
-                    s.progress,
-                    masks.get(mask) or fields(mask),
-                    agg(s) if agg is not None else _EMPTY,
-                    s.error_class,
-                    frozenset(m) if (m := s.milestones) else _NONE,
-                    priority,
-                    published_at,
-                    now,
-                    batch,
-                    trigger,
-                    s,
-                ),
+        events: list[ProgressEvent] = []
+        for uid, (s, tid, mask, priority, published_at) in enumerate(pending, first):
+            if type(s) is Task:
+                # The runner's own subject, typed: its fields are read as native attributes,
+                # not looked up by name (six reads an event).
+                t = s
+                user_id, scenario, phase, progress = t.user_id, t.scenario_name, t.phase, t.progress
+                error_class, m = t.error_class, t.milestones
+            else:
+                user_id, scenario, phase, progress = s.user_id, s.scenario_name, s.phase, s.progress
+                error_class, m = s.error_class, s.milestones
+            events.append(
+                new(
+                    ProgressEvent,
+                    (
+                        uid,
+                        tid,
+                        user_id,
+                        scenario,
+                        phase,
+                        progress,
+                        masks.get(mask) or fields(mask),
+                        agg(s) if agg is not None else _EMPTY,
+                        error_class,
+                        frozenset(m) if m else _NONE,
+                        priority,
+                        published_at,
+                        now,
+                        batch,
+                        trigger,
+                        s,
+                    ),
+                )
             )
-            for uid, (s, tid, mask, priority, published_at) in enumerate(pending, first)
-        ]
         n = len(events)
         record = self._latency.record
         for ev in events:

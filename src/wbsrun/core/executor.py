@@ -224,7 +224,7 @@ class Executor(HandlerRunner):
             task.progress = 1.0
         attr = _OUTCOME_BY_STATE.get(state, "tasks_failed")
         setattr(run.stats, attr, getattr(run.stats, attr) + 1)
-        run.inflight.pop(task.entry.task_id, None)
+        run.inflight.pop(task.task_id, None)
         run.progress_done += task.progress
         run.events.publish(task, "closed", PRIORITY_HIGH)
         # The last result per component only serves checkpoint metrics during the pass;
@@ -608,7 +608,7 @@ class Executor(HandlerRunner):
         progress = task.progress + by
         # Not min(): a builtin call costs more than the comparison, several times a pass.
         task.progress = progress if progress < 1.0 else 1.0
-        self.run.inflight[task.entry.task_id] = task.progress
+        self.run.inflight[task.task_id] = task.progress
 
 
 class _BranchDone(Exception):

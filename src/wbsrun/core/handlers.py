@@ -172,7 +172,7 @@ class HandlerRunner:
             try:
                 rendered = value.render(scope)
             except ExprError as exc:
-                self.run.log.log("warn", f"update-workbook {path}: {exc}", task.entry.user_id)
+                self.run.log.log("warn", f"update-workbook {path}: {exc}", task.user_id)
                 continue
             if path == "timeline.phase":
                 self.transition(task, str(rendered), "update-workbook")
@@ -348,7 +348,7 @@ class HandlerRunner:
         try:
             name = persist.filename.render_text(scope_of(task))
         except ExprError as exc:
-            self.run.log.log("warn", f"persist {action.name}: {exc}", task.entry.user_id)
+            self.run.log.log("warn", f"persist {action.name}: {exc}", task.user_id)
             return
         key = (persist.dir, name)
         path = self.run.persist_paths.get(key)
