@@ -28,8 +28,10 @@ class Histogram:
         self.max = 0.0
 
     def record(self, ms: float) -> None:
-        # log1p keeps sub-microsecond values in bucket 0 instead of -inf.
-        idx = int(math.log1p(ms * 1000.0) / _LOG_GROWTH) if ms > 0.0 else 0
+        # log(1 + µs) keeps sub-microsecond values in bucket 0 instead of -inf; `math.log` is
+        # a C primitive for mypyc where `math.log1p` is a Python-level call (same buckets but
+        # for the last bits of a value exactly on an edge).
+        idx = int(math.log(1.0 + ms * 1000.0) / _LOG_GROWTH) if ms > 0.0 else 0
         b = self.buckets
         if idx >= len(b):
             b.extend([0] * (idx + 64 - len(b)))
