@@ -496,13 +496,13 @@ class AggregatingSink:
 
     def publish(self, subject: ProgressSubject, field: str, priority: float) -> None:
         # Progress, milestones and rollbacks are only noted (`Aggregator.touch`): the
-        # aggregate is read a few times a second, and a task publishes ~10 of them a pass.
+        # aggregate is read a few times a second, and a task publishes ~6 of them a pass.
         # Phase, error and lease events change no aggregate, except a pass's first event
         # (planning.ready), which opens it; a close is taken at once (its time counts).
         if field in _TOUCH:
             task_id = subject.task_id
             agg = self.aggregator
-            # `agg.touch()` written out: ~9 of a pass's ~14 events come this way.
+            # `agg.touch()` written out: ~6 of a pass's ~11 events come this way.
             if task_id in agg._open:
                 agg._touched[task_id] = subject
             else:
