@@ -220,6 +220,13 @@ class Executor(HandlerRunner):
         # reference counting instead of waiting for the cyclic collector (core/runner.py).
         task.holdings = []
         task.scope = None
+        # Nothing rolls a closed task back or renders with it: its last stable point, task-local
+        # variables and resource go now, while in cache, rather than when the last progress
+        # event about the task is dropped (the poller holds the task until its close check,
+        # ~50-100 ms later; 1-3.5 µs of CPU a request less in five pairs, bench/wiring.py).
+        task.checkpoint = None
+        task.vars.clear()
+        task.resource = None
         if state == "closing.success":
             task.progress = 1.0
         attr = _OUTCOME_BY_STATE.get(state, "tasks_failed")
