@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, final
@@ -521,6 +521,7 @@ class ProgressBus:
         first = self._update_id + 1
         # Positional, in field order, through tuple.__new__: the cheapest build (hot).
         events: list[ProgressEvent] = []
+        m: Set[str]  # a Task's frozenset or another subject's set
         for uid, (s, tid, mask, priority, published_at) in enumerate(pending, first):
             if type(s) is Task:
                 # The runner's own subject, typed: its fields are read as native attributes,
@@ -544,7 +545,7 @@ class ProgressBus:
                         masks.get(mask) or fields(mask),
                         agg(s) if agg is not None else _EMPTY,
                         error_class,
-                        frozenset(m) if m else _NONE,
+                        _frozen(m),
                         priority,
                         published_at,
                         now,
@@ -596,7 +597,7 @@ class ProgressBus:
                 self._masks.get(mask) or self._fields(mask),
                 agg(s) if agg is not None else _EMPTY,
                 s.error_class,
-                frozenset(m) if (m := s.milestones) else _NONE,
+                _frozen(s.milestones),
                 priority,
                 published_at,
                 high_at,
@@ -617,6 +618,14 @@ class ProgressBus:
             sub._offer(one)
         ms = (self._clock() - high_at) * 1000.0
         self._latency_high.record(ms if ms > 0 else 0.0)
+
+
+def _frozen(m: Set[str]) -> frozenset[str]:
+    """The milestones as an event holds them: the runner's task keeps a frozenset (shared,
+    no copy); any other subject's live set is copied."""
+    if type(m) is frozenset:
+        return m
+    return frozenset(m) if m else _NONE
 
 
 def _quantiles(h: Histogram) -> dict[str, float]:

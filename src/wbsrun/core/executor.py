@@ -448,7 +448,7 @@ class Executor(HandlerRunner):
             self.run.workbook.snapshot(entry),
             copy_state(task.vars),
             task.progress,
-            frozenset(task.milestones),
+            task.milestones,
         )
 
     def _metric_plan(self, name: str) -> tuple[str, str, str]:
@@ -601,7 +601,7 @@ class Executor(HandlerRunner):
     def _milestone(self, task: Task, m: Milestone) -> None:
         if m.name in task.milestones:
             return
-        task.milestones.add(m.name)
+        task.milestones = task.milestones.union((m.name,))
         stats = self.run.stats
         stats.milestones[m.name] = stats.milestones.get(m.name, 0) + 1
         self.run.workbook.reach_milestone(task.entry, m.name)

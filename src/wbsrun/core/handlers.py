@@ -214,7 +214,7 @@ class HandlerRunner:
             progress, milestones, node = cp.progress, cp.milestones, cp.node
         for lost in task.milestones - milestones:
             run.stats.milestones[lost] -= 1
-        task.milestones = set(milestones)
+        task.milestones = milestones
         task.progress = progress
         task.error = None  # the failure that led here is history (evidence, action_log)
         if entry.task_id in run.inflight:

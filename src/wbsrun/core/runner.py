@@ -34,9 +34,9 @@ class RunOptions:
     # Longest a periodic persist flush may block the loop.
     persist_flush_budget: float = 0.005
     # Move survivors out of the cyclic collector's reach every flush (see _flush_loop), and
-    # collect the young generation every `gc_young_threshold` allocations instead of 700.
+    # collect the young generation at `gc_young_threshold` tracked objects instead of 700.
     gc_freeze: bool = True
-    gc_young_threshold: int = 50_000
+    gc_young_threshold: int = 250_000
     # Longest a periodic compaction of closed workbook entries may block the loop (~6 µs an
     # entry, packed 64 to a block: 20 ms packs ~3,300 closed passes a flush; a faster run
     # keeps the excess unpacked until the next).
@@ -129,7 +129,11 @@ class Runner:
         if self.options.gc_young_threshold:
             # With 1,000 requests in flight, every young collection promotes all of them and
             # the collector took ~23% of the CPU (measured, bench/overhead.py); requests free
-            # their objects by reference counting, so collecting rarely loses nothing.
+            # their objects by reference counting, so collecting rarely loses nothing. The
+            # count is of tracked objects alive (allocations less frees), and `gc.freeze()`
+            # resets it every second (_flush_loop): the reference scenario at 1,000 users
+            # keeps 80-150k a second, so at 250,000 no young collection runs between freezes
+            # (at 50,000 one did every second, ~22 ms each, ~3 µs of CPU a request).
             gc.set_threshold(self.options.gc_young_threshold, thresholds[1], thresholds[2])
         try:
             for component in ctx.components.values():

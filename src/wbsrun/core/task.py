@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Checkpoint", "RunContext", "Task", "UserState"]
 
+_NO_MILESTONES: frozenset[str] = frozenset()
+
 
 @dataclass(eq=False)
 class RunContext:
@@ -138,7 +140,9 @@ class Task:
         self.holdings: list[Holding] = []
         self.error: dict[str, str] | None = None
         self.progress = 0.0
-        self.milestones: set[str] = set()
+        # Replaced, never changed in place (a few times a pass): progress events, checkpoints
+        # and the aggregator share it rather than copy it (an allocation an event).
+        self.milestones: frozenset[str] = _NO_MILESTONES
         # The last stable point (`progress.rollback → last-stable-point`); None: the pass start.
         self.checkpoint: Checkpoint | None = None
         # The entry as the pass began (user.context): where a rollback without checkpoint goes.

@@ -197,7 +197,8 @@ class Aggregator:
             task.progress = p
             task.scenario.total += delta
             task.user.total += delta
-        if milestones != task.milestones:
+        # Identity first: the runner's tasks hand over the frozenset kept here last time.
+        if milestones is not task.milestones and milestones != task.milestones:
             self._milestones(task, milestones)
         if closed:
             self._close(task_id, task)
@@ -220,7 +221,8 @@ class Aggregator:
             task.scenario.total += delta
             task.user.total += delta
         milestones = subject.milestones
-        if milestones != task.milestones:
+        # Identity first: the runner's tasks hand over the frozenset kept here last time.
+        if milestones is not task.milestones and milestones != task.milestones:
             self._milestones(task, milestones)
         if closed:
             self._close(task_id, task)
