@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import time
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -92,6 +93,59 @@ def test_a_spent_compaction_budget_keeps_the_rest_for_the_next_call(plan: Plan) 
     assert book.compact(budget=60.0) == 40
     assert all(entry.packed for entry in entries)
     assert book.compact() == 0
+
+
+def test_settled_compaction_packs_an_entry_only_once_it_has_been_closed_that_long(
+    plan: Plan,
+) -> None:
+    book = SparseWorkbook(plan.workbook)
+    early, late = book.open("u1", "t1", "sc"), book.open("u2", "t2", "sc")
+    reference_pass(book, early, plan, 1.0)
+    assert book.compact(settle=0.2) == 0  # closed just now: set aside, not packed
+    assert book.backlog == 1
+    time.sleep(0.1)
+    reference_pass(book, late, plan, 2.0)
+    assert book.compact(settle=0.2) == 0
+    time.sleep(0.15)
+    assert book.compact(settle=0.2) == 1  # set aside 0.25 s ago; the late one 0.15 s ago
+    assert early.packed
+    assert not late.packed
+    time.sleep(0.1)
+    assert book.compact(settle=0.2) == 1
+    assert late.packed
+    assert book.backlog == 0
+
+
+def test_a_settled_compaction_out_of_budget_takes_the_rest_first_at_the_next_call(
+    plan: Plan,
+) -> None:
+    book = SparseWorkbook(plan.workbook)
+    entries = [book.open(f"u{i}", f"t{i}", "sc") for i in range(40)]
+    for i, entry in enumerate(entries):
+        reference_pass(book, entry, plan, float(i))
+    assert book.compact(settle=0.05) == 0
+    time.sleep(0.06)
+    assert book.compact(budget=0.0, settle=0.05) == 0  # spent at once: nothing lost
+    assert book.backlog == 40
+    newer = book.open("u40", "t40", "sc")
+    reference_pass(book, newer, plan, 40.0)
+    assert book.compact(budget=60.0, settle=0.05) == 40  # the settled ones, not the new one
+    assert not newer.packed
+    assert book.compact() == 1  # without settle: everything closed
+
+
+def test_a_packed_closed_entry_written_to_is_packed_again_by_the_next_compaction(
+    plan: Plan,
+) -> None:
+    book = SparseWorkbook(plan.workbook)
+    entry = book.open("u1", "t1", "sc")
+    reference_pass(book, entry, plan, 1.0)
+    assert book.compact() == 1
+    book.set(entry, "telemetry.health.score", 0.5)  # the poller's score after the close
+    assert not entry.packed
+    assert book.compact() == 1
+    assert entry.packed
+    assert book.get(entry, "telemetry.health.score") == 0.5
 
 
 def test_a_write_to_a_packed_entry_unpacks_it_and_keeps_everything_else(plan: Plan) -> None:

@@ -65,6 +65,8 @@ class SparseStore:
         self._defaults = spec.defaults
         self._packer = Packer()
         self._paths: dict[str, tuple[str, str, tuple[str, ...], str]] = {}
+        # Entries that reached closing.* and wait to be packed (`SparseWorkbook.compact`).
+        self._closing: list[SparseEntry] = []
 
     # -- storage primitives -------------------------------------------------------------------
     def _parse(self, path: str) -> tuple[str, str, tuple[str, ...], str]:
@@ -91,6 +93,11 @@ class SparseStore:
             return h
         assert isinstance(h, Block)
         live = entry._h = thaw_hot(self._packer.unpack(h, entry._at))
+        phase = live.phase
+        if isinstance(phase, str) and phase.startswith("closing"):
+            # Written to after it was packed (the poller's late score, say): back in line to
+            # be packed again, or it would stay live for the rest of the run.
+            self._closing.append(entry)
         return live
 
     def _raw(self, h: Hot, top: str) -> Any:

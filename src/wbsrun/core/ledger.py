@@ -154,9 +154,13 @@ class Ledger(Protocol[E]):
         they are). The transition trace, an audit log that records the rollback itself, stays."""
         ...
 
-    def compact(self, entries: Iterable[E] | None = None, budget: float | None = None) -> int:
+    def compact(
+        self, entries: Iterable[E] | None = None, budget: float | None = None, settle: float = 0.0
+    ) -> int:
         """Fold closed entries (or exactly `entries`) into packed form; how many were packed.
-        With a `budget` (seconds), stop once it is spent and keep the rest for the next call."""
+        With a `budget` (seconds), stop once it is spent and keep the rest for the next call.
+        With `settle` (seconds), only entries closed at least that long before this call (as
+        far as calls tell: an entry closed between two calls counts as closed at the later)."""
         ...
 
 

@@ -12,8 +12,10 @@ group) is worked out on first use and kept per name: the writers then do a looku
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from types import MappingProxyType
@@ -96,8 +98,9 @@ class SparseWorkbook(SparseStore):
     def __init__(self, spec: WorkbookSpec) -> None:
         super().__init__(spec)
         self.entries: list[SparseEntry] = []
-        # Entries that reached closing.* since the last `compact()`.
-        self._closing: list[SparseEntry] = []
+        # Closed entries set aside by `compact(settle=...)`, oldest first: (when they were set
+        # aside, the entries), waiting to be `settle` seconds old.
+        self._settling: deque[tuple[float, list[SparseEntry]]] = deque()
         bits = self._bits = FieldBits(HOT_FIELDS)
         self._transition_mask = bits.mask((_PHASE, "timeline.last_transition_at", _TRACE))
         self._group_mask = bits.bit(_GROUPS)
@@ -592,12 +595,35 @@ class SparseWorkbook(SparseStore):
         if variables:
             entry.vars = restored_vars(snapshot, entry.vars)
 
+    @property
+    def backlog(self) -> int:
+        """Closed entries waiting to be packed (an upper bound: an entry closed twice, or
+        packed through `compact(entries)`, may be counted)."""
+        return len(self._closing) + sum(len(waiting) for _, waiting in self._settling)
+
     def compact(
-        self, entries: Iterable[SparseEntry] | None = None, budget: float | None = None
+        self,
+        entries: Iterable[SparseEntry] | None = None,
+        budget: float | None = None,
+        settle: float = 0.0,
     ) -> int:
         closed_only = entries is None
         if entries is None:
             todo, self._closing = self._closing, []
+            settling = self._settling
+            if settle > 0.0:
+                # Entries wait `settle` seconds before they are packed: the poller's close
+                # check still reads and writes them (~50-100 ms after the close), and
+                # unpacking one for that decompresses its whole block.
+                now = time.monotonic()
+                if todo:
+                    settling.append((now, todo))
+                todo = []
+                while settling and settling[0][0] <= now - settle:
+                    todo.extend(settling.popleft()[1])
+            elif settling:
+                todo = [e for _, waiting in settling for e in waiting] + todo
+                settling.clear()
         else:
             todo = list(entries)
         packed = 0
@@ -611,7 +637,8 @@ class SparseWorkbook(SparseStore):
             for i, entry in enumerate(todo):
                 if until is not None and not i % 32 and time.perf_counter() > until:
                     if closed_only:
-                        self._closing[:0] = todo[i:]
+                        # Settled already: first in line at the next call.
+                        self._settling.appendleft((-math.inf, todo[i:]))
                     break
                 h = entry._h
                 if type(h) is not Hot:
@@ -630,7 +657,7 @@ class SparseWorkbook(SparseStore):
                     continue
                 if at is None:
                     continue
-                # Its block is deflated before this call returns (below, or once full).
+                # Its block is compressed before this call returns (below, or once full).
                 entry._h = writer.block
                 entry._at = at
                 packed += 1

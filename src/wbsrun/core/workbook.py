@@ -244,7 +244,12 @@ class Workbook:
         if variables:
             entry.vars = restored_vars(snapshot, entry.vars)
 
-    def compact(self, entries: Iterable[Entry] | None = None, budget: float | None = None) -> int:
+    def compact(
+        self,
+        entries: Iterable[Entry] | None = None,
+        budget: float | None = None,
+        settle: float = 0.0,
+    ) -> int:
         """Nothing to fold: the plain model keeps every entry live."""
         return 0
 

