@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from subject_kit import FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
+from wbsrun.core.sparse import SparseWorkbook
 from wbsrun.core.workbook import Workbook
 from wbsrun.dsl.plan import HealthThreshold, ProgressSpec, WorkbookSpec
 from wbsrun.poller import MIN_WEIGHT, CheckClass, Poller, Priority, StrideQueue, health_score
@@ -336,3 +337,25 @@ def test_latency_is_measured_from_the_first_publish_to_the_check() -> None:
     latency = r.poller.statistics().latency_ms
     assert latency["count"] == 1
     assert latency["p50"] == pytest.approx(30.0, rel=0.02)
+
+
+def test_the_sparse_entry_of_a_task_is_packed_once_its_close_check_ran() -> None:
+    clock = Clock()
+    bus = ProgressBus(ProgressSpec(priority_threshold=0.7), clock=clock)
+    book = SparseWorkbook(WorkbookSpec(DEFAULTS, {}, {}, {}))
+    poller = Poller(bus, health={"s": RULE}, workbook=book, wall=Clock(50_000.0))
+    running = FakeTask("a", book.open("u1", "a", "s"), progress=0.4)
+    done = FakeTask("b", book.open("u1", "b", "s"), progress=0.5)
+    book.transition(done.entry, "initiating.idle", "closing.success", 1.0, "close")
+    bus.publish(running, "progress", PRIORITY_NORMAL)
+    bus.publish(done, "closed", PRIORITY_HIGH)
+    bus.flush()
+    poller.ingest(poller._sub.recv_nowait())
+    assert not done.entry.packed  # not before its check
+    poller.run_checks()
+    assert done.entry.packed
+    assert not running.entry.packed
+    # The close check's score (below the default 1.0: half done) went in before the packing,
+    # and reads back from the packed form.
+    assert book.get(done.entry, "telemetry.health.score") < 1.0
+    assert book.get(done.entry, "timeline.phase") == "closing.success"
