@@ -10,6 +10,7 @@ from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import scope_of
+from wbsrun.core.stats import round_to
 from wbsrun.core.task import RunContext, Task
 from wbsrun.dsl.bundle import PathEscapeError, resolve_in_bundle
 from wbsrun.dsl.expr import ExprError
@@ -322,7 +323,7 @@ class HandlerRunner:
             counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
         result = "ok" if error is None else error
         book.end_action(
-            entry, action.name, action.component, started, result, round(ms, 3), counter
+            entry, action.name, action.component, started, result, round_to(ms, 3), counter
         )
         if outcome.value is not None:
             entry.vars[self.last_keys[action.component]] = outcome.value

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
 
 from wbsrun.core.bus import FIELD_CLOSED, EndOfStream, ProgressBus, ProgressEvent, Subscription
-from wbsrun.core.stats import Histogram
+from wbsrun.core.stats import Histogram, round_to
 from wbsrun.dsl.plan import HealthThreshold, Plan
 from wbsrun.poller._health import counts_rate, next_flag, rated_health, task_health
 from wbsrun.poller._queue import CheckClass, StrideQueue
@@ -536,7 +536,7 @@ class Poller:
             health = task_health(ev.progress, counters, has_error, closed, now, start_at, end_at)
         else:
             health = rated_health(ev.progress, rate, closed, now, start_at, end_at)
-        score = round(health, 4)
+        score = round_to(health, 4)
         if score != live.score:
             live.score = score
             book.set(entry, rule.telemetry_field, score)

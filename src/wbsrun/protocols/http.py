@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Final, final
 
 from wbsrun.core import codes
 from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
+from wbsrun.core.stats import round_to
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.dsl.template import to_text
 from wbsrun.dsl.units import UnitError, parse_duration
@@ -68,7 +69,7 @@ class HttpResult(Mapping[str, Any]):
 
     @property
     def latency_ms(self) -> float:
-        return round(self._ms, 3)
+        return round_to(self._ms, 3)
 
     def _body(self) -> str:
         if self._text is None:
@@ -128,7 +129,7 @@ class HttpResult(Mapping[str, Any]):
         if key == "headers":
             return self._header_map()
         if key == "latency_ms":
-            return round(self._ms, 3)
+            return round_to(self._ms, 3)
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
