@@ -37,11 +37,12 @@ class RunOptions:
     # collect the young generation at `gc_young_threshold` tracked objects instead of 700.
     gc_freeze: bool = True
     gc_young_threshold: int = 250_000
-    # Closed workbook entries are packed (sparse model) every `compact_interval`, at most
-    # `compact_budget` at a time, once they are `compact_settle` old (the poller's close check
-    # reads and writes them first). ~8-10 µs an entry at 1,000 users: 5 ms every 50 ms packs
-    # ~11,000 passes a second, where the reference scenario closes ~6,500. (Once a second with
-    # 20 ms packed ~2,300: two thirds of the passes stayed live, +22 MB a second.)
+    # Closed workbook entries (sparse model) are packed by the poller after their close check;
+    # the rest (no poller, or a check that came late) every `compact_interval`, at most
+    # `compact_budget` at a time, once they are `compact_settle` old (not before the poller's
+    # close check: it would unpack them). ~8-10 µs an entry at 1,000 users: 5 ms every 50 ms
+    # packs ~11,000 passes a second, where the reference scenario closes ~6,500. (Once a second
+    # with 20 ms packed ~2,300: two thirds of the passes stayed live, +22 MB a second.)
     compact_interval: float = 0.05
     compact_budget: float = 0.005
     compact_settle: float = 0.5
