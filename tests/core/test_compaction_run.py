@@ -8,27 +8,37 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from wbsrun.cli.session import wire
 from wbsrun.core.log import RunLog
-from wbsrun.core.runner import RunOptions
+from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.core.sparse import SparseWorkbook
 from wbsrun.dsl.loader import load_plan
-from wbsrun.protocols.registry import provides
-from wbsrun.resources import PoolManager
+from wbsrun.protocols.registry import build_components, provides
+from wbsrun.resources import PoolManager, attach_health_checks
 from wbsrun.target import TargetProcess
 
 
+@pytest.mark.parametrize("poller", [True, False], ids=["poller", "runner-only"])
 def test_entries_closed_before_the_settle_time_are_packed_during_the_run(
-    live_reference: Callable[[int], tuple[Path, TargetProcess]],
+    live_reference: Callable[[int], tuple[Path, TargetProcess]], poller: bool
 ) -> None:
+    """With the CLI's wiring the poller packs entries after their close check; without a
+    poller (a bare Runner) the runner's own settled compaction must do it alone."""
     bundle, _target = live_reference(50)
     plan = load_plan(bundle, provides())
     options = RunOptions(users=50, duration=3.0)
-    wired = wire(plan, options, PoolManager(plan), RunLog())
-    asyncio.run(wired.runner.run())
+    pools, log = PoolManager(plan), RunLog()
+    if poller:
+        runner = wire(plan, options, pools, log).runner
+    else:
+        runner = Runner(plan, build_components(plan, log), pools, log, options)
+        attach_health_checks(runner, pools)
+    asyncio.run(runner.run())
     ended = time.time()
 
-    book = wired.runner.ctx.workbook
+    book = runner.ctx.workbook
     assert isinstance(book, SparseWorkbook)
     closed = [e for e in book.entries if str(book.get(e, "timeline.phase")).startswith("closing")]
     # Settled with a margin: closed earlier than settle + two steps before the end.
