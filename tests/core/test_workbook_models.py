@@ -43,6 +43,7 @@ DEFAULTS = freeze(
             "counters": {"success": 0, "failure": 0, "workload_units": 0},
             "latency_ms": {"last": 0, "p90": 0},
             "milestones": {"achieved": [], "pending": ["probe", "push", "purge"]},
+            "health": {"score": 1.0, "trend": "stable"},
         },
         "registers": {"risk": {"flag": "none", "entries": []}, "issue": {"entries": []}},
         "communications": {"log": [], "last_synced_at": None},
@@ -77,6 +78,10 @@ PATHS = [
     "telemetry.latency_ms.last",
     "telemetry.milestones.achieved",
     "telemetry.milestones.pending",
+    # The poller's score: a slot of the sparse model while nothing else wrote the health.
+    "telemetry.health.score",
+    "telemetry.health.trend",
+    "telemetry.health.score.deep",
     "timeline.process_groups.planning",
     "timeline.phase.sub",
     "timeline.transition_trace.x",

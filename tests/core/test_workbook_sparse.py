@@ -224,6 +224,30 @@ def test_a_snapshot_is_read_only_and_restore_can_keep_the_history(model: str, pl
     assert book.get(entry, "metrics")["failure"] == 1
 
 
+def test_the_health_score_after_a_checkpoint_leaves_the_shared_overlay_uncopied(
+    plan: Plan,
+) -> None:
+    book = SparseWorkbook(plan.workbook)
+    entry = book.open("u1", "t1", "sc")
+    reference_pass(book, entry, plan, 100.0)
+    snap = book.snapshot(entry)
+    over = entry._h.over  # type: ignore[union-attr]
+    book.set(entry, "telemetry.health.score", 0.42)
+    # The poller's write went to a slot: the overlay is still the one the snapshot shares.
+    assert entry._h.over is over  # type: ignore[union-attr]
+    assert book.get(entry, "telemetry.health") == {"score": 0.42, "trend": "stable"}
+    assert book.export(entry)["telemetry"]["health"]["score"] == 0.42
+    book.restore(entry, snap)
+    assert book.get(entry, "telemetry.health.score") == 1.0  # the checkpoint's (default)
+    book.set(entry, "telemetry.health.score", 0.5)
+    book.set(entry, "telemetry.health.trend", "falling")  # a cold write adopts the score
+    book.set(entry, "telemetry.health.score", 0.75)
+    assert book.get(entry, "telemetry.health") == {"score": 0.75, "trend": "falling"}
+    book.transition(entry, "executing.running_action", "closing.success", 101.0, "close")
+    book.compact([entry])
+    assert not isinstance(entry._h, type(over))  # packed
+    assert book.get(entry, "telemetry.health") == {"score": 0.75, "trend": "falling"}
+
 def test_progress_model_selects_the_storage(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(EXAMPLE, bundle)

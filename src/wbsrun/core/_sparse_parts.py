@@ -1,7 +1,7 @@
 """Where the sparse model keeps the fields every pass writes: slots, and compact records that
 are turned into the plain model's dicts and lists only when read.
 
-A "composite" field (counters, latency_ms, action_log, milestones, process_groups) has two
+A "composite" field (counters, latency_ms, action_log, milestones, process_groups, health) has two
 homes: its hot parts in slots while nothing else touched it, or an owned value in the cold
 overlay once any cold write did (the overlay then stays authoritative and hot writes go there,
 exactly as the plain model writes its dict). Both homes are never used at once. `Hot.cold`
@@ -23,6 +23,7 @@ __all__ = [
     "COMPOSITES",
     "COUNTERS_BASE",
     "COUNTER_SLOTS",
+    "LEAF_SLOTS",
     "LOG_KEYS",
     "SCALARS",
     "SCALAR_TYPES",
@@ -55,6 +56,10 @@ COUNTER_SLOTS: Final[Mapping[str, str]] = {
     "timeout": "timed_out",
     "workload_units": "units",
 }
+# A composite's scalar part that `set` itself writes to a slot (no other writer of its own):
+# top-level path → (its key, slot). The poller scores every task about twice a pass, after
+# the checkpoint has shared the overlay; in the overlay, each score copied it whole.
+LEAF_SLOTS: Final[Mapping[str, tuple[str, str]]] = {"telemetry.health": ("score", "score")}
 LOG_KEYS: Final = ("action", "result", "duration", "owner")
 # What a slot holds unless a cold write put something else there (see `Hot.boxed`).
 SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None), bytes})
@@ -68,6 +73,7 @@ COLD_BITS: Final[Mapping[str, int]] = {
     "execution.action_log": 4,
     "telemetry.milestones": 8,
     _GROUPS: 16,
+    "telemetry.health": 32,
 }
 
 
@@ -103,6 +109,7 @@ class Hot:
         "over",
         "phase",
         "progress",
+        "score",
         "shared",
         "start_at",
         "timed_out",
@@ -127,6 +134,7 @@ class Hot:
         self.timed_out: Any = MISSING
         self.units: Any = MISSING
         self.lat: Any = MISSING
+        self.score: Any = MISSING
         # Records appended flat, in order: (action, result, duration, owner) per log record;
         # turned into the plain model's shape when read.
         self.log: list[Any] | None = None
@@ -175,6 +183,7 @@ def _values(h: Hot) -> list[Any]:
         h.timed_out,
         h.units,
         h.lat,
+        h.score,
     ]
 
 
@@ -195,6 +204,7 @@ def _set_values(h: Hot, values: list[Any]) -> None:
         h.timed_out,
         h.units,
         h.lat,
+        h.score,
     ) = values
 
 
@@ -217,6 +227,7 @@ def copy_hot(h: Hot) -> Hot:
     out.timed_out = h.timed_out
     out.units = h.units
     out.lat = h.lat
+    out.score = h.score
     boxed = out.boxed = h.boxed
     if boxed:
         _set_values(out, [owned_copy(v) for v in _values(h)])
@@ -305,6 +316,12 @@ def _build_latency(h: Hot, default: Any) -> Any:
     return out
 
 
+def _build_health(h: Hot, default: Any) -> Any:
+    out = _dict_base(default)
+    out["score"] = h.score
+    return out
+
+
 def _build_log(h: Hot, default: Any) -> Any:
     out = list(default) if isinstance(default, list | tuple) else []
     it = iter(h.log or ())
@@ -339,6 +356,10 @@ def _clear_counters(h: Hot) -> None:
 
 def _clear_latency(h: Hot) -> None:
     h.lat = MISSING
+
+
+def _clear_health(h: Hot) -> None:
+    h.score = MISSING
 
 
 def _clear_log(h: Hot) -> None:
@@ -378,6 +399,7 @@ COMPOSITES: Final[Mapping[str, Composite]] = {
         lambda h: h.milestones is not None, _build_milestones, _clear_milestones
     ),
     _GROUPS: Composite(lambda h: h.groups is not None, _build_groups, _clear_groups),
+    "telemetry.health": Composite(lambda h: h.score is not MISSING, _build_health, _clear_health),
 }
 # What the counters build on when the entry has no counters of its own: the default, thawed.
 COUNTERS_BASE: Final[Callable[[Any], dict[str, Any]]] = _dict_base

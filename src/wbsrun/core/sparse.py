@@ -27,6 +27,7 @@ from wbsrun.core._sparse_parts import (
     COMPOSITES,
     COUNTER_SLOTS,
     COUNTERS_BASE,
+    LEAF_SLOTS,
     SCALAR_TYPES,
     SCALARS,
     Composite,
@@ -71,6 +72,8 @@ _COLD_LATENCY: Final = COLD_BITS[_LATENCY]
 _COLD_LOG: Final = COLD_BITS[_LOG]
 _COLD_MILESTONES: Final = COLD_BITS[_MILESTONES]
 _COLD_GROUPS: Final = COLD_BITS[_GROUPS]
+# The composites `end_action` writes: any of them in the overlay takes its general path.
+_COLD_END: Final = _COLD_COUNTERS | _COLD_LATENCY | _COLD_LOG
 # Phase names, paths and keys come from the plan (a few dozen); the cap guards odd callers.
 _NAME_CACHE: Final = 4096
 _NUMBERS: Final = frozenset({int, float, bool})
@@ -169,12 +172,16 @@ class SparseWorkbook(SparseStore):
             and SCALAR_TYPES.issuperset(map(type, default.values()))
             and type(default.copy()) is dict
         )
+        slot = SCALARS.get(top)
+        leaf = LEAF_SLOTS.get(top)
+        if leaf is not None and sub == (leaf[0],):
+            slot = leaf[1]  # a composite's part in a slot: `set` writes it there (see there)
         found = (
             top,
             sub[:-1],
             sub[-1] if sub else "",
             self._bits.bit(top),
-            SCALARS.get(top),
+            slot,
             COMPOSITES.get(top),
             default,
             flat,
@@ -311,6 +318,13 @@ class SparseWorkbook(SparseStore):
                 self._closed(entry, value)
             return
         else:
+            if slot is not None and comp is not None and not h.cold & COLD_BITS[top]:
+                # A leaf slot (`LEAF_SLOTS`; a scalar's slot has no composite) while its
+                # composite is hot: no overlay touched.
+                setattr(h, slot, value)
+                if type(value) not in SCALAR_TYPES:
+                    h.boxed = True
+                return
             current = self._for_write(h, top)
             if not isinstance(current, dict):
                 if current is MISSING:
@@ -458,7 +472,7 @@ class SparseWorkbook(SparseStore):
         h = entry._h
         if type(h) is not Hot:
             h = self._live(entry)
-        if h.cold or not self._counts_fast:
+        if h.cold & _COLD_END or not self._counts_fast:
             self._end_cold(entry, h, action, owner, started_at, result, duration_ms, counter)
             return
         if counter == "success":
