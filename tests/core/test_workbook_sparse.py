@@ -248,6 +248,7 @@ def test_the_health_score_after_a_checkpoint_leaves_the_shared_overlay_uncopied(
     assert not isinstance(entry._h, type(over))  # packed
     assert book.get(entry, "telemetry.health") == {"score": 0.75, "trend": "falling"}
 
+
 def test_progress_model_selects_the_storage(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(EXAMPLE, bundle)
