@@ -40,6 +40,7 @@ HOT_PATH = (
     "core/outcome.py",
     "core/rate.py",
     "core/scope.py",
+    "core/sinks.py",
     "core/sparse.py",
     "core/stats.py",
     "core/task.py",

@@ -53,8 +53,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wbsrun.core.bus import ProgressBus
-from wbsrun.core.events import NullSink, ProgressSubject
+from wbsrun.core.events import ProgressSubject
 from wbsrun.core.ledger import LedgerEntry
+from wbsrun.core.sinks import NullSink
 from wbsrun.dsl.plan import ProgressSpec, ScenarioSpec
 
 SPEC = ProgressSpec(max_batch_size=100, flush_interval=0.1, priority_threshold=0.7)

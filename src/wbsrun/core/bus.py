@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple, final
 
 from wbsrun.core.events import ProgressSubject
+from wbsrun.core.sinks import Sink
 from wbsrun.core.stats import Histogram
 from wbsrun.core.task import Task
 from wbsrun.dsl.plan import ProgressSpec
@@ -319,7 +320,7 @@ class BusStatistics:
 
 
 @final
-class ProgressBus:
+class ProgressBus(Sink):
     """`ProgressSink` (the runner publishes) and `Service` (its `serve()` flushes every
     `flush-interval`); subscribers `subscribe()` for bounded, coalescing queues."""
 

@@ -4,7 +4,7 @@ The runner calls `ProgressSink.publish` synchronously on its hot path (several t
 so a sink must only note the change and return; coalescing, batching and delivery to
 subscribers are the sink's business (`wbsrun.core.bus`). The subject is the live task: a
 sink reads its current values when it materialises an event, which is what makes coalescing
-per entry free.
+per entry free. The runner holds its sink as a `wbsrun.core.sinks.Sink` (wrapping any other).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Final, Protocol
 __all__ = [
     "PRIORITY_HIGH",
     "PRIORITY_NORMAL",
-    "NullSink",
     "ProgressSink",
     "ProgressSubject",
     "Service",
@@ -58,15 +57,6 @@ class ProgressSink(Protocol):
     The subject is only valid during the call and until its `closed` event is delivered."""
 
     def publish(self, subject: ProgressSubject, field: str, priority: float) -> None: ...
-
-
-class NullSink:
-    """The sink of a run nobody watches."""
-
-    __slots__ = ()
-
-    def publish(self, subject: ProgressSubject, field: str, priority: float) -> None:
-        return None
 
 
 class Service(Protocol):

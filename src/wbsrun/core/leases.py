@@ -18,8 +18,9 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from wbsrun.core import codes
-from wbsrun.core.events import PRIORITY_HIGH, NullSink, ProgressSink
+from wbsrun.core.events import PRIORITY_HIGH, ProgressSink
 from wbsrun.core.ports import ActionOutcome, Component, LogSink, UserHandle
+from wbsrun.core.sinks import Sink, as_sink
 
 # At run time, not under TYPE_CHECKING: compiled (mypyc), `Holding.task` needs the Task class
 # to exist when this module runs (task.py imports this module only for type checking).
@@ -141,7 +142,7 @@ class LeaseBook:
         self.finished = finished if finished is not None else asyncio.Event()
         self.clock = clock
         self.wall = wall
-        self.events: ProgressSink = events if events is not None else NullSink()
+        self.events: Sink = as_sink(events)
         self.providers: dict[str, _Provider] = {}
         for name, spec in plan.resources.items():
             component = components.get(spec.provider_component or DEFAULT_PROVIDER)

@@ -9,11 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wbsrun.core.book import open_workbook
-from wbsrun.core.events import NullSink, ProgressSink, Service
+from wbsrun.core.events import ProgressSink, Service
 from wbsrun.core.leases import LeaseBook
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
 from wbsrun.core.scheduler import Scheduler, spawn_plan
+from wbsrun.core.sinks import as_sink
 from wbsrun.core.stats import RunStats
 from wbsrun.core.task import RunContext
 from wbsrun.dsl.plan import Plan
@@ -66,7 +67,7 @@ class Runner:
     ) -> None:
         self.plan = plan
         self.options = options or RunOptions()
-        sink = events if events is not None else NullSink()
+        sink = as_sink(events)
         self.ctx = RunContext(
             plan=plan,
             workbook=open_workbook(plan.workbook, plan.progress.model),

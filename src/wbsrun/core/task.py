@@ -10,11 +10,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from wbsrun.core.deadlines import DeadlineWheel
-from wbsrun.core.events import NullSink, ProgressSink
 from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LogSink, UserHandle
 from wbsrun.core.rate import RateGuard
+from wbsrun.core.sinks import NullSink, Sink
 from wbsrun.core.stats import RunStats
 from wbsrun.core.workbook import WorkbookView
 from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
@@ -55,7 +55,7 @@ class RunContext:
     # Set when the last user is done: background services wind down.
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     # Where progress changes go (the progress bus); nobody listens by default.
-    events: ProgressSink = field(default_factory=NullSink)
+    events: Sink = field(default_factory=NullSink)
     # Pass and action timeouts (see core/deadlines.py for why not asyncio.timeout).
     deadlines: DeadlineWheel = field(default_factory=DeadlineWheel)
 

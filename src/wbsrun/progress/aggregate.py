@@ -24,6 +24,7 @@ from typing import Final, Protocol, final
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import ProgressSink, ProgressSubject
 from wbsrun.core.runner import RunOptions
+from wbsrun.core.sinks import Sink
 from wbsrun.dsl.plan import Plan
 from wbsrun.progress.baseline import ScenarioBaseline, baselines, total_planned
 from wbsrun.progress.eta import EtaEstimator
@@ -466,7 +467,7 @@ def _merge_milestones(views: Iterable[ScenarioProgress]) -> tuple[MilestoneProgr
 
 
 @final
-class AggregatingSink:
+class AggregatingSink(Sink):
     """A `ProgressSink` that feeds an `Aggregator` directly, then passes the event on to
     `forward` (e.g. the progress bus) when given: `Runner(..., events=sink)`."""
 
