@@ -46,6 +46,7 @@ HOT_PATH = (
     "core/task.py",
     "core/workbook.py",
     "dsl/expr.py",
+    "dsl/plan.py",
     "dsl/template.py",
     "poller/_health.py",
     "poller/_poller.py",

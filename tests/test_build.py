@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import os
 from pathlib import Path
@@ -83,3 +84,23 @@ def f():
         raise
 """
     assert handler_names_of_two_types(source) == ["f: exc"]
+
+
+def test_plan_objects_stay_frozen_in_either_build() -> None:
+    # dsl/plan.py is compiled: its dataclasses are native classes there, and must still refuse
+    # assignment, hash and compare by value, and be copied by `dataclasses.replace`.
+    from wbsrun.dsl.loader import load_plan
+    from wbsrun.protocols.registry import provides
+
+    plan = load_plan(ROOT / "src" / "wbsrun" / "examples" / "http_tri_phase", provides())
+    action = plan.actions["probe-get"]
+    node = next(iter(plan.workflows[plan.scenarios[0].workflow].nodes.values()))
+    for obj, attr in ((plan, "name"), (action, "name"), (node, "id")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, attr, "changed")
+    assert action.name == "probe-get"
+    copy = dataclasses.replace(action, name="other")
+    assert (copy.name, copy.component) == ("other", action.component)
+    assert copy != action
+    assert dataclasses.replace(copy, name="probe-get") == action
+    assert hash(dataclasses.replace(copy, name="probe-get")) == hash(action)
