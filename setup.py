@@ -38,6 +38,7 @@ HOT_PATH = (
     "core/ledger.py",
     "core/log.py",
     "core/outcome.py",
+    "core/persist.py",
     "core/rate.py",
     "core/scope.py",
     "core/sinks.py",
