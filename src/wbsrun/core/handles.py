@@ -21,14 +21,30 @@ class UserHandle:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True, eq=False)
 class Lease:
-    """A handle on one pooled item held by one task."""
+    """A handle on one pooled item held by one task. A plain class: compiled, a dataclass's
+    `__init__` stays interpreted (the dataclasses module writes it), and one is built every
+    pass."""
 
-    pool: str
-    handle: str
-    item: Mapping[str, Any]
-    holder: str
-    acquired_at: float
-    index: int = -1
-    released: bool = False
+    __slots__ = ("acquired_at", "handle", "holder", "index", "item", "pool", "released")
+
+    def __init__(
+        self,
+        pool: str,
+        handle: str,
+        item: Mapping[str, Any],
+        holder: str,
+        acquired_at: float,
+        index: int = -1,
+        released: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.handle = handle
+        self.item = item
+        self.holder = holder
+        self.acquired_at = acquired_at
+        self.index = index
+        self.released = released
+
+    def __repr__(self) -> str:
+        return f"Lease({self.pool!r}, {self.handle!r}, holder={self.holder!r})"

@@ -55,23 +55,61 @@ _TICK_MAX = 1.0
 _TICK_MIN = 0.02
 
 
-@dataclass(slots=True, eq=False)
 class Holding:
-    """One lease as its holder task sees it."""
+    """One lease as its holder task sees it.
 
-    pool: str
-    handle: str
-    item: Mapping[str, Any]
-    task: Task
-    acquired_at: float
-    expires_at: float | None
-    steps_at_renew: int = 0
-    released: bool = False
-    expired: bool = False
-    failed: bool = False
-    # A release asked for while the holder was mid-action: done when the action ends.
-    pending: str | None = None
-    blob: bool = False
+    A plain class, not a dataclass: compiled (mypyc), a dataclass keeps the `__init__` the
+    dataclasses module writes, interpreted, and one Holding is built every pass."""
+
+    __slots__ = (
+        "acquired_at",
+        "blob",
+        "expired",
+        "expires_at",
+        "failed",
+        "handle",
+        "item",
+        "pending",
+        "pool",
+        "released",
+        "steps_at_renew",
+        "task",
+    )
+
+    def __init__(
+        self,
+        pool: str,
+        handle: str,
+        item: Mapping[str, Any],
+        task: Task,
+        acquired_at: float,
+        expires_at: float | None,
+        steps_at_renew: int = 0,
+        released: bool = False,
+        expired: bool = False,
+        failed: bool = False,
+        pending: str | None = None,
+        blob: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.handle = handle
+        self.item = item
+        self.task = task
+        self.acquired_at = acquired_at
+        self.expires_at = expires_at
+        self.steps_at_renew = steps_at_renew
+        self.released = released
+        self.expired = expired
+        self.failed = failed
+        # A release asked for while the holder was mid-action: done when the action ends.
+        self.pending = pending
+        self.blob = blob
+
+    def __repr__(self) -> str:
+        return (
+            f"Holding({self.pool!r}, {self.handle!r}, task={self.task.task_id!r}, "
+            f"released={self.released}, expired={self.expired}, failed={self.failed})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, final
 
 from wbsrun.core.deadlines import DeadlineWheel
 from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
@@ -74,15 +74,31 @@ class UserState:
     rate_guard: RateGuard = field(default_factory=RateGuard)
 
 
-@dataclass(frozen=True, slots=True)
+@final
 class Checkpoint:
-    """What a checkpoint node saw: the state a rollback returns the task to."""
+    """What a checkpoint node saw: the state a rollback returns the task to. Never changed
+    once built (`Final`: mypy refuses a write). Not a frozen dataclass: compiled, its
+    `__init__` would stay interpreted (the dataclasses module writes it) with a
+    `object.__setattr__` per field, and one is built every pass."""
 
-    node: str
-    snapshot: Snapshot
-    task_vars: Mapping[str, Any]
-    progress: float
-    milestones: frozenset[str]
+    __slots__ = ("milestones", "node", "progress", "snapshot", "task_vars")
+
+    def __init__(
+        self,
+        node: str,
+        snapshot: Snapshot,
+        task_vars: Mapping[str, Any],
+        progress: float,
+        milestones: frozenset[str],
+    ) -> None:
+        self.node: Final = node
+        self.snapshot: Final = snapshot
+        self.task_vars: Final = task_vars
+        self.progress: Final = progress
+        self.milestones: Final = milestones
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.node!r}, progress={self.progress})"
 
 
 class Task:
