@@ -66,6 +66,25 @@ def test_keep_alive_connection_is_reused_for_sequential_requests(hostile: Hostil
     assert hostile.accepted == 1
 
 
+def test_requests_of_every_method_to_one_origin_share_its_connection_and_origin_key(
+    hostile: HostileServer,
+) -> None:
+    async def body(client: H1Client, pool: ConnectionPool) -> PoolStatistics:
+        for method in ("GET", "POST", "DELETE", "GET"):
+            status, _, _ = await client.request(pool, method, hostile.url("/ok"))
+            assert status == 200
+        return await settled(pool)
+
+    client = H1Client()
+    stats = drive(lambda _, pool: body(client, pool))
+    assert (stats.opened_total, stats.reused_total, stats.idle) == (1, 3, 1)
+    # One tuple for the origin of every prepared request: the pool's idle map finds it by
+    # identity instead of comparing equal tuples.
+    origins = {id(p.target.origin) for p in client._prepared.values()}
+    assert len(client._prepared) == 3
+    assert len(origins) == 1
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("HEAD", "/head"), ("GET", "/no-content"), ("GET", "/not-modified"), ("GET", "/interim")],

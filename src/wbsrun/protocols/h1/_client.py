@@ -216,12 +216,16 @@ _RequestKey = tuple[str, str, HeaderItems, str | None]
 class H1Client:
     """Stateless apart from its cache: pools are passed per request (shared or per user)."""
 
-    __slots__ = ("_prepared", "_writes")
+    __slots__ = ("_origins", "_prepared", "_writes")
 
     def __init__(self) -> None:
         # Bounded (cleared when full): a scenario renders the same few URLs and header sets
         # over and over, so a request usually costs one dict look-up, not a rebuild.
         self._prepared: dict[_RequestKey, _Prepared] = {}
+        # One tuple per origin for every prepared request: the pool's idle map is keyed by
+        # origin, and a key found by identity skips comparing the tuples item by item (a GET
+        # and a POST to one URL parse to equal origins, not the same object).
+        self._origins: dict[Origin, Origin] = {}
         # Request writes of this client's loop, sent together once an iteration (WriteBatch).
         self._writes: WriteBatch | None = None
 
@@ -239,6 +243,14 @@ class H1Client:
     def _prepare(self, key: _RequestKey) -> _Prepared:
         method, url, headers, content_type = key
         target = parse_target(url)
+        origins = self._origins
+        origin = origins.get(target.origin)
+        if origin is None:
+            if len(origins) >= _CACHE_LIMIT:
+                origins.clear()
+            origin = origins[target.origin] = target.origin
+        elif origin is not target.origin:
+            target = Target(origin, target.authority, target.path)
         prepared = _Prepared(method, target, build_head(method, target, headers, content_type))
         if len(self._prepared) >= _CACHE_LIMIT:
             self._prepared.clear()
