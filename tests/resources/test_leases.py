@@ -262,6 +262,77 @@ def test_the_reference_health_check_and_on_failure_run_as_written(
     assert target.stats()["received"] == result["requests"]["total"]
 
 
+class HalfImmediateProvider(ListProvider):
+    """A provider that answers `give_back` at once and every other `grab` at once; the rest
+    it leaves to `run_action` (ports.ImmediateComponent)."""
+
+    def __init__(self, spec: ComponentSpec | None = None) -> None:
+        super().__init__(spec)
+        self.routes: list[tuple[str, str]] = []
+        self.asked = 0
+
+    def run_action_nowait(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome | None:
+        if call == "grab":
+            self.asked += 1
+            if self.asked % 2 == 0:
+                return None  # "would wait": nothing changed, the core awaits run_action
+        self.routes.append(("now", call))
+        return self._answer(call, args)
+
+    async def run_action(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        self.routes.append(("awaited", call))
+        await asyncio.sleep(0.001)
+        return self._answer(call, args)
+
+    def _answer(self, call: str, args: Mapping[str, Any]) -> ActionOutcome:
+        self.calls.append((call, dict(args)))
+        if call == "grab":
+            item = self.items[0]
+            handle = f"{item['ip']}:{item['port']}"
+            self.out.append(handle)
+            return ActionOutcome({"handle": handle, "item": item})
+        self.out.remove(str(args["handle"]))
+        return ActionOutcome({"released": True})
+
+
+def test_a_provider_that_answers_at_once_is_called_without_waiting_and_awaited_otherwise(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    HalfImmediateProvider.items = [{"ip": target.hosts[0], "port": target.port}]
+    doc = _no_health_check(health_doc(2, iterations=3))
+    doc["resources"]["pool"]["provider"] = {
+        "component": "half",
+        "calls": {"acquire": "grab", "release": "give_back"},
+    }
+    doc["components"].append(
+        {
+            "name": "half",
+            "version": "1.0.0",
+            "kind": "native",
+            "capabilities": ["grab", "give_back"],
+        }
+    )
+    factories = {**component_factories(), "half": HalfImmediateProvider}
+
+    ran = run(tmp_path, doc, [("127.0.0.1", 9)], factories=factories)
+
+    provider = ran.runner.ctx.components["half"]
+    assert isinstance(provider, HalfImmediateProvider)
+    assert ran.result["tasks"]["succeeded"] == 6
+    # Six grabs: three answered at once, three declined and then awaited; every release at once.
+    assert provider.asked == 6, provider.routes
+    assert sorted(provider.routes) == sorted(
+        [("now", "grab")] * 3 + [("awaited", "grab")] * 3 + [("now", "give_back")] * 6
+    )
+    assert not provider.out  # every handle it gave out came back, once
+    assert ran.result["resources"]["pool"]["leases"] == 0  # the built-in pools saw none
+    assert ran.result["requests"]["total"] == target.stats()["received"] == 18
+
+
 class BrokenProvider(ListProvider):
     """A provider with a bug: it raises instead of answering an error outcome."""
 

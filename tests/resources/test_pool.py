@@ -153,3 +153,58 @@ def test_a_shared_pool_round_robins_over_healthy_items_only(tmp_path: Path) -> N
         return [(await pools.acquire("pool", f"t{i}", f"u{i}")).handle for i in range(4)]
 
     assert asyncio.run(scenario()) == ["127.0.0.2:80", "127.0.0.4:80"] * 2
+
+
+def test_the_resource_manager_answers_at_once_unless_an_allocation_has_to_wait(
+    tmp_path: Path,
+) -> None:
+    from wbsrun.core.log import RunLog
+    from wbsrun.core.ports import ImmediateComponent, Runtime, UserHandle
+    from wbsrun.core.rate import RateGuard
+    from wbsrun.protocols.resource_manager import ResourceManagerComponent
+
+    pools = PoolManager(_plan(tmp_path, "127.0.0.2,80\n"))  # one item, exclusive
+    rm = ResourceManagerComponent()
+    assert isinstance(rm, ImmediateComponent)
+    user = UserHandle("u1", "", private_session=False)
+    grab = {"pool": "pool", "holder": "t1", "bound": True}
+
+    async def scenario() -> None:
+        await rm.init(Runtime(RunLog(), 1, lambda: 0.0, RateGuard(), leases=pools))
+        first = rm.run_action_nowait("allocate_pair", grab, user)
+        assert first is not None
+        assert first.value is not None
+        assert first.value["handle"] == "127.0.0.2:80"
+        assert first.value["ip"] == "127.0.0.2"
+        # The only item is out: no answer now, and nothing taken or queued.
+        assert rm.run_action_nowait("allocate_pair", {**grab, "holder": "t2"}, user) is None
+        assert pools.statistics()["pool"]["leases"] == 1
+        assert not pools.pools["pool"].waiters
+        # The general call queues for it and gets it once the first lease is released.
+        waiting = asyncio.create_task(
+            rm.run_action("allocate_pair", {**grab, "holder": "t2"}, user)
+        )
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        back = rm.run_action_nowait(
+            "release_pair", {"pool": "pool", "handle": "127.0.0.2:80", "holder": "t1"}, user
+        )
+        assert back is not None
+        assert back.value == {
+            "handle": "127.0.0.2:80",
+            "pool": "pool",
+            "released": True,
+        }
+        second = await asyncio.wait_for(waiting, 1.0)
+        assert second.value is not None
+        assert second.value["handle"] == "127.0.0.2:80"
+        # Releasing a lease nobody holds is an answer too (an error outcome), not a wait.
+        again = rm.run_action_nowait(
+            "release_pair", {"pool": "pool", "handle": "127.0.0.2:80", "holder": "t1"}, user
+        )
+        assert again is not None
+        assert again.error == codes.INVALID_CONFIGURATION
+
+    asyncio.run(scenario())
+    stats = pools.statistics()["pool"]
+    assert (stats["leases"], stats["released"], stats["active"]) == (2, 1, 1)

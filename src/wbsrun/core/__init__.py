@@ -7,6 +7,7 @@ from wbsrun.core.log import RunLog
 from wbsrun.core.ports import (
     ActionOutcome,
     Component,
+    ImmediateComponent,
     Lease,
     LeaseProvider,
     LogSink,
@@ -24,6 +25,7 @@ __all__ = [
     "Entry",
     "Executor",
     "Histogram",
+    "ImmediateComponent",
     "Lease",
     "LeaseProvider",
     "Ledger",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from wbsrun.core import codes
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
@@ -18,13 +18,15 @@ from wbsrun.core.task import Checkpoint, RunContext, Task, UserState
 from wbsrun.dsl.expr import ExprError
 from wbsrun.dsl.plan import ActionSpec, Milestone, NodeSpec, ScenarioSpec, WorkflowSpec
 
-__all__ = ["JOINED", "MAX_STEPS", "Executor"]
+__all__ = ["JOINED", "MAX_STEPS", "WOULD_WAIT", "Executor"]
 
 # Node visits per pass before a cycle without progress is called a runaway.
 MAX_STEPS = 10_000
 # How long exit handlers may take after a pass already timed out.
 EXIT_GRACE = 5.0
 JOINED: Jump = ("joined", "")
+# `lease_nowait`'s answer when a pool has nothing free now (compared by identity).
+WOULD_WAIT: Final = ActionOutcome(None, error="would-wait", message="no item free now")
 # (action, per-user rate, global rate, timeout) of one action node.
 _ActionPlan = tuple[ActionSpec, float | None, float | None, float | None]
 # Values that never carry `shrink` (see _close): skipped without a failing attribute lookup.
@@ -120,7 +122,9 @@ class Executor(HandlerRunner):
                 jump: Jump | None = None
                 if self.scenario.inherit and run.leases is not None:
                     self.transition(task, "executing.waiting_resource", "lease")
-                    failed = await self.lease(task, self.scenario.inherit)
+                    failed = self.lease_nowait(task, self.scenario.inherit)
+                    if failed is WOULD_WAIT:
+                        failed = await self.lease(task, self.scenario.inherit, tried=True)
                     if failed is not None:
                         code = failed.error or codes.RESOURCE_UNAVAILABLE
                         jump = await self.fail(task, None, code, failed.message)
@@ -177,16 +181,44 @@ class Executor(HandlerRunner):
         return jump if jump is not None else ("end", "closing.timeout")
 
     async def lease(
-        self, task: Task, pools: tuple[str, ...], *, wait_for_health: bool = True
+        self,
+        task: Task,
+        pools: tuple[str, ...],
+        *,
+        wait_for_health: bool = True,
+        tried: bool = False,
     ) -> ActionOutcome | None:
-        """Lease one item of each pool the task lacks; the provider's error outcome if any."""
+        """Lease one item of each pool the task lacks; the provider's error outcome if any.
+        `tried`: the caller's `lease_nowait` just answered WOULD_WAIT (not asked again)."""
+        book = self.run.leases
+        assert book is not None
+        got = WOULD_WAIT if tried else self.lease_nowait(task, pools, wait_for_health)
+        while got is WOULD_WAIT:
+            # A pool with nothing free: wait for its item, then lease the rest at once.
+            held = {h.pool for h in task.holdings if not h.released}
+            pool = next(p for p in pools if p not in held)
+            waited = await book.acquire_waiting(task, pool, wait_for_health=wait_for_health)
+            if isinstance(waited, ActionOutcome):
+                return waited
+            task.holdings.append(waited)
+            got = self.lease_nowait(task, pools, wait_for_health)
+        return got
+
+    def lease_nowait(
+        self, task: Task, pools: tuple[str, ...], wait_for_health: bool = True
+    ) -> ActionOutcome | None:
+        """`lease` without a coroutine: None once every pool's item is held, the provider's
+        error outcome, or WOULD_WAIT when a pool has nothing free now (items granted so far
+        stay held; `lease` waits for the rest)."""
         book = self.run.leases
         assert book is not None
         held = {h.pool for h in task.holdings if not h.released} if task.holdings else ()
         for pool in pools:
             if pool in held:
                 continue
-            got = await book.acquire(task, pool, wait_for_health=wait_for_health)
+            got = book.acquire_nowait(task, pool, wait_for_health=wait_for_health)
+            if got is None:
+                return WOULD_WAIT
             if isinstance(got, ActionOutcome):
                 return got
             task.holdings.append(got)
@@ -214,7 +246,7 @@ class Executor(HandlerRunner):
         if book is not None:
             # Progress-aware release: the holder reached `closing`; nothing is mid-action now.
             for h in task.holdings:
-                if not h.released:
+                if not h.released and book.release_nowait(h, "task-closed", force=True) is None:
                     await book.release(h, "task-closed", force=True)
         # A holding and the scope refer to their task: dropped here, the pass is freed by
         # reference counting instead of waiting for the cyclic collector (core/runner.py).

@@ -146,11 +146,16 @@ class LeaseCounts:
     release_failures: int = 0
 
 
+# A provider's `run_action_nowait` (ports.ImmediateComponent): an outcome, or None to wait.
+_Nowait = Callable[[str, Mapping[str, Any], UserHandle], ActionOutcome | None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Provider:
     spec: ResourceSpec
     component: Component
     calls: Mapping[str, str]
+    nowait: _Nowait | None = None
 
 
 def _raised(prov: _Provider, call: str, exc: Exception) -> ActionOutcome:
@@ -186,7 +191,13 @@ class LeaseBook:
             component = components.get(spec.provider_component or DEFAULT_PROVIDER)
             if component is not None:
                 calls = {**DEFAULT_CALLS, **spec.provider_calls}
-                self.providers[name] = _Provider(spec, component, MappingProxyType(calls))
+                nowait = getattr(component, "run_action_nowait", None)
+                self.providers[name] = _Provider(
+                    spec,
+                    component,
+                    MappingProxyType(calls),
+                    nowait if callable(nowait) else None,
+                )
         self.held: dict[tuple[str, str], list[Holding]] = {}
         self.counts: dict[str, LeaseCounts] = {name: LeaseCounts() for name in self.providers}
         self.mounted: dict[str, Mapping[str, Any]] = {}
@@ -216,10 +227,34 @@ class LeaseBook:
             self.mounted[name] = out.value
 
     # -- acquire / release ----------------------------------------------------------------------
+    # Each has a `_nowait` twin for providers that answer at once (ports.ImmediateComponent,
+    # as the built-in `resource-manager` does): the pass then leases and releases without the
+    # coroutines of the general path, which almost never suspends.
     async def acquire(
         self, task: Task, pool: str, *, wait_for_health: bool = True
     ) -> Holding | ActionOutcome:
         """A lease for `task` (waiting for capacity), or the provider's error outcome."""
+        got = self.acquire_nowait(task, pool, wait_for_health=wait_for_health)
+        if got is not None:
+            return got
+        return await self.acquire_waiting(task, pool, wait_for_health=wait_for_health)
+
+    async def acquire_waiting(
+        self, task: Task, pool: str, *, wait_for_health: bool = True
+    ) -> Holding | ActionOutcome:
+        """`acquire` after `acquire_nowait` said None: the provider's call, awaited."""
+        prov = self.providers[pool]
+        call, args = self._acquire_call(prov, task, pool, wait_for_health)
+        try:
+            out = await prov.component.run_action(call, args, task.user.handle)
+        except Exception as exc:  # a third-party provider's bug must not take the run down
+            out = _raised(prov, call, exc)
+        return self._acquired(prov, task, pool, out)
+
+    def acquire_nowait(
+        self, task: Task, pool: str, *, wait_for_health: bool = True
+    ) -> Holding | ActionOutcome | None:
+        """`acquire` when it needs no waiting; None when it would wait (call `acquire`)."""
         prov = self.providers.get(pool)
         if prov is None:
             return ActionOutcome(
@@ -230,18 +265,30 @@ class LeaseBook:
         if prov.spec.type == "file_blob":
             blob = self.mounted.get(pool, {})
             return Holding(pool, pool, blob, task, self.wall(), None, blob=True)
-        call = prov.calls["acquire"]
-        args = {
+        nowait = prov.nowait
+        if nowait is None:
+            return None
+        call, args = self._acquire_call(prov, task, pool, wait_for_health)
+        try:
+            out = nowait(call, args, task.user.handle)
+        except Exception as exc:  # a third-party provider's bug must not take the run down
+            out = _raised(prov, call, exc)
+        return None if out is None else self._acquired(prov, task, pool, out)
+
+    @staticmethod
+    def _acquire_call(
+        prov: _Provider, task: Task, pool: str, wait_for_health: bool
+    ) -> tuple[str, dict[str, Any]]:
+        return prov.calls["acquire"], {
             "pool": pool,
             "holder": task.task_id,
             "bound": True,
             "wait-for-health": wait_for_health,
         }
-        # `_call` inline (here and in `release`): one coroutine level less on every pass.
-        try:
-            out = await prov.component.run_action(call, args, task.user.handle)
-        except Exception as exc:  # a third-party provider's bug must not take the run down
-            out = _raised(prov, call, exc)
+
+    def _acquired(
+        self, prov: _Provider, task: Task, pool: str, out: ActionOutcome
+    ) -> Holding | ActionOutcome:
         if out.error is not None or out.value is None:
             return out if out.error else ActionOutcome(None, error=codes.RESOURCE_UNAVAILABLE)
         value = out.value
@@ -265,6 +312,22 @@ class LeaseBook:
 
     async def release(self, h: Holding, reason: str, *, force: bool = False) -> bool:
         """Give the lease back once; deferred (and logged) while its holder is mid-action."""
+        done = self.release_nowait(h, reason, force=force)
+        if done is not None:
+            return done
+        prov = self.providers[h.pool]
+        call, args = self._release_call(prov, h, reason)
+        self._unhold(h)
+        try:
+            out = await prov.component.run_action(call, args, h.task.user.handle)
+        except Exception as exc:  # a third-party provider's bug must not take the run down
+            out = _raised(prov, call, exc)
+        self._released(h, out)
+        return True
+
+    def release_nowait(self, h: Holding, reason: str, *, force: bool = False) -> bool | None:
+        """`release` when it needs no waiting (deferred, done already, or a provider that
+        answers at once); None when the provider must be awaited (call `release`)."""
         if h.released or h.blob:
             return False
         task = h.task
@@ -281,6 +344,32 @@ class LeaseBook:
             h.pending = reason
             task.deferred = True
             return False
+        prov = self.providers[h.pool]
+        nowait = prov.nowait
+        if nowait is None:
+            return None
+        call, args = self._release_call(prov, h, reason)
+        try:
+            out = nowait(call, args, task.user.handle)
+        except Exception as exc:  # a third-party provider's bug must not take the run down
+            out = _raised(prov, call, exc)
+        if out is None:
+            return None  # the provider wants to wait after all: `release` awaits it
+        self._unhold(h)
+        self._released(h, out)
+        return True
+
+    @staticmethod
+    def _release_call(prov: _Provider, h: Holding, reason: str) -> tuple[str, dict[str, Any]]:
+        return prov.calls["release"], {
+            "pool": h.pool,
+            "handle": h.handle,
+            "holder": h.task.task_id,
+            "reason": reason,
+        }
+
+    def _unhold(self, h: Holding) -> None:
+        """Mark the lease given back (before the provider hears of it: once only)."""
         h.released = True
         h.pending = None
         holders = self.held.get((h.pool, h.handle))
@@ -288,20 +377,14 @@ class LeaseBook:
             holders.remove(h)
             if not holders:
                 del self.held[(h.pool, h.handle)]
-        prov = self.providers[h.pool]
-        call = prov.calls["release"]
-        args = {"pool": h.pool, "handle": h.handle, "holder": task.task_id, "reason": reason}
-        try:
-            out = await prov.component.run_action(call, args, task.user.handle)
-        except Exception as exc:  # a third-party provider's bug must not take the run down
-            out = _raised(prov, call, exc)
+
+    def _released(self, h: Holding, out: ActionOutcome) -> None:
         counts = self.counts[h.pool]
         if out.error is not None:
             counts.release_failures += 1
-            self.log.log("error", f"release of {h.handle} failed: {out.message}", task.user_id)
+            self.log.log("error", f"release of {h.handle} failed: {out.message}", h.task.user_id)
         else:
             counts.released += 1
-        return True
 
     async def settle(self, task: Task) -> None:
         """Carry out the releases deferred while the task was mid-action."""

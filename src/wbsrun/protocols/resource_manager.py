@@ -53,6 +53,29 @@ class ResourceManagerComponent:
     async def run_action(
         self, call: str, args: Mapping[str, Any], user: UserHandle
     ) -> ActionOutcome:
+        out = self.run_action_nowait(call, args, user)
+        if out is not None:
+            return out
+        # `allocate_pair` with no item free: queue for one.
+        pools = self._pools
+        assert pools is not None
+        pool = str(args.get("pool", args.get("resource", "")))
+        try:
+            lease = await pools.acquire(
+                pool,
+                self._holder(args, user),
+                user.user_id,
+                wait_for_health=bool(args.get("wait-for-health", True)),
+            )
+        except LeaseError as exc:
+            return ActionOutcome(None, error=exc.code, message=str(exc))
+        return self._allocated(pool, lease, args, user)
+
+    def run_action_nowait(
+        self, call: str, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome | None:
+        """Every call but an `allocate_pair` that has to wait for an item answers at once
+        (`ImmediateComponent`): the lease book leases and releases without a coroutine."""
         pools = self._pools
         if pools is None:
             return ActionOutcome(
@@ -61,19 +84,13 @@ class ResourceManagerComponent:
         pool = str(args.get("pool", args.get("resource", "")))
         try:
             if call == "allocate_pair":
-                # Inline rather than a helper coroutine: every pass leases through here, and
-                # a coroutine level costs more than the allocation itself when nobody waits.
-                bound = bool(args.get("bound"))
-                holder = str(args.get("holder") or f"{user.user_id}-explicit")
-                wait = bool(args.get("wait-for-health", True))
-                lease = await pools.acquire(pool, holder, user.user_id, wait_for_health=wait)
-                if bound:
-                    self._bound[(pool, lease.handle, holder)] = lease
-                else:
-                    self._explicit(user)[lease.handle] = lease
-                return ActionOutcome(
-                    {"handle": lease.handle, "pool": pool, "item": lease.item, **lease.item}
+                lease = pools.acquire_nowait(
+                    pool,
+                    self._holder(args, user),
+                    user.user_id,
+                    wait_for_health=bool(args.get("wait-for-health", True)),
                 )
+                return None if lease is None else self._allocated(pool, lease, args, user)
             if call == "mount_file":
                 return ActionOutcome(dict(pools.mount(pool)))
             if call == "release_pair":
@@ -81,6 +98,21 @@ class ResourceManagerComponent:
             return self._track(pools, pool, args, user)
         except LeaseError as exc:
             return ActionOutcome(None, error=exc.code, message=str(exc))
+
+    @staticmethod
+    def _holder(args: Mapping[str, Any], user: UserHandle) -> str:
+        return str(args.get("holder") or f"{user.user_id}-explicit")
+
+    def _allocated(
+        self, pool: str, lease: Lease, args: Mapping[str, Any], user: UserHandle
+    ) -> ActionOutcome:
+        if args.get("bound"):
+            self._bound[(pool, lease.handle, lease.holder)] = lease
+        else:
+            self._explicit(user)[lease.handle] = lease
+        return ActionOutcome(
+            {"handle": lease.handle, "pool": pool, "item": lease.item, **lease.item}
+        )
 
     def _release(
         self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle

@@ -315,6 +315,15 @@ class PoolManager:
             idx = await p.wait(user_id)
         return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
 
+    def acquire_nowait(
+        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+    ) -> Lease | None:
+        p = self._pool(pool)
+        idx = p.try_acquire(user_id, wait_for_health=wait_for_health)
+        if idx is None:
+            return None
+        return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
+
     def release(self, lease: Lease, reason: str) -> bool:
         if lease.released:
             return False
