@@ -69,20 +69,26 @@ def test_keep_alive_connection_is_reused_for_sequential_requests(hostile: Hostil
 def test_requests_of_every_method_to_one_origin_share_its_connection_and_origin_key(
     hostile: HostileServer,
 ) -> None:
+    pool_keys: list[str] = []
+
     async def body(client: H1Client, pool: ConnectionPool) -> PoolStatistics:
         for method in ("GET", "POST", "DELETE", "GET"):
             status, _, _ = await client.request(pool, method, hostile.url("/ok"))
             assert status == 200
+        pool_keys.extend(pool._idle)
         return await settled(pool)
 
     client = H1Client()
     stats = drive(lambda _, pool: body(client, pool))
     assert (stats.opened_total, stats.reused_total, stats.idle) == (1, 3, 1)
-    # One tuple for the origin of every prepared request: the pool's idle map finds it by
-    # identity instead of comparing equal tuples.
-    origins = {id(p.target.origin) for p in client._prepared.values()}
+    # One key string for the origin of every prepared request and of the connection: the
+    # pool's idle map finds it by identity (the prepared requests keep the strings alive, so
+    # equal ids mean one object).
+    keys = {id(p.key) for p in client._prepared.values()}
     assert len(client._prepared) == 3
-    assert len(origins) == 1
+    assert len(keys) == 1
+    assert list(pool_keys) == [next(iter(client._prepared.values())).key]
+    assert pool_keys[0] is next(iter(client._prepared.values())).key
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from wbsrun.protocols.h1._client import (
     build_head,
     parse_target,
 )
-from wbsrun.protocols.h1._connection import MAX_HEAD_BYTES, H1Connection, Origin
+from wbsrun.protocols.h1._connection import MAX_HEAD_BYTES, H1Connection, Origin, origin_key
 from wbsrun.protocols.h1._errors import (
     PROTOCOL_ERROR,
     ConnectFailed,
@@ -46,5 +46,6 @@ __all__ = [
     "build_head",
     "default_ssl_context",
     "header_pairs",
+    "origin_key",
     "parse_target",
 ]

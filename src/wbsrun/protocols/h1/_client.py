@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Final, final
 from urllib.parse import quote, urljoin, urlsplit
 
-from wbsrun.protocols.h1._connection import H1Connection, Origin, WriteBatch
+from wbsrun.protocols.h1._connection import H1Connection, Origin, WriteBatch, origin_key
 from wbsrun.protocols.h1._errors import (
     ConnectionLost,
     DecodeFailed,
@@ -187,11 +187,12 @@ class _Prepared:
     """One request shape's bytes, built once: the head, the whole request when it has no
     body, and the head with the Content-Length of the body size last sent."""
 
-    __slots__ = ("bare", "head", "origin", "sized", "sized_length", "target")
+    __slots__ = ("bare", "head", "key", "origin", "sized", "sized_length", "target")
 
-    def __init__(self, method: str, target: Target, head: bytes) -> None:
+    def __init__(self, method: str, target: Target, key: str, head: bytes) -> None:
         self.target = target
         self.origin = target.origin
+        self.key = key  # the client's one `origin_key` string for this origin
         self.head = head
         self.bare = head + (b"Content-Length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n")
         self.sized = b""
@@ -216,16 +217,16 @@ _RequestKey = tuple[str, str, HeaderItems, str | None]
 class H1Client:
     """Stateless apart from its cache: pools are passed per request (shared or per user)."""
 
-    __slots__ = ("_origins", "_prepared", "_writes")
+    __slots__ = ("_keys", "_prepared", "_writes")
 
     def __init__(self) -> None:
         # Bounded (cleared when full): a scenario renders the same few URLs and header sets
         # over and over, so a request usually costs one dict look-up, not a rebuild.
         self._prepared: dict[_RequestKey, _Prepared] = {}
-        # One tuple per origin for every prepared request: the pool's idle map is keyed by
-        # origin, and a key found by identity skips comparing the tuples item by item (a GET
-        # and a POST to one URL parse to equal origins, not the same object).
-        self._origins: dict[Origin, Origin] = {}
+        # One `origin_key` string per origin for every prepared request: the pool's idle map
+        # finds it by identity, its hash cached (a GET and a POST to one URL would otherwise
+        # make equal strings, not the same one).
+        self._keys: dict[str, str] = {}
         # Request writes of this client's loop, sent together once an iteration (WriteBatch).
         self._writes: WriteBatch | None = None
 
@@ -243,15 +244,16 @@ class H1Client:
     def _prepare(self, key: _RequestKey) -> _Prepared:
         method, url, headers, content_type = key
         target = parse_target(url)
-        origins = self._origins
-        origin = origins.get(target.origin)
-        if origin is None:
-            if len(origins) >= _CACHE_LIMIT:
-                origins.clear()
-            origin = origins[target.origin] = target.origin
-        elif origin is not target.origin:
-            target = Target(origin, target.authority, target.path)
-        prepared = _Prepared(method, target, build_head(method, target, headers, content_type))
+        keys = self._keys
+        fresh = origin_key(target.origin)
+        okey = keys.get(fresh)
+        if okey is None:
+            if len(keys) >= _CACHE_LIMIT:
+                keys.clear()
+            okey = keys[fresh] = fresh
+        prepared = _Prepared(
+            method, target, okey, build_head(method, target, headers, content_type)
+        )
         if len(self._prepared) >= _CACHE_LIMIT:
             self._prepared.clear()
         self._prepared[key] = prepared
@@ -284,7 +286,7 @@ class H1Client:
             data, tail = prepared.bare, None
         else:
             data, tail = prepared.with_body(body)
-        conn = pool.acquire_nowait(prepared.origin)
+        conn = pool.acquire_nowait(prepared.key)
         if conn is None:
             loop = asyncio.get_running_loop()
             return await self._exchange(pool, loop, prepared, data, tail, method, None, None, 0)
@@ -352,12 +354,12 @@ class H1Client:
 
     @staticmethod
     async def _acquire_by(
-        pool: ConnectionPool, target: Target, budget: float | None, deadline: float
+        pool: ConnectionPool, prepared: _Prepared, budget: float | None, deadline: float
     ) -> H1Connection:
         """Waiting for a pooled connection (at the pool's limit) counts against `total`."""
         try:
             async with asyncio.timeout_at(deadline):
-                return await pool.acquire(target.origin, budget)
+                return await pool.acquire(prepared.origin, budget, prepared.key)
         except TimeoutError:
             raise Timeout("total timeout before a connection was free") from None
 
@@ -373,18 +375,17 @@ class H1Client:
         deadline: float | None,
         first_attempt: int,
     ) -> Reply:
-        target = prepared.target
         connect = timeouts.connect if timeouts is not None else None
         read = timeouts.read if timeouts is not None else None
         for attempt in range(first_attempt, 2):
-            conn = pool.acquire_nowait(target.origin)  # the usual case: no coroutine
+            conn = pool.acquire_nowait(prepared.key)  # the usual case: no coroutine
             if conn is None:
                 if deadline is None:
-                    conn = await pool.acquire(target.origin, connect)
+                    conn = await pool.acquire(prepared.origin, connect, prepared.key)
                 else:
                     left = max(deadline - loop.time(), 0.0)
                     budget = left if connect is None else min(connect, left)
-                    conn = await self._acquire_by(pool, target, budget, deadline)
+                    conn = await self._acquire_by(pool, prepared, budget, deadline)
             reused = conn.uses > 0
             conn.uses += 1
             waiter: asyncio.Future[None] = loop.create_future()

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import final
 
-from wbsrun.protocols.h1._connection import H1Connection, Origin
+from wbsrun.protocols.h1._connection import H1Connection, Origin, origin_key
 from wbsrun.protocols.h1._errors import ConnectFailed, Timeout
 
 __all__ = ["ConnectionPool", "PoolStatistics", "default_ssl_context"]
@@ -52,7 +52,8 @@ class ConnectionPool:
     def __init__(self, limit: int = 0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.limit = limit
         self._ssl = ssl_context
-        self._idle: dict[Origin, list[H1Connection]] = {}
+        # By `origin_key`: one string per origin, found by identity.
+        self._idle: dict[str, list[H1Connection]] = {}
         self._open: set[H1Connection] = set()
         self._connecting = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -77,9 +78,10 @@ class ConnectionPool:
             failed_connects=self._failed,
         )
 
-    def acquire_nowait(self, origin: Origin) -> H1Connection | None:
-        """An idle connection to `origin`, or None (then `acquire` connects or waits)."""
-        idle = self._idle.get(origin)
+    def acquire_nowait(self, key: str) -> H1Connection | None:
+        """An idle connection to the origin of `key` (`origin_key`), or None (then `acquire`
+        connects or waits)."""
+        idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
             if not conn.closed:
@@ -87,14 +89,19 @@ class ConnectionPool:
                 return conn
         return None
 
-    async def acquire(self, origin: Origin, connect_timeout: float | None) -> H1Connection:
-        """An open connection to `origin`: an idle one if any, else a new one."""
+    async def acquire(
+        self, origin: Origin, connect_timeout: float | None, key: str | None = None
+    ) -> H1Connection:
+        """An open connection to `origin`: an idle one if any, else a new one. `key`: its
+        `origin_key` where the caller holds it already."""
+        if key is None:
+            key = origin_key(origin)
         while True:
-            conn = self.acquire_nowait(origin)
+            conn = self.acquire_nowait(key)
             if conn is not None:
                 return conn
             if not self.limit or len(self._open) + self._connecting < self.limit:
-                return await self._connect(origin, connect_timeout)
+                return await self._connect(origin, key, connect_timeout)
             if self._evict_idle():
                 continue
             waiter = asyncio.get_running_loop().create_future()
@@ -111,9 +118,9 @@ class ConnectionPool:
     def release(self, conn: H1Connection, reusable: bool) -> None:
         """Give a connection back after its response: kept if `reusable`, else closed."""
         if reusable and conn.keep_alive and not conn.closed and not self._shut:
-            idle = self._idle.get(conn.origin)
+            idle = self._idle.get(conn.key)
             if idle is None:
-                self._idle[conn.origin] = [conn]
+                self._idle[conn.key] = [conn]
             else:
                 idle.append(conn)
         else:
@@ -138,10 +145,10 @@ class ConnectionPool:
         await asyncio.sleep(0)
 
     # -- internals ---------------------------------------------------------------------------
-    async def _connect(self, origin: Origin, limit_s: float | None) -> H1Connection:
+    async def _connect(self, origin: Origin, key: str, limit_s: float | None) -> H1Connection:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
-        conn = H1Connection(origin, self._lost)
+        conn = H1Connection(origin, self._lost, key)
         tls = None
         if scheme == "https":
             tls = self._ssl if self._ssl is not None else default_ssl_context()
@@ -175,7 +182,7 @@ class ConnectionPool:
         if conn in self._open:
             self._open.discard(conn)
             self._closed += 1
-            idle = self._idle.get(conn.origin)
+            idle = self._idle.get(conn.key)
             if idle and conn in idle:
                 idle.remove(conn)
             if not self._open and self._drained is not None and not self._drained.done():
