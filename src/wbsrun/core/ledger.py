@@ -11,7 +11,7 @@ progress batcher what changed; `compact` folds closed entries into packed bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol, TypeVar, final
+from typing import Any, Generic, Literal, Protocol, TypeVar, final
 
 from wbsrun.core._state import Transition, export_state
 from wbsrun.dsl.plan import WorkbookSpec
@@ -20,6 +20,7 @@ __all__ = [
     "HOT_FIELDS",
     "FieldBits",
     "Ledger",
+    "LedgerBase",
     "LedgerEntry",
     "LedgerModel",
     "Snapshot",
@@ -162,6 +163,92 @@ class Ledger(Protocol[E]):
         With `settle` (seconds), only entries closed at least that long before this call (as
         far as calls tell: an entry closed between two calls counts as closed at the later)."""
         ...
+
+
+class LedgerBase(Generic[E]):
+    """The compiled base both models subclass, for the runner's hot path.
+
+    `Ledger` is the interface; the runner, though, holds its workbook as a `LedgerBase`
+    (`RunContext.book`): a call on a Protocol-typed value is a method looked up by name, its
+    arguments boxed and parsed again by the callee's Python-level wrapper, ~30 times a pass;
+    on this base it is a native call through the class's method table."""
+
+    spec: WorkbookSpec
+
+    def open(self, user_id: str, task_id: str, scenario: str) -> E:
+        raise NotImplementedError
+
+    def get(self, entry: E, path: str, default: Any = None) -> Any:
+        raise NotImplementedError
+
+    def section(self, entry: E, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def export(self, entry: E) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def set(self, entry: E, path: str, value: Any) -> None:
+        raise NotImplementedError
+
+    def append(self, entry: E, path: str, item: Any) -> None:
+        raise NotImplementedError
+
+    def list_at(self, entry: E, path: str) -> list[Any]:
+        raise NotImplementedError
+
+    def mutable(self, entry: E, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any:
+        raise NotImplementedError
+
+    def bump(self, entry: E, path: str, by: int = 1) -> None:
+        raise NotImplementedError
+
+    def set_many(self, entry: E, items: Sequence[tuple[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def put(self, entry: E, key: str, value: Any) -> None:
+        raise NotImplementedError
+
+    def transition(self, entry: E, frm: str, to: str, at: float, trigger: str) -> None:
+        raise NotImplementedError
+
+    def begin_action(self, entry: E, action: str, started_at: float) -> None:
+        raise NotImplementedError
+
+    def end_action(
+        self,
+        entry: E,
+        action: str,
+        owner: str,
+        started_at: float,
+        result: str,
+        duration_ms: float,
+        counter: str,
+    ) -> None:
+        raise NotImplementedError
+
+    def reach_milestone(self, entry: E, name: str) -> None:
+        raise NotImplementedError
+
+    def take_dirty(self, entry: E) -> frozenset[str]:
+        raise NotImplementedError
+
+    def snapshot(self, entry: E) -> Snapshot:
+        raise NotImplementedError
+
+    def restore(
+        self, entry: E, snapshot: Snapshot, keep: Iterable[str] = (), *, variables: bool = False
+    ) -> None:
+        raise NotImplementedError
+
+    def compact(
+        self, entries: Iterable[E] | None = None, budget: float | None = None, settle: float = 0.0
+    ) -> int:
+        raise NotImplementedError
+
+    def error_counts(self, entry: E) -> tuple[Any, Any, Any] | None:
+        """The counters a health rate needs (success, failure, timeout), or None where the
+        model has no cheaper way than reading `telemetry.counters`."""
+        return None
 
 
 @final
