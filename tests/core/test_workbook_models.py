@@ -302,6 +302,6 @@ def test_the_dense_book_is_a_ledger_of_entries() -> None:
     sparse: Ledger[SparseEntry] = SparseWorkbook(SPEC)
     assert dense.compact() == 0
     assert sparse.compact() == 0
-    # ...and both are the compiled base the runner calls natively (RunContext.book).
+    # ...and both are the compiled base the runner calls natively (RunContext.workbook).
     assert isinstance(dense, LedgerBase)
     assert isinstance(sparse, LedgerBase)

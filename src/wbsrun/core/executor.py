@@ -91,18 +91,18 @@ class Executor(HandlerRunner):
     # -- one pass ---------------------------------------------------------------------------------
     async def run_task(self, user: UserState, iteration: int) -> str:
         run = self.run
-        entry = run.book.open(
+        entry = run.workbook.open(
             user.handle.user_id, f"{user.handle.user_id}-t{iteration}", self.scenario.name
         )
         task = Task(run, self.scenario, self.workflow, user, entry, iteration)
         for name, value in self._var_context:
             entry.vars[name] = value
         if self._book_context:
-            run.book.set_many(entry, self._book_context)
+            run.workbook.set_many(entry, self._book_context)
         if self._start is None:
             # Every pass of a scenario starts from the same state (its user.context): one
             # snapshot serves them all (restore copies it; ~3 µs a pass saved).
-            self._start = run.book.snapshot(entry)
+            self._start = run.workbook.snapshot(entry)
         task.start = self._start
         run.stats.tasks_started += 1
         run.inflight[entry.task_id] = 0.0
@@ -116,7 +116,7 @@ class Executor(HandlerRunner):
             deadline_at = 0.0
             if timeout is not None:
                 deadline_at = run.clock() + timeout
-                run.book.put(entry, "execution.timeout_at", run.wall() + timeout)
+                run.workbook.put(entry, "execution.timeout_at", run.wall() + timeout)
                 deadline = run.deadlines.arm(timeout)
             try:
                 jump: Jump | None = None
@@ -129,7 +129,7 @@ class Executor(HandlerRunner):
                         code = failed.error or codes.RESOURCE_UNAVAILABLE
                         jump = await self.fail(task, None, code, failed.message)
                 if jump is None:
-                    run.book.put(entry, "timeline.start_at", run.wall())
+                    run.workbook.put(entry, "timeline.start_at", run.wall())
                     jump = await self.walk(task, self.workflow.entry, None)
             except asyncio.CancelledError:
                 if deadline is None or not deadline.claim():
@@ -233,7 +233,7 @@ class Executor(HandlerRunner):
             # fields).
             task.resource = {**live[0].item, **items} if len(items) > 1 else dict(live[0].item)
             handles = ",".join([h.handle for h in live])
-        self.run.book.put(task.entry, "execution.resource_lease", handles)
+        self.run.workbook.put(task.entry, "execution.resource_lease", handles)
         self.run.events.publish(task, "lease", PRIORITY_NORMAL)
         return None
 
@@ -436,7 +436,7 @@ class Executor(HandlerRunner):
         self, task: Task, action: ActionSpec, started: float
     ) -> Mapping[str, Any] | ActionOutcome:
         """Mark the action started and render its arguments (an outcome when they fail)."""
-        self.run.book.begin_action(task.entry, action.name, started)
+        self.run.workbook.begin_action(task.entry, action.name, started)
         try:
             args: Mapping[str, Any] = action.args.render(scope_of(task))
         except ExprError as exc:
@@ -471,13 +471,13 @@ class Executor(HandlerRunner):
             # None first: a getattr that fails raises and catches inside.
             get = getattr(last, "get", None) if last is not None else None
             metrics[name] = get(fld) if get is not None else None
-        self.run.book.set(
+        self.run.workbook.set(
             entry, "execution.evidence.snapshot", {"checkpoint": node.id, "metrics": metrics}
         )
         # The last stable point: what `progress.rollback → last-stable-point` restores.
         task.checkpoint = Checkpoint(
             node.id,
-            self.run.book.snapshot(entry),
+            self.run.workbook.snapshot(entry),
             copy_state(task.vars),
             task.progress,
             task.milestones,
@@ -636,7 +636,7 @@ class Executor(HandlerRunner):
         task.milestones = task.milestones.union((m.name,))
         stats = self.run.stats
         stats.milestones[m.name] = stats.milestones.get(m.name, 0) + 1
-        self.run.book.reach_milestone(task.entry, m.name)
+        self.run.workbook.reach_milestone(task.entry, m.name)
         events = self.run.events
         events.publish(task, "milestone", PRIORITY_NORMAL)
         self._advance(task, m.weight / self.milestone_total)

@@ -92,7 +92,7 @@ class HandlerRunner:
         now = self.run.wall()
         task.phase = to
         # Trace, phase, last_transition_at and process-group completion, in the workbook.
-        self.run.book.transition(task.entry, frm, to, now, trigger)
+        self.run.workbook.transition(task.entry, frm, to, now, trigger)
         if publish:
             high = to.startswith(("monitoring", "closing"))
             priority = PRIORITY_HIGH if high else PRIORITY_NORMAL
@@ -102,7 +102,7 @@ class HandlerRunner:
     def set_error(self, task: Task, code: str, message: str) -> None:
         cls = codes.classify(code, self.transient, self.permanent)
         task.error = {"code": code, "class": cls, "message": message}
-        book = self.run.book
+        book = self.run.workbook
         book.set(task.entry, "execution.evidence.last_event", code)
         book.set(task.entry, "execution.evidence.reason", message)
         self.run.events.publish(task, "error", PRIORITY_HIGH)
@@ -122,10 +122,10 @@ class HandlerRunner:
         return jump if jump is not None else ("end", "closing.error")
 
     async def retry(self, task: Task, node: NodeSpec | None) -> Jump:
-        budget = self.run.book.get(task.entry, "execution.retry_budget", 0)
+        budget = self.run.workbook.get(task.entry, "execution.retry_budget", 0)
         if node is None or not isinstance(budget, int) or budget <= 0:
             return ("end", "closing.error")
-        self.run.book.set(task.entry, "execution.retry_budget", budget - 1)
+        self.run.workbook.set(task.entry, "execution.retry_budget", budget - 1)
         self.transition(task, "executing.running_action", "monitoring.retry")
         return ("node", node.id)
 
@@ -157,7 +157,7 @@ class HandlerRunner:
             return ("exit", h.target)
         if h.kind == "rollback":
             return ("end", "closing.rollback")
-        budget = self.run.book.get(task.entry, "execution.retry_budget", 0)
+        budget = self.run.workbook.get(task.entry, "execution.retry_budget", 0)
         if node is None or not isinstance(budget, int) or budget <= 0:
             return None  # budget spent: the next handler (or the workflow's) decides
         return await self.retry(task, node)
@@ -178,7 +178,7 @@ class HandlerRunner:
             if path == "timeline.phase":
                 self.transition(task, str(rendered), "update-workbook")
             else:
-                self.run.book.set(task.entry, path, rendered)
+                self.run.workbook.set(task.entry, path, rendered)
 
     async def _release(self, task: Task, h: HandlerRelease) -> None:
         book = self.run.leases
@@ -203,7 +203,7 @@ class HandlerRunner:
         run.stats.rollbacks += 1
         entry = task.entry
         cp = task.checkpoint
-        book = run.book
+        book = run.workbook
         if cp is None:
             assert task.start is not None
             book.restore(entry, task.start, keep=HISTORY, variables=True)
@@ -305,7 +305,7 @@ class HandlerRunner:
         st = stats.actions.get(action.name) or stats.action(action.name)
         st.count += 1
         st.latency.record(ms)
-        book = self.run.book
+        book = self.run.workbook
         entry = task.entry
         error = outcome.error
         if outcome.requests:

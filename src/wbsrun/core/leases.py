@@ -334,7 +334,7 @@ class LeaseBook:
         if task.in_action and not force:
             if h.pending is None:
                 self.counts[h.pool].deferred += 1
-                action = task.run.book.get(task.entry, "execution.current_action")
+                action = task.run.workbook.get(task.entry, "execution.current_action")
                 self.log.log(
                     "info",
                     f"release of {h.handle} ({reason}) deferred: {task.task_id} is mid-action "

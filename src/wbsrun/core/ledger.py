@@ -169,11 +169,12 @@ class LedgerBase(Generic[E]):
     """The compiled base both models subclass, for the runner's hot path.
 
     `Ledger` is the interface; the runner, though, holds its workbook as a `LedgerBase`
-    (`RunContext.book`): a call on a Protocol-typed value is a method looked up by name, its
+    (`RunContext.workbook`): a call on a Protocol-typed value is a method looked up by name, its
     arguments boxed and parsed again by the callee's Python-level wrapper, ~30 times a pass;
     on this base it is a native call through the class's method table."""
 
     spec: WorkbookSpec
+    entries: list[E]
 
     def open(self, user_id: str, task_id: str, scenario: str) -> E:
         raise NotImplementedError

@@ -100,7 +100,7 @@ class SparseWorkbook(SparseStore):
 
     def __init__(self, spec: WorkbookSpec) -> None:
         super().__init__(spec)
-        self.entries: list[SparseEntry] = []
+        self.entries = []
         # Closed entries set aside by `compact(settle=...)`, oldest first: (when they were set
         # aside, the entries), waiting to be `settle` seconds old.
         self._settling: deque[tuple[float, list[SparseEntry]]] = deque()

@@ -49,7 +49,7 @@ class Workbook(LedgerBase[Entry]):
 
     def __init__(self, spec: WorkbookSpec) -> None:
         self.spec = spec
-        self.entries: list[Entry] = []
+        self.entries = []
         self._defaults = spec.defaults
         self._bits = FieldBits()
         self._transition_mask = self._bits.mask(_TRANSITION_FIELDS)

@@ -11,9 +11,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, final
+from typing import Any, Final, final
 
 from wbsrun.core.bus import FIELD_CLOSED, EndOfStream, ProgressBus, ProgressEvent, Subscription
+from wbsrun.core.ledger import LedgerBase
 from wbsrun.core.stats import Histogram, round_to
 from wbsrun.dsl.plan import HealthThreshold, Plan
 from wbsrun.poller._health import counts_rate, next_flag, rated_health, task_health
@@ -25,15 +26,10 @@ __all__ = ["CHECK_KINDS", "Book", "Poller", "PollerStatistics", "Priority"]
 Priority = tuple[str, Mapping[str, tuple[str, ...]], float]
 
 
-class Book(Protocol):
-    """What the poller needs of the run's workbook (either model: dense `Workbook` or the
-    sparse `Ledger`): path reads and cold writes on one entry."""
-
-    def get(self, entry: Any, path: str, default: Any = None) -> Any: ...
-
-    def set(self, entry: Any, path: str, value: Any) -> None: ...
-
-    def append(self, entry: Any, path: str, item: Any) -> None: ...
+# What the poller needs of the run's workbook, either model (dense `Workbook`, sparse
+# `SparseWorkbook`): path reads and cold writes on one entry, `error_counts`, `compact`. The
+# compiled base both subclass, so that these calls are native (see core/ledger.LedgerBase).
+Book = LedgerBase[Any]
 
 
 PHASE: Final = 1
@@ -55,18 +51,6 @@ _NUMBER: Final = (int, float)
 # passing when the bucket comes due. A heap cost a push and a pop per pass over all the
 # passes started within one timeout (~12,000 at 1,000 users and a 5 s timeout).
 _BUCKETS_PER_S: Final = 4.0
-
-
-def _error_counts(book: Book | None) -> Callable[[Any], tuple[Any, Any, Any] | None] | None:
-    """The workbook's `error_counts(entry)` where it has one (the sparse ledger)."""
-    found = getattr(book, "error_counts", None)
-    return found if callable(found) else None
-
-
-def _compact(book: Book | None) -> Callable[[list[Any]], int] | None:
-    """The workbook's `compact(entries)` where it has one (the sparse ledger packs them)."""
-    found = getattr(book, "compact", None)
-    return found if callable(found) else None
 
 
 def _kinds(dirty: frozenset[str]) -> int:
@@ -160,8 +144,6 @@ class Poller:
         self._clock = bus.clock
         self._wall = wall
         self._book = workbook
-        self._counts = _error_counts(workbook)
-        self._pack = _compact(workbook)
         # Workbook entries whose close check ran this turn: packed at the end of the turn,
         # while the check has them in cache (the runner's own compaction would take them
         # ~0.5 s later, cold: ~8-10 µs an entry).
@@ -237,8 +219,6 @@ class Poller:
 
     def bind(self, workbook: Book) -> None:
         self._book = workbook
-        self._counts = _error_counts(workbook)
-        self._pack = _compact(workbook)
 
     # -- Service ------------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -424,8 +404,8 @@ class Poller:
             n += self._run(queue.pop_many(None if limit is None else limit - n))
         done = self._done
         if done:
-            if self._pack is not None:
-                self._pack(done)
+            if self._book is not None:
+                self._book.compact(done)
             done.clear()
         return n
 
@@ -514,7 +494,7 @@ class Poller:
         has_error = ev.error_class is not None
         # The sparse ledger hands the three counters the rate needs without building the
         # `telemetry.counters` dict (None: read it as any workbook does).
-        counts = self._counts(entry) if self._counts is not None else None
+        counts = book.error_counts(entry)
         if counts is None:
             rate = -1.0
             counters = book.get(entry, "telemetry.counters")

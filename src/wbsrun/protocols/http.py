@@ -198,6 +198,9 @@ class HttpComponent:
     def __init__(self, spec: ComponentSpec | None = None) -> None:
         self.spec = spec
         self.transport: Transport = FastTransport(0)
+        # The same object typed as the class when it is the fast transport: the request is then
+        # a native call, not a method looked up by name on the `Transport` Protocol.
+        self._fast: FastTransport | None = None
         self._timeouts: dict[Any, Timeouts | None] = {}
         self._checked: dict[str, str | None] = {}  # URL → why it is invalid (None: valid)
         self._texts: dict[int, tuple[tuple[str, ...], str]] = {}  # see _text
@@ -208,8 +211,9 @@ class HttpComponent:
             from wbsrun.protocols._aiohttp import AiohttpTransport
 
             self.transport = AiohttpTransport(runtime.connection_limit)
+            self._fast = None
         else:
-            self.transport = FastTransport(runtime.connection_limit)
+            self.transport = self._fast = FastTransport(runtime.connection_limit)
 
     def _timeout(self, value: Any) -> Timeouts | None:
         if isinstance(value, Mapping):
@@ -298,10 +302,16 @@ class HttpComponent:
         follow = args.get("follow-redirects")
         follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
         t0 = perf_counter()
+        fast = self._fast
         try:
-            status, headers_in, raw = await self.transport.request(
-                user, method, url, headers, body, content_type, timeouts, follow_redirects
-            )
+            if fast is not None:
+                status, headers_in, raw = await fast.request(
+                    user, method, url, headers, body, content_type, timeouts, follow_redirects
+                )
+            else:
+                status, headers_in, raw = await self.transport.request(
+                    user, method, url, headers, body, content_type, timeouts, follow_redirects
+                )
         except TransportError as exc:
             ms = (perf_counter() - t0) * 1000.0
             return ActionOutcome(
