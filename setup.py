@@ -30,6 +30,7 @@ HOT_PATH = (
     "core/_sparse_store.py",
     "core/_state.py",
     "core/bus.py",
+    "core/components.py",
     "core/deadlines.py",
     "core/executor.py",
     "core/handlers.py",

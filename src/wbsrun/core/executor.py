@@ -323,7 +323,7 @@ class Executor(HandlerRunner):
                     deadline = run.deadlines.arm(limit) if limit is not None else None
                     task.in_action += 1
                     try:
-                        outcome = await run.components[action.component].run_action(
+                        outcome = await run.calls[action.component].run_action(
                             action.call, args, task.user.handle
                         )
                     except asyncio.CancelledError:
@@ -409,7 +409,7 @@ class Executor(HandlerRunner):
         if isinstance(args, ActionOutcome):
             outcome = args
         else:
-            component = run.components[action.component]
+            component = run.calls[action.component]
             deadline = run.deadlines.arm(limit) if limit is not None else None
             task.in_action += 1
             try:

@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from wbsrun.core import codes
+from wbsrun.core.components import ComponentBase, as_component
 from wbsrun.core.events import PRIORITY_HIGH, ProgressSink
 from wbsrun.core.ports import ActionOutcome, Component, LogSink, UserHandle
 from wbsrun.core.sinks import Sink, as_sink
@@ -146,16 +147,12 @@ class LeaseCounts:
     release_failures: int = 0
 
 
-# A provider's `run_action_nowait` (ports.ImmediateComponent): an outcome, or None to wait.
-_Nowait = Callable[[str, Mapping[str, Any], UserHandle], ActionOutcome | None]
-
-
 @dataclass(frozen=True, slots=True)
 class _Provider:
     spec: ResourceSpec
-    component: Component
+    # As the runner calls it: `run_action_nowait` first (None: await `run_action`).
+    component: ComponentBase
     calls: Mapping[str, str]
-    nowait: _Nowait | None = None
 
 
 def _raised(prov: _Provider, call: str, exc: Exception) -> ActionOutcome:
@@ -191,12 +188,8 @@ class LeaseBook:
             component = components.get(spec.provider_component or DEFAULT_PROVIDER)
             if component is not None:
                 calls = {**DEFAULT_CALLS, **spec.provider_calls}
-                nowait = getattr(component, "run_action_nowait", None)
                 self.providers[name] = _Provider(
-                    spec,
-                    component,
-                    MappingProxyType(calls),
-                    nowait if callable(nowait) else None,
+                    spec, as_component(component), MappingProxyType(calls)
                 )
         self.held: dict[tuple[str, str], list[Holding]] = {}
         self.counts: dict[str, LeaseCounts] = {name: LeaseCounts() for name in self.providers}
@@ -265,12 +258,9 @@ class LeaseBook:
         if prov.spec.type == "file_blob":
             blob = self.mounted.get(pool, {})
             return Holding(pool, pool, blob, task, self.wall(), None, blob=True)
-        nowait = prov.nowait
-        if nowait is None:
-            return None
         call, args = self._acquire_call(prov, task, pool, wait_for_health)
         try:
-            out = nowait(call, args, task.user.handle)
+            out = prov.component.run_action_nowait(call, args, task.user.handle)
         except Exception as exc:  # a third-party provider's bug must not take the run down
             out = _raised(prov, call, exc)
         return None if out is None else self._acquired(prov, task, pool, out)
@@ -345,12 +335,9 @@ class LeaseBook:
             task.deferred = True
             return False
         prov = self.providers[h.pool]
-        nowait = prov.nowait
-        if nowait is None:
-            return None
         call, args = self._release_call(prov, h, reason)
         try:
-            out = nowait(call, args, task.user.handle)
+            out = prov.component.run_action_nowait(call, args, task.user.handle)
         except Exception as exc:  # a third-party provider's bug must not take the run down
             out = _raised(prov, call, exc)
         if out is None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, final
 
+from wbsrun.core.components import ComponentBase, as_component
 from wbsrun.core.deadlines import DeadlineWheel
 from wbsrun.core.ledger import LedgerBase, LedgerEntry, Snapshot
 from wbsrun.core.persist import PersistBuffer
@@ -61,7 +62,12 @@ class RunContext:
     # Pass and action timeouts (see core/deadlines.py for why not asyncio.timeout).
     deadlines: DeadlineWheel = field(default_factory=DeadlineWheel)
 
+    # `components` as the runner calls them (native calls on the built-ins; see
+    # core/components.py).
+    calls: dict[str, ComponentBase] = field(init=False)
+
     def __post_init__(self) -> None:
+        self.calls = {name: as_component(c) for name, c in self.components.items()}
         self.globals_view = MappingProxyType(
             {"name": self.plan.name, "version": self.plan.version, **self.plan.globals}
         )

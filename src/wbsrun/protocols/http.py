@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import Any, ClassVar, Final, final
 
 from wbsrun.core import codes
+from wbsrun.core.components import ComponentBase
 from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
 from wbsrun.core.stats import round_to
 from wbsrun.dsl.plan import ComponentSpec
@@ -189,7 +190,7 @@ def _body(value: Any) -> tuple[bytes | None, str | None]:
     return json.dumps(value).encode(), "application/json"
 
 
-class HttpComponent:
+class HttpComponent(ComponentBase):
     """GET/POST/PUT/PATCH/DELETE/HEAD and `health` over HTTP/1.1 keep-alive."""
 
     CALLS: ClassVar[frozenset[str]] = frozenset(_METHODS)

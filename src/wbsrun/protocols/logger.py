@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from wbsrun.core.components import ComponentBase
 from wbsrun.core.ports import ActionOutcome, LogSink, Runtime, UserHandle
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.dsl.template import to_text
@@ -14,7 +15,7 @@ __all__ = ["LoggerComponent"]
 _LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "error"}
 
 
-class LoggerComponent:
+class LoggerComponent(ComponentBase):
     """debug / info / warn / error / log(level=…) with `message`."""
 
     CALLS: ClassVar[frozenset[str]] = frozenset({*_LEVELS, "log"})

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from wbsrun.core import codes
+from wbsrun.core.components import ComponentBase
 from wbsrun.core.ports import (
     ActionOutcome,
     Lease,
@@ -29,7 +30,7 @@ __all__ = ["ResourceManagerComponent"]
 _EXPLICIT = "resource-manager"
 
 
-class ResourceManagerComponent:
+class ResourceManagerComponent(ComponentBase):
     """allocate_pair / release_pair / mount_file / track_lease over the built-in pools."""
 
     CALLS: ClassVar[frozenset[str]] = frozenset(
