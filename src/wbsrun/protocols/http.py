@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from itertools import chain
 from time import perf_counter
-from typing import Any, ClassVar, Final, final
+from typing import Any, ClassVar, Final, cast, final
 
 from wbsrun.core import codes
 from wbsrun.core.components import ComponentBase
@@ -272,15 +272,18 @@ class HttpComponent(ComponentBase):
         self, call: str, args: Mapping[str, Any], user: UserHandle
     ) -> ActionOutcome:
         method = _METHODS[call]
+        # As a dict (what the executor renders): six reads below are then dict lookups, not
+        # `get` looked up by name on the Mapping.
+        d: dict[str, Any] = cast(dict[str, Any], args) if type(args) is dict else dict(args)
         if call == "health":
-            target = to_text(args.get("target", ""))
-            path = to_text(args.get("path", "/health"))
+            target = to_text(d.get("target", ""))
+            path = to_text(d.get("path", "/health"))
             url = f"http://{target}{path if path.startswith('/') else '/' + path}"
         else:
-            url = args.get("url", "")
+            url = d.get("url", "")
             if url.__class__ is not str:
                 url = to_text(url)
-        query = args.get("query")
+        query = d.get("query")
         if query:
             from urllib.parse import urlencode
 
@@ -292,15 +295,15 @@ class HttpComponent(ComponentBase):
         if problem is not None:
             message = f"{method} {url}: {problem}"
             return ActionOutcome(None, error=codes.INVALID_CONFIGURATION, message=message)
-        given = args.get("headers")
+        given = d.get("headers")
         headers = self._header_items(given) if given else ()
-        body = args.get("body")
+        body = d.get("body")
         content_type = None
         if body is not None:
             body, content_type = _body(body)
-        timeout = args.get("timeout")
+        timeout = d.get("timeout")
         timeouts = self._timeout(timeout) if timeout is not None else None
-        follow = args.get("follow-redirects")
+        follow = d.get("follow-redirects")
         follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
         t0 = perf_counter()
         fast = self._fast

@@ -11,7 +11,7 @@ the user finishes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from wbsrun.core import codes
 from wbsrun.core.components import ComponentBase
@@ -28,6 +28,20 @@ from wbsrun.dsl.plan import ComponentSpec
 __all__ = ["ResourceManagerComponent"]
 
 _EXPLICIT = "resource-manager"
+
+
+def _as_dict(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The call's arguments as a dict (what the core passes): reads are then dict lookups,
+    not `get` looked up by name on the Mapping."""
+    return cast(dict[str, Any], args) if type(args) is dict else dict(args)
+
+
+_ABSENT: Any = object()
+
+
+def _pool_of(args: dict[str, Any]) -> str:
+    pool = args.get("pool", _ABSENT)
+    return str(pool if pool is not _ABSENT else args.get("resource", ""))
 
 
 class ResourceManagerComponent(ComponentBase):
@@ -60,17 +74,18 @@ class ResourceManagerComponent(ComponentBase):
         # `allocate_pair` with no item free: queue for one.
         pools = self._pools
         assert pools is not None
-        pool = str(args.get("pool", args.get("resource", "")))
+        d = _as_dict(args)
+        pool = _pool_of(d)
         try:
             lease = await pools.acquire(
                 pool,
-                self._holder(args, user),
+                self._holder(d, user),
                 user.user_id,
-                wait_for_health=bool(args.get("wait-for-health", True)),
+                wait_for_health=bool(d.get("wait-for-health", True)),
             )
         except LeaseError as exc:
             return ActionOutcome(None, error=exc.code, message=str(exc))
-        return self._allocated(pool, lease, args, user)
+        return self._allocated(pool, lease, d, user)
 
     def run_action_nowait(
         self, call: str, args: Mapping[str, Any], user: UserHandle
@@ -82,30 +97,31 @@ class ResourceManagerComponent(ComponentBase):
             return ActionOutcome(
                 None, error=codes.INVALID_CONFIGURATION, message="no resources declared"
             )
-        pool = str(args.get("pool", args.get("resource", "")))
+        d = _as_dict(args)
+        pool = _pool_of(d)
         try:
             if call == "allocate_pair":
                 lease = pools.acquire_nowait(
                     pool,
-                    self._holder(args, user),
+                    self._holder(d, user),
                     user.user_id,
-                    wait_for_health=bool(args.get("wait-for-health", True)),
+                    wait_for_health=bool(d.get("wait-for-health", True)),
                 )
-                return None if lease is None else self._allocated(pool, lease, args, user)
+                return None if lease is None else self._allocated(pool, lease, d, user)
             if call == "mount_file":
                 return ActionOutcome(dict(pools.mount(pool)))
             if call == "release_pair":
-                return self._release(pools, pool, args, user)
-            return self._track(pools, pool, args, user)
+                return self._release(pools, pool, d, user)
+            return self._track(pools, pool, d, user)
         except LeaseError as exc:
             return ActionOutcome(None, error=exc.code, message=str(exc))
 
     @staticmethod
-    def _holder(args: Mapping[str, Any], user: UserHandle) -> str:
+    def _holder(args: dict[str, Any], user: UserHandle) -> str:
         return str(args.get("holder") or f"{user.user_id}-explicit")
 
     def _allocated(
-        self, pool: str, lease: Lease, args: Mapping[str, Any], user: UserHandle
+        self, pool: str, lease: Lease, args: dict[str, Any], user: UserHandle
     ) -> ActionOutcome:
         if args.get("bound"):
             self._bound[(pool, lease.handle, lease.holder)] = lease
@@ -116,7 +132,7 @@ class ResourceManagerComponent(ComponentBase):
         )
 
     def _release(
-        self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle
+        self, pools: LeaseProvider, pool: str, args: dict[str, Any], user: UserHandle
     ) -> ActionOutcome:
         handle = str(args.get("handle", ""))
         holder = str(args.get("holder", ""))
@@ -133,7 +149,7 @@ class ResourceManagerComponent(ComponentBase):
         return ActionOutcome({"handle": handle, "pool": pool, "released": released})
 
     def _track(
-        self, pools: LeaseProvider, pool: str, args: Mapping[str, Any], user: UserHandle
+        self, pools: LeaseProvider, pool: str, args: dict[str, Any], user: UserHandle
     ) -> ActionOutcome:
         handle = str(args.get("handle", ""))
         event = args.get("event")
