@@ -163,23 +163,29 @@ class ListProvider:
         return None
 
 
-def test_the_core_leases_only_through_the_provider_calls_the_scenario_maps(
-    tmp_path: Path, target: TargetProcess
-) -> None:
-    ListProvider.items = [{"ip": target.hosts[0], "port": target.port}]
-    doc = _no_health_check(health_doc(2, iterations=2))
+def _grab_give_back_doc(component: str, iterations: int) -> dict[str, Any]:
+    """Two users leasing from the third-party provider `component` (`grab` / `give_back`)."""
+    doc = _no_health_check(health_doc(2, iterations=iterations))
     doc["resources"]["pool"]["provider"] = {
-        "component": "list-provider",
+        "component": component,
         "calls": {"acquire": "grab", "release": "give_back"},
     }
     doc["components"].append(
         {
-            "name": "list-provider",
+            "name": component,
             "version": "1.0.0",
             "kind": "native",
             "capabilities": ["grab", "give_back"],
         }
     )
+    return doc
+
+
+def test_the_core_leases_only_through_the_provider_calls_the_scenario_maps(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    ListProvider.items = [{"ip": target.hosts[0], "port": target.port}]
+    doc = _grab_give_back_doc("list-provider", iterations=2)
     factories = {**component_factories(), "list-provider": ListProvider}
     # The manifest points nowhere: requests go where the provider's handles say.
     ran = run(tmp_path, doc, [("127.0.0.1", 9)], factories=factories)
@@ -303,19 +309,7 @@ def test_a_provider_that_answers_at_once_is_called_without_waiting_and_awaited_o
     tmp_path: Path, target: TargetProcess
 ) -> None:
     HalfImmediateProvider.items = [{"ip": target.hosts[0], "port": target.port}]
-    doc = _no_health_check(health_doc(2, iterations=3))
-    doc["resources"]["pool"]["provider"] = {
-        "component": "half",
-        "calls": {"acquire": "grab", "release": "give_back"},
-    }
-    doc["components"].append(
-        {
-            "name": "half",
-            "version": "1.0.0",
-            "kind": "native",
-            "capabilities": ["grab", "give_back"],
-        }
-    )
+    doc = _grab_give_back_doc("half", iterations=3)
     factories = {**component_factories(), "half": HalfImmediateProvider}
 
     ran = run(tmp_path, doc, [("127.0.0.1", 9)], factories=factories)
