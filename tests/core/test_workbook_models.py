@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wbsrun.core._state import owned_copy, plain
-from wbsrun.core.ledger import Ledger, LedgerBase, Snapshot
+from wbsrun.core.ledger import Ledger, Snapshot
 from wbsrun.core.sparse import SparseEntry, SparseWorkbook
 from wbsrun.core.workbook import Entry, SectionView, Workbook, WorkbookView
 from wbsrun.dsl._build import freeze
@@ -150,7 +150,7 @@ steps = st.one_of(
 class Model:
     """One workbook under test with the state the executor would keep beside it."""
 
-    book: LedgerBase[Any]
+    book: Ledger[Any]
     entry: Any
     other: Any
     phase: str = "initiating.idle"
@@ -202,7 +202,7 @@ def apply(m: Model, step: tuple[Any, ...], compact: Callable[[Any], object]) -> 
         entry.vars[args[0]] = owned_copy(args[1])
 
 
-def visible(book: LedgerBase[Any], entry: Any) -> dict[str, Any]:
+def visible(book: Ledger[Any], entry: Any) -> dict[str, Any]:
     """Everything a reader can see: get on every path, sections, export, views, trace."""
     view = WorkbookView(book, entry)
     return {
@@ -303,5 +303,5 @@ def test_the_dense_book_is_a_ledger_of_entries() -> None:
     assert dense.compact() == 0
     assert sparse.compact() == 0
     # ...and both are the compiled base the runner calls natively (RunContext.workbook).
-    assert isinstance(dense, LedgerBase)
-    assert isinstance(sparse, LedgerBase)
+    assert isinstance(dense, Ledger)
+    assert isinstance(sparse, Ledger)

@@ -21,7 +21,7 @@ from wbsrun.core._sparse_parts import (
     trace_of,
 )
 from wbsrun.core._state import MISSING, Transition, owned_copy, thaw
-from wbsrun.core.ledger import LedgerBase
+from wbsrun.core.ledger import Ledger
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["SparseEntry", "SparseStore"]
@@ -58,7 +58,7 @@ class SparseEntry:
         return type(self._h) is not Hot
 
 
-class SparseStore(LedgerBase["SparseEntry"]):
+class SparseStore(Ledger["SparseEntry"]):
     """Field storage over sparse entries; `SparseWorkbook` is the public face."""
 
     def __init__(self, spec: WorkbookSpec) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wbsrun.core.ledger import LedgerBase, LedgerModel
+from wbsrun.core.ledger import Ledger, LedgerModel
 from wbsrun.core.sparse import SparseWorkbook
 from wbsrun.core.workbook import Workbook
 from wbsrun.dsl.plan import WorkbookSpec
@@ -16,7 +16,7 @@ from wbsrun.dsl.plan import WorkbookSpec
 __all__ = ["open_workbook"]
 
 
-def open_workbook(spec: WorkbookSpec, model: LedgerModel = "sparse") -> LedgerBase[Any]:
+def open_workbook(spec: WorkbookSpec, model: LedgerModel = "sparse") -> Ledger[Any]:
     """`sparse` (the default) or `dense` (the plain model: one dict of fields per entry)."""
     if model == "dense":
         return Workbook(spec)

@@ -20,7 +20,6 @@ __all__ = [
     "HOT_FIELDS",
     "FieldBits",
     "Ledger",
-    "LedgerBase",
     "LedgerEntry",
     "LedgerModel",
     "Snapshot",
@@ -77,101 +76,15 @@ class LedgerEntry(Protocol):
 E = TypeVar("E", bound=LedgerEntry)
 
 
-class Ledger(Protocol[E]):
+class Ledger(Generic[E]):
     """A workbook: entries over shared section defaults. Paths are "section.key[.sub…]" or
-    `expose` aliases; `key` arguments of the hot methods are top-level "section.key" paths."""
+    `expose` aliases; `key` arguments of the hot methods are top-level "section.key" paths.
 
-    @property
-    def spec(self) -> WorkbookSpec: ...
-
-    @property
-    def entries(self) -> Sequence[E]: ...
-
-    def open(self, user_id: str, task_id: str, scenario: str) -> E: ...
-
-    # -- reads ------------------------------------------------------------------------------
-    def get(self, entry: E, path: str, default: Any = None) -> Any: ...
-
-    def section(self, entry: E, name: str) -> dict[str, Any]: ...
-
-    def export(self, entry: E) -> dict[str, Any]: ...
-
-    # -- cold writes --------------------------------------------------------------------------
-    def set(self, entry: E, path: str, value: Any) -> None: ...
-
-    def append(self, entry: E, path: str, item: Any) -> None: ...
-
-    def list_at(self, entry: E, path: str) -> list[Any]: ...
-
-    def mutable(self, entry: E, key: str, kind: type[dict[str, Any] | list[Any]] = dict) -> Any: ...
-
-    def bump(self, entry: E, path: str, by: int = 1) -> None: ...
-
-    def set_many(self, entry: E, items: Sequence[tuple[str, Any]]) -> None:
-        """`set` of each (path, value) in order: a pass's user.context. Given the same tuple
-        every pass, the sparse model lays all of it into a fresh entry at once."""
-        ...
-
-    # -- hot path -----------------------------------------------------------------------------
-    def put(self, entry: E, key: str, value: Any) -> None:
-        """Replace the top-level field `key` ("section.key", no alias) with `value` as is."""
-        ...
-
-    def transition(self, entry: E, frm: str, to: str, at: float, trigger: str) -> None:
-        """Record a phase change: trace, phase, last_transition_at, process-group completion."""
-        ...
-
-    def begin_action(self, entry: E, action: str, started_at: float) -> None: ...
-
-    def end_action(
-        self,
-        entry: E,
-        action: str,
-        owner: str,
-        started_at: float,
-        result: str,
-        duration_ms: float,
-        counter: str,
-    ) -> None:
-        """Counters (`counter` and workload_units), latency last, last action, action_log."""
-        ...
-
-    def reach_milestone(self, entry: E, name: str) -> None:
-        """`name` moves from telemetry.milestones.pending to achieved."""
-        ...
-
-    # -- change tracking, snapshots, storage ----------------------------------------------------
-    def take_dirty(self, entry: E) -> frozenset[str]:
-        """Top-level fields changed since the last call (and resets the set)."""
-        ...
-
-    def snapshot(self, entry: E) -> Snapshot: ...
-
-    def restore(
-        self, entry: E, snapshot: Snapshot, keep: Iterable[str] = (), *, variables: bool = False
-    ) -> None:
-        """Back to `snapshot`'s fields, except the top-level fields in `keep`; with `variables`,
-        the saved variables too (internal `__` ones, the last result per component, stay as
-        they are). The transition trace, an audit log that records the rollback itself, stays."""
-        ...
-
-    def compact(
-        self, entries: Iterable[E] | None = None, budget: float | None = None, settle: float = 0.0
-    ) -> int:
-        """Fold closed entries (or exactly `entries`) into packed form; how many were packed.
-        With a `budget` (seconds), stop once it is spent and keep the rest for the next call.
-        With `settle` (seconds), only entries closed at least that long before this call (as
-        far as calls tell: an entry closed between two calls counts as closed at the later)."""
-        ...
-
-
-class LedgerBase(Generic[E]):
-    """The compiled base both models subclass, for the runner's hot path.
-
-    `Ledger` is the interface; the runner, though, holds its workbook as a `LedgerBase`
-    (`RunContext.workbook`): a call on a Protocol-typed value is a method looked up by name, its
-    arguments boxed and parsed again by the callee's Python-level wrapper, ~30 times a pass;
-    on this base it is a native call through the class's method table."""
+    The interface both models implement, as a compiled base class they subclass rather than a
+    Protocol: the runner holds its workbook as a `Ledger` (`RunContext.workbook`), and a call on
+    a Protocol-typed value is a method looked up by name, its arguments boxed and parsed again
+    by the callee's Python-level wrapper, ~30 times a pass; on this base it is a native call
+    through the class's method table."""
 
     spec: WorkbookSpec
     entries: list[E]
@@ -179,6 +92,7 @@ class LedgerBase(Generic[E]):
     def open(self, user_id: str, task_id: str, scenario: str) -> E:
         raise NotImplementedError
 
+    # -- reads ------------------------------------------------------------------------------
     def get(self, entry: E, path: str, default: Any = None) -> Any:
         raise NotImplementedError
 
@@ -188,6 +102,12 @@ class LedgerBase(Generic[E]):
     def export(self, entry: E) -> dict[str, Any]:
         raise NotImplementedError
 
+    def error_counts(self, entry: E) -> tuple[Any, Any, Any] | None:
+        """The counters a health rate needs (success, failure, timeout), or None where the
+        model has no cheaper way than reading `telemetry.counters`."""
+        return None
+
+    # -- cold writes --------------------------------------------------------------------------
     def set(self, entry: E, path: str, value: Any) -> None:
         raise NotImplementedError
 
@@ -204,12 +124,17 @@ class LedgerBase(Generic[E]):
         raise NotImplementedError
 
     def set_many(self, entry: E, items: Sequence[tuple[str, Any]]) -> None:
+        """`set` of each (path, value) in order: a pass's user.context. Given the same tuple
+        every pass, the sparse model lays all of it into a fresh entry at once."""
         raise NotImplementedError
 
+    # -- hot path -----------------------------------------------------------------------------
     def put(self, entry: E, key: str, value: Any) -> None:
+        """Replace the top-level field `key` ("section.key", no alias) with `value` as is."""
         raise NotImplementedError
 
     def transition(self, entry: E, frm: str, to: str, at: float, trigger: str) -> None:
+        """Record a phase change: trace, phase, last_transition_at, process-group completion."""
         raise NotImplementedError
 
     def begin_action(self, entry: E, action: str, started_at: float) -> None:
@@ -225,12 +150,16 @@ class LedgerBase(Generic[E]):
         duration_ms: float,
         counter: str,
     ) -> None:
+        """Counters (`counter` and workload_units), latency last, last action, action_log."""
         raise NotImplementedError
 
     def reach_milestone(self, entry: E, name: str) -> None:
+        """`name` moves from telemetry.milestones.pending to achieved."""
         raise NotImplementedError
 
+    # -- change tracking, snapshots, storage ----------------------------------------------------
     def take_dirty(self, entry: E) -> frozenset[str]:
+        """Top-level fields changed since the last call (and resets the set)."""
         raise NotImplementedError
 
     def snapshot(self, entry: E) -> Snapshot:
@@ -239,17 +168,19 @@ class LedgerBase(Generic[E]):
     def restore(
         self, entry: E, snapshot: Snapshot, keep: Iterable[str] = (), *, variables: bool = False
     ) -> None:
+        """Back to `snapshot`'s fields, except the top-level fields in `keep`; with `variables`,
+        the saved variables too (internal `__` ones, the last result per component, stay as
+        they are). The transition trace, an audit log that records the rollback itself, stays."""
         raise NotImplementedError
 
     def compact(
         self, entries: Iterable[E] | None = None, budget: float | None = None, settle: float = 0.0
     ) -> int:
+        """Fold closed entries (or exactly `entries`) into packed form; how many were packed.
+        With a `budget` (seconds), stop once it is spent and keep the rest for the next call.
+        With `settle` (seconds), only entries closed at least that long before this call (as
+        far as calls tell: an entry closed between two calls counts as closed at the later)."""
         raise NotImplementedError
-
-    def error_counts(self, entry: E) -> tuple[Any, Any, Any] | None:
-        """The counters a health rate needs (success, failure, timeout), or None where the
-        model has no cheaper way than reading `telemetry.counters`."""
-        return None
 
 
 @final

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from wbsrun.core.components import ComponentBase, as_component
 from wbsrun.core.deadlines import DeadlineWheel
-from wbsrun.core.ledger import LedgerBase, LedgerEntry, Snapshot
+from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LogSink, UserHandle
 from wbsrun.core.rate import RateGuard
@@ -35,8 +35,8 @@ class RunContext:
 
     plan: Plan
     # Either model, as the compiled base both subclass: the hot path's ~30 calls a pass are
-    # native ones, not methods looked up by name on the `Ledger` Protocol (see LedgerBase).
-    workbook: LedgerBase[Any]
+    # native ones (see core/ledger.Ledger).
+    workbook: Ledger[Any]
     stats: RunStats
     components: Mapping[str, Component]
     leases: LeaseBook | None

@@ -7,7 +7,7 @@ from typing import Any, Final, final
 
 from wbsrun.core._state import GROUP_DONE, descend, owned_copy, owned_list, plain, restored_vars
 from wbsrun.core._state import thaw as _thaw
-from wbsrun.core.ledger import FieldBits, LedgerBase, LedgerEntry, Snapshot
+from wbsrun.core.ledger import FieldBits, Ledger, LedgerEntry, Snapshot
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["Entry", "SectionView", "Workbook", "WorkbookView", "plain"]
@@ -44,7 +44,7 @@ class Entry:
 
 
 @final
-class Workbook(LedgerBase[Entry]):
+class Workbook(Ledger[Entry]):
     """Reads and writes entries through section paths or `expose` aliases."""
 
     def __init__(self, spec: WorkbookSpec) -> None:
@@ -260,7 +260,7 @@ class SectionView(Mapping[str, Any]):
 
     __slots__ = ("_book", "_entry", "_name")
 
-    def __init__(self, book: LedgerBase[Any], entry: LedgerEntry, name: str) -> None:
+    def __init__(self, book: Ledger[Any], entry: LedgerEntry, name: str) -> None:
         self._book, self._entry, self._name = book, entry, name
 
     def __getitem__(self, key: str) -> Any:
@@ -282,7 +282,7 @@ class WorkbookView(Mapping[str, Any]):
 
     __slots__ = ("_book", "_entry")
 
-    def __init__(self, book: LedgerBase[Any], entry: LedgerEntry) -> None:
+    def __init__(self, book: Ledger[Any], entry: LedgerEntry) -> None:
         self._book, self._entry = book, entry
 
     def __getitem__(self, key: str) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, final
 
 from wbsrun.core.bus import FIELD_CLOSED, EndOfStream, ProgressBus, ProgressEvent, Subscription
-from wbsrun.core.ledger import LedgerBase
+from wbsrun.core.ledger import Ledger
 from wbsrun.core.stats import Histogram, round_to
 from wbsrun.dsl.plan import HealthThreshold, Plan
 from wbsrun.poller._health import counts_rate, next_flag, rated_health, task_health
@@ -28,8 +28,8 @@ Priority = tuple[str, Mapping[str, tuple[str, ...]], float]
 
 # What the poller needs of the run's workbook, either model (dense `Workbook`, sparse
 # `SparseWorkbook`): path reads and cold writes on one entry, `error_counts`, `compact`. The
-# compiled base both subclass, so that these calls are native (see core/ledger.LedgerBase).
-Book = LedgerBase[Any]
+# compiled base both subclass, so that these calls are native (see core/ledger.Ledger).
+Book = Ledger[Any]
 
 
 PHASE: Final = 1

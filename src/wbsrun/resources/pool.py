@@ -309,10 +309,11 @@ class PoolManager:
     async def acquire(
         self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
     ) -> Lease:
+        lease = self.acquire_nowait(pool, holder, user_id, wait_for_health=wait_for_health)
+        if lease is not None:
+            return lease
         p = self._pool(pool)
-        idx = p.try_acquire(user_id, wait_for_health=wait_for_health)
-        if idx is None:
-            idx = await p.wait(user_id)
+        idx = await p.wait(user_id)
         return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
 
     def acquire_nowait(
