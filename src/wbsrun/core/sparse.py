@@ -17,7 +17,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from functools import partial
 from types import MappingProxyType
 from typing import Any, Final, final
 
@@ -89,9 +88,32 @@ _Write = tuple[str, tuple[str, ...], str, int, str | None, Composite | None, Any
 _Batch = tuple[Sequence[tuple[str, Any]], dict[str, Any] | None, int, int, tuple[Composite, ...]]
 
 
-def _trace_prefix(flat: list[Any], n: int) -> tuple[Transition, ...]:
+@final
+class _TracePrefix:
     """A snapshot's trace: the trace is only ever appended to, so its first n items stay."""
-    return tuple(trace_list(flat, n))
+
+    __slots__ = ("_flat", "_n")
+
+    def __init__(self, flat: list[Any], n: int) -> None:
+        self._flat = flat
+        self._n = n
+
+    def __call__(self) -> tuple[Transition, ...]:
+        return tuple(trace_list(self._flat, self._n))
+
+
+@final
+class _FlatOf:
+    """A snapshot's flat fields, built from its kept copy of the hot state when read."""
+
+    __slots__ = ("_book", "_kept")
+
+    def __init__(self, book: SparseStore, kept: Hot) -> None:
+        self._book = book
+        self._kept = kept
+
+    def __call__(self) -> dict[str, Any]:
+        return self._book._flat(self._kept)
 
 
 @final
@@ -568,14 +590,15 @@ class SparseWorkbook(SparseStore):
             h = self._peek(entry)
         kept = copy_hot(h)
         flat = h.trace
-        # Partials, not closures: compiled (mypyc), two closures of one function share an
-        # environment that refers back to them, a cycle per checkpoint that only the cyclic
-        # collector frees (and, frozen, never: core/runner.py).
+        # Small compiled callables, not closures: compiled (mypyc), two closures of one
+        # function share an environment that refers back to them, a cycle per checkpoint that
+        # only the cyclic collector frees (and, frozen, never: core/runner.py). Nor partials:
+        # `functools.partial` is built through a generic type call, twice a checkpoint.
         return Snapshot(
             self._defaults,
             (entry.user_id, entry.task_id),
-            partial(self._flat, kept),
-            partial(_trace_prefix, flat, len(flat)),
+            _FlatOf(self, kept),
+            _TracePrefix(flat, len(flat)),
             owned_copy(entry.vars),
             kept,
         )
