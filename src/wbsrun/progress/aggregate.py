@@ -25,6 +25,7 @@ from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import ProgressSink, ProgressSubject
 from wbsrun.core.runner import RunOptions
 from wbsrun.core.sinks import Sink
+from wbsrun.core.task import Task
 from wbsrun.dsl.plan import Plan
 from wbsrun.progress.baseline import ScenarioBaseline, baselines, total_planned
 from wbsrun.progress.eta import EtaEstimator
@@ -214,14 +215,18 @@ class Aggregator:
             if task_id in self._recent_set:
                 return  # a repeated `closed` (or a straggler) of a task already counted
             task = self._open_task(task_id, subject.user_id, subject.scenario_name)
-        progress = subject.progress
+        milestones: Set[str]
+        if type(subject) is Task:
+            # The runner's own subject: native reads (see AggregatingSink.publish).
+            progress, milestones = subject.progress, subject.milestones
+        else:
+            progress, milestones = subject.progress, subject.milestones
         if progress != task.progress:
             p = min(1.0, progress) if progress >= 0.0 else 0.0  # NaN counts as 0
             delta = p - task.progress
             task.progress = p
             task.scenario.total += delta
             task.user.total += delta
-        milestones = subject.milestones
         # Identity first: the runner's tasks hand over the frozenset kept here last time.
         if milestones is not task.milestones and milestones != task.milestones:
             self._milestones(task, milestones)
@@ -502,15 +507,18 @@ class AggregatingSink(Sink):
         # aggregate is read a few times a second, and a task publishes ~6 of them a pass.
         # Phase, error and lease events change no aggregate, except a pass's first event
         # (planning.ready), which opens it; a close is taken at once (its time counts).
+        # The runner's own subject, typed: its attributes are native reads, not lookups by
+        # name through the Protocol (one or two a publish, ~11 publishes a pass).
+        t = subject if type(subject) is Task else None
         if field in _TOUCH:
-            task_id = subject.task_id
+            task_id = t.task_id if t is not None else subject.task_id
             agg = self.aggregator
             # `agg.touch()` written out: ~6 of a pass's ~11 events come this way.
             if task_id in agg._open:
                 agg._touched[task_id] = subject
             else:
                 agg.observe(subject, task_id, False)
-        elif field in _NO_AGGREGATE and subject.phase != _OPENING:
+        elif field in _NO_AGGREGATE and (t.phase if t is not None else subject.phase) != _OPENING:
             forward = self._bus
             if forward is not None:
                 forward.publish(subject, field, priority)
@@ -520,7 +528,7 @@ class AggregatingSink(Sink):
                 send(subject, field, priority)
             return
         else:
-            task_id = subject.task_id
+            task_id = t.task_id if t is not None else subject.task_id
             self.aggregator.observe(subject, task_id, field == _CLOSED)
         bus = self._bus
         if bus is not None:
