@@ -40,6 +40,7 @@ HOT_PATH = (
     "core/log.py",
     "core/outcome.py",
     "core/persist.py",
+    "core/provider.py",
     "core/rate.py",
     "core/scope.py",
     "core/sinks.py",

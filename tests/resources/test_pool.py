@@ -208,3 +208,18 @@ def test_the_resource_manager_answers_at_once_unless_an_allocation_has_to_wait(
     asyncio.run(scenario())
     stats = pools.statistics()["pool"]
     assert (stats["leases"], stats["released"], stats["active"]) == (2, 1, 1)
+
+
+def test_the_pool_manager_is_the_compiled_lease_provider_base(tmp_path: Path) -> None:
+    # The resource-manager component calls it through that base: native calls when compiled.
+    from wbsrun.core.ports import LeaseProvider as Exported
+    from wbsrun.core.provider import LeaseProvider
+
+    assert Exported is LeaseProvider
+    pools = PoolManager(_plan(tmp_path, "127.0.0.2,80\n"))
+    assert isinstance(pools, LeaseProvider)
+    lease = pools.acquire_nowait("pool", "t1", "u1")
+    assert lease is not None
+    assert pools.release(lease, "done") is True
+    with pytest.raises(NotImplementedError):
+        LeaseProvider().acquire_nowait("pool", "t1", "u1")

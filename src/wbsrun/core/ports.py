@@ -1,4 +1,5 @@
-"""Ports: the Protocols adapters implement (protocol components, lease providers, log sinks)."""
+"""Ports: the Protocols adapters implement (protocol components, log sinks), and the lease
+provider's base class (core/provider.py), re-exported."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from wbsrun.core.handles import Lease, UserHandle
 from wbsrun.core.outcome import ActionOutcome
+from wbsrun.core.provider import LeaseProvider
 from wbsrun.core.rate import RateGuard
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.errors import WbsrunError
@@ -88,34 +90,3 @@ class LeaseError(WbsrunError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class LeaseProvider(Protocol):
-    """The built-in pools behind the `resource-manager` component. Waits are cancellable
-    (bounded by the task timeout); failures raise LeaseError."""
-
-    def item_count(self, pool: str) -> int: ...
-
-    def is_exclusive(self, pool: str) -> bool: ...
-
-    def items(self, pool: str) -> list[tuple[str, Mapping[str, Any]]]: ...
-
-    async def acquire(
-        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
-    ) -> Lease: ...
-
-    def acquire_nowait(
-        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
-    ) -> Lease | None:
-        """The lease `acquire` would give at once, or None when it would wait."""
-        ...
-
-    def release(self, lease: Lease, reason: str) -> bool: ...
-
-    def release_handle(self, pool: str, handle: str) -> bool: ...
-
-    def set_health(self, pool: str, handle: str, healthy: bool) -> bool: ...
-
-    def mount(self, name: str) -> Mapping[str, Any]: ...
-
-    def statistics(self) -> Mapping[str, Mapping[str, int]]: ...

@@ -19,10 +19,10 @@ from wbsrun.core.ports import (
     ActionOutcome,
     Lease,
     LeaseError,
-    LeaseProvider,
     Runtime,
     UserHandle,
 )
+from wbsrun.core.provider import LeaseProvider
 from wbsrun.dsl.plan import ComponentSpec
 
 __all__ = ["ResourceManagerComponent"]

@@ -17,6 +17,7 @@ import yaml
 
 from wbsrun.core import codes
 from wbsrun.core.ports import Lease, LeaseError
+from wbsrun.core.provider import LeaseProvider
 from wbsrun.dsl.plan import Plan, ResourceSpec
 from wbsrun.errors import RunError
 
@@ -219,7 +220,7 @@ class PairPool:
             fut.set_result(nxt)
 
 
-class PoolManager:
+class PoolManager(LeaseProvider):
     """The built-in lease provider over every declared resource (the backend of the
     `resource-manager` component): pools, blobs, rotation, counts."""
 
