@@ -65,3 +65,38 @@ def test_the_built_in_components_are_the_base_itself() -> None:
         assert as_component(component) is component
     # The base's answer: no immediate path unless a component offers one.
     assert HttpComponent().run_action_nowait("get", {}, USER) is None
+
+
+class ListSink:
+    """A third party's log sink (the LogSink Protocol, not the run's RunLog)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, str | None]] = []
+
+    def log(self, level: str, message: str, user_id: str | None = None) -> None:
+        self.lines.append((level, message, user_id))
+
+
+def _runtime(log: Any) -> Any:
+    from wbsrun.core.ports import Runtime
+    from wbsrun.core.rate import RateGuard
+
+    return Runtime(log, 1, lambda: 0.0, RateGuard())
+
+
+def test_the_logger_writes_to_the_run_log_and_to_any_other_log_sink() -> None:
+    from wbsrun.core.log import RunLog
+
+    async def main() -> tuple[RunLog, ListSink]:
+        run_log, other = RunLog(), ListSink()
+        for sink in (run_log, other):
+            logger = LoggerComponent()
+            await logger.init(_runtime(sink))
+            out = await logger.run_action("warn", {"message": ["a", 1]}, USER)
+            assert out.value == {"level": "warn", "message": '["a",1]'}
+        return run_log, other
+
+    run_log, other = asyncio.run(main())
+    assert run_log.counts == {"warn": 1}
+    assert run_log.recent == ['WARN  u1 ["a",1]']
+    assert other.lines == [("warn", '["a",1]', "u1")]
