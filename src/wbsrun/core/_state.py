@@ -46,6 +46,15 @@ Transition = tuple[str, str, float, str]
 
 def plain(value: Any) -> Any:
     """Frozen plan values (MappingProxy, tuples) to JSON-able dicts and lists."""
+    kind = type(value)
+    # Exact types first: isinstance against the ABCs runs their __instancecheck__ in Python
+    # (the persist buffer's flush calls this on every leaf of every saved result).
+    if kind in _LEAVES:
+        return value
+    if kind is dict or kind is MappingProxyType:
+        return {str(k): plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

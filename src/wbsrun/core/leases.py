@@ -283,8 +283,11 @@ class LeaseBook:
             return out if out.error else ActionOutcome(None, error=codes.RESOURCE_UNAVAILABLE)
         value = out.value
         handle = str(value.get("handle", ""))
-        item = value.get("item")
-        if not isinstance(item, Mapping):
+        item: Any = value.get("item")
+        kind = type(item)
+        # Exact types first: isinstance against the Mapping ABC runs its __instancecheck__ in
+        # Python (perf: the interpreter under _acquired, once a pass).
+        if kind is not MappingProxyType and kind is not dict and not isinstance(item, Mapping):
             item = {k: v for k, v in value.items() if k not in ("handle", "pool")}
         ttl = prov.spec.ttl
         h = Holding(
