@@ -359,28 +359,3 @@ def test_the_sparse_entry_of_a_task_is_packed_once_its_close_check_ran() -> None
     # and reads back from the packed form.
     assert book.get(done.entry, "telemetry.health.score") < 1.0
     assert book.get(done.entry, "timeline.phase") == "closing.success"
-
-
-def test_closed_entries_are_packed_a_block_at_a_time_within_the_turn() -> None:
-    from wbsrun.poller._poller import PACK_EVERY
-
-    clock = Clock()
-    bus = ProgressBus(ProgressSpec(priority_threshold=0.7, max_batch_size=1000), clock=clock)
-    book = SparseWorkbook(WorkbookSpec(DEFAULTS, {}, {}, {}))
-    poller = Poller(bus, health={"s": RULE}, workbook=book, wall=Clock(50_000.0))
-    tasks = []
-    for i in range(PACK_EVERY + 10):
-        t = FakeTask(f"t{i}", book.open("u1", f"t{i}", "s"), progress=1.0)
-        book.transition(t.entry, "initiating.idle", "closing.success", 1.0, "close")
-        bus.publish(t, "closed", PRIORITY_HIGH)
-        tasks.append(t)
-    poller.ingest(poller._sub.recv_nowait())
-    # One slice, without run_checks' end-of-turn packing: the first block's worth is packed
-    # by the close checks themselves, while they still have the entries in cache.
-    ran = poller._run(poller._queue.pop_many(None))
-    assert ran == PACK_EVERY + 10
-    assert all(t.entry.packed for t in tasks[:PACK_EVERY])
-    assert not any(t.entry.packed for t in tasks[PACK_EVERY:])
-    poller.run_checks()
-    assert all(t.entry.packed for t in tasks)
-    assert all(book.get(t.entry, "timeline.phase") == "closing.success" for t in tasks)

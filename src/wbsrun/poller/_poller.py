@@ -40,9 +40,6 @@ CHECK_KINDS: Final = {"phase": PHASE, "health": HEALTH, "timeout": TIMEOUT, "clo
 # Fields whose change moves a health input (progress, error rate, deviation at close).
 _HEALTH_FIELDS: Final = frozenset({"progress", "milestone", "error", "rollback", "closed"})
 _PHASE_PATHS: Final = frozenset({"timeline.phase"})
-# Entries whose close check ran are packed this many at a time (one full block of the sparse
-# ledger, core/_packing.BLOCK_ENTRIES), and the rest at the end of the turn.
-PACK_EVERY: Final = 64
 # Closed task ids remembered so that a late update does not reopen a record (bounded memory).
 REMEMBER_CLOSED: Final = 4096
 # Phases in which a passed deadline is being handled by the executor already.
@@ -439,13 +436,7 @@ class Poller:
                 del live_of[ev.task_id]
                 self._forget(ev.task_id)
                 if live.entry is not None:
-                    done = self._done
-                    done.append(live.entry)
-                    if len(done) >= PACK_EVERY and book is not None:
-                        # Packed while the last few close checks still have them in cache;
-                        # at the end of a turn of up to `slice_size` checks they were not.
-                        book.compact(done)
-                        done.clear()
+                    self._done.append(live.entry)
             ran += 1
         return ran
 
