@@ -220,7 +220,7 @@ def test_text_without_markers_renders_unchanged(text: str) -> None:
     assert compile_template(text).render({}) == text
 
 
-# --- texts kept per value --------------------------------------------------------------------
+# --- interpolation of equal values of different types -----------------------------------------
 
 _scalars = (
     st.booleans()
@@ -232,7 +232,7 @@ _scalars = (
 
 
 def _fresh_text(source: str, scope: dict[str, Any]) -> str:
-    """What the template renders to, computed without any kept text."""
+    """What the template renders to, computed expression by expression."""
     out = ""
     rest = source
     while "{{" in rest:
@@ -244,7 +244,7 @@ def _fresh_text(source: str, scope: dict[str, Any]) -> str:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(_scalars, _scalars), min_size=1, max_size=12))
-def test_kept_texts_never_mix_up_equal_values_of_different_types(
+def test_interpolation_renders_equal_values_of_different_types_apart(
     values: list[tuple[Any, Any]],
 ) -> None:
     # True == 1 == 1.0 hash alike; each must still render as its own type's text, in any order.
@@ -254,28 +254,6 @@ def test_kept_texts_never_mix_up_equal_values_of_different_types(
         scope = {"a": a, "b": b}
         assert one.render(scope) == _fresh_text(one.source, scope)
         assert two.render(scope) == _fresh_text(two.source, scope)
-
-
-def test_a_kept_text_is_the_same_string_object_each_time() -> None:
-    # What the memo is for: later dict lookups with the text reuse its computed hash.
-    template = compile_template("http://{{resource.ip}}:{{resource.port}}/kept")
-    scope = {"resource": {"ip": "127.0.0.9", "port": 8080}}
-    first = template.render(scope)
-    assert first == "http://127.0.0.9:8080/kept"
-    assert template.render({"resource": {"ip": "127.0.0.9", "port": 8080}}) is first
-    assert template.render({"resource": {"ip": "127.0.0.9", "port": 8081}}) == (
-        "http://127.0.0.9:8081/kept"
-    )
-
-
-def test_kept_texts_are_bounded() -> None:
-    from wbsrun.dsl import template as module
-
-    template = compile_template("user-{{n}}-bounded.json")
-    for n in range(module._MEMO_SIZE + 10):
-        assert template.render({"n": n}) == f"user-{n}-bounded.json"
-    memo = template._render._memo  # type: ignore[attr-defined]
-    assert 0 < len(memo) <= module._MEMO_SIZE
 
 
 # --- compiled values -----------------------------------------------------------------------------

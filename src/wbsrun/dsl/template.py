@@ -25,8 +25,6 @@ __all__ = [
 ]
 
 _CACHE_SIZE: Final = 8_192
-# Texts kept per interpolating template (see _Memo1): a few per user and template at most.
-_MEMO_SIZE: Final = 8_192
 
 _Scope = Mapping[str, Any]
 _Render = Callable[[_Scope], Any]
@@ -111,82 +109,19 @@ def _parse(source: str) -> tuple[list[str], list[Expr]]:
 def _interpolate(literals: tuple[str, ...], expressions: tuple[Expr, ...]) -> _Render:
     head = literals[0]
     if len(expressions) == 1:
-        return _Memo1(head, expressions[0].evaluate, literals[1])
+        evaluate = expressions[0].evaluate
+        tail = literals[1]
+        return lambda scope: head + to_text(evaluate(scope)) + tail
     if len(expressions) == 2:
         first, second = [e.evaluate for e in expressions]
         middle, tail = literals[1:]
-        return _Memo2(head, first, middle, second, tail)
+        return lambda s: head + to_text(first(s)) + middle + to_text(second(s)) + tail
     pairs = tuple((e.evaluate, lit) for e, lit in zip(expressions, literals[1:], strict=True))
 
     def render(scope: _Scope) -> str:
         return head + "".join([to_text(evaluate(scope)) + literal for evaluate, literal in pairs])
 
     return render
-
-
-@final
-class _Memo1:
-    """`head + text(expr) + tail`, the text kept per value of the expression.
-
-    Templates such as `{{workbook.user_id}}-asset.json` or `http://{{resource.ip}}:...` see
-    the same few values over and over: a kept text is one dict lookup instead of building a
-    string, and, being the same object each time, its hash is computed once for every dict
-    it is later looked up in (the http component's URL check, the transport's request cache,
-    the persist paths). Only exact str and int values are kept (True == 1 and 1 == 1.0 would
-    share a key while their texts differ); the memo is cleared when full."""
-
-    __slots__ = ("_evaluate", "_head", "_memo", "_tail")
-
-    def __init__(self, head: str, evaluate: _Render, tail: str) -> None:
-        self._head = head
-        self._evaluate = evaluate
-        self._tail = tail
-        self._memo: dict[str | int, str] = {}
-
-    def __call__(self, scope: _Scope) -> str:
-        value = self._evaluate(scope)
-        kind = type(value)
-        if kind is not str and kind is not int:
-            return self._head + to_text(value) + self._tail
-        memo = self._memo
-        text = memo.get(value)
-        if text is None:
-            text = self._head + to_text(value) + self._tail
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[value] = text
-        return text
-
-
-@final
-class _Memo2:
-    """`_Memo1` for two expressions (`http://{{resource.ip}}:{{resource.port}}/asset`)."""
-
-    __slots__ = ("_first", "_head", "_memo", "_middle", "_second", "_tail")
-
-    def __init__(self, head: str, first: _Render, middle: str, second: _Render, tail: str) -> None:
-        self._head = head
-        self._first = first
-        self._middle = middle
-        self._second = second
-        self._tail = tail
-        self._memo: dict[tuple[str | int, str | int], str] = {}
-
-    def __call__(self, scope: _Scope) -> str:
-        a = self._first(scope)
-        b = self._second(scope)
-        ka, kb = type(a), type(b)
-        if (ka is not str and ka is not int) or (kb is not str and kb is not int):
-            return self._head + to_text(a) + self._middle + to_text(b) + self._tail
-        memo = self._memo
-        key = (a, b)
-        text = memo.get(key)
-        if text is None:
-            text = self._head + to_text(a) + self._middle + to_text(b) + self._tail
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            memo[key] = text
-        return text
 
 
 @final
