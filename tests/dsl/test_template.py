@@ -247,7 +247,8 @@ def _fresh_text(source: str, scope: dict[str, Any]) -> str:
 def test_interpolation_renders_equal_values_of_different_types_apart(
     values: list[tuple[Any, Any]],
 ) -> None:
-    # True == 1 == 1.0 hash alike; each must still render as its own type's text, in any order.
+    # Each value renders as its own type's text, whatever came before: any text kept per value
+    # (tried once, docs/benchmarks.md) must key by type, since True == 1 == 1.0 hash alike.
     one = compile_template(f"v-{{{{a}}}}-{len(values)}")
     two = compile_template(f"{{{{a}}}}:{{{{b}}}}/{len(values)}")
     for a, b in values:
