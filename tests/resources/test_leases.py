@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from resource_kit import health_doc
-from scenario_kit import act, edge, end, graph, http, run
+from scenario_kit import Ran, act, edge, end, graph, http, run
 from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import ComponentSpec
@@ -145,6 +145,9 @@ class ListProvider:
     async def run_action(
         self, call: str, args: Mapping[str, Any], user: UserHandle
     ) -> ActionOutcome:
+        return self._answer(call, args)
+
+    def _answer(self, call: str, args: Mapping[str, Any]) -> ActionOutcome:
         self.calls.append((call, dict(args)))
         if call == "grab":
             item = self.items[0]
@@ -181,17 +184,28 @@ def _grab_give_back_doc(component: str, iterations: int) -> dict[str, Any]:
     return doc
 
 
+_P = TypeVar("_P", bound="ListProvider")
+
+
+def _run_provider(
+    tmp_path: Path, target: TargetProcess, kind: type[_P], iterations: int
+) -> tuple[Ran, _P]:
+    """Two users leasing from a third-party provider of class `kind`, whose one item is the
+    target; the run and the provider instance it used."""
+    kind.items = [{"ip": target.hosts[0], "port": target.port}]
+    doc = _grab_give_back_doc("provider", iterations=iterations)
+    factories = {**component_factories(), "provider": kind}
+    # The manifest points nowhere: requests go where the provider's handles say.
+    ran = run(tmp_path, doc, [("127.0.0.1", 9)], factories=factories)
+    provider = ran.runner.ctx.components["provider"]
+    assert isinstance(provider, kind)
+    return ran, provider
+
+
 def test_the_core_leases_only_through_the_provider_calls_the_scenario_maps(
     tmp_path: Path, target: TargetProcess
 ) -> None:
-    ListProvider.items = [{"ip": target.hosts[0], "port": target.port}]
-    doc = _grab_give_back_doc("list-provider", iterations=2)
-    factories = {**component_factories(), "list-provider": ListProvider}
-    # The manifest points nowhere: requests go where the provider's handles say.
-    ran = run(tmp_path, doc, [("127.0.0.1", 9)], factories=factories)
-
-    provider = ran.runner.ctx.components["list-provider"]
-    assert isinstance(provider, ListProvider)
+    ran, provider = _run_provider(tmp_path, target, ListProvider, iterations=2)
     names = [c for c, _ in provider.calls]
     assert names.count("grab") == names.count("give_back") == 4
     assert not provider.out  # every handle it gave out came back
@@ -294,28 +308,11 @@ class HalfImmediateProvider(ListProvider):
         await asyncio.sleep(0.001)
         return self._answer(call, args)
 
-    def _answer(self, call: str, args: Mapping[str, Any]) -> ActionOutcome:
-        self.calls.append((call, dict(args)))
-        if call == "grab":
-            item = self.items[0]
-            handle = f"{item['ip']}:{item['port']}"
-            self.out.append(handle)
-            return ActionOutcome({"handle": handle, "item": item})
-        self.out.remove(str(args["handle"]))
-        return ActionOutcome({"released": True})
-
 
 def test_a_provider_that_answers_at_once_is_called_without_waiting_and_awaited_otherwise(
     tmp_path: Path, target: TargetProcess
 ) -> None:
-    HalfImmediateProvider.items = [{"ip": target.hosts[0], "port": target.port}]
-    doc = _grab_give_back_doc("half", iterations=3)
-    factories = {**component_factories(), "half": HalfImmediateProvider}
-
-    ran = run(tmp_path, doc, [("127.0.0.1", 9)], factories=factories)
-
-    provider = ran.runner.ctx.components["half"]
-    assert isinstance(provider, HalfImmediateProvider)
+    ran, provider = _run_provider(tmp_path, target, HalfImmediateProvider, iterations=3)
     assert ran.result["tasks"]["succeeded"] == 6
     # Six grabs: three answered at once, three declined and then awaited; every release at once.
     assert provider.asked == 6, provider.routes
