@@ -83,3 +83,51 @@ def test_arming_outside_a_task_is_refused() -> None:
     wheel = DeadlineWheel()
     with pytest.raises(RuntimeError):
         wheel.arm(1.0)
+
+
+def test_a_recycled_deadline_does_not_fire_from_the_slot_of_its_earlier_arming() -> None:
+    wheel = DeadlineWheel(resolution=0.005)
+
+    async def main() -> tuple[bool, str]:
+        first = wheel.arm(0.02)
+        first.disarm()
+        # The same object, armed again far away, is still listed in the first slot too.
+        second = wheel.arm(1.0)
+        same = second is first
+        try:
+            await asyncio.sleep(0.1)  # the first slot fires meanwhile
+        except asyncio.CancelledError:
+            return same, "cancelled by the earlier slot"
+        second.disarm()
+        return same, "done"
+
+    assert asyncio.run(main()) == (True, "done")
+
+
+def test_a_deadline_rearmed_with_a_shorter_limit_fires_at_its_new_slot() -> None:
+    wheel = DeadlineWheel(resolution=0.005)
+
+    async def main() -> tuple[str, float]:
+        wheel.arm(5.0).disarm()  # listed 5 s away, then recycled
+        t0 = time.monotonic()
+        got = await _guarded(wheel, 0.03, 5.0)
+        return got, time.monotonic() - t0
+
+    got, took = asyncio.run(main())
+    assert got == "timed out"
+    assert 0.03 <= took < 0.03 + 0.005 + 0.05
+
+
+def test_a_deadline_handed_back_twice_goes_to_one_owner_only() -> None:
+    wheel = DeadlineWheel()
+
+    async def main() -> bool:
+        d = wheel.arm(1.0)
+        d.disarm()
+        d.disarm()  # a second hand-back is ignored
+        a, b = wheel.arm(1.0), wheel.arm(1.0)
+        a.disarm()
+        b.disarm()
+        return a is not b
+
+    assert asyncio.run(main())
