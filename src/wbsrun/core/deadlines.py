@@ -55,9 +55,9 @@ class Deadline:
 
     __slots__ = ("armed", "cancelling", "expired", "free", "held", "slot", "task")
 
-    def __init__(self, task: asyncio.Task[object], free: list[Deadline]) -> None:
+    def __init__(self, task: asyncio.Task[object], slot: int, free: list[Deadline]) -> None:
         self.free = free  # the wheel's unused deadlines, where this one goes back
-        self.arm(task, 0)
+        self.arm(task, slot)
 
     def arm(self, task: asyncio.Task[object], slot: int) -> None:
         self.task = task
@@ -123,8 +123,7 @@ class DeadlineWheel:
             deadline = free.pop()
             deadline.arm(task, slot)
         else:
-            deadline = Deadline(task, free)
-            deadline.slot = slot
+            deadline = Deadline(task, slot, free)
         bucket = self._buckets.get(slot)
         if bucket is None:
             self._buckets[slot] = [deadline]
