@@ -16,7 +16,8 @@ takes it, with the slot it is listed under now. A slot that fires skips the obje
 it for an earlier arming (their `slot` moved on). A pass arms four and nearly all of them end
 long before their slot fires: a new object each time was freed only when its slot fired, 0.6
 to 5 s later, by then out of cache (callgrind, bench/cachesim.py: ~30 misses a request in
-`_fire`), and the allocator cycled through all of them. A few thousand objects now serve a run.
+`_fire`), and the allocator cycled through all of them. Now a run makes only as many as are
+held at once (two per user on the reference scenario: the pass's and one action's).
 """
 
 from __future__ import annotations
