@@ -434,7 +434,7 @@ def _chain_run(mode: str, users: int, passes: int, seed: int) -> float:
     import random
     from pathlib import Path
 
-    from wbsrun.core.book import open_workbook
+    from wbsrun.core.ledger import open_workbook
     from wbsrun.core.runner import RunOptions
     from wbsrun.dsl.loader import load_plan
     from wbsrun.poller import Poller

@@ -46,15 +46,7 @@ AREAS = (
     ),
     (
         "workbook (sparse ledger)",
-        (
-            "core/sparse.py",
-            "core/_sparse",
-            "core/_packing.py",
-            "core/_state.py",
-            "core/ledger.py",
-            "core/workbook.py",
-            "core/book.py",
-        ),
+        ("core/ledger/",),
     ),
     (
         "progress events (aggregate, bus, poller)",

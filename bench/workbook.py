@@ -38,8 +38,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from wbsrun.core.book import open_workbook
-from wbsrun.core.ledger import Ledger, LedgerModel
+from wbsrun.core.ledger import Ledger, LedgerModel, open_workbook
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
 from wbsrun.protocols.registry import provides

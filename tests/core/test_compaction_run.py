@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from wbsrun.cli.session import wire
+from wbsrun.core.ledger.sparse import SparseWorkbook
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
-from wbsrun.core.sparse import SparseWorkbook
 from wbsrun.dsl.loader import load_plan
 from wbsrun.protocols.registry import build_components, provides
 from wbsrun.resources import PoolManager, attach_health_checks

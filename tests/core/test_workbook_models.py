@@ -11,10 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wbsrun.core._state import owned_copy, plain
 from wbsrun.core.ledger import Ledger, Snapshot
-from wbsrun.core.sparse import SparseEntry, SparseWorkbook
-from wbsrun.core.workbook import Entry, SectionView, Workbook, WorkbookView
+from wbsrun.core.ledger._state import owned_copy, plain
+from wbsrun.core.ledger.dense import Entry, SectionView, Workbook, WorkbookView
+from wbsrun.core.ledger.sparse import SparseEntry, SparseWorkbook
 from wbsrun.dsl._build import freeze
 from wbsrun.dsl.plan import WorkbookSpec
 

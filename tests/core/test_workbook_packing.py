@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from wbsrun.core._packing import BLOCK_ENTRIES
-from wbsrun.core.sparse import SparseEntry, SparseWorkbook
-from wbsrun.core.workbook import Workbook
+from wbsrun.core.ledger._packing import BLOCK_ENTRIES
+from wbsrun.core.ledger.dense import Workbook
+from wbsrun.core.ledger.sparse import SparseEntry, SparseWorkbook
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
 from wbsrun.protocols.registry import provides

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
+from wbsrun.core.ledger.dense import Workbook
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
-from wbsrun.core.workbook import Workbook
 from wbsrun.dsl._build import freeze
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import WorkbookSpec

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from wbsrun.core.book import open_workbook
-from wbsrun.core.ledger import Ledger
-from wbsrun.core.sparse import SparseEntry, SparseWorkbook
-from wbsrun.core.workbook import Workbook
+from wbsrun.core.ledger import Ledger, open_workbook
+from wbsrun.core.ledger.dense import Workbook
+from wbsrun.core.ledger.sparse import SparseEntry, SparseWorkbook
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
 from wbsrun.protocols.registry import provides

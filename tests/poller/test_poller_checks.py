@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from subject_kit import FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
-from wbsrun.core.sparse import SparseWorkbook
-from wbsrun.core.workbook import Workbook
+from wbsrun.core.ledger.dense import Workbook
+from wbsrun.core.ledger.sparse import SparseWorkbook
 from wbsrun.dsl.plan import HealthThreshold, ProgressSpec, WorkbookSpec
 from wbsrun.poller import MIN_WEIGHT, CheckClass, Poller, Priority, StrideQueue, health_score
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from subject_kit import Clock, FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
-from wbsrun.core.workbook import Workbook
+from wbsrun.core.ledger.dense import Workbook
 from wbsrun.dsl.plan import ProgressSpec, WorkbookSpec
 from wbsrun.poller import Poller, StrideQueue
 from wbsrun.poller._health import deviation, error_rate, health_score, task_health

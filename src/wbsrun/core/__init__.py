@@ -1,8 +1,16 @@
 """Runner core: workbook, scheduler, executor, ports. Imports no I/O library."""
 
-from wbsrun.core.book import open_workbook
 from wbsrun.core.executor import Executor
-from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
+from wbsrun.core.ledger import (
+    Entry,
+    Ledger,
+    LedgerEntry,
+    Snapshot,
+    SparseEntry,
+    SparseWorkbook,
+    Workbook,
+    open_workbook,
+)
 from wbsrun.core.log import RunLog
 from wbsrun.core.ports import (
     ActionOutcome,
@@ -15,9 +23,7 @@ from wbsrun.core.ports import (
     UserHandle,
 )
 from wbsrun.core.runner import Runner, RunOptions
-from wbsrun.core.sparse import SparseEntry, SparseWorkbook
 from wbsrun.core.stats import Histogram, RunStats
-from wbsrun.core.workbook import Entry, Workbook
 
 __all__ = [
     "ActionOutcome",

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, final
 
-from wbsrun.core.workbook import plain
+from wbsrun.core.ledger import plain
 
 __all__ = ["PersistBuffer"]
 

@@ -1,6 +1,6 @@
 """The lease provider: the built-in pools' interface, as the compiled base class they subclass.
 
-A class rather than a Protocol for the same reason as `Ledger` (core/ledger.py): compiled
+A class rather than a Protocol for the same reason as `Ledger` (core/ledger/_base.py): compiled
 code calls a method of a Protocol-typed value by name, its arguments boxed and parsed again
 by the callee, while a method of a compiled base class is a native call. The
 `resource-manager` component makes two such calls a pass (a lease and its release)."""

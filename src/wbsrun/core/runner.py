@@ -8,9 +8,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wbsrun.core.book import open_workbook
 from wbsrun.core.events import ProgressSink, Service
 from wbsrun.core.leases import LeaseBook
+from wbsrun.core.ledger import open_workbook
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
 from wbsrun.core.scheduler import Scheduler, spawn_plan

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from wbsrun.core.components import ComponentBase, as_component
 from wbsrun.core.deadlines import DeadlineWheel
-from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot
+from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot, WorkbookView
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LogSink, UserHandle
 from wbsrun.core.rate import RateGuard
 from wbsrun.core.sinks import NullSink, Sink
 from wbsrun.core.stats import RunStats
-from wbsrun.core.workbook import WorkbookView
 from wbsrun.dsl.plan import Plan, ScenarioSpec, WorkflowSpec
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ class RunContext:
 
     plan: Plan
     # Either model, as the compiled base both subclass: the hot path's ~30 calls a pass are
-    # native ones (see core/ledger.Ledger).
+    # native ones (see core/ledger/_base.Ledger).
     workbook: Ledger[Any]
     stats: RunStats
     components: Mapping[str, Component]

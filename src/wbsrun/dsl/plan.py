@@ -269,7 +269,7 @@ class ProgressSpec:
     transient: frozenset[str] = frozenset()
     permanent: frozenset[str] = frozenset()
     poller_priorities: tuple[tuple[str, Mapping[str, tuple[str, ...]], float], ...] = ()
-    # Workbook storage model (`core/ledger.py`): "sparse" or "dense".
+    # Workbook storage model (`core/ledger/_base.py`): "sparse" or "dense".
     model: Literal["dense", "sparse"] = "sparse"
 
 

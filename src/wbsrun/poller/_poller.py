@@ -28,7 +28,7 @@ Priority = tuple[str, Mapping[str, tuple[str, ...]], float]
 
 # What the poller needs of the run's workbook, either model (dense `Workbook`, sparse
 # `SparseWorkbook`): path reads and cold writes on one entry, `error_counts`, `compact`. The
-# compiled base both subclass, so that these calls are native (see core/ledger.Ledger).
+# compiled base both subclass, so that these calls are native (see core/ledger/_base.Ledger).
 Book = Ledger[Any]
 
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, final
 
-from wbsrun.core._state import GROUP_DONE, descend, owned_copy, owned_list, plain, restored_vars
-from wbsrun.core._state import thaw as _thaw
-from wbsrun.core.ledger import FieldBits, Ledger, LedgerEntry, Snapshot
+from wbsrun.core.ledger._base import FieldBits, Ledger, LedgerEntry, Snapshot
+from wbsrun.core.ledger._state import (
+    GROUP_DONE,
+    descend,
+    owned_copy,
+    owned_list,
+    plain,
+    restored_vars,
+)
+from wbsrun.core.ledger._state import thaw as _thaw
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["Entry", "SectionView", "Workbook", "WorkbookView", "plain"]

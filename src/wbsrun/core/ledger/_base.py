@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar, final
 
-from wbsrun.core._state import Transition, export_state
+from wbsrun.core.ledger._state import Transition, export_state
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = [

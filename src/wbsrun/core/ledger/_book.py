@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from wbsrun.core.ledger import Ledger, LedgerModel
-from wbsrun.core.sparse import SparseWorkbook
-from wbsrun.core.workbook import Workbook
+from wbsrun.core.ledger._base import Ledger, LedgerModel
+from wbsrun.core.ledger.dense import Workbook
+from wbsrun.core.ledger.sparse import SparseWorkbook
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["open_workbook"]

@@ -1,6 +1,6 @@
 """The sparse workbook's storage layer: entries that are live (`Hot`) or packed, and the
 primitives that read and write one top-level field wherever it lives (slot, hot parts,
-overlay). `core/sparse.py` builds the `Ledger` on top of these.
+overlay). `core/ledger/sparse.py` builds the `Ledger` on top of these.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, final
 
-from wbsrun.core._packing import Block, Packer
-from wbsrun.core._sparse_parts import (
+from wbsrun.core.ledger._base import Ledger
+from wbsrun.core.ledger._packing import Block, Packer
+from wbsrun.core.ledger._sparse_parts import (
     COLD_BITS,
     COMPOSITES,
     SCALAR_TYPES,
@@ -20,8 +21,7 @@ from wbsrun.core._sparse_parts import (
     thaw_hot,
     trace_of,
 )
-from wbsrun.core._state import MISSING, Transition, owned_copy, thaw
-from wbsrun.core.ledger import Ledger
+from wbsrun.core.ledger._state import MISSING, Transition, owned_copy, thaw
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["SparseEntry", "SparseStore"]

@@ -27,7 +27,7 @@ from typing import Any, Final, final
 import msgspec
 import zstandard
 
-from wbsrun.core._state import MISSING
+from wbsrun.core.ledger._state import MISSING
 
 __all__ = ["Block", "BlockWriter", "Packer", "Unpackable"]
 

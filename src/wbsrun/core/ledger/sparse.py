@@ -1,7 +1,7 @@
 """The sparse workbook: defaults once per scenario, per entry only what differs, hot fields in
 slots, cold sections as copy-on-write overlays, closed entries packed into compressed blocks.
 
-It reads exactly like the plain model (`core/workbook.py`); the property tests in
+It reads exactly like the plain model (`core/ledger/dense.py`); the property tests in
 `tests/core/test_workbook_models.py` hold the two to that. An entry is either live (`Hot`) or
 packed (a `Block` and its index there); every write unpacks it first, reads of a packed entry
 decode without unpacking it, so exporting a finished run does not bring it back to life.
@@ -20,8 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, final
 
-from wbsrun.core._packing import BLOCK_ENTRIES, BlockWriter, Unpackable
-from wbsrun.core._sparse_parts import (
+from wbsrun.core.ledger._base import HOT_FIELDS, FieldBits, Snapshot
+from wbsrun.core.ledger._packing import BLOCK_ENTRIES, BlockWriter, Unpackable
+from wbsrun.core.ledger._sparse_parts import (
     COLD_BITS,
     COMPOSITES,
     COUNTER_SLOTS,
@@ -37,8 +38,8 @@ from wbsrun.core._sparse_parts import (
     trace_list,
     trace_of,
 )
-from wbsrun.core._sparse_store import SparseEntry, SparseStore
-from wbsrun.core._state import (
+from wbsrun.core.ledger._sparse_store import SparseEntry, SparseStore
+from wbsrun.core.ledger._state import (
     GROUP_DONE,
     MISSING,
     Transition,
@@ -51,7 +52,6 @@ from wbsrun.core._state import (
     thaw,
     trace_dicts,
 )
-from wbsrun.core.ledger import HOT_FIELDS, FieldBits, Snapshot
 from wbsrun.dsl.plan import WorkbookSpec
 
 __all__ = ["SparseEntry", "SparseWorkbook"]

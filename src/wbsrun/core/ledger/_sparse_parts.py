@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, final
 
-from wbsrun.core._packing import Packer
-from wbsrun.core._state import GROUP_DONE, MISSING, Transition, owned_copy, thaw
+from wbsrun.core.ledger._packing import Packer
+from wbsrun.core.ledger._state import GROUP_DONE, MISSING, Transition, owned_copy, thaw
 
 __all__ = [
     "COLD_BITS",
