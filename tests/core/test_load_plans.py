@@ -250,6 +250,45 @@ def test_drain_stops_new_passes_and_closes_every_started_task(
     assert routes(target) == {"GET /asset": tasks["started"]}
 
 
+def test_a_long_think_time_never_carries_a_user_past_the_run_window(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    options = RunOptions(duration=0.6)
+    doc = fetch_doc(users=2, task_duration="30s", think_time="30s")
+    ran = run(tmp_path, doc, on(target), options)
+
+    assert ran.runner.elapsed < 0.6 + 0.5
+    assert ran.result["tasks"]["started"] == ran.result["tasks"]["succeeded"] == 2
+
+
+def test_users_planned_to_start_after_the_window_are_never_waited_for(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    # A ramp over 20 s cut by a 0.5 s window: the spawn loop does not sleep to the next start.
+    doc = with_profile(fetch_doc(), type="ramp", start_users=1, end_users=4, duration="20s")
+    ran = run(tmp_path, doc, on(target), RunOptions(duration=0.5))
+
+    assert ran.runner.elapsed < 0.5 + 0.5
+    assert ran.result["users"]["started"] == 2  # the first start user and the first extra one
+
+
+def test_the_graceful_stop_cuts_passes_still_in_flight_and_counts_them_interrupted(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(latency_ms=3000)
+    options = RunOptions(duration=0.3, graceful_stop=0.4)
+    ran = run(tmp_path, fetch_doc(users=3, task_duration="30s"), on(target), options)
+
+    assert 0.7 <= ran.runner.elapsed < 0.7 + 0.5
+    tasks, requests = ran.result["tasks"], ran.result["requests"]
+    assert tasks["started"] == tasks["interrupted"] == 3
+    assert requests["total"] == requests["interrupted"] == routes(target)["GET /asset"] == 3
+    assert all(phases(e)[-1] == "closing.interrupted" for e in ran.entries)
+    # Their leases came back: nothing is held once the run is over.
+    assert ran.result["resources"]["pool"]["active"] == 0
+    assert ran.runner.ctx.inflight == {}
+
+
 # -- pooled items ----------------------------------------------------------------------------------
 
 
@@ -313,6 +352,7 @@ def test_waiting_past_the_pass_timeout_is_resource_unavailable(
         "timed_out": 0,
         "rolled_back": 0,
         "rollbacks": 0,
+        "interrupted": 0,
     }
     assert ran.result["errors"] == {"resource-unavailable": 2}
     assert ran.result["exits"] == {"error_out": 2}

@@ -203,7 +203,12 @@ def test_wait_any_continues_after_the_first_branch_and_cancels_the_slower(
     assert stats["by_host"] == {"127.0.0.1": 2, "127.0.0.2": 1}  # both branches started
     assert stats["responded"] == 2  # the slow request was abandoned, never answered
     assert ran.actions_done(ran.entries[0]) == ["fast", "purge"]
-    assert set(ran.result["actions"]) == {"fast", "purge"}
+    # The abandoned request was sent: counted, as interrupted, with no latency.
+    assert ran.result["requests"]["total"] == stats["received"] == 3
+    assert ran.result["requests"]["interrupted"] == 1
+    slow = ran.result["actions"]["slow"]
+    assert (slow["count"], slow["ok"], slow["failed"], slow["interrupted"]) == (1, 0, 0, 1)
+    assert slow["latency_ms"]["max"] == 0.0
 
 
 def test_branch_taking_an_exit_cancels_its_siblings_and_the_task_takes_the_exit(

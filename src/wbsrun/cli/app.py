@@ -72,6 +72,12 @@ def wbs(path: Path) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--users", type=int, default=None, help="Override the users of every scenario.")
 @click.option("--duration", default=None, help="Run window (e.g. 20s): no pass starts after it.")
+@click.option(
+    "--graceful-stop",
+    default=None,
+    help="After the window (or Ctrl-C), how long passes in flight may finish before they are "
+    "cancelled and counted as interrupted (default: the scenario's, else 30s).",
+)
 @click.option("--connection-limit", type=int, default=None, help="Shared pool size (0 = none).")
 @click.option(
     "--transport",
@@ -86,6 +92,7 @@ def run(
     path: Path,
     users: int | None,
     duration: str | None,
+    graceful_stop: str | None,
     connection_limit: int | None,
     transport: str | None,
     json_out: Path | None,
@@ -104,6 +111,7 @@ def run(
             {
                 "users": users,
                 "duration": duration,
+                "graceful-stop": graceful_stop,
                 "connection-limit": connection_limit,
                 "transport": transport,
             },

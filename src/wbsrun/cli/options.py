@@ -21,7 +21,9 @@ CONFIG_KEYS: Mapping[str, str] = {
     "duration": "WBSRUN_DURATION",
     "connection-limit": "WBSRUN_CONNECTION_LIMIT",
     "transport": "WBSRUN_TRANSPORT",
+    "graceful-stop": "WBSRUN_GRACEFUL_STOP",
 }
+DURATIONS = ("duration", "graceful-stop")
 TRANSPORTS = ("fast", "aiohttp")
 
 
@@ -75,14 +77,14 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             ]
         )
     try:
-        if key == "duration":
+        if key in DURATIONS:
             return parse_duration(value)
         number = int(value)
         if number < 0:
             raise ValueError(value)
         return number
     except (UnitError, ValueError, TypeError):
-        expected = "a duration such as 20s" if key == "duration" else "a whole number ≥ 0"
+        expected = "a duration such as 20s" if key in DURATIONS else "a whole number ≥ 0"
         raise ScenarioError(
             [
                 Diagnostic(
@@ -116,4 +118,5 @@ def resolve_options(
         duration=values.get("duration"),
         connection_limit=values.get("connection-limit", 0),
         transport=values.get("transport"),
+        graceful_stop=values.get("graceful-stop"),
     )

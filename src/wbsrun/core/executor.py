@@ -35,6 +35,7 @@ _OUTCOME_BY_STATE = {
     "closing.success": "tasks_succeeded",
     "closing.timeout": "tasks_timed_out",
     "closing.rollback": "tasks_rolled_back",
+    "closing.interrupted": "tasks_interrupted",
 }
 
 
@@ -147,6 +148,11 @@ class Executor(HandlerRunner):
                 state = await self.finish(task, jump)  # only an exit runs handlers that wait
             else:
                 state = await self._exit_within(task, jump, deadline_at)
+        except asyncio.CancelledError:
+            # No deadline of the pass claimed it: the user is being cancelled (its graceful
+            # stop ran out, or the run was aborted). Interrupted, never failed or uncounted.
+            state = "closing.interrupted"
+            raise
         finally:
             await self._close(task, state)
         return state
@@ -328,6 +334,7 @@ class Executor(HandlerRunner):
                         )
                     except asyncio.CancelledError:
                         if deadline is None or not deadline.claim():
+                            self._interrupted(action)
                             raise
                         outcome = self._timed_out(action, limit)
                     except BaseException:
@@ -416,6 +423,7 @@ class Executor(HandlerRunner):
                 outcome = await component.run_action(action.call, args, task.user.handle)
             except asyncio.CancelledError:
                 if deadline is None or not deadline.claim():
+                    self._interrupted(action)
                     raise
                 outcome = self._timed_out(action, limit)
             except BaseException:
@@ -442,6 +450,17 @@ class Executor(HandlerRunner):
         except ExprError as exc:
             return ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
         return args
+
+    def _interrupted(self, action: ActionSpec) -> None:
+        """A call cancelled in flight (the pass is being interrupted): its requests were
+        sent, so they are counted, as interrupted."""
+        stats = self.run.stats
+        st = stats.actions.get(action.name) or stats.action(action.name)
+        st.count += 1
+        st.interrupted += 1
+        sent = getattr(self.run.components[action.component], "REQUESTS_PER_CALL", 0)
+        stats.requests_total += sent
+        stats.requests_interrupted += sent
 
     def _timed_out(self, action: ActionSpec, limit: float | None) -> ActionOutcome:
         return ActionOutcome(

@@ -19,7 +19,10 @@ from wbsrun.core.stats import RunStats
 from wbsrun.core.task import RunContext
 from wbsrun.dsl.plan import Plan
 
-__all__ = ["RunOptions", "Runner"]
+__all__ = ["DEFAULT_GRACEFUL_STOP", "RunOptions", "Runner"]
+
+# As k6's `gracefulStop`.
+DEFAULT_GRACEFUL_STOP = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,17 @@ class RunOptions:
     compact_settle: float = 0.5
     # How long background services (health checks, bus) may take to wind down at the end.
     service_grace: float = 2.0
+    # After a scenario's window ends (or the first stop signal), passes in flight may finish
+    # for this long before they are cancelled and counted as interrupted; None: each
+    # scenario's `graceful-stop`, else DEFAULT_GRACEFUL_STOP (k6's gracefulStop).
+    graceful_stop: float | None = None
+
+
+def _grace(run: float | None, scenario: float | None) -> float:
+    """The run's setting (config, environment, flag) over the scenario's over the default."""
+    if run is not None:
+        return run
+    return scenario if scenario is not None else DEFAULT_GRACEFUL_STOP
 
 
 class Runner:
@@ -98,7 +112,8 @@ class Runner:
         return max(0.0, end - self.ctx.t0) if self.ctx.t0 else 0.0
 
     def drain(self) -> None:
-        """Stop starting passes; in-flight passes end or time out, then the run returns."""
+        """Stop starting passes; passes in flight get their scenario's graceful stop to end,
+        then are cancelled (counted as interrupted), and the run returns."""
         self.interrupted = True
         self.ctx.draining = True
         for s in self.schedulers:
@@ -119,6 +134,7 @@ class Runner:
                 spawn_plan(s, self.options.users),
                 deadline,
                 prefix=f"s{i + 1}-" if several else "",
+                grace=_grace(self.options.graceful_stop, s.graceful_stop),
             )
             for i, s in enumerate(self.plan.scenarios)
         ]
@@ -198,6 +214,13 @@ class Runner:
         while True:
             await asyncio.sleep(options.compact_interval)
             book.compact(budget=options.compact_budget, settle=options.compact_settle)
+
+    def stopping(self) -> float | None:
+        """Seconds until passes still in flight are cut, once a scenario is past its window
+        (or drained) and still has users; None otherwise."""
+        now = self.ctx.clock()
+        due = [s.cut_due for s in self.schedulers if s.cut_due is not None and s.active]
+        return max(0.0, min(due) - now) if due else None
 
     def active_users(self) -> int:
         return sum(s.active for s in self.schedulers)

@@ -73,6 +73,7 @@ class Scheduler:
         plan: SpawnPlan,
         deadline: float | None,
         prefix: str,
+        grace: float = 30.0,
     ) -> None:
         self.run = run
         self.scenario = scenario
@@ -84,7 +85,14 @@ class Scheduler:
         # No pass starts after this (monotonic clock): --duration, max-duration, profile end.
         self.deadline = deadline
         self.active = 0
+        # Set by a drain: sleeping spawns and think times wake, the grace period starts.
         self.wake = asyncio.Event()
+        # After the window ends (or a drain), passes in flight may finish for this long; then
+        # the users still running are cancelled and their passes counted as interrupted.
+        self.grace = grace
+        # When the graceful stop began and ends (monotonic clock); None before.
+        self.cut_due: float | None = None
+        self._users: set[asyncio.Task[None]] = set()
         self._stop_known = False
         self._stop_at: float | None = None
 
@@ -104,15 +112,38 @@ class Scheduler:
         self._stop_known = False
         self._stop_at = self.stop_time()
         self._stop_known = True  # fixed from here on, and read twice a pass
-        async with asyncio.TaskGroup() as tg:
-            for i, offset in enumerate(self.plan.starts):
-                delay = self.started_at + offset - clock()
-                if delay > 0 and not await self._sleep(delay):
-                    break
-                stop = self.stop_time()
-                if self.run.draining or (stop is not None and clock() >= stop):
-                    break
-                tg.create_task(self.user_loop(i))
+        async with asyncio.TaskGroup() as outer:
+            guard = outer.create_task(self._guard())
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for i, offset in enumerate(self.plan.starts):
+                        at = self.started_at + offset
+                        stop = self._stop_at
+                        if self.run.draining or (stop is not None and at >= stop):
+                            break
+                        delay = at - clock()
+                        if delay > 0 and not await self._sleep(delay):
+                            break
+                        user = tg.create_task(self.user_loop(i))
+                        self._users.add(user)
+                        user.add_done_callback(self._users.discard)
+            finally:
+                guard.cancel()
+
+    async def _guard(self) -> None:
+        """The window is a hard bound: once it ends (or a drain), passes in flight get `grace`
+        to finish, then the users still running are cancelled."""
+        stop = self._stop_at
+        wait = None if stop is None else max(0.0, stop - self.run.clock())
+        try:
+            async with asyncio.timeout(wait):
+                await self.wake.wait()
+        except TimeoutError:
+            pass
+        self.cut_due = self.run.clock() + self.grace
+        await asyncio.sleep(self.grace)
+        for user in list(self._users):
+            user.cancel()
 
     async def _sleep(self, delay: float) -> bool:
         """Sleep unless the run starts draining; False when woken by a drain."""
@@ -158,8 +189,13 @@ class Scheduler:
                 await self.executor.run_task(user, iteration)
                 iteration += 1
                 think = self.scenario.think_time
-                if think and self._more(start, iteration) and not await self._sleep(think):
-                    break
+                if think and self._more(start, iteration):
+                    stop = self._stop_at
+                    if stop is not None:
+                        # A think time never carries a user past the window.
+                        think = min(think, max(0.0, stop - run.clock()))
+                    if not await self._sleep(think):
+                        break
         finally:
             self.active -= 1
             run.stats.users_finished += 1

@@ -104,6 +104,8 @@ class ActionStats:
     count: int = 0
     ok: int = 0
     failed: int = 0
+    # Calls cancelled in flight when their pass was interrupted (no latency recorded).
+    interrupted: int = 0
     latency: Histogram = field(default_factory=Histogram)
 
 
@@ -114,11 +116,15 @@ class RunStats:
     requests_total: int = 0
     requests_ok: int = 0
     requests_failed: int = 0
+    # Sent, then cancelled unanswered when their pass was interrupted (part of the total).
+    requests_interrupted: int = 0
     tasks_started: int = 0
     tasks_succeeded: int = 0
     tasks_failed: int = 0
     tasks_timed_out: int = 0
     tasks_rolled_back: int = 0
+    # Passes in flight cancelled after the graceful stop, or by an abort.
+    tasks_interrupted: int = 0
     users_started: int = 0
     users_finished: int = 0
     # Rollbacks to a last stable point (each, not per task), and health probes sent.

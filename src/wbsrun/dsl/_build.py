@@ -604,4 +604,5 @@ class PlanBuilder:
             else None,
             max_duration=self.duration((*path, "max-duration"), get("max-duration")),
             wbs_level=str(get("wbs-level", "L2")),
+            graceful_stop=self.duration((*path, "graceful-stop"), get("graceful-stop")),
         )

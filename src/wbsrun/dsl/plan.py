@@ -216,6 +216,8 @@ class ScenarioSpec:
     health_threshold: HealthThreshold | None
     max_duration: float | None
     wbs_level: str
+    # Passes in flight when the window ends may finish for this long (None: the run's).
+    graceful_stop: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,7 @@ UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("load", "scenarios", "*", "task-duration"), "duration"),
     (("load", "scenarios", "*", "think-time"), "duration"),
     (("load", "scenarios", "*", "max-duration"), "duration"),
+    (("load", "scenarios", "*", "graceful-stop"), "duration"),
 )
 # unit -> (diagnostic code, what is expected, parser); shared with the schema error mapping.
 UNIT_KINDS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {

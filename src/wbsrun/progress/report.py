@@ -67,7 +67,13 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
-    done = st.tasks_succeeded + st.tasks_failed + st.tasks_timed_out + st.tasks_rolled_back
+    done = (
+        st.tasks_succeeded
+        + st.tasks_failed
+        + st.tasks_timed_out
+        + st.tasks_rolled_back
+        + st.tasks_interrupted
+    )
     inflight = len(ctx.inflight)
     sum_progress = ctx.progress_done + sum(ctx.inflight.values())
     planned = [_planned_tasks(s) for s in runner.schedulers]
@@ -172,6 +178,7 @@ def build_result(
             "total": st.requests_total,
             "ok": st.requests_ok,
             "failed": st.requests_failed,
+            "interrupted": st.requests_interrupted,
             "per_second": round(st.requests_total / elapsed, 2) if elapsed else 0.0,
             "health_probes": st.health_probes,
         },
@@ -181,6 +188,7 @@ def build_result(
             "failed": st.tasks_failed,
             "timed_out": st.tasks_timed_out,
             "rolled_back": st.tasks_rolled_back,
+            "interrupted": st.tasks_interrupted,
             "rollbacks": st.rollbacks,
         },
         "actions": {
@@ -188,6 +196,7 @@ def build_result(
                 "count": a.count,
                 "ok": a.ok,
                 "failed": a.failed,
+                "interrupted": a.interrupted,
                 "latency_ms": a.latency.summary(),
             }
             for name, a in sorted(st.actions.items())

@@ -51,6 +51,10 @@ def format_live(runner: Runner, snap: ProgressSnapshot, rps: float) -> str:
         f"tasks ok {st.tasks_succeeded} err {st.tasks_failed + st.tasks_timed_out}  "
         f"errors {errors}  work {_pct(snap.work)} time {_pct(snap.time)}"
     )
+    stopping = runner.stopping()
+    if stopping is not None:
+        # Past the window: what the graceful stop still waits for, and until when.
+        line += f"  stopping: {len(runner.ctx.inflight)} in flight, cut in {stopping:.0f}s"
     detail = snap.detail
     if detail is not None and detail.milestones_weighted is not None:
         line += f" milestones {_pct(detail.milestones_weighted)}"
@@ -113,9 +117,12 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
     prog = result["progress"]
     console.print(
         f"[bold]{result['scenario']}[/bold] {result['status']} in {result['duration_s']}s — "
-        f"{req['total']} requests ({req['per_second']}/s), {req['failed']} failed; "
-        f"tasks {tasks['succeeded']} ok / {tasks['failed']} failed / "
-        f"{tasks['timed_out']} timed out / {tasks['rolled_back']} rolled back; "
+        f"{req['total']} requests ({req['per_second']}/s), {req['failed']} failed"
+        + (f", {req['interrupted']} interrupted" if req.get("interrupted") else "")
+        + f"; tasks {tasks['succeeded']} ok / {tasks['failed']} failed / "
+        f"{tasks['timed_out']} timed out / {tasks['rolled_back']} rolled back"
+        + (f" / {tasks['interrupted']} interrupted" if tasks.get("interrupted") else "")
+        + "; "
         f"work {prog['work'] * 100:.1f}%"
         + (
             f", milestones {prog['milestones_weighted'] * 100:.1f}%"
