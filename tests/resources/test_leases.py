@@ -358,6 +358,31 @@ def test_a_provider_that_raises_fails_the_pass_not_the_run(
     assert ran.result["requests"]["total"] == target.stats()["received"] == 0
 
 
+class SilentProvider(ListProvider):
+    """A provider that answers `grab` with neither an item nor an error message."""
+
+    def _answer(self, call: str, args: Mapping[str, Any]) -> ActionOutcome:
+        if call == "grab":
+            return ActionOutcome(None)
+        return super()._answer(call, args)
+
+
+def test_a_provider_that_gives_no_item_and_no_message_fails_with_one_naming_it(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    doc = _grab_give_back_doc("silent", iterations=1)
+    factories = {**component_factories(), "silent": SilentProvider}
+
+    ran = run(tmp_path, doc, _items(target), factories=factories)
+
+    assert ran.result["errors"] == {"resource-unavailable": 2}
+    expected = "resource 'pool': silent.grab gave no item without a message"
+    (sample,) = ran.result["error_messages"]
+    assert (sample["action"], sample["message"], sample["count"]) == (None, expected, 2)
+    for entry in ran.entries:
+        assert ran.book.get(entry, "execution.evidence.reason") == expected
+
+
 class RaisingProbe(ListProvider):
     """A probe component with a bug: every check raises."""
 

@@ -180,8 +180,9 @@ class Executor(HandlerRunner):
             return await self.fail(
                 task, None, codes.RESOURCE_UNAVAILABLE, f"no resource free within {limit:g}s"
             )
-        self.set_error(task, codes.NETWORK_TIMEOUT, f"pass exceeded its {limit:g}s timeout")
-        self.run.stats.count_error(codes.NETWORK_TIMEOUT)
+        message = f"pass exceeded its {limit:g}s timeout"
+        self.set_error(task, codes.NETWORK_TIMEOUT, message)
+        self.run.stats.count_error(codes.NETWORK_TIMEOUT, None, message, self.run.wall())
         self.transition(task, "monitoring.timeout", "task-timeout")
         jump = await self.run_handlers(task, self.workflow.on_timeout, None)
         return jump if jump is not None else ("end", "closing.timeout")
@@ -368,8 +369,11 @@ class Executor(HandlerRunner):
         return await self.fail(task, None, codes.STEP_LIMIT, f"over {MAX_STEPS} node visits")
 
     async def fail(self, task: Task, node: NodeSpec | None, code: str, message: str) -> Jump:
-        """A failure no action outcome recorded: count its code, then route it like one."""
-        self.run.stats.count_error(code)
+        """A failure no action outcome recorded: count its code, then route it like one. It is
+        counted against the node's action (a transition that failed after it), the node for
+        other nodes, None for the pass itself (lease wait, lease fault, step limit)."""
+        where = None if node is None else node.action.name if node.action else node.id
+        self.run.stats.count_error(code, where, message, self.run.wall())
         return await self.on_error(task, node, code, message)
 
     async def _action_failed(self, task: Task, node: NodeSpec, outcome: ActionOutcome) -> Jump:

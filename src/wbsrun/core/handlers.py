@@ -319,7 +319,8 @@ class HandlerRunner:
             counter = "success"
         else:
             st.failed += 1
-            stats.count_error(error)
+            # When it ended, from what was measured anyway (no clock read).
+            stats.count_error(error, action.name, outcome.message, started + ms / 1000.0)
             counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
         result = "ok" if error is None else error
         book.end_action(
@@ -357,7 +358,9 @@ class HandlerRunner:
             try:
                 resolved = resolve_in_bundle(self.run.plan.res_dir, f"{persist.dir}/{name}")
             except PathEscapeError as escape:  # a name of its own: see _pool._connect
-                self.run.stats.count_error(codes.INVALID_CONFIGURATION)
+                self.run.stats.count_error(
+                    codes.INVALID_CONFIGURATION, action.name, str(escape), self.run.wall()
+                )
                 self.run.log.log("error", f"persist {action.name}: {escape}; not written", None)
                 return
             path = self.run.persist_paths[key] = str(resolved)

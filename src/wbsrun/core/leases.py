@@ -280,7 +280,15 @@ class LeaseBook:
         self, prov: _Provider, task: Task, pool: str, out: ActionOutcome
     ) -> Holding | ActionOutcome:
         if out.error is not None or out.value is None:
-            return out if out.error else ActionOutcome(None, error=codes.RESOURCE_UNAVAILABLE)
+            if out.error and out.message:
+                return out
+            # A provider that answered nothing to tell: the error still says where.
+            return ActionOutcome(
+                None,
+                error=out.error or codes.RESOURCE_UNAVAILABLE,
+                message=f"resource '{pool}': {prov.spec.provider_component or DEFAULT_PROVIDER}."
+                f"{prov.calls['acquire']} gave {out.error or 'no item'} without a message",
+            )
         value = out.value
         handle = str(value.get("handle", ""))
         item: Any = value.get("item")
@@ -419,7 +427,11 @@ class LeaseBook:
         """Tell the provider about an item: `healthy` / `unhealthy` (rotation)."""
         prov = self.providers.get(pool)
         if prov is None:
-            return ActionOutcome(None, error=codes.INVALID_CONFIGURATION)
+            return ActionOutcome(
+                None,
+                error=codes.INVALID_CONFIGURATION,
+                message=f"resource '{pool}': no provider component to track it with",
+            )
         return await self._call(
             prov, prov.calls["track"], {"pool": pool, "handle": handle, "event": event}, self.system
         )

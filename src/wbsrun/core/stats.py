@@ -6,11 +6,26 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["ActionStats", "Histogram", "RunStats", "round_to"]
+__all__ = [
+    "MAX_MESSAGES",
+    "MAX_MESSAGES_PER_CODE",
+    "MESSAGE_CHARS",
+    "ActionStats",
+    "ErrorSample",
+    "Histogram",
+    "RunStats",
+    "round_to",
+]
 
 # Buckets grow by 1% so a percentile is exact to ~1% whatever the latency range.
 _GROWTH = 1.01
 _LOG_GROWTH = math.log(_GROWTH)
+# Error messages kept per (action, code) and in all; further distinct messages are counted in
+# the (action, code)'s `other` sample (message None), so sample counts add up to the codes'.
+MAX_MESSAGES_PER_CODE = 20
+MAX_MESSAGES = 1_000
+# A message is kept (and told apart) by its first MESSAGE_CHARS characters.
+MESSAGE_CHARS = 500
 
 
 class Histogram:
@@ -109,6 +124,24 @@ class ActionStats:
     latency: Histogram = field(default_factory=Histogram)
 
 
+class ErrorSample:
+    """One distinct error message of an (action, code): how often, first and last seen (wall
+    clock). `message` None is the (action, code)'s other messages, beyond the caps."""
+
+    __slots__ = ("action", "code", "count", "first_at", "last_at", "message")
+
+    def __init__(self, action: str | None, code: str, message: str | None, at: float) -> None:
+        self.action = action
+        self.code = code
+        self.message = message
+        self.count = 0
+        self.first_at = at
+        self.last_at = at
+
+
+_SampleKey = tuple[str | None, str, str | None]
+
+
 @dataclass(slots=True)
 class RunStats:
     """Everything counted during a run; the JSON result is built from this."""
@@ -133,6 +166,11 @@ class RunStats:
     actions: dict[str, ActionStats] = field(default_factory=dict)
     exits: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    # Per (action, code, message): a bounded sample of the messages behind `errors`.
+    error_samples: dict[_SampleKey, ErrorSample] = field(default_factory=dict)
+    # Distinct messages kept per (action, code) and in all, for the caps.
+    kept_messages: dict[tuple[str | None, str], int] = field(default_factory=dict)
+    messages_kept: int = 0
     milestones: dict[str, int] = field(default_factory=dict)
     # Per resource: probes, failures, items_failed, items_recovered (the health checks').
     resource_health: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -143,8 +181,33 @@ class RunStats:
             st = self.actions[name] = ActionStats()
         return st
 
-    def count_error(self, code: str) -> None:
+    def count_error(self, code: str, action: str | None, message: str, at: float) -> None:
+        """One error of `code` in `action` (None: the pass itself) at wall time `at`. A message
+        seen before costs a key tuple and a dict probe; a new one its sample (under the caps)."""
         self.errors[code] = self.errors.get(code, 0) + 1
+        if len(message) > MESSAGE_CHARS:
+            message = message[:MESSAGE_CHARS]
+        sample = self.error_samples.get((action, code, message))
+        if sample is None:
+            sample = self._new_sample(action, code, message, at)
+        sample.count += 1
+        sample.last_at = at
+
+    def _new_sample(self, action: str | None, code: str, message: str, at: float) -> ErrorSample:
+        """A sample for a message not seen before, or the (action, code)'s `other` one when
+        its cap or the run's is reached."""
+        samples = self.error_samples
+        pair = (action, code)
+        kept = self.kept_messages.get(pair, 0)
+        if kept < MAX_MESSAGES_PER_CODE and self.messages_kept < MAX_MESSAGES:
+            self.kept_messages[pair] = kept + 1
+            self.messages_kept += 1
+            sample = samples[(action, code, message)] = ErrorSample(action, code, message, at)
+            return sample
+        other = samples.get((action, code, None))
+        if other is None:
+            other = samples[(action, code, None)] = ErrorSample(action, code, None, at)
+        return other
 
     def count_exit(self, name: str) -> None:
         self.exits[name] = self.exits.get(name, 0) + 1

@@ -9,6 +9,7 @@ from typing import Any
 
 from wbsrun.core.runner import Runner
 from wbsrun.core.scheduler import Scheduler
+from wbsrun.core.stats import RunStats
 from wbsrun.progress.aggregate import Aggregator
 from wbsrun.progress.views import ProgramProgress
 
@@ -16,6 +17,7 @@ __all__ = [
     "RESULT_SCHEMA_ID",
     "ProgressSnapshot",
     "build_result",
+    "error_messages",
     "progress_snapshot",
     "resource_figures",
 ]
@@ -144,6 +146,36 @@ def resource_figures(
     return out
 
 
+def _iso(wall: float) -> str:
+    """UTC with milliseconds: `2024-05-01T12:00:03.250Z`."""
+    ms = round(wall * 1000.0)
+    seconds, milli = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{milli:03d}Z"
+
+
+def error_messages(stats: RunStats, started_wall: float) -> list[dict[str, Any]]:
+    """The sampled error messages, most frequent first: per (action, code, message) the count,
+    first and last seen (UTC, and seconds since the run started). `message` None: the
+    (action, code)'s messages beyond the caps (core/stats.py)."""
+    samples = sorted(
+        stats.error_samples.values(),
+        key=lambda e: (-e.count, e.action or "", e.code, e.message is None, e.message or ""),
+    )
+    return [
+        {
+            "action": e.action,
+            "code": e.code,
+            "message": e.message,
+            "count": e.count,
+            "first_at": _iso(e.first_at),
+            "last_at": _iso(e.last_at),
+            "first_s": round(max(0.0, e.first_at - started_wall), 3),
+            "last_s": round(max(0.0, e.last_at - started_wall), 3),
+        }
+        for e in samples
+    ]
+
+
 def build_result(
     runner: Runner,
     resources: Mapping[str, Mapping[str, int]],
@@ -203,6 +235,7 @@ def build_result(
         },
         "exits": dict(sorted(st.exits.items())),
         "errors": dict(sorted(st.errors.items())),
+        "error_messages": error_messages(st, runner.started_wall),
         "progress": {
             "work": round(snap.work, 4),
             "time": round(snap.time, 4) if snap.time is not None else None,

@@ -19,6 +19,7 @@ from wbsrun.protocols.h1 import (
     Timeout,
     Timeouts,
     TransportError,
+    os_reason,
 )
 
 __all__ = ["AiohttpTransport", "translate"]
@@ -35,7 +36,8 @@ def translate(exc: BaseException) -> TransportError:
     if isinstance(exc, TimeoutError):
         return Timeout(text)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectFailed(text)
+        # The errno's text, as the fast transport says it (`Connection refused`).
+        return ConnectFailed(f"{text}: {os_reason(exc.os_error)}")
     if isinstance(exc, aiohttp.InvalidURL):
         return InvalidRequest(text)
     if isinstance(

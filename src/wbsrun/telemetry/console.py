@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
@@ -15,6 +16,9 @@ from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = ["LiveLine", "format_live", "print_summary"]
+
+# Error messages the summary shows (the JSON result has them all, see docs/result.md).
+SUMMARY_MESSAGES = 10
 
 
 def _pct(value: float | None) -> str:
@@ -146,6 +150,7 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
             f"{lat['max']:.2f}",
         )
     console.print(table)
+    _print_error_messages(console, result.get("error_messages", ()))
     extra = Table(
         show_header=True, title="exits, errors, milestones, resources", title_justify="left"
     )
@@ -176,3 +181,31 @@ def print_summary(console: Console, result: Mapping[str, Any]) -> None:
         extra.add_row("log", level, str(n))
     if extra.row_count:
         console.print(extra)
+
+
+def _print_error_messages(console: Console, messages: Sequence[Mapping[str, Any]]) -> None:
+    """The most frequent error messages, as Locust's failures table: count, action, code,
+    message."""
+    if not messages:
+        return
+    shown = messages[:SUMMARY_MESSAGES]
+    title = "error messages"
+    if len(messages) > len(shown):
+        title += f" (top {len(shown)} of {len(messages)}; all in the JSON result)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("count", justify="right")
+    table.add_column("action")
+    table.add_column("code")
+    table.add_column("message", overflow="fold")
+    for m in shown:
+        message = m["message"]
+        if message is None:
+            message = "(other messages, beyond the cap)"
+        # Text, not str: a message's brackets are not rich markup.
+        table.add_row(
+            f"{m['count']:,}",
+            Text(m["action"] or "(pass)"),
+            Text(m["code"]),
+            Text(message or "(no message)"),
+        )
+    console.print(table)

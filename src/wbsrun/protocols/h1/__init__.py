@@ -19,6 +19,7 @@ from wbsrun.protocols.h1._errors import (
     ProtocolViolation,
     Timeout,
     TransportError,
+    os_reason,
 )
 from wbsrun.protocols.h1._head import RawHeaders, header_pairs
 from wbsrun.protocols.h1._pool import ConnectionPool, PoolStatistics, default_ssl_context
@@ -47,5 +48,6 @@ __all__ = [
     "default_ssl_context",
     "header_pairs",
     "origin_key",
+    "os_reason",
     "parse_target",
 ]

@@ -14,6 +14,9 @@ scenario's error counts do not depend on the transport.
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 from typing import Final
 
 from wbsrun.core import codes
@@ -27,6 +30,7 @@ __all__ = [
     "ProtocolViolation",
     "Timeout",
     "TransportError",
+    "os_reason",
 ]
 
 # Not in DSL §9's list: a server that does not speak HTTP/1.1. Transient unless catalogued.
@@ -61,3 +65,12 @@ class DecodeFailed(TransportError):
 
 class Timeout(TransportError):
     code = codes.NETWORK_TIMEOUT
+
+
+def os_reason(exc: OSError) -> str:
+    """What a failed connect says: `[Errno 111] Connection refused`, the errno's own text,
+    where asyncio's says `Connect call failed ('127.0.0.1', 5)` (the address is in the
+    message already). TLS and name-lookup errors keep theirs: their errno is not the OS's."""
+    if exc.errno and exc.errno > 0 and not isinstance(exc, ssl.SSLError | socket.gaierror):
+        return f"[Errno {exc.errno}] {os.strerror(exc.errno)}"
+    return str(exc)

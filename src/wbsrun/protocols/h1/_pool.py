@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import final
 
 from wbsrun.protocols.h1._connection import H1Connection, Origin, origin_key
-from wbsrun.protocols.h1._errors import ConnectFailed, Timeout
+from wbsrun.protocols.h1._errors import ConnectFailed, Timeout, os_reason
 
 __all__ = ["ConnectionPool", "PoolStatistics", "default_ssl_context"]
 
@@ -166,7 +166,7 @@ class ConnectionPool:
         # first one's type, and the second handler's exception fails that type check.
         except (OSError, ssl.SSLError) as exc:
             self._failed += 1
-            raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
+            raise ConnectFailed(f"cannot connect to {host}:{port}: {os_reason(exc)}") from exc
         except BaseException:
             self._failed += 1
             conn.abort()
