@@ -17,7 +17,7 @@ samples without one are the event loop, the kernel's network work and the interp
 child's CPU time over nginx's count of requests in the same window. perf costs the child some
 speed (DWARF unwinding copies 16 KiB of stack a sample): read the shares, and take CPU per
 request from bench/hotpath.py. Needs `perf` (Debian: linux-perf) and the compiled build.
-Results: docs/benchmarks.md ("Hot path").
+Results: docs/benchmarks.md ("Where the CPU goes, by area").
 """
 
 from __future__ import annotations
