@@ -146,8 +146,10 @@ class Packer:
         found = self._compressors.get(key)
         if found is None:
             found = self._prime(key, bytes(raw[:first_end]))
-        data: bytes = found.compress(raw)
-        return data
+        # python-zstandard allocates its output at the input's size and leaves the bytes
+        # object holding it (tracemalloc: ~60 KB held for 21 bytes of output): a copy keeps
+        # only the compressed length, ~80 B an entry instead of ~800.
+        return bytes(memoryview(found.compress(raw)))
 
     def _prime(self, key: str, sample: bytes) -> zstandard.ZstdCompressor:
         # The first entry packed for a scenario becomes its dictionary: the first entries of
