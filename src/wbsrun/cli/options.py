@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from wbsrun.core.runner import RunOptions
-from wbsrun.dsl.units import UnitError, parse_duration
+from wbsrun.dsl.units import SIZE_EXPECTED, UnitError, parse_duration, parse_size
 from wbsrun.errors import Diagnostic, ScenarioError
 
 __all__ = ["CONFIG_KEYS", "resolve_options"]
@@ -21,8 +21,15 @@ CONFIG_KEYS: Mapping[str, str] = {
     "duration": "WBSRUN_DURATION",
     "connection-limit": "WBSRUN_CONNECTION_LIMIT",
     "transport": "WBSRUN_TRANSPORT",
+    "request-timeout": "WBSRUN_REQUEST_TIMEOUT",
+    "max-body": "WBSRUN_MAX_BODY",
 }
 TRANSPORTS = ("fast", "aiohttp")
+_EXPECTED: Mapping[str, str] = {
+    "duration": "a duration such as 20s",
+    "request-timeout": "a duration above zero such as 30s",
+    "max-body": SIZE_EXPECTED,
+}
 
 
 def _config_layer(path: Path | None) -> dict[str, Any]:
@@ -75,14 +82,19 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             ]
         )
     try:
-        if key == "duration":
-            return parse_duration(value)
+        if key in ("duration", "request-timeout"):
+            seconds = parse_duration(value)
+            if key == "request-timeout" and seconds <= 0:
+                raise ValueError(value)
+            return seconds
+        if key == "max-body":
+            return parse_size(value)
         number = int(value)
         if number < 0:
             raise ValueError(value)
         return number
     except (UnitError, ValueError, TypeError):
-        expected = "a duration such as 20s" if key == "duration" else "a whole number ≥ 0"
+        expected = _EXPECTED.get(key, "a whole number ≥ 0")
         raise ScenarioError(
             [
                 Diagnostic(
@@ -116,4 +128,6 @@ def resolve_options(
         duration=values.get("duration"),
         connection_limit=values.get("connection-limit", 0),
         transport=values.get("transport"),
+        request_timeout=values.get("request-timeout"),
+        max_body=values.get("max-body"),
     )

@@ -6,6 +6,7 @@
     ├── ConnectionLost               resource-unavailable   (reset / closed mid-response)
     ├── ProtocolViolation            protocol-error         (garbage status line, head too large)
     ├── DecodeFailed                 resource-unavailable   (broken gzip/deflate body)
+    ├── BodyTooLarge                 body-too-large         (body over the max-body limit)
     └── Timeout                      network-timeout        (connect, read or total deadline)
 
 The aiohttp transport maps its own errors to the same codes (protocols/_aiohttp.py), so a
@@ -20,6 +21,7 @@ from wbsrun.core import codes
 
 __all__ = [
     "PROTOCOL_ERROR",
+    "BodyTooLarge",
     "ConnectFailed",
     "ConnectionLost",
     "DecodeFailed",
@@ -27,6 +29,7 @@ __all__ = [
     "ProtocolViolation",
     "Timeout",
     "TransportError",
+    "body_too_large",
 ]
 
 # Not in DSL §9's list: a server that does not speak HTTP/1.1. Transient unless catalogued.
@@ -59,5 +62,14 @@ class DecodeFailed(TransportError):
     code = codes.RESOURCE_UNAVAILABLE
 
 
+class BodyTooLarge(TransportError):
+    code = codes.BODY_TOO_LARGE
+
+
 class Timeout(TransportError):
     code = codes.NETWORK_TIMEOUT
+
+
+def body_too_large(size: int, limit: int, how: str) -> BodyTooLarge:
+    """`how`: "announces" (Content-Length), "reached" (bytes received), "decodes to more than"."""
+    return BodyTooLarge(f"response body {how} {size} bytes, over the max-body limit of {limit}")
