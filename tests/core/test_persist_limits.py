@@ -12,6 +12,7 @@ from scenario_kit import Doc, act, document, edge, end, graph, log, on, run
 from wbsrun.core import codes
 from wbsrun.core.persist import PersistBuffer, bad_file_name
 from wbsrun.core.runner import RunOptions
+from wbsrun.core.stats import RunStats
 from wbsrun.target import TargetProcess
 
 GOOD = ["ok-1.json", "ok-2.json", "ok-1.json"]
@@ -114,3 +115,20 @@ def test_a_refused_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json"]
     assert (buffer.files_written, buffer.writes, buffer.failed) == (1, 1, 1)
     assert buffer.bytes_written == len(before.encode())
+
+
+def test_a_write_that_fails_at_flush_time_is_charged_to_the_action_that_saved_it(
+    tmp_path: Path,
+) -> None:
+    stats = RunStats()
+    mark = stats.action("mark")
+    mark.count, mark.ok = 3, 3
+    (tmp_path / "not-a-dir").write_text("", encoding="utf-8")
+    buffer = PersistBuffer(stats=stats)
+    buffer.put(tmp_path / "not-a-dir" / "f.json", {"v": 1}, "mark", True)
+    buffer.put(tmp_path / "ok.json", {"v": 2}, "mark", True)
+    buffer.flush()
+    assert (buffer.failed, buffer.files_written, buffer.writes) == (1, 1, 1)
+    assert "not-a-dir" in buffer.errors[0]
+    assert stats.errors == {codes.PERSIST_ERROR: 1}
+    assert (mark.count, mark.ok, mark.failed) == (3, 2, 1)

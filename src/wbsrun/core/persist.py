@@ -115,8 +115,8 @@ class PersistBuffer:
                 self.bytes_written += self._write(Path(key), value)
                 self.writes += 1
                 self._written.add(key)
-            except PersistTooLarge as exc:
-                self._failed(action, ok, codes.BODY_TOO_LARGE, f"{key}: {exc}")
+            except PersistTooLarge as too_large:  # one name per exception type (mypyc)
+                self._failed(action, ok, codes.BODY_TOO_LARGE, f"{key}: {too_large}")
             except (OSError, TypeError, ValueError) as exc:
                 self._failed(action, ok, codes.PERSIST_ERROR, f"{key}: {exc}")
         return written
