@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import shutil
 import socket
@@ -140,6 +141,45 @@ async def big(r: Reader, w: Writer, method: bytes) -> bool:
     return await _send(w, _response("200 OK", BIG, "Content-Type: application/json"))
 
 
+_STREAM_PIECE = b"x" * 65536
+
+
+async def _stream_forever(w: Writer, head: bytes, piece: bytes) -> bool:
+    """The head, then `piece` again and again until the client goes away."""
+    w.write(head)
+    while True:
+        w.write(piece)
+        await w.drain()
+
+
+async def endless_length(r: Reader, w: Writer, method: bytes) -> bool:
+    """Announces 1 GiB, then streams without end (more than it announced, if let)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n"
+    return await _stream_forever(w, head, _STREAM_PIECE)
+
+
+async def endless_chunked(r: Reader, w: Writer, method: bytes) -> bool:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return await _stream_forever(w, head, b"10000\r\n" + _STREAM_PIECE + b"\r\n")
+
+
+async def endless_close(r: Reader, w: Writer, method: bytes) -> bool:
+    """No length, not chunked: the body would end when the server closes; it never does."""
+    return await _stream_forever(w, b"HTTP/1.1 200 OK\r\n\r\n", _STREAM_PIECE)
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """32 MiB of zeros, gzipped to ~32 KB, built piece by piece (never 32 MiB at once)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    return b"".join([*(packer.compress(zeros) for _ in range(32)), packer.flush()])
+
+
+async def bomb(r: Reader, w: Writer, method: bytes) -> bool:
+    return await _send(w, _response("200 OK", gzip_bomb(), "Content-Encoding: gzip"))
+
+
 async def redirect(r: Reader, w: Writer, method: bytes) -> bool:
     return await _send(w, _response("302 Found", b"", "Location: /ok"))
 
@@ -175,6 +215,10 @@ ROUTES: dict[bytes, Route] = {
     b"/deflate": deflated,
     b"/bad-gzip": bad_gzip,
     b"/big": big,
+    b"/endless-length": endless_length,
+    b"/endless-chunked": endless_chunked,
+    b"/endless-close": endless_close,
+    b"/gzip-bomb": bomb,
     b"/redirect": redirect,
     b"/redirect-loop": redirect_loop,
     b"/401": status(401),

@@ -272,3 +272,44 @@ def test_bad_option_value_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         resolve_options(None, {"duration": "soon"}, {})
     assert "'soon'" in info.value.format()
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "timeout", "max_body"),
+    [
+        ({}, {}, 30.0, 1024 * 1024),
+        ({"WBSRUN_REQUEST_TIMEOUT": "5s", "WBSRUN_MAX_BODY": "1MB"}, {}, 5.0, 1_000_000),
+        ({"WBSRUN_REQUEST_TIMEOUT": "5s"}, {"request-timeout": "750ms", "max-body": 64}, 0.75, 64),
+    ],
+)
+def test_request_limit_options_layer_config_then_environment_then_flags(
+    tmp_path: Path, env: dict[str, str], flags: dict[str, Any], timeout: float, max_body: int
+) -> None:
+    from wbsrun.cli.options import resolve_options
+
+    config = tmp_path / "config.yaml"
+    config.write_text("run:\n  request-timeout: 30s\n  max-body: 1MiB\n", encoding="utf-8")
+    options = resolve_options(config, flags, env)
+    assert (options.request_timeout, options.max_body) == (timeout, max_body)
+    assert resolve_options(None, {}, {}).request_timeout is None  # then 60 s (core/limits.py)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("request-timeout", "soon", "a duration above zero"),
+        ("request-timeout", "0s", "a duration above zero"),
+        ("max-body", "lots", "a number of bytes"),
+        ("max-body", "0", "a number of bytes"),
+    ],
+)
+def test_bad_request_limit_option_is_a_clear_error(key: str, value: str, expected: str) -> None:
+    from wbsrun.cli.options import resolve_options
+    from wbsrun.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as info:
+        resolve_options(None, {key: value}, {})
+    text = info.value.format()
+    assert f"'{value}'" in text
+    assert f"--{key}" in text
+    assert expected in text

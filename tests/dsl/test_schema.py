@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from wbsrun.dsl.schema_check import SCHEMA_ID, load_schema, validate_schema
 from wbsrun.dsl.source import SourceDoc, load_source, parse_source
-from wbsrun.dsl.units import DURATION_PATTERN, RATE_PATTERN, UNIT_FIELDS
+from wbsrun.dsl.units import DURATION_PATTERN, RATE_PATTERN, SIZE_PATTERN, UNIT_FIELDS
 from wbsrun.errors import Diagnostic
 
 DATA = Path(__file__).parent / "data"
@@ -111,6 +111,7 @@ def test_schema_unit_patterns_are_the_ones_units_py_parses() -> None:
     defs = load_schema()["$defs"]
     assert defs["duration"]["pattern"] == DURATION_PATTERN
     assert defs["rate"]["pattern"] == RATE_PATTERN
+    assert defs["size"]["pattern"] == SIZE_PATTERN
 
 
 def test_misspelt_top_level_key_is_one_unknown_key_error_with_a_hint() -> None:
@@ -179,6 +180,22 @@ def test_bad_rate_quotes_the_value() -> None:
     diag = _only(("spawn-rate: 1/s", "spawn-rate: 1 per s"))
     assert _where(diag) == ("bad-rate", 51, 19, "load.scenarios[0].spawn-rate")
     assert diag.message.startswith("invalid rate '1 per s': expected a count per second")
+
+
+def test_component_limits_are_a_duration_and_a_size() -> None:
+    limits = "    capabilities: [get, health]\n    timeout: 30s\n    max-body: 512KiB\n"
+    assert _check(("    capabilities: [get, health]\n", limits)) == []
+    diag = _only(("    capabilities: [get, health]\n", "    max-body: 10 parsecs\n"))
+    assert _where(diag) == ("bad-size", 7, 15, "components[0].max-body")
+    assert diag.message.startswith("invalid size '10 parsecs': expected a number of bytes")
+
+
+def test_http_max_body_takes_a_size_or_a_template() -> None:
+    url = 'with: {url: "http://{{resource.ip}}:{{resource.port}}/"'
+    for value in ("1MiB", "4096", "'{{ 2 * 1024 }}'"):
+        assert _check((url, f"{url}, max-body: {value}")) == [], value
+    diag = _only((url, f"{url}, max-body: lots"))
+    assert (diag.code, diag.path) == ("bad-value", "actions.fetch.with.max-body")
 
 
 def test_rate_limit_mapping_values_are_rates() -> None:

@@ -1,4 +1,5 @@
-"""Durations and rates: the accepted forms, the refused ones, and formatting round trips."""
+"""Durations, rates and sizes: the accepted forms, the refused ones, and formatting round
+trips."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from hypothesis import strategies as st
 from wbsrun.dsl.units import (
     DURATION_PATTERN,
     RATE_PATTERN,
+    SIZE_PATTERN,
     UnitError,
     format_duration,
+    format_size,
     parse_duration,
     parse_rate,
+    parse_size,
 )
 
 
@@ -152,6 +156,80 @@ def test_rate_pattern_accepts_exactly_what_the_parser_reads_apart_from_zero(text
     accepted = re.search(RATE_PATTERN, text) is not None
     try:
         parse_rate(text)
+    except UnitError as exc:
+        refused_for = str(exc)
+    else:
+        refused_for = ""
+    assert accepted == (not refused_for or "greater than zero" in refused_for)
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ("10MiB", 10 * 1024**2),
+        ("512KiB", 512 * 1024),
+        ("1MB", 1_000_000),
+        ("1 GB", 10**9),
+        ("2GiB", 2 * 1024**3),
+        ("1.5KiB", 1536),
+        ("64kB", 64_000),
+        ("64KB", 64_000),
+        ("100B", 100),
+        ("4096", 4096),
+        (4096, 4096),
+        (1048576.0, 1048576),
+        ("99999999999999999999GiB", 99999999999999999999 * 1024**3),
+    ],
+)
+def test_parse_size_reads_decimal_and_binary_units_and_plain_bytes(
+    value: object, size: int
+) -> None:
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("10 parsecs", "expected a number of bytes"),
+        ("10mib", "expected a number of bytes"),
+        ("MiB", "expected a number of bytes"),
+        ("1.5", "expected a number of bytes"),
+        ("-1KiB", "expected a number of bytes"),
+        ("10  MiB", "expected a number of bytes"),
+        ("", "expected a number of bytes"),
+        (True, "expected a number of bytes"),
+        (None, "expected a number of bytes"),
+        (1.5, "expected a number of bytes"),
+        (0, "must be greater than zero"),
+        ("0KiB", "must be greater than zero"),
+        (-5, "must be greater than zero"),
+    ],
+)
+def test_parse_size_refuses_other_values_quoting_them(value: object, reason: str) -> None:
+    with pytest.raises(UnitError, match=reason) as info:
+        parse_size(value)
+    assert str(info.value).startswith("invalid size ")
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(10 * 1024**2, "10 MiB"), (1536, "1.5 KiB"), (1000, "1000 B"), (1024**3, "1 GiB")],
+)
+def test_format_size_uses_binary_units(size: int, text: str) -> None:
+    assert format_size(size) == text
+
+
+@given(st.integers(min_value=1, max_value=2**40), st.sampled_from(["", "B", "KiB", "MiB", "KB"]))
+def test_whole_sizes_with_any_unit_read_back_exactly(number: int, unit: str) -> None:
+    scale = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "KB": 1000}[unit]
+    assert parse_size(f"{number}{unit}") == number * scale
+
+
+@given(st.text(alphabet="0123456789. BKMGikb", max_size=8))
+def test_size_pattern_accepts_exactly_what_the_parser_reads_apart_from_zero(text: str) -> None:
+    accepted = re.search(SIZE_PATTERN, text) is not None
+    try:
+        parse_size(text)
     except UnitError as exc:
         refused_for = str(exc)
     else:

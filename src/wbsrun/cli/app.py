@@ -85,6 +85,16 @@ def wbs(path: Path) -> None:
     default=None,
     help="HTTP transport (default: the scenario's, else fast).",
 )
+@click.option(
+    "--request-timeout",
+    default=None,
+    help="Request timeout of http calls that set none (e.g. 30s; default 60s).",
+)
+@click.option(
+    "--max-body",
+    default=None,
+    help="Response body limit of http calls that set none (e.g. 1MiB; default 10MiB).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
@@ -95,6 +105,8 @@ def run(
     graceful_stop: str | None,
     connection_limit: int | None,
     transport: str | None,
+    request_timeout: str | None,
+    max_body: str | None,
     json_out: Path | None,
     log_file: Path | None,
     quiet: bool,
@@ -114,6 +126,8 @@ def run(
                 "graceful-stop": graceful_stop,
                 "connection-limit": connection_limit,
                 "transport": transport,
+                "request-timeout": request_timeout,
+                "max-body": max_body,
             },
         )
         execute(

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from wbsrun.core.runner import RunOptions
-from wbsrun.dsl.units import UnitError, parse_duration
+from wbsrun.dsl.units import SIZE_EXPECTED, UnitError, parse_duration, parse_size
 from wbsrun.errors import Diagnostic, ScenarioError
 
 __all__ = ["CONFIG_KEYS", "resolve_options"]
@@ -22,9 +22,17 @@ CONFIG_KEYS: Mapping[str, str] = {
     "connection-limit": "WBSRUN_CONNECTION_LIMIT",
     "transport": "WBSRUN_TRANSPORT",
     "graceful-stop": "WBSRUN_GRACEFUL_STOP",
+    "request-timeout": "WBSRUN_REQUEST_TIMEOUT",
+    "max-body": "WBSRUN_MAX_BODY",
 }
-DURATIONS = ("duration", "graceful-stop")
+DURATIONS = ("duration", "graceful-stop", "request-timeout")
 TRANSPORTS = ("fast", "aiohttp")
+_EXPECTED: Mapping[str, str] = {
+    "duration": "a duration such as 20s",
+    "graceful-stop": "a duration such as 30s",
+    "request-timeout": "a duration above zero such as 30s",
+    "max-body": SIZE_EXPECTED,
+}
 
 
 def _config_layer(path: Path | None) -> dict[str, Any]:
@@ -78,13 +86,18 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
         )
     try:
         if key in DURATIONS:
-            return parse_duration(value)
+            seconds = parse_duration(value)
+            if key == "request-timeout" and seconds <= 0:
+                raise ValueError(value)
+            return seconds
+        if key == "max-body":
+            return parse_size(value)
         number = int(value)
         if number < 0:
             raise ValueError(value)
         return number
     except (UnitError, ValueError, TypeError):
-        expected = "a duration such as 20s" if key in DURATIONS else "a whole number ≥ 0"
+        expected = _EXPECTED.get(key, "a whole number ≥ 0")
         raise ScenarioError(
             [
                 Diagnostic(
@@ -119,4 +132,6 @@ def resolve_options(
         connection_limit=values.get("connection-limit", 0),
         transport=values.get("transport"),
         graceful_stop=values.get("graceful-stop"),
+        request_timeout=values.get("request-timeout"),
+        max_body=values.get("max-body"),
     )

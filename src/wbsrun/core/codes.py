@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 __all__ = [
+    "BODY_TOO_LARGE",
+    "DESCRIPTIONS",
     "EXPRESSION_ERROR",
     "HTTP_4XX",
     "HTTP_5XX",
@@ -13,6 +16,7 @@ __all__ = [
     "NETWORK_TIMEOUT",
     "NO_TRANSITION",
     "PERMANENT_BY_DEFAULT",
+    "PERSIST_ERROR",
     "RESOURCE_UNAVAILABLE",
     "SCHEMA_VIOLATION",
     "STEP_LIMIT",
@@ -33,6 +37,31 @@ HTTP_5XX = "http-5xx"
 NO_TRANSITION = "no-transition"
 EXPRESSION_ERROR = "expression-error"
 STEP_LIMIT = "step-limit"
+# Not in DSL §9's list: wbsrun's own bounds (docs/operations.md "Limits").
+BODY_TOO_LARGE = "body-too-large"
+PERSIST_ERROR = "persist-error"
+
+# What each code means, for docs and messages (the HTTP transports add `protocol-error`).
+DESCRIPTIONS: Mapping[str, str] = {
+    NETWORK_TIMEOUT: "no answer in time: connect, read or total request timeout, or the"
+    " action's or pass's timeout",
+    RESOURCE_UNAVAILABLE: "refused, unreachable or reset connection, body cut short or"
+    " undecodable; no resource item free in time",
+    LEASE_EXPIRED: "a resource lease ran out under the action",
+    UNAUTHORIZED: "HTTP 401 or 403",
+    INVALID_CONFIGURATION: "a request that cannot be sent as configured (bad URL, bad"
+    " header, bad argument value)",
+    SCHEMA_VIOLATION: "an answer that does not have the expected shape",
+    HTTP_4XX: "HTTP 4xx other than 401 and 403",
+    HTTP_5XX: "HTTP 5xx",
+    NO_TRANSITION: "no transition of the node matched",
+    EXPRESSION_ERROR: "a template or condition failed at run time",
+    STEP_LIMIT: "a pass visited too many nodes (a loop without an exit)",
+    BODY_TOO_LARGE: "a response body over the max-body limit (announced or received; the"
+    " connection is dropped), or a persist file that would be",
+    PERSIST_ERROR: "a save-as persist file that cannot be written: a file name that is not"
+    " a single safe name, or a failed write",
+}
 
 # Codes no retry can fix, used when the scenario's catalogue does not list a code.
 PERMANENT_BY_DEFAULT = frozenset(

@@ -77,6 +77,14 @@ class Executor(HandlerRunner):
         }
         self._start: Snapshot | None = None
 
+    def bind_limits(self) -> None:
+        """Action nodes without a timeout get their component's request timeout (`limit_of`);
+        called once the components are initialised (they resolve it in `init`)."""
+        self._action_plans = {
+            nid: (action, rate, shared, self.limit_of(action, limit))
+            for nid, (action, rate, shared, limit) in self._action_plans.items()
+        }
+
     def _context_paths(self) -> tuple[tuple[str, Any], ...]:
         """user.context keys mapped to workbook paths once, not per task."""
         spec = self.run.plan.workbook
@@ -349,7 +357,7 @@ class Executor(HandlerRunner):
                         task.in_action -= 1
                     if task.deferred and run.leases is not None:
                         await run.leases.settle(task)
-                self._end_call(task, action, outcome, started, t0)
+                outcome = self._end_call(task, action, outcome, started, t0)
                 if outcome.error is not None:
                     jump = await self._action_failed(task, node, outcome)
                 else:
@@ -441,8 +449,7 @@ class Executor(HandlerRunner):
                 task.in_action -= 1
             if task.deferred and run.leases is not None:
                 await run.leases.settle(task)
-        self._end_call(task, action, outcome, started, t0)
-        return outcome
+        return self._end_call(task, action, outcome, started, t0)
 
     def _begin_call(
         self, task: Task, action: ActionSpec, started: float
@@ -477,11 +484,19 @@ class Executor(HandlerRunner):
 
     def _end_call(
         self, task: Task, action: ActionSpec, outcome: ActionOutcome, started: float, t0: float
-    ) -> None:
+    ) -> ActionOutcome:
+        """Save and record the outcome; a save-as persist that is refused (its file name)
+        fails an action that had succeeded, with `persist-error`."""
         ms = outcome.latency_ms or (time.perf_counter() - t0) * 1000.0
+        value = outcome.value
+        if value is not None and action.save_as is not None:
+            problem = self.save(task, action, value, outcome.error is None)
+            if problem is not None and outcome.error is None:
+                outcome = ActionOutcome(
+                    value, codes.PERSIST_ERROR, problem, outcome.latency_ms, outcome.requests
+                )
         self.record(task, action, outcome, ms, started)
-        if outcome.value is not None and action.save_as is not None:
-            self.save(task, action, outcome.value)
+        return outcome
 
     def _checkpoint(self, task: Task, node: NodeSpec) -> None:
         entry = task.entry

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from wbsrun.core import codes
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.leases import RESOURCE_FAILED
+from wbsrun.core.persist import bad_file_name
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import scope_of
 from wbsrun.core.stats import round_to
@@ -76,6 +77,8 @@ class HandlerRunner:
         self.timeout_exit = scenario.exits.get("timeout")
         # Where each component's last result is kept during a pass (checkpoint metrics).
         self.last_keys = {name: f"__last_{name}" for name in run.components}
+        # Per component: the request timeout it asks for calls without one (read after init).
+        self._request_limits: dict[str, float | None] = {}
 
     # implemented by the executor
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
@@ -129,6 +132,24 @@ class HandlerRunner:
         self.transition(task, "executing.running_action", "monitoring.retry")
         return ("node", node.id)
 
+    def limit_of(self, action: ActionSpec, given: float | None) -> float | None:
+        """How long a call of `action` may take: its node's or its own `timeout` (`given`),
+        else, unless its `with` sets a `timeout` the component applies itself, the request
+        timeout its component declares (`request_timeout`: http's, after init; docs/
+        operations.md "Limits"). None: unbounded."""
+        if given is not None or action.own_timeout:
+            return given
+        name = action.component
+        try:
+            return self._request_limits[name]
+        except KeyError:
+            pass
+        component = self.run.components.get(name)
+        found = getattr(component, "request_timeout", None)
+        limit = float(found) if isinstance(found, int | float) and found > 0 else None
+        self._request_limits[name] = limit
+        return limit
+
     # -- handler lists -----------------------------------------------------------------------------
     async def run_handlers(
         self, task: Task, handlers: Sequence[Handler], node: NodeSpec | None
@@ -142,7 +163,7 @@ class HandlerRunner:
                 self._update(task, h)
             elif isinstance(h, HandlerCall):
                 if self._when(task, h.when):
-                    await self.call(task, h.action, h.action.timeout)
+                    await self.call(task, h.action, self.limit_of(h.action, h.action.timeout))
             elif isinstance(h, HandlerRelease):
                 if self._when(task, h.when):
                     await self._release(task, h)
@@ -310,7 +331,8 @@ class HandlerRunner:
         error = outcome.error
         if outcome.requests:
             stats.requests_total += outcome.requests
-            if error is None:
+            # A persist failure is the action's, not its request's (answered in full).
+            if error is None or error == codes.PERSIST_ERROR:
                 stats.requests_ok += outcome.requests
             else:
                 stats.requests_failed += outcome.requests
@@ -329,7 +351,10 @@ class HandlerRunner:
         if outcome.value is not None:
             entry.vars[self.last_keys[action.component]] = outcome.value
 
-    def save(self, task: Task, action: ActionSpec, value: Mapping[str, Any]) -> None:
+    def save(
+        self, task: Task, action: ActionSpec, value: Mapping[str, Any], ok: bool = True
+    ) -> str | None:
+        """Save the value where `save-as` says; why persisting it failed, or None."""
         save_as = action.save_as
         assert save_as is not None
         scope = save_as.scope
@@ -342,26 +367,36 @@ class HandlerRunner:
         else:
             self.run.global_vars[save_as.var] = value
         if save_as.persist is not None:
-            self._persist(task, action, value)
+            return self._persist(task, action, value, ok)
+        return None
 
-    def _persist(self, task: Task, action: ActionSpec, value: Mapping[str, Any]) -> None:
+    def _persist(
+        self, task: Task, action: ActionSpec, value: Mapping[str, Any], ok: bool
+    ) -> str | None:
+        """Queue the value for its file (written behind, persist.py); the problem when the
+        file name does not render to a single safe name inside persist.dir."""
         persist = action.save_as.persist if action.save_as else None
         assert persist is not None
+        run = self.run
         try:
             name = persist.filename.render_text(scope_of(task))
         except ExprError as exc:
-            self.run.log.log("warn", f"persist {action.name}: {exc}", task.user_id)
-            return
+            return self._not_persisted(action, f"file name: {exc}")
         key = (persist.dir, name)
-        path = self.run.persist_paths.get(key)
+        path = run.persist_paths.get(key)
         if path is None:
+            problem = bad_file_name(name)
+            if problem is not None:
+                return self._not_persisted(action, problem)
             try:
-                resolved = resolve_in_bundle(self.run.plan.res_dir, f"{persist.dir}/{name}")
+                resolved = resolve_in_bundle(run.plan.res_dir, f"{persist.dir}/{name}")
             except PathEscapeError as escape:  # a name of its own: see _pool._connect
-                self.run.stats.count_error(
-                    codes.INVALID_CONFIGURATION, action.name, str(escape), self.run.wall()
-                )
-                self.run.log.log("error", f"persist {action.name}: {escape}; not written", None)
-                return
-            path = self.run.persist_paths[key] = str(resolved)
-        self.run.persist.put(path, value)
+                return self._not_persisted(action, str(escape))
+            path = run.persist_paths[key] = str(resolved)
+        run.persist.put(path, value, action.name, ok)
+        return None
+
+    def _not_persisted(self, action: ActionSpec, problem: str) -> str:
+        message = f"persist {action.name}: {problem}; not written"
+        self.run.persist.refuse(message)
+        return message

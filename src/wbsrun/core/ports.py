@@ -37,7 +37,8 @@ class LogSink(Protocol):
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """What the runner hands a component at init: the run's log, clock (timer), rate guard,
-    lease provider and options."""
+    lease provider and options (`extras`: `transport`, `request-timeout` in seconds and
+    `max-body` in bytes, each only when the run sets it)."""
 
     log: LogSink
     connection_limit: int
@@ -49,7 +50,11 @@ class Runtime:
 
 @runtime_checkable
 class Component(Protocol):
-    """The plan's ProtocolFrame: init / run_action / release (+ per-user release)."""
+    """The plan's ProtocolFrame: init / run_action / release (+ per-user release).
+
+    Optional: a `request_timeout` attribute (seconds, read after `init`) bounds every call
+    whose action, node and `with` set no `timeout` (the runner arms it, as an action's own;
+    `http` has one, docs/operations.md "Limits")."""
 
     CALLS: ClassVar[frozenset[str]]
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from wbsrun.core.events import ProgressSink, Service
 from wbsrun.core.leases import LeaseBook
 from wbsrun.core.ledger import open_workbook
+from wbsrun.core.limits import DEFAULT_MAX_BODY
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
 from wbsrun.core.scheduler import Scheduler, spawn_plan
@@ -34,6 +35,11 @@ class RunOptions:
     connection_limit: int = 0
     # HTTP transport for every `http` component ("fast" | "aiohttp"); None = the scenario's.
     transport: str | None = None
+    # Request timeout (seconds) and response body limit (bytes) of http calls whose action
+    # and component set none; None: 60 s and 10 MiB (core/limits.py). `max_body` also bounds
+    # every persist file.
+    request_timeout: float | None = None
+    max_body: int | None = None
     persist_flush_interval: float = 1.0
     # Longest a periodic persist flush may block the loop.
     persist_flush_budget: float = 0.005
@@ -82,14 +88,15 @@ class Runner:
         self.plan = plan
         self.options = options or RunOptions()
         sink = as_sink(events)
+        stats = RunStats()
         self.ctx = RunContext(
             plan=plan,
             workbook=open_workbook(plan.workbook, plan.progress.model),
-            stats=RunStats(),
+            stats=stats,
             components=components,
             leases=None,
             log=log,
-            persist=PersistBuffer(),
+            persist=PersistBuffer(self.options.max_body or DEFAULT_MAX_BODY, stats),
             events=sink,
         )
         # The built-in pools reach components through the Runtime; the core itself leases
@@ -144,7 +151,7 @@ class Runner:
             clock=ctx.clock,
             rate_guard=ctx.rate_guard,
             leases=self.provider,
-            extras={"transport": self.options.transport} if self.options.transport else {},
+            extras=self._extras(),
         )
         started: list[Component] = []
         thresholds = gc.get_threshold()
@@ -193,6 +200,18 @@ class Runner:
             for component in reversed(started):
                 await component.release()
             ctx.persist.flush()
+
+    def _extras(self) -> dict[str, object]:
+        """Run options for the components (`http` reads these three)."""
+        options = self.options
+        extras: dict[str, object] = {}
+        if options.transport:
+            extras["transport"] = options.transport
+        if options.request_timeout:
+            extras["request-timeout"] = options.request_timeout
+        if options.max_body:
+            extras["max-body"] = options.max_body
+        return extras
 
     async def _flush_loop(self) -> None:
         while True:

@@ -107,6 +107,8 @@ class Scheduler:
         return min(times) if times else None
 
     async def run_users(self) -> None:
+        # The components are initialised now: their request timeouts are known.
+        self.executor.bind_limits()
         clock = self.run.clock
         self.started_at = clock()
         self._stop_known = False

@@ -41,7 +41,7 @@ from wbsrun.dsl.template import (
     compile_template,
     compile_value,
 )
-from wbsrun.dsl.units import UnitError, parse_duration, parse_rate
+from wbsrun.dsl.units import UnitError, parse_duration, parse_rate, parse_size
 from wbsrun.errors import Diagnostic
 
 __all__ = ["PlanBuilder", "freeze"]
@@ -61,6 +61,12 @@ def freeze(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(freeze(v) for v in value)
     return value
+
+
+def _sets_timeout(with_: Any) -> bool:
+    """The call's `with` has a `timeout` of its own: the run's request timeout is not armed
+    around it (the component bounds the request itself, docs/operations.md "Limits")."""
+    return isinstance(with_, Mapping) and "timeout" in with_
 
 
 def _split_call(text: str) -> tuple[str, str] | None:
@@ -136,6 +142,15 @@ class PlanBuilder:
             self.error(path, "bad-duration", str(exc), value=repr(value), expected="e.g. 500ms, 5s")
             return None
 
+    def size(self, path: Path_, value: Any) -> int | None:
+        if value is None:
+            return None
+        try:
+            return parse_size(value)
+        except UnitError as exc:
+            self.error(path, "bad-size", str(exc), value=repr(value), expected="e.g. 10MiB")
+            return None
+
     def rate(self, path: Path_, value: Any, scope: str = "per-user") -> float | None:
         """A rate-limit: a bare rate is per user; a mapping has `per-user` and/or `global`."""
         if value is None:
@@ -156,7 +171,8 @@ class PlanBuilder:
     # -- components and actions ---------------------------------------------------------
     def components(self) -> dict[str, ComponentSpec]:
         out: dict[str, ComponentSpec] = {}
-        for item in self.data.get("components") or []:
+        for index, item in enumerate(self.data.get("components") or []):
+            path: Path_ = ("components", index)
             out[item["name"]] = ComponentSpec(
                 name=item["name"],
                 version=str(item.get("version", "0.0.0")),
@@ -166,6 +182,8 @@ class PlanBuilder:
                 capabilities=tuple(item.get("capabilities") or ()),
                 metadata=freeze(item.get("metadata") or {}),
                 transport=item.get("transport"),
+                timeout=self.duration((*path, "timeout"), item.get("timeout")),
+                max_body=self.size((*path, "max-body"), item.get("max-body")),
             )
         return out
 
@@ -201,6 +219,7 @@ class PlanBuilder:
             timeout=self.duration((*path, "timeout"), body.get("timeout")),
             rate_limit=self.rate((*path, "rate-limit"), body.get("rate-limit")),
             rate_limit_global=self.rate((*path, "rate-limit"), body.get("rate-limit"), "global"),
+            own_timeout=_sets_timeout(body.get("with")),
         )
 
     def all_actions(self) -> dict[str, ActionSpec]:
@@ -228,6 +247,7 @@ class PlanBuilder:
                 timeout=declared.timeout,
                 rate_limit=declared.rate_limit,
                 rate_limit_global=declared.rate_limit_global,
+                own_timeout=_sets_timeout(with_) or (merged is not None and declared.own_timeout),
             )
         split = _split_call(ref)
         if split is None:
@@ -241,6 +261,7 @@ class PlanBuilder:
             wbs_level="L5",
             timeout=None,
             rate_limit=None,
+            own_timeout=_sets_timeout(with_),
         )
 
     # -- handlers -------------------------------------------------------------------------

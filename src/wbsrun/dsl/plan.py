@@ -58,6 +58,10 @@ class ComponentSpec:
     capabilities: tuple[str, ...]
     metadata: Mapping[str, Any]
     transport: str | None = None  # http components: "fast" | "aiohttp" (None: the default)
+    # http components: request timeout (seconds) and response body limit (bytes) of every
+    # call that sets none in its `with`; None: the run's (docs/operations.md "Limits").
+    timeout: float | None = None
+    max_body: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,8 @@ class ActionSpec:
     timeout: float | None
     rate_limit: float | None
     rate_limit_global: float | None = None
+    # Its `with` has a `timeout`: the component bounds the call, not the run's request timeout.
+    own_timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Durations (``500ms``, ``5s``, ``1m30s``) and rates (``200/s``, ``50 req/s``) in scenarios."""
+"""Durations (``500ms``, ``5s``, ``1m30s``), rates (``200/s``, ``50 req/s``) and sizes
+(``10MiB``, ``512KiB``, ``1MB``, plain bytes) in scenarios and run options."""
 
 from __future__ import annotations
 
@@ -17,13 +18,17 @@ __all__ = [
     "DURATION_PATTERN",
     "RATE_EXPECTED",
     "RATE_PATTERN",
+    "SIZE_EXPECTED",
+    "SIZE_PATTERN",
     "UNIT_FIELDS",
     "UNIT_KINDS",
     "UnitError",
     "check_units",
     "format_duration",
+    "format_size",
     "parse_duration",
     "parse_rate",
+    "parse_size",
 ]
 
 _NUM: Final = r"[0-9]+(?:\.[0-9]+)?"
@@ -40,12 +45,27 @@ DURATION_EXPECTED: Final = (
     "a number of seconds, or a number with a unit ms, s, m or h (500ms, 5s, 2m, 1h, 1m30s)"
 )
 RATE_EXPECTED: Final = "a count per second, minute or hour (200/s, 50 req/s, 30/m, 10/h)"
+# Bytes: a whole number, or a number with a decimal (kB/KB, MB, GB: powers of 1000) or binary
+# (KiB, MiB, GiB: powers of 1024) unit, optionally one space apart: "10MiB", "1.5 MB", "4096".
+SIZE_PATTERN: Final = rf"^(?:[0-9]+|{_NUM}[ ]?(?:B|kB|KB|MB|GB|KiB|MiB|GiB))$"
+SIZE_EXPECTED: Final = "a number of bytes, or a number with a unit B, KB, MB, GB, KiB, MiB or GiB"
 
 _DURATION_RE: Final = re.compile(
     rf"(?:(?P<h>{_NUM})h)?(?:(?P<m>{_NUM})m(?!s))?(?:(?P<s>{_NUM})s)?(?:(?P<ms>{_NUM})ms)?"
 )
 _RATE_RE: Final = re.compile(rf"(?P<n>{_NUM})(?:(?:[ ]*[A-Za-z][A-Za-z-]*)?/(?P<per>[smh]))?")
 _PLAIN_RE: Final = re.compile(_NUM)
+_SIZE_RE: Final = re.compile(rf"(?P<n>{_NUM})[ ]?(?P<unit>B|kB|KB|MB|GB|KiB|MiB|GiB)")
+_SIZE_UNITS: Final = {
+    "B": 1,
+    "kB": 1000,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
 _UNIT_SECONDS: Final = {"h": 3600.0, "m": 60.0, "s": 1.0}
 _PER_SECONDS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -119,6 +139,39 @@ def parse_rate(value: object) -> float:
     return rate
 
 
+def parse_size(value: object) -> int:
+    """Bytes in ``value``: ``10MiB``, ``512KiB``, ``1MB``, ``2 GB`` or a whole number of bytes.
+
+    A fraction of a byte is dropped (``1.5KiB`` is 1536, ``0.0001KB`` refused as zero)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        if isinstance(value, float) and value.is_integer() and value > 0:
+            return int(value)
+        raise UnitError(f"invalid size {_quote(value)}: expected {SIZE_EXPECTED}")
+    if isinstance(value, int):
+        size = value
+    elif value.isascii() and value.isdigit():
+        size = int(value)
+    else:
+        match = _SIZE_RE.fullmatch(value)
+        if match is None:
+            raise UnitError(f"invalid size {_quote(value)}: expected {SIZE_EXPECTED}")
+        number, scale = match["n"], _SIZE_UNITS[match["unit"]]
+        # Exact for whole numbers however large; a float only for a fraction.
+        size = int(number) * scale if number.isdigit() else int(float(number) * scale)
+    if size <= 0:
+        raise UnitError(f"invalid size {_quote(value)}: must be greater than zero")
+    return size
+
+
+def format_size(size: int) -> str:
+    """``size`` bytes as people write it: ``10 MiB``, ``512 KiB``, ``1000 B``, ``1.5 MiB``."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            text = f"{size / scale:.2f}".rstrip("0").rstrip(".")
+            return f"{text} {unit}"
+    return f"{size} B"
+
+
 def _positional(number: float) -> str:
     """Shortest round-tripping decimal text without an exponent (which the grammar lacks)."""
     text = format(Decimal(repr(number)), "f")
@@ -160,6 +213,8 @@ def format_duration(seconds: float) -> str:
 # Where durations and rates sit in a scenario: a path pattern ("*" = any key or index) and
 # the unit its value must read as; "rate-limit" is a rate or a mapping of scope -> rate.
 UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
+    (("components", "*", "timeout"), "duration"),
+    (("components", "*", "max-body"), "size"),
     (("resources", "*", "provider", "leasing", "ttl"), "duration"),
     (("resources", "*", "health-check", "interval"), "duration"),
     (("resources", "*", "health-check", "timeout"), "duration"),
@@ -182,11 +237,13 @@ UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
 UNIT_KINDS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {
     "duration": ("bad-duration", DURATION_EXPECTED, parse_duration),
     "rate": ("bad-rate", RATE_EXPECTED, parse_rate),
+    "size": ("bad-size", SIZE_EXPECTED, parse_size),
 }
 
 
 def check_units(doc: SourceDoc) -> list[Diagnostic]:
-    """A ``bad-duration`` / ``bad-rate`` diagnostic for every unreadable unit field in ``doc``."""
+    """A ``bad-duration`` / ``bad-rate`` / ``bad-size`` diagnostic for every unreadable unit
+    field in ``doc``."""
     found: list[Diagnostic] = []
     for pattern, unit in UNIT_FIELDS:
         for path, value in iter_paths(doc.data, pattern):

@@ -254,6 +254,9 @@ def build_result(
         "logs": dict(sorted(logs.items())),
         "persist": {
             "files_written": ctx.persist.files_written,
+            "writes": ctx.persist.writes,
+            "bytes_written": ctx.persist.bytes_written,
+            "failed": ctx.persist.failed,
             "errors": list(ctx.persist.errors),
         },
         **({"progress_events": dict(events)} if events is not None else {}),

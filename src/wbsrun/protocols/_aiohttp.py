@@ -19,6 +19,7 @@ from wbsrun.protocols.h1 import (
     Timeout,
     Timeouts,
     TransportError,
+    body_too_large,
     os_reason,
 )
 
@@ -51,6 +52,32 @@ def translate(exc: BaseException) -> TransportError:
     if isinstance(exc, ValueError | TypeError):
         return InvalidRequest(text)
     return ProtocolViolation(text)
+
+
+async def _read(resp: aiohttp.ClientResponse, limit: int, method: str) -> bytes:
+    """The body, as the fast transport bounds it: over `limit` bytes (0: none) announced or
+    received (decoded: aiohttp's stream is), BodyTooLarge and the connection closed, not
+    released to the pool with the rest unread. Not `resp.read()`: it reads all there is."""
+    if not limit:
+        return await resp.read()
+    length = resp.content_length
+    bodiless = method == "HEAD" or resp.status in (204, 304)  # a length, but no body
+    if length is not None and length > limit and not bodiless:
+        resp.close()
+        raise body_too_large(length, limit, "announces")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.readany()  # what is buffered: at most aiohttp's high water
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()
+            resp.close()
+            raise body_too_large(size, limit, "reached")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @final
@@ -115,6 +142,7 @@ class AiohttpTransport:
         content_type: str | None,
         timeouts: Timeouts | None,
         follow_redirects: bool,
+        max_body: int,
     ) -> tuple[int, Any, bytes]:
         kwargs: dict[str, Any] = {"allow_redirects": follow_redirects}
         if follow_redirects:
@@ -130,7 +158,7 @@ class AiohttpTransport:
         try:
             target = self._url(url)
             async with self._session(user).request(method, target, **kwargs) as resp:
-                return resp.status, resp.headers, await resp.read()
+                return resp.status, resp.headers, await _read(resp, max_body, method)
         except (aiohttp.ClientError, OSError, ValueError, TypeError, TimeoutError) as exc:
             raise translate(exc) from exc
 

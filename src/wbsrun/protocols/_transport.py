@@ -19,7 +19,9 @@ class Transport(Protocol):
 
     `headers` is whatever HttpResult can decode lazily (h1.RawHeaders or a multidict); the body
     is already gzip/deflate-decoded. Failures are raised as `h1.TransportError` subclasses,
-    whose `code` is the DSL §9 error code, whichever transport raised them.
+    whose `code` is the DSL §9 error code, whichever transport raised them. A body larger
+    than `max_body` bytes (announced, received or decoded) raises `h1.BodyTooLarge` and drops
+    the connection without reading the rest.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Transport(Protocol):
         content_type: str | None,
         timeouts: Timeouts | None,
         follow_redirects: bool,
+        max_body: int,
     ) -> tuple[int, Any, bytes]: ...
 
     def statistics(self) -> Mapping[str, int]: ...
@@ -75,6 +78,7 @@ class FastTransport:
         content_type: str | None,
         timeouts: Timeouts | None,
         follow_redirects: bool,
+        max_body: int,
     ) -> Coroutine[Any, Any, tuple[int, Any, bytes]]:
         # The client's coroutine itself: one coroutine frame less per request.
         if user.private_session:
@@ -84,7 +88,7 @@ class FastTransport:
         else:
             pool = self._shared
         return self._client.request(
-            pool, method, url, headers, body, content_type, timeouts, follow_redirects
+            pool, method, url, headers, body, content_type, timeouts, follow_redirects, max_body
         )
 
     def shared_pool(self) -> ConnectionPool:

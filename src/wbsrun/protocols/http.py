@@ -16,11 +16,12 @@ from typing import Any, ClassVar, Final, cast, final
 
 from wbsrun.core import codes
 from wbsrun.core.components import ComponentBase
+from wbsrun.core.limits import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
 from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
 from wbsrun.core.stats import round_to
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.dsl.template import to_text
-from wbsrun.dsl.units import UnitError, parse_duration
+from wbsrun.dsl.units import UnitError, parse_duration, parse_size
 from wbsrun.errors import RunError
 from wbsrun.protocols._transport import (
     DEFAULT_TRANSPORT,
@@ -167,16 +168,17 @@ def _seconds(value: Any) -> float | None:
     return seconds or None
 
 
-def _timeouts(value: Any) -> Timeouts | None:
-    """`timeout: 5s` bounds the whole request; `{connect, read, total}` each part."""
+def _timeouts(value: Any, default: float) -> Timeouts:
+    """`timeout: 5s` bounds the whole request; `{connect, read, total}` each part. A `total`
+    that is missing or unreadable is the component's request timeout (`default`)."""
     if isinstance(value, Mapping):
+        total = _seconds(value["total"]) if "total" in value else None
         return Timeouts(
             connect=_seconds(value["connect"]) if "connect" in value else None,
             read=_seconds(value["read"]) if "read" in value else None,
-            total=_seconds(value["total"]) if "total" in value else None,
+            total=total or default,
         )
-    total = _seconds(value)
-    return Timeouts(total=total) if total else None
+    return Timeouts(total=_seconds(value) or default)
 
 
 def _body(value: Any) -> tuple[bytes | None, str | None]:
@@ -191,22 +193,40 @@ def _body(value: Any) -> tuple[bytes | None, str | None]:
 
 
 class HttpComponent(ComponentBase):
-    """GET/POST/PUT/PATCH/DELETE/HEAD and `health` over HTTP/1.1 keep-alive."""
+    """GET/POST/PUT/PATCH/DELETE/HEAD and `health` over HTTP/1.1 keep-alive.
+
+    Limits (docs/operations.md "Limits"), each `with` > the component's config > the run's
+    option > the default: `timeout` (60 s) and `max-body` (10 MiB). The runner arms
+    `request_timeout` around a call without `with.timeout` (its deadline wheel, no timer
+    here); this component applies `with.timeout` itself and `max-body` on every request.
+    """
 
     CALLS: ClassVar[frozenset[str]] = frozenset(_METHODS)
     REQUESTS_PER_CALL: ClassVar[int] = 1
 
     def __init__(self, spec: ComponentSpec | None = None) -> None:
         self.spec = spec
+        # Resolved again in `init`, which knows the run's options.
+        self.request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+        self.max_body: int = DEFAULT_MAX_BODY
+        self._max_bodies: dict[Any, int | str] = {}  # `with.max-body` → bytes, or the problem
         self.transport: Transport = FastTransport(0)
         # The same object typed as the class when it is the fast transport: the request is then
         # a native call, not a method looked up by name on the `Transport` Protocol.
         self._fast: FastTransport | None = None
-        self._timeouts: dict[Any, Timeouts | None] = {}
+        self._timeouts: dict[Any, Timeouts] = {}
         self._checked: dict[str, str | None] = {}  # URL → why it is invalid (None: valid)
         self._texts: dict[int, tuple[tuple[str, ...], str]] = {}  # see _text
 
     async def init(self, runtime: Runtime) -> None:
+        # The component's config > the run's option > the default.
+        spec, extras = self.spec, runtime.extras
+        timeout = spec.timeout if spec is not None else None
+        self.request_timeout = float(
+            timeout or extras.get("request-timeout") or DEFAULT_REQUEST_TIMEOUT
+        )
+        max_body = spec.max_body if spec is not None else None
+        self.max_body = int(max_body or extras.get("max-body") or DEFAULT_MAX_BODY)
         choice = choose_transport(self.spec, runtime)
         if choice == "aiohttp":
             from wbsrun.protocols._aiohttp import AiohttpTransport
@@ -216,15 +236,33 @@ class HttpComponent(ComponentBase):
         else:
             self.transport = self._fast = FastTransport(runtime.connection_limit)
 
-    def _timeout(self, value: Any) -> Timeouts | None:
+    def _timeout(self, value: Any) -> Timeouts:
         if isinstance(value, Mapping):
-            return _timeouts(value)
-        cached = self._timeouts.get(value, _UNSET)
-        if cached is _UNSET:
+            return _timeouts(value, self.request_timeout)
+        cached = self._timeouts.get(value)
+        if cached is None:
             if len(self._timeouts) >= _CACHE_LIMIT:
                 self._timeouts.clear()
-            cached = self._timeouts[value] = _timeouts(value)
-        return cached  # type: ignore[return-value]
+            cached = self._timeouts[value] = _timeouts(value, self.request_timeout)
+        return cached
+
+    def _max_body(self, value: Any) -> int | str:
+        """`with.max-body` in bytes, or why it cannot be read."""
+        if value.__class__ is not str and value.__class__ is not int:
+            try:  # not a cache key (a list or mapping would not even hash)
+                return parse_size(value)
+            except UnitError as exc:
+                return f"max-body: {exc}"
+        cached = self._max_bodies.get(value)
+        if cached is None:
+            try:
+                cached = parse_size(value)
+            except UnitError as exc:
+                cached = f"max-body: {exc}"
+            if len(self._max_bodies) >= _CACHE_LIMIT:
+                self._max_bodies.clear()
+            self._max_bodies[value] = cached
+        return cached
 
     def _invalid(self, url: str) -> str | None:
         try:
@@ -301,20 +339,45 @@ class HttpComponent(ComponentBase):
         content_type = None
         if body is not None:
             body, content_type = _body(body)
+        # Without `with.timeout` the runner bounds the call (`request_timeout`).
         timeout = d.get("timeout")
         timeouts = self._timeout(timeout) if timeout is not None else None
         follow = d.get("follow-redirects")
         follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
+        limit = self.max_body
+        given = d.get("max-body")
+        if given is not None:
+            parsed = self._max_body(given)
+            if isinstance(parsed, str):
+                message = f"{method} {url}: {parsed}"
+                return ActionOutcome(None, error=codes.INVALID_CONFIGURATION, message=message)
+            limit = parsed
         t0 = perf_counter()
         fast = self._fast
         try:
             if fast is not None:
                 status, headers_in, raw = await fast.request(
-                    user, method, url, headers, body, content_type, timeouts, follow_redirects
+                    user,
+                    method,
+                    url,
+                    headers,
+                    body,
+                    content_type,
+                    timeouts,
+                    follow_redirects,
+                    limit,
                 )
             else:
                 status, headers_in, raw = await self.transport.request(
-                    user, method, url, headers, body, content_type, timeouts, follow_redirects
+                    user,
+                    method,
+                    url,
+                    headers,
+                    body,
+                    content_type,
+                    timeouts,
+                    follow_redirects,
+                    limit,
                 )
         except TransportError as exc:
             ms = (perf_counter() - t0) * 1000.0

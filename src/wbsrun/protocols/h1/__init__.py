@@ -12,6 +12,7 @@ from wbsrun.protocols.h1._client import (
 from wbsrun.protocols.h1._connection import MAX_HEAD_BYTES, H1Connection, Origin, origin_key
 from wbsrun.protocols.h1._errors import (
     PROTOCOL_ERROR,
+    BodyTooLarge,
     ConnectFailed,
     ConnectionLost,
     DecodeFailed,
@@ -19,6 +20,7 @@ from wbsrun.protocols.h1._errors import (
     ProtocolViolation,
     Timeout,
     TransportError,
+    body_too_large,
     os_reason,
 )
 from wbsrun.protocols.h1._head import RawHeaders, header_pairs
@@ -27,6 +29,7 @@ from wbsrun.protocols.h1._pool import ConnectionPool, PoolStatistics, default_ss
 __all__ = [
     "MAX_HEAD_BYTES",
     "PROTOCOL_ERROR",
+    "BodyTooLarge",
     "ConnectFailed",
     "ConnectionLost",
     "ConnectionPool",
@@ -44,6 +47,7 @@ __all__ = [
     "Timeout",
     "Timeouts",
     "TransportError",
+    "body_too_large",
     "build_head",
     "default_ssl_context",
     "header_pairs",

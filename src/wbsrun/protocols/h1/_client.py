@@ -15,6 +15,7 @@ from wbsrun.protocols.h1._errors import (
     InvalidRequest,
     ProtocolViolation,
     Timeout,
+    body_too_large,
 )
 from wbsrun.protocols.h1._head import RawHeaders, header_pairs
 from wbsrun.protocols.h1._pool import ConnectionPool
@@ -154,8 +155,21 @@ class _Watch:
         self.conn.track_reads = False
 
 
-def _decode(head: bytes, body: bytes) -> bytes:
-    """gzip/deflate bodies decompressed, as aiohttp does by default."""
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    """`zlib.decompress`, producing at most `limit` + 1 bytes (0: no limit): a small
+    compressed body must not expand without bound (1 MB of zeros gzips to 1 KB)."""
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, limit + 1) if limit else inflater.decompress(body)
+    if limit and len(out) > limit:
+        raise body_too_large(len(out), limit, "decodes to more than")
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
+
+
+def _decode(head: bytes, body: bytes, limit: int = 0) -> bytes:
+    """gzip/deflate bodies decompressed, as aiohttp does by default; BodyTooLarge when the
+    decoded body would exceed `limit` bytes (0: no limit)."""
     # `find`, not `in`: CPython 3.11's bytes `in` is slower for the same search.
     if head.lower().find(_CONTENT_ENCODING) < 0:
         return body  # no such header: nothing to parse (a value may match: parsed below)
@@ -164,12 +178,12 @@ def _decode(head: bytes, body: bytes) -> bytes:
             coding = value.strip().lower()
             try:
                 if coding in (b"gzip", b"x-gzip"):
-                    return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+                    return _inflate(body, 16 + zlib.MAX_WBITS, limit)
                 if coding == b"deflate":
                     try:
-                        return zlib.decompress(body)
+                        return _inflate(body, zlib.MAX_WBITS, limit)
                     except zlib.error:
-                        return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate
+                        return _inflate(body, -zlib.MAX_WBITS, limit)  # raw deflate
             except zlib.error as exc:
                 raise DecodeFailed(f"cannot decode {coding.decode()} body: {exc}") from None
     return body
@@ -269,10 +283,12 @@ class H1Client:
         content_type: str | None = None,
         timeouts: Timeouts | None = None,
         follow_redirects: bool = False,
+        max_body: int = 0,
     ) -> Reply:
         """One request (and its redirects when asked); raises TransportError subclasses.
 
         `headers` is a tuple of (name, value) pairs: hashable, so it keys the request cache.
+        `max_body`: the largest body accepted, as received and as decoded (0: no limit).
         """
         key = (method, url, headers, content_type)
         prepared = self._prepared.get(key)
@@ -280,7 +296,16 @@ class H1Client:
             prepared = self._prepare(key)
         if timeouts is not None or follow_redirects:
             return await self._request(
-                pool, prepared, method, url, headers, body, content_type, timeouts, follow_redirects
+                pool,
+                prepared,
+                method,
+                url,
+                headers,
+                body,
+                content_type,
+                timeouts,
+                follow_redirects,
+                max_body,
             )
         if body is None:
             data, tail = prepared.bare, None
@@ -289,13 +314,15 @@ class H1Client:
         conn = pool.acquire_nowait(prepared.key)
         if conn is None:
             loop = asyncio.get_running_loop()
-            return await self._exchange(pool, loop, prepared, data, tail, method, None, None, 0)
+            return await self._exchange(
+                pool, loop, prepared, data, tail, method, None, None, 0, max_body
+            )
         # The usual case, inline (one coroutine for the whole request): an idle connection,
         # no deadline, no redirect.
         conn.uses += 1
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter))
+            conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter), max_body)
             await waiter
         except ConnectionLost:
             pool.release(conn, False)
@@ -304,13 +331,15 @@ class H1Client:
             # A kept-alive connection the server closed while it sat idle: the request never
             # reached it, so one retry on a fresh connection is safe.
             loop = asyncio.get_running_loop()
-            return await self._exchange(pool, loop, prepared, data, tail, method, None, None, 1)
+            return await self._exchange(
+                pool, loop, prepared, data, tail, method, None, None, 1, max_body
+            )
         except BaseException:
             pool.release(conn, False)
             raise
         status, head, raw = conn.status, conn.head, conn.body()
         pool.release(conn, True)
-        return status, RawHeaders(head), _decode(head, raw) if raw else raw
+        return status, RawHeaders(head), _decode(head, raw, max_body) if raw else raw
 
     async def _request(
         self,
@@ -323,6 +352,7 @@ class H1Client:
         content_type: str | None,
         timeouts: Timeouts | None,
         follow_redirects: bool,
+        max_body: int,
     ) -> Reply:
         """With deadlines or redirects to follow."""
         loop = asyncio.get_running_loop()
@@ -335,7 +365,7 @@ class H1Client:
             else:
                 data, tail = prepared.with_body(body)
             reply = await self._exchange(
-                pool, loop, prepared, data, tail, method, timeouts, deadline, 0
+                pool, loop, prepared, data, tail, method, timeouts, deadline, 0, max_body
             )
             if not follow_redirects or reply[0] not in _REDIRECTS:
                 return reply
@@ -374,6 +404,7 @@ class H1Client:
         timeouts: Timeouts | None,
         deadline: float | None,
         first_attempt: int,
+        max_body: int,
     ) -> Reply:
         connect = timeouts.connect if timeouts is not None else None
         read = timeouts.read if timeouts is not None else None
@@ -396,7 +427,7 @@ class H1Client:
             )
             retry = False
             try:
-                conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter))
+                conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter), max_body)
                 await waiter
             except ConnectionLost:
                 pool.release(conn, False)
@@ -415,5 +446,5 @@ class H1Client:
                 continue
             status, head, body = conn.status, conn.head, conn.body()
             pool.release(conn, True)
-            return status, RawHeaders(head), _decode(head, body) if body else body
+            return status, RawHeaders(head), _decode(head, body, max_body) if body else body
         raise AssertionError("unreachable")  # pragma: no cover

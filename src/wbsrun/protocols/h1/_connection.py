@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Final, cast, final
 
@@ -13,6 +14,7 @@ from wbsrun.protocols.h1._errors import (
     ProtocolViolation,
     Timeout,
     TransportError,
+    body_too_large,
 )
 from wbsrun.protocols.h1._head import head_field_bytes, header_pairs
 
@@ -40,6 +42,10 @@ _HEAD_END: Final = b"\r\n\r\n"
 # The shortest status line llhttp accepts ("HTTP/1.1 200"): a blank line found sooner is one
 # of the empty lines it skips before a response.
 _SHORTEST_STATUS_LINE: Final = 12
+
+
+# Read from the head only when a body spans reads (its first read did not finish it).
+_CONTENT_LENGTH: Final = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*([0-9]+)", re.IGNORECASE)
 
 
 def _too_large() -> ProtocolViolation:
@@ -97,8 +103,11 @@ class H1Connection(asyncio.Protocol):
         "_head_request",
         "_head_start",
         "_in_head",
+        "_length_checked",
+        "_limit",
         "_on_close",
         "_parser",
+        "_size",
         "_waiter",
         "closed",
         "head",
@@ -135,6 +144,11 @@ class H1Connection(asyncio.Protocol):
         self._head_request = False
         self._in_head = True
         self._buffered = 0  # bytes fed while the head was still incomplete
+        # The response body limit (bytes, 0: none), the body bytes received so far, and
+        # whether the final head's Content-Length was compared with the limit.
+        self._limit = 0
+        self._size = 0
+        self._length_checked = False
         self.keep_alive = True
         self.closed = False
         self.received = False  # any byte of the current response arrived
@@ -150,9 +164,14 @@ class H1Connection(asyncio.Protocol):
         head_request: bool,
         tail: bytes | None = None,
         writes: WriteBatch | None = None,
+        limit: int = 0,
     ) -> None:
         """Write one request (`data`, then `tail` if any: a large body, written without first
-        copying it behind the head); `waiter` completes when its final response is read."""
+        copying it behind the head); `waiter` completes when its final response is read.
+
+        A response body over `limit` bytes (0: no limit) fails `waiter` with BodyTooLarge
+        and drops the connection: at once when its Content-Length says so, else as soon as
+        the bytes received cross it."""
         assert self.transport is not None
         assert self._waiter is None
         self._waiter = waiter
@@ -162,6 +181,9 @@ class H1Connection(asyncio.Protocol):
         self._head_request = head_request
         self._in_head = True
         self._buffered = 0
+        self._limit = limit
+        self._size = 0
+        self._length_checked = False
         self.received = False
         if writes is not None:
             writes.add(self.transport, data, tail)
@@ -171,14 +193,21 @@ class H1Connection(asyncio.Protocol):
             self.transport.writelines((data, tail))
 
     def body(self) -> bytes:
-        rest = self._body_rest
+        """The body, taken: the connection keeps no reference to it (it would hold a body
+        joined from chunks twice, as chunks here and joined in the result, while idle)."""
+        first, rest = self._body, self._body_rest
+        self._body = b""
+        self._body_rest = None
         if rest is None:
-            return self._body
-        return b"".join([self._body, *rest])
+            return first
+        # Chunks and joined copy coexist only for this call (≤ 2 × max-body at its end).
+        return b"".join([first, *rest])
 
     def fail(self, exc: TransportError) -> None:
         """End the current request with `exc` and drop the connection (never reused)."""
         self.keep_alive = False
+        self._body = b""  # what was received of a failed body is not kept
+        self._body_rest = None
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -223,6 +252,21 @@ class H1Connection(asyncio.Protocol):
             self._buffered += len(data)
             if self._buffered > MAX_HEAD_BYTES:
                 self.fail(_too_large())
+        elif not self._length_checked and self._waiter is not None:
+            # A body that did not end in the read that ended its head: fail at once if its
+            # announced length is over the limit (a body that did end costs no look).
+            self._length_checked = True
+            self._check_length()
+
+    def _check_length(self) -> None:
+        limit = self._limit
+        if not limit:
+            return
+        found = _CONTENT_LENGTH.search(self.head)
+        if found is not None:
+            size = int(found.group(1))
+            if size > limit:
+                self.fail(body_too_large(size, limit, "announces"))
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost settles the request
@@ -280,6 +324,12 @@ class H1Connection(asyncio.Protocol):
             # A body after a finished answer (a HEAD answer with one): the stream is out of step.
             self.keep_alive = False
             return
+        size = self._size + len(body)
+        self._size = size
+        if size > self._limit and self._limit:
+            # httptools re-raises it as HttpParserCallbackError: data_received fails the
+            # request with it and drops the connection, reading no more.
+            raise body_too_large(size, self._limit, "reached")
         if not self._body:
             self._body = body
         elif self._body_rest is None:

@@ -6,6 +6,7 @@
     ├── ConnectionLost               resource-unavailable   (reset / closed mid-response)
     ├── ProtocolViolation            protocol-error         (garbage status line, head too large)
     ├── DecodeFailed                 resource-unavailable   (broken gzip/deflate body)
+    ├── BodyTooLarge                 body-too-large         (body over the max-body limit)
     └── Timeout                      network-timeout        (connect, read or total deadline)
 
 The aiohttp transport maps its own errors to the same codes (protocols/_aiohttp.py), so a
@@ -23,6 +24,7 @@ from wbsrun.core import codes
 
 __all__ = [
     "PROTOCOL_ERROR",
+    "BodyTooLarge",
     "ConnectFailed",
     "ConnectionLost",
     "DecodeFailed",
@@ -30,6 +32,7 @@ __all__ = [
     "ProtocolViolation",
     "Timeout",
     "TransportError",
+    "body_too_large",
     "os_reason",
 ]
 
@@ -63,6 +66,10 @@ class DecodeFailed(TransportError):
     code = codes.RESOURCE_UNAVAILABLE
 
 
+class BodyTooLarge(TransportError):
+    code = codes.BODY_TOO_LARGE
+
+
 class Timeout(TransportError):
     code = codes.NETWORK_TIMEOUT
 
@@ -74,3 +81,8 @@ def os_reason(exc: OSError) -> str:
     if exc.errno and exc.errno > 0 and not isinstance(exc, ssl.SSLError | socket.gaierror):
         return f"[Errno {exc.errno}] {os.strerror(exc.errno)}"
     return str(exc)
+
+
+def body_too_large(size: int, limit: int, how: str) -> BodyTooLarge:
+    """`how`: "announces" (Content-Length), "reached" (bytes received), "decodes to more than"."""
+    return BodyTooLarge(f"response body {how} {size} bytes, over the max-body limit of {limit}")
