@@ -268,7 +268,7 @@ def test_a_compacted_entry_reads_back_exactly_and_thaws_on_write(sequence: list[
 
 # Found by hypothesis: a field kept across a restore was the very object the later
 # snapshot held (the overlay it shares), so the next count went into the snapshot too.
-KEPT_COUNTERS_ALIAS = (
+KEPT_COUNTERS_ALIAS: tuple[list[Any], list[Any], Any] = (
     [("snapshot",), ("set", "telemetry.counters", None), ("end", "probe-get", "success", 0.0)],
     [("restore", ["telemetry.counters"]), ("end", "probe-get", "success", 0.0)],
     (),
