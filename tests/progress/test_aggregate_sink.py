@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wbsrun.core.bus import ProgressBus
@@ -122,8 +122,38 @@ _ops = st.lists(
 )
 
 
+_OPEN_C0 = ("event", 2, "timeline.phase", 0.0, "", "planning.ready")
+_PUSH_C0 = ("event", 2, "progress", 0.0, "push", "planning.ready")
+_PROBE_C2 = ("event", 8, "progress", 0.0, "probe", "planning.ready")
+
+
 @settings(max_examples=200, deadline=None)
 @given(ops=_ops)
+# Found by hypothesis (shrunk as found; the first 14 events play no part): a noted milestone
+# of one task folded in after another task's, observed at once, listed them in another order.
+@example(
+    ops=[
+        *[("event", 0, "timeline.phase", 0.0, "", "planning.ready")] * 14,
+        _OPEN_C0,
+        _PUSH_C0,
+        _PROBE_C2,
+        ("read",),
+    ]
+)
+@example(ops=[_OPEN_C0, _PUSH_C0, _PROBE_C2])
+# The same through a loss: the eager aggregator drops an unplanned milestone no task holds
+# and counts it again last; the lazy one folds the loss and the reach into no change.
+@example(
+    ops=[
+        _OPEN_C0,
+        ("event", 5, "timeline.phase", 0.0, "", "planning.ready"),
+        ("event", 2, "milestone", 0.0, "probe", "executing.running_action"),
+        ("event", 5, "milestone", 0.0, "push", "executing.running_action"),
+        ("event", 2, "rollback", 0.0, "-probe", "executing.running_action"),
+        ("event", 2, "milestone", 0.0, "probe", "executing.running_action"),
+        ("read",),
+    ]
+)
 def test_every_read_sees_what_observing_each_event_at_once_gives(ops: list[Any]) -> None:
     clock = Clock()
     lazy_agg, eager_agg = _aggregator(clock), _aggregator(clock)
@@ -186,6 +216,29 @@ def test_a_pass_is_timed_from_its_first_event_even_when_that_is_a_progress_event
     (view, _) = agg.snapshot(5.0).scenarios
     assert view.mean_pass_s == pytest.approx(5.0)
     assert view.work == pytest.approx(1.0 / 6)
+
+
+def test_milestones_outside_the_plan_are_listed_by_name_whenever_they_were_folded_in() -> None:
+    clock = Clock()
+    lazy_agg, eager_agg = _aggregator(clock), _aggregator(clock)
+    sink = AggregatingSink(lazy_agg)
+    # Scenario "c" is not in the plan: none of its milestones are planned.
+    first, second = Subject("c-u0-t1", "c-u0", "c"), Subject("c-u1-t1", "c-u1", "c")
+    sink.publish(first, "timeline.phase", PRIORITY_NORMAL)  # opens it
+    first.milestones.add("push")
+    sink.publish(first, "milestone", PRIORITY_NORMAL)  # noted: folded in at the next read
+    second.milestones.add("probe")
+    sink.publish(second, "milestone", PRIORITY_NORMAL)  # opens it: observed at once
+    eager_agg.record("c-u0-t1", "c-u0", "c", 0.0, frozenset(), False)
+    eager_agg.record("c-u0-t1", "c-u0", "c", 0.0, frozenset({"push"}), False)
+    eager_agg.record("c-u1-t1", "c-u1", "c", 0.0, frozenset({"probe"}), False)
+    for agg in (lazy_agg, eager_agg):
+        (*_, c) = agg.snapshot(0.0).scenarios
+        assert [(m.name, m.reached) for m in c.milestones] == [("probe", 1), ("push", 1)]
+    # Planned milestones keep the plan's order ahead of any other.
+    eager_agg.record("a-u0-t1", "a-u0", "a", 0.0, frozenset({"zz", "aa", "push"}), False)
+    (a, *_) = eager_agg.snapshot(0.0).scenarios
+    assert [m.name for m in a.milestones] == ["probe", "push", "purge", "aa", "zz"]
 
 
 def test_the_sink_hands_the_bus_the_task_id_it_read() -> None:

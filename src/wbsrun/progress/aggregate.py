@@ -426,7 +426,7 @@ def _scenario_view(sc: _Scenario, elapsed: float, finished: bool) -> ScenarioPro
         MilestoneProgress(
             name, weights.get(name, 0.0), n, min(1.0, n / expected) if expected else 0.0
         )
-        for name, n in sc.counts.items()
+        for name, n in _milestone_counts(sc)
     )
     total_weight = base.milestone_total
     weighted = None
@@ -450,6 +450,19 @@ def _scenario_view(sc: _Scenario, elapsed: float, finished: bool) -> ScenarioPro
         mean_pass_s=sc.pass_time / sc.closed if sc.closed else None,
         milestones=milestones,
     )
+
+
+def _milestone_counts(sc: _Scenario) -> list[tuple[str, int]]:
+    """The scenario's milestone counts, planned ones in plan order, then the others by name.
+    The others are counted in the order they were first observed, and `AggregatingSink` defers
+    observations (a noted task is folded in after one observed later): that order must not
+    show, or a read would depend on when updates were folded."""
+    items = list(sc.counts.items())
+    # Planned names are counted from the start and never dropped: they come first.
+    planned = len(sc.planned)
+    if len(items) > planned + 1:
+        items[planned:] = sorted(items[planned:])
+    return items
 
 
 def _merge_milestones(views: Iterable[ScenarioProgress]) -> tuple[MilestoneProgress, ...]:

@@ -621,12 +621,16 @@ class SparseWorkbook(SparseStore):
             for top, value in owned_copy(snapshot.fields).items():
                 self._store(new, top, value)
         new.trace = old.trace
+        # The old state is dropped, so its values move over as they are, unless its overlay
+        # is shared with a snapshot: then a kept value is the snapshot's too, and the next
+        # write in place (a counter, a log record) would change what the snapshot reads.
+        shared = old.shared
         for top in keep:
             value = self._raw(old, top)
             if value is MISSING:
                 self._drop(new, top)
             else:
-                self._store(new, top, value)
+                self._store(new, top, owned_copy(value) if shared else value)
         entry._h = new
         entry.dirty |= self._bits.mask((*before, *snapshot.fields))
         if variables:
