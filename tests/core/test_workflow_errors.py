@@ -146,6 +146,25 @@ def test_retry_reruns_the_failed_node_while_the_budget_lasts(
     assert ran.result["tasks"]["failed"] == 1
 
 
+@pytest.mark.parametrize(("status", "retries"), [(500, 0), (401, 2)])
+def test_when_filters_a_goto_by_the_error_class(
+    tmp_path: Path, target: TargetProcess, status: int, retries: int
+) -> None:
+    # http-5xx is transient, unauthorized permanent: only the permanent failure is retried.
+    target.control(status=status)
+    retry = {"when": "permanent", "goto": "monitoring.retry"}
+    mark = {"when": "transient", "update-workbook": {"risk_flag": "transient"}}
+    probe = act("probe", "fetch", edge("done"), on_error=[mark, retry])
+    doc = document({"fetch": http("get")}, graph(probe, end(), **HANDLED))
+    ran = run(tmp_path, doc, on(target))
+
+    entry = ran.entries[0]
+    assert routes(target) == {"GET /asset": 1 + retries}
+    assert [t for _, _, _, t in entry.trace].count("monitoring.retry") == retries
+    assert ran.book.get(entry, "risk_flag") == ("transient" if status == 500 else "none")
+    assert ran.result["exits"] == {"error_out": 1}
+
+
 # -- rate limit ------------------------------------------------------------------------------------
 
 

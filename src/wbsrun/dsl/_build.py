@@ -270,23 +270,23 @@ class PlanBuilder:
                 (self.workbook_path(key), self.value((*path, "update-workbook", key), val))
                 for key, val in update.items()
             )
-            out.append(HandlerUpdate(assignments))
+            out.append(HandlerUpdate(assignments, when))
         rollback = item.get("progress.rollback")
         if isinstance(rollback, Mapping):
-            out.append(HandlerRollback(to=str(rollback.get("to", "last-stable-point"))))
+            out.append(HandlerRollback(str(rollback.get("to", "last-stable-point")), when))
         ref = item.get("action")
         if isinstance(ref, str):
             out.extend(self._action_handler(ref, item, path, when))
         goto = item.get("goto")
         if isinstance(goto, str):
-            out.append(HandlerGoto(target=goto, kind=self.goto_kind(goto, nodes)))
+            out.append(HandlerGoto(goto, self.goto_kind(goto, nodes), when))
         return out
 
     def _action_handler(
         self, ref: str, item: Mapping[str, Any], path: Path_, when: str | None
     ) -> list[Handler]:
         if ref == "progress.rollback":
-            return [HandlerRollback(to=str(item.get("to", "last-stable-point")))]
+            return [HandlerRollback(str(item.get("to", "last-stable-point")), when)]
         if ref == "resource.release":
             with_ = item.get("with")
             handles = item.get("handles")

@@ -100,17 +100,20 @@ class HandlerCall:
 class HandlerGoto:
     target: str
     kind: GotoKind
+    when: str | None = None  # transient | permanent | any (None: any)
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerUpdate:
     # (section path, value) pairs; aliases already expanded to section paths.
     assignments: tuple[tuple[str, CompiledValue], ...]
+    when: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerRollback:
     to: str
+    when: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
