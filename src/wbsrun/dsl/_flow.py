@@ -74,10 +74,13 @@ class FlowChecker:
         self.globals = globals_
         self.diagnostics: list[Diagnostic] = []
         self._seen: set[tuple[Path_, str]] = set()
+        # Per workflow: the node ids reachable from its entry (filled by `reachability`).
+        self.reachable: dict[str, frozenset[str]] = {}
         self.actions_raw: Mapping[str, Any] = doc.data.get("actions") or {}
 
     # -- reachability ------------------------------------------------------------------------
     def reachability(self, wf: WorkflowSpec) -> None:
+        self.reachable[wf.name] = frozenset(wf.nodes)
         if wf.linear or not wf.nodes:
             return
         seen = {wf.entry}
@@ -94,6 +97,7 @@ class FlowChecker:
                 if nxt in wf.nodes and nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
+        self.reachable[wf.name] = frozenset(seen)
         for node in wf.nodes.values():
             path: Path_ = ("workflows", wf.name, "nodes", node.index)
             if node.id not in seen:

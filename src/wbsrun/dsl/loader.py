@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from wbsrun.dsl._build import PlanBuilder, freeze
 from wbsrun.dsl._flow import FlowChecker
+from wbsrun.dsl._retry import check_retry_budgets
 from wbsrun.dsl.bundle import Bundle, locate_bundle
 from wbsrun.dsl.plan import Plan, ResourceSpec, ScenarioSpec, WorkflowSpec
 from wbsrun.dsl.refs import check_references
@@ -60,6 +61,7 @@ def compile_plan(doc: SourceDoc, bundle: Bundle, provides: Mapping[str, frozense
     flow = FlowChecker(doc, workbook, resources, globals_)
     _check_flow(flow, workflows, scenarios, resources)
     diagnostics.extend(flow.diagnostics)
+    diagnostics.extend(check_retry_budgets(doc, workbook, workflows, scenarios, flow.reachable))
     _raise_if_errors(diagnostics)
 
     return Plan(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from wbsrun.dsl.bundle import check_bundle_paths
+from wbsrun.dsl.plan import RUNNER_FIELDS
 from wbsrun.dsl.source import PathKey, SourceDoc, did_you_mean, render_value
 from wbsrun.dsl.units import check_units
 from wbsrun.errors import Diagnostic
@@ -29,18 +30,7 @@ SPECIAL_ACTIONS: Final = frozenset({"progress.rollback", "resource.release"})
 SPECIAL_TARGETS: Final = frozenset({"monitoring.retry", "closing.rollback"})
 CLOSING_STATES: Final = ("closing.success", "closing.timeout", "closing.error", "closing.rollback")
 ERROR_CATALOG: Final = "progress.errors"
-# The section fields the runner itself maintains (reference page, section 6).
-_FIELDS_TEXT: Final = {
-    "timeline": "phase start_at last_transition_at target_deadline_at transition_trace "
-    "process_groups",
-    "execution": "owner current_action last_action timeout_at retry_budget evidence action_log "
-    "resource_lease",
-    "governance": "scope_trace raci_matrix stakeholder_notes",
-    "telemetry": "counters latency_ms milestones health",
-    "registers": "risk.flag risk.entries issue.entries stakeholder.concerns procurement.plugins",
-    "communications": "log last_synced_at",
-}
-WORKBOOK_FIELDS: Final = {name: frozenset(text.split()) for name, text in _FIELDS_TEXT.items()}
+WORKBOOK_FIELDS: Final = RUNNER_FIELDS
 
 
 def _map(value: object) -> Mapping[str, Any]:
