@@ -1,5 +1,4 @@
-"""The whole load (parse2wbs): findings of every stage in one pass, and warnings about
-settings that could never take effect."""
+"""Warnings at load time about settings that could never take effect."""
 
 from __future__ import annotations
 
