@@ -113,8 +113,9 @@ def test_a_silent_server_holds_the_run_no_longer_than_its_window_and_graceful_st
     took = time.monotonic() - began
     assert proc.returncode == 0, err
     result = json.loads(out.read_text())
-    # duration + grace + 2 s, measured by the run; the process adds its start-up.
-    assert 3.0 <= result["duration_s"] <= 2 + 1 + 2
+    # duration + grace + the services' wind-down (bounded by 2 s), measured by the run, with
+    # 0.5 s for the cancellation itself on a loaded CI machine; the process adds its start-up.
+    assert 3.0 <= result["duration_s"] <= 2 + 1 + 2 + 0.5, result["duration_s"]
     assert took < 2 + 1 + 2 + 5
     assert result["status"] == "completed"
     _interrupted_all(result, hostile, users=5)

@@ -146,6 +146,42 @@ def test_retry_reruns_the_failed_node_while_the_budget_lasts(
     assert ran.result["tasks"]["failed"] == 1
 
 
+def test_retry_budget_from_user_context_works_without_a_workbook_default(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    target.control(status=500)
+    probe = act("probe", "fetch", edge("done"), on_error=[{"goto": "monitoring.retry"}])
+    doc = document({"fetch": http("get")}, graph(probe, end(), **HANDLED))
+    doc["workbook"] = {"sections": {"timeline": {"defaults": {"phase": "initiating.idle"}}}}
+    doc["load"]["scenarios"][0]["user"]["context"] = {"retry_budget": 2}
+    ran = run(tmp_path, doc, on(target))
+
+    entry = ran.entries[0]
+    assert routes(target) == {"GET /asset": 3}
+    assert [t for _, _, _, t in entry.trace].count("monitoring.retry") == 2
+    assert ran.book.get(entry, "execution.retry_budget") == 0
+    assert ran.result["exits"] == {"error_out": 1}
+
+
+@pytest.mark.parametrize(("status", "retries"), [(500, 0), (401, 2)])
+def test_when_filters_a_goto_by_the_error_class(
+    tmp_path: Path, target: TargetProcess, status: int, retries: int
+) -> None:
+    # http-5xx is transient, unauthorized permanent: only the permanent failure is retried.
+    target.control(status=status)
+    retry = {"when": "permanent", "goto": "monitoring.retry"}
+    mark = {"when": "transient", "update-workbook": {"risk_flag": "transient"}}
+    probe = act("probe", "fetch", edge("done"), on_error=[mark, retry])
+    doc = document({"fetch": http("get")}, graph(probe, end(), **HANDLED))
+    ran = run(tmp_path, doc, on(target))
+
+    entry = ran.entries[0]
+    assert routes(target) == {"GET /asset": 1 + retries}
+    assert [t for _, _, _, t in entry.trace].count("monitoring.retry") == retries
+    assert ran.book.get(entry, "risk_flag") == ("transient" if status == 500 else "none")
+    assert ran.result["exits"] == {"error_out": 1}
+
+
 # -- rate limit ------------------------------------------------------------------------------------
 
 

@@ -313,3 +313,11 @@ def test_non_mapping_document_is_a_wrong_type_at_the_start() -> None:
 )
 def test_nested_violations_are_each_reported(edit: tuple[str, str], code: str) -> None:
     assert _only(edit).code == code
+
+
+def test_unknown_when_of_a_handler_is_refused_with_the_allowed_values() -> None:
+    goto = "        - goto: error_out\n"
+    diag = _only((goto, goto + "          when: nonsense\n"))
+    assert _where(diag) == ("bad-value", 32, 17, "workflows.main.controls.on-error[0].when")
+    assert diag.value == "nonsense"
+    assert diag.expected == "transient, permanent, any"

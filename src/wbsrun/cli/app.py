@@ -95,7 +95,13 @@ def wbs(path: Path) -> None:
     default=None,
     help="Response body limit of http calls that set none (e.g. 1MiB; default 10MiB).",
 )
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the result here ('-': standard output; the live line and summary then go "
+    "to standard error).",
+)
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
 def run(
@@ -113,7 +119,7 @@ def run(
 ) -> None:
     """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
     from wbsrun.cli.options import resolve_options
-    from wbsrun.cli.session import execute
+    from wbsrun.cli.session import execute, to_stdout
 
     try:
         plan = _load(path)
@@ -135,7 +141,7 @@ def run(
             options,
             json_out=json_out,
             log_file=log_file,
-            console=Console(highlight=False),
+            console=Console(highlight=False, stderr=to_stdout(json_out)),
             live=not quiet,
             summary=not quiet,
         )
@@ -153,7 +159,12 @@ def run(
     show_default=True,
     help="Where the demo bundle, artifacts and result go.",
 )
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the result here.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the result here ('-': standard output).",
+)
 @click.option("--latency-ms", type=float, default=0.0, help="Target latency for /asset.")
 @click.option("--error-rate", type=float, default=0.0, help="Share of /asset answered 500.")
 @click.option("--quiet", is_flag=True, help="No live line.")

@@ -17,7 +17,7 @@ from wbsrun.cli.faults import (
     spare_items,
 )
 from wbsrun.cli.options import resolve_options
-from wbsrun.cli.session import execute
+from wbsrun.cli.session import execute, to_stdout
 from wbsrun.core.runner import Runner
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.units import parse_duration
@@ -54,7 +54,8 @@ def run_demo(
     quiet: bool = False,
     faults: bool = False,
 ) -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=to_stdout(json_out))
+    options = resolve_options(None, {"users": users, "duration": duration})
     # One address per user: the scenario's pool is exclusive, so each user holds its own item.
     # With faults, spares too: a task rolled back off a bad item needs a healthy free one.
     count = max(users, 1) + (spare_items(users) if faults else 0)
@@ -66,7 +67,6 @@ def run_demo(
         if faults:
             shorten_health_checks(bundle / "script.yaml")
         plan = load_plan(bundle, provides())
-        options = resolve_options(None, {"users": users, "duration": duration})
         console.print(
             f"running '{plan.name}' from {bundle}: {users} users for {duration} "
             f"(target pid {target.pid}, port {target.port})"
@@ -95,9 +95,10 @@ def run_demo(
         )
         served = target.stats()
     received = int(served.get("received", 0))
+    where = "standard output" if to_stdout(json_out) else json_out or workdir / "result.json"
     console.print(
         f"server counted {received} requests, wbsrun sent {result['requests']['total']}; "
-        f"result in {json_out or workdir / 'result.json'}, log in {workdir / 'scenario.log'}"
+        f"result in {where}, log in {workdir / 'scenario.log'}"
     )
     if faults:
         _fault_summary(console, result)

@@ -26,7 +26,7 @@ from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 
-__all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "wire"]
+__all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
 
 T = TypeVar("T")
 
@@ -138,6 +138,11 @@ def wire(
     return WiredRun(runner, pools, log, progress, bus, poller)
 
 
+def to_stdout(json_out: Path | None) -> bool:
+    """`--json -`: the result goes to standard output (and the console to standard error)."""
+    return json_out is not None and str(json_out) == "-"
+
+
 def execute(
     plan: Plan,
     options: RunOptions,
@@ -163,8 +168,12 @@ def execute(
         if out is not None:
             out.close()
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(result, indent=2) + "\n"
+        if to_stdout(json_out):
+            sys.stdout.write(text)
+        else:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(text, encoding="utf-8")
     if summary:
         print_summary(console, result)
         for line in list(log.recent)[-3:]:

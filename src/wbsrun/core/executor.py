@@ -88,14 +88,7 @@ class Executor(HandlerRunner):
     def _context_paths(self) -> tuple[tuple[str, Any], ...]:
         """user.context keys mapped to workbook paths once, not per task."""
         spec = self.run.plan.workbook
-        out: list[tuple[str, Any]] = []
-        for key, value in self.scenario.context.items():
-            path = spec.expose.get(key)
-            if path is None:
-                section = next((s for s, d in spec.defaults.items() if key in d), None)
-                path = f"{section}.{key}" if section else f"vars.{key}"
-            out.append((path, value))
-        return tuple(out)
+        return tuple((spec.context_path(k), v) for k, v in self.scenario.context.items())
 
     # -- one pass ---------------------------------------------------------------------------------
     async def run_task(self, user: UserState, iteration: int) -> str:

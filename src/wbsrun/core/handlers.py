@@ -155,6 +155,9 @@ class HandlerRunner:
         self, task: Task, handlers: Sequence[Handler], node: NodeSpec | None
     ) -> Jump | None:
         for h in handlers:
+            # `when` filters every kind of step by the current error's class.
+            if h.when is not None and not self._when(task, h.when):
+                continue
             if isinstance(h, HandlerGoto):
                 jump = await self._goto(task, h, node)
                 if jump is not None:
@@ -162,11 +165,9 @@ class HandlerRunner:
             elif isinstance(h, HandlerUpdate):
                 self._update(task, h)
             elif isinstance(h, HandlerCall):
-                if self._when(task, h.when):
-                    await self.call(task, h.action, self.limit_of(h.action, h.action.timeout))
+                await self.call(task, h.action, self.limit_of(h.action, h.action.timeout))
             elif isinstance(h, HandlerRelease):
-                if self._when(task, h.when):
-                    await self._release(task, h)
+                await self._release(task, h)
             elif isinstance(h, HandlerRollback):
                 return self._rollback(task)
         return None

@@ -50,7 +50,11 @@ def _profile_starts(p: ProfileSpec, rate: float | None) -> tuple[tuple[float, ..
 
 
 def spawn_plan(s: ScenarioSpec, users: int | None = None) -> SpawnPlan:
-    """The scenario's spawn times; `users` (a --users override) rescales the plan."""
+    """The scenario's spawn times; `users` (a --users override) rescales the plan.
+    No users (an override of 0 or less) is an empty plan, never a division by zero."""
+    if users is not None and users <= 0:
+        stop = _profile_starts(s.profile, s.spawn_rate)[1] if s.profile is not None else None
+        return SpawnPlan((), stop)
     if s.profile is None:
         count = users if users is not None else s.user_count
         return SpawnPlan(tuple(_even(count, s.spawn_rate)), None)

@@ -7,6 +7,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from wbsrun.dsl._failed import NONE, Failed
+from wbsrun.dsl._stubs import as_map, stub_action, stub_node
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
 from wbsrun.dsl.plan import (
     ActionSpec,
@@ -33,7 +35,7 @@ from wbsrun.dsl.plan import (
     WorkbookSpec,
     WorkflowSpec,
 )
-from wbsrun.dsl.source import SourceDoc
+from wbsrun.dsl.source import SourceDoc, format_path
 from wbsrun.dsl.template import (
     CompiledValue,
     Template,
@@ -77,20 +79,53 @@ def _split_call(text: str) -> tuple[str, str] | None:
 
 
 class PlanBuilder:
-    """Turns one document into plan objects, collecting diagnostics instead of raising."""
+    """Turns one document into plan objects, collecting diagnostics instead of raising.
 
-    def __init__(self, doc: SourceDoc, res_dir: Path, raw_text: str) -> None:
+    Elements in ``failed`` (they failed the schema) are left out, or stood in for by stubs
+    (actions, nodes) the flow checks can still follow; ``reported`` holds the (path, code)
+    pairs an earlier stage reported, which are not reported again."""
+
+    def __init__(
+        self,
+        doc: SourceDoc,
+        res_dir: Path,
+        raw_text: str,
+        failed: Failed = NONE,
+        reported: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.doc = doc
-        self.data: Mapping[str, Any] = doc.data
+        self.data: Mapping[str, Any] = as_map(doc.data)
         self.res_dir = res_dir
         self.lines = raw_text.splitlines()
+        self.failed = failed
+        self.reported = reported
         self.diagnostics: list[Diagnostic] = []
         self.actions: dict[str, ActionSpec] = {}
-        self.exit_names = frozenset(self.data.get("monitoring") or {})
+        self.exit_names = frozenset(self.section("monitoring"))
+        # Failed actions whose saved variable cannot be read: which names the scenario
+        # saves is then unknown. Workflows with a failed node that has no readable id:
+        # where their edges lead is unknown.
+        self.unknown_saves = False
+        self.open_graphs: set[str] = set()
 
     # -- helpers -------------------------------------------------------------------------
+    def section(self, *path: str) -> Mapping[str, Any]:
+        """A mapping of the document, {} when it is absent or failed as a whole."""
+        value: Any = self.data
+        for key in path:
+            value = as_map(value).get(key)
+        return {} if path in self.failed else as_map(value)
+
+    def live(self, items: Mapping[str, Any], *base: str | int) -> dict[str, Any]:
+        """The entries of ``items`` (at ``base``) that did not fail."""
+        return {k: v for k, v in items.items() if (*base, k) not in self.failed}
+
+    def _silenced(self, path: Path_, code: str) -> bool:
+        return path in self.failed or (format_path(path), code) in self.reported
+
     def error(self, path: Path_, code: str, message: str, **kw: Any) -> None:
-        self.diagnostics.append(self.doc.diag(path, code, message, **kw))
+        if not self._silenced(path, code):
+            self.diagnostics.append(self.doc.diag(path, code, message, **kw))
 
     def _string_column(self, path: Path_, offset: int) -> tuple[int, int]:
         pos = self.doc.where(path)
@@ -103,6 +138,8 @@ class PlanBuilder:
 
     def _template_error(self, path: Path_, exc: TemplateSyntaxError | ExprSyntaxError) -> None:
         full = path + tuple(getattr(exc, "path", ()))
+        if self._silenced(full, "template-syntax"):
+            return
         line, col = self._string_column(full, exc.column)
         base = self.doc.diag(full, "template-syntax", f"invalid expression: {exc.message}")
         self.diagnostics.append(
@@ -223,8 +260,15 @@ class PlanBuilder:
         )
 
     def all_actions(self) -> dict[str, ActionSpec]:
-        for name, body in (self.data.get("actions") or {}).items():
-            self.actions[name] = self.action(name, body, ("actions", name))
+        for name, body in self.section("actions").items():
+            path = ("actions", name)
+            if path not in self.failed:
+                self.actions[name] = self.action(name, body, path)
+                continue
+            self.actions[name] = stub_action(name, body)
+            readable = isinstance(body, Mapping) and "save-as" not in body
+            if self.actions[name].save_as is None and not readable:
+                self.unknown_saves = True
         return self.actions
 
     def inline_action(self, ref: str, with_: Any, path: Path_) -> ActionSpec | None:
@@ -291,23 +335,23 @@ class PlanBuilder:
                 (self.workbook_path(key), self.value((*path, "update-workbook", key), val))
                 for key, val in update.items()
             )
-            out.append(HandlerUpdate(assignments))
+            out.append(HandlerUpdate(assignments, when))
         rollback = item.get("progress.rollback")
         if isinstance(rollback, Mapping):
-            out.append(HandlerRollback(to=str(rollback.get("to", "last-stable-point"))))
+            out.append(HandlerRollback(str(rollback.get("to", "last-stable-point")), when))
         ref = item.get("action")
         if isinstance(ref, str):
             out.extend(self._action_handler(ref, item, path, when))
         goto = item.get("goto")
         if isinstance(goto, str):
-            out.append(HandlerGoto(target=goto, kind=self.goto_kind(goto, nodes)))
+            out.append(HandlerGoto(goto, self.goto_kind(goto, nodes), when))
         return out
 
     def _action_handler(
         self, ref: str, item: Mapping[str, Any], path: Path_, when: str | None
     ) -> list[Handler]:
         if ref == "progress.rollback":
-            return [HandlerRollback(to=str(item.get("to", "last-stable-point")))]
+            return [HandlerRollback(str(item.get("to", "last-stable-point")), when)]
         if ref == "resource.release":
             with_ = item.get("with")
             handles = item.get("handles")
@@ -324,8 +368,9 @@ class PlanBuilder:
 
     # -- workbook ---------------------------------------------------------------------------
     def workbook_spec(self) -> WorkbookSpec:
-        wb = self.data.get("workbook") or {}
-        sections = wb.get("sections") or {}
+        # Unknown section names are reported by the schema and skipped here.
+        raw = self.live(self.section("workbook", "sections"), "workbook", "sections")
+        sections = {name: body for name, body in raw.items() if isinstance(body, Mapping)}
         defaults = {name: freeze(body.get("defaults") or {}) for name, body in sections.items()}
         descriptions: dict[str, str] = {}
         for name, body in sections.items():
@@ -340,7 +385,7 @@ class PlanBuilder:
                 {n: str(b.get("process-group", "")) for n, b in sections.items()}
             ),
             descriptions=MappingProxyType(descriptions),
-            expose=MappingProxyType(dict(wb.get("expose") or {})),
+            expose=MappingProxyType(dict(self.section("workbook", "expose"))),
         )
 
     def _description_text(self, path: Path_, value: Any) -> str:
@@ -350,8 +395,7 @@ class PlanBuilder:
         return str(raw) if raw is not None else str(value)
 
     def workbook_path(self, key: str) -> str:
-        expose = (self.data.get("workbook") or {}).get("expose") or {}
-        return str(expose.get(key, key))
+        return str(self.section("workbook", "expose").get(key, key))
 
     # -- progress ---------------------------------------------------------------------------
     def progress_spec(self) -> ProgressSpec:
@@ -382,15 +426,23 @@ class PlanBuilder:
         path: Path_ = ("workflows", name)
         if "steps" in body:
             return self._linear(name, body, path)
-        controls = body.get("controls") or {}
-        raw_nodes: list[Mapping[str, Any]] = body.get("nodes") or []
-        by_id = {n["id"]: n for n in raw_nodes}
-        nodes = {
-            n["id"]: self.node(n, i, (*path, "nodes", i), by_id) for i, n in enumerate(raw_nodes)
-        }
+        controls = self.section("workflows", name, "controls")
+        raw_nodes: list[Any] = body.get("nodes") or []
+        by_id = {n["id"]: n for n in map(as_map, raw_nodes) if isinstance(n.get("id"), str)}
+        nodes: dict[str, NodeSpec] = {}
+        for i, raw in enumerate(raw_nodes):
+            node_path = (*path, "nodes", i)
+            if node_path not in self.failed:
+                nodes[raw["id"]] = self.node(raw, i, node_path, by_id)
+                continue
+            stub = stub_node(raw, i, self.actions, lambda to: self.goto_kind(to, by_id))
+            if stub.id.startswith("#"):
+                self.open_graphs.add(name)  # no readable id: what leads to it is unknown
+            nodes.setdefault(stub.id, stub)
+        first = as_map(raw_nodes[0]).get("id") if raw_nodes else ""
         return WorkflowSpec(
             name=name,
-            entry=raw_nodes[0]["id"] if raw_nodes else "",
+            entry=first if isinstance(first, str) else "",
             nodes=MappingProxyType(nodes),
             timeout=self.duration((*path, "controls", "timeout"), controls.get("timeout")),
             on_error=self.handlers(
@@ -404,7 +456,7 @@ class PlanBuilder:
         )
 
     def _linear(self, name: str, body: Mapping[str, Any], path: Path_) -> WorkflowSpec:
-        steps: list[Mapping[str, Any]] = body.get("steps") or []
+        steps = [as_map(step) for step in body.get("steps") or ()]
         ids = [f"step{i + 1}-{s.get('ref', '')}" for i, s in enumerate(steps)]
         nodes: dict[str, NodeSpec] = {}
         for i, step in enumerate(steps):
@@ -413,7 +465,7 @@ class PlanBuilder:
                 id=ids[i],
                 type="action",
                 index=i,
-                action=self.actions.get(step.get("ref", "")),
+                action=self.actions.get(ref) if isinstance(ref := step.get("ref"), str) else None,
                 transitions=(
                     Transition(edge=f"{ids[i]}-done", to=to, kind="always", condition=None),
                 ),
@@ -498,7 +550,7 @@ class PlanBuilder:
     # -- exits, resources, load -----------------------------------------------------------------
     def exits(self) -> dict[str, ExitSpec]:
         out: dict[str, ExitSpec] = {}
-        for name, body in (self.data.get("monitoring") or {}).items():
+        for name, body in self.live(self.section("monitoring"), "monitoring").items():
             cls = body.get("classification") or {}
             fld = cls.get("field")
             out[name] = ExitSpec(
@@ -514,7 +566,7 @@ class PlanBuilder:
 
     def resources(self) -> dict[str, ResourceSpec]:
         out: dict[str, ResourceSpec] = {}
-        for name, body in (self.data.get("resources") or {}).items():
+        for name, body in self.live(self.section("resources"), "resources").items():
             out[name] = self._resource(name, body, ("resources", name))
         return out
 
@@ -568,7 +620,8 @@ class PlanBuilder:
 
     def profiles(self) -> dict[str, ProfileSpec]:
         out: dict[str, ProfileSpec] = {}
-        for name, body in ((self.data.get("load") or {}).get("profiles") or {}).items():
+        profiles = self.section("load", "profiles")
+        for name, body in self.live(profiles, "load", "profiles").items():
             path: Path_ = ("load", "profiles", name)
             phases = tuple(
                 (

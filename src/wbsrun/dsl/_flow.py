@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wbsrun.dsl._failed import NONE, Failed
+from wbsrun.dsl._stubs import as_map
 from wbsrun.dsl.plan import (
     ActionSpec,
     Handler,
@@ -56,10 +58,18 @@ class _Context:
     pools: tuple[ResourceSpec, ...]
     resource_ok: bool
     error_ok: bool
+    # False where the workflow's graph is incomplete: "read before produced" is not judged.
+    ordered: bool = True
 
 
 class FlowChecker:
-    """Collects diagnostics for unreachable nodes and names read before they are produced."""
+    """Collects diagnostics for unreachable nodes and names read before they are produced.
+
+    Elements in ``failed`` failed an earlier check: nothing is reported inside them.
+    Workflows in ``open_edges`` have a target no check could resolve (their reachability
+    and variable order are not judged); roots in ``unknown_roots`` (`resource`, `workbook`,
+    `global`, or `*` for saved variables) had their declarations fail, so reads of them are
+    not judged either."""
 
     def __init__(
         self,
@@ -67,18 +77,31 @@ class FlowChecker:
         workbook: WorkbookSpec,
         resources: Mapping[str, ResourceSpec],
         globals_: Mapping[str, Any],
+        failed: Failed = NONE,
+        open_edges: frozenset[str] = frozenset(),
+        unknown_roots: frozenset[str] = frozenset(),
     ) -> None:
         self.doc = doc
         self.workbook = workbook
         self.resources = resources
         self.globals = globals_
+        self.failed = failed
+        self.open_edges = open_edges
+        self.unknown_roots = unknown_roots
         self.diagnostics: list[Diagnostic] = []
         self._seen: set[tuple[Path_, str]] = set()
-        self.actions_raw: Mapping[str, Any] = doc.data.get("actions") or {}
+        # Per workflow: the node ids reachable from its entry (filled by `reachability`).
+        self.reachable: dict[str, frozenset[str]] = {}
+        self.actions_raw: Mapping[str, Any] = as_map(as_map(doc.data).get("actions"))
+
+    def _add(self, path: Path_, code: str, message: str, **kw: Any) -> None:
+        if path not in self.failed:
+            self.diagnostics.append(self.doc.diag(path, code, message, **kw))
 
     # -- reachability ------------------------------------------------------------------------
     def reachability(self, wf: WorkflowSpec) -> None:
-        if wf.linear or not wf.nodes:
+        self.reachable[wf.name] = frozenset(wf.nodes)
+        if wf.linear or not wf.nodes or wf.name in self.open_edges:
             return
         seen = {wf.entry}
         stack = [wf.entry]
@@ -94,28 +117,25 @@ class FlowChecker:
                 if nxt in wf.nodes and nxt not in seen:
                     seen.add(nxt)
                     stack.append(nxt)
+        self.reachable[wf.name] = frozenset(seen)
         for node in wf.nodes.values():
             path: Path_ = ("workflows", wf.name, "nodes", node.index)
             if node.id not in seen:
-                self.diagnostics.append(
-                    self.doc.diag(
-                        (*path, "id"),
-                        "unreachable-node",
-                        f"node '{node.id}' can never run: no transition, branch, join or goto "
-                        f"leads to it from the entry node '{wf.entry}'",
-                        value=node.id,
-                        expected="a node reachable from the first node of the workflow",
-                    )
+                self._add(
+                    (*path, "id"),
+                    "unreachable-node",
+                    f"node '{node.id}' can never run: no transition, branch, join or goto "
+                    f"leads to it from the entry node '{wf.entry}'",
+                    value=node.id,
+                    expected="a node reachable from the first node of the workflow",
                 )
             if node.type in ("action", "checkpoint") and not node.transitions:
-                self.diagnostics.append(
-                    self.doc.diag(
-                        path,
-                        "no-transitions",
-                        f"{node.type} node '{node.id}' has no transitions, so every task reaching "
-                        "it would fail with 'no-transition'",
-                        expected="controls.exec.transitions or controls.flow.transitions",
-                    )
+                self._add(
+                    path,
+                    "no-transitions",
+                    f"{node.type} node '{node.id}' has no transitions, so every task reaching "
+                    "it would fail with 'no-transition'",
+                    expected="controls.exec.transitions or controls.flow.transitions",
                 )
 
     # -- variable graph -------------------------------------------------------------------------
@@ -158,24 +178,34 @@ class FlowChecker:
         avail = self.available(wf)
         all_vars = frozenset(self.producers(wf).values())
         base: Path_ = ("workflows", wf.name)
+        ordered = wf.name not in self.open_edges
+        reachable = self.reachable.get(wf.name, frozenset(wf.nodes))
         for node in wf.nodes.values():
+            if node.id not in reachable:
+                continue  # reported as unreachable; what it reads is not a second finding
             own = (
                 frozenset({node.action.save_as.var})
                 if node.action is not None and node.action.save_as is not None
                 else frozenset()
             )
-            ctx = _Context(avail[node.id], saved_anywhere, pools, bool(pools), False)
+            ctx = _Context(avail[node.id], saved_anywhere, pools, bool(pools), False, ordered)
             if node.action is not None:
                 self._check_action(node.action, ctx)
-            after = _Context(avail[node.id] | own, saved_anywhere, pools, bool(pools), False)
+            if (*base, "nodes", node.index) in self.failed:
+                continue  # a stub: its own transitions and handlers failed the schema
+            after = _Context(
+                avail[node.id] | own, saved_anywhere, pools, bool(pools), False, ordered
+            )
             raw_tr, tr_path = self._node_transitions(wf, node)
             self._check_raw(raw_tr, tr_path, after)
-            handler_ctx = _Context(after.vars, saved_anywhere, pools, bool(pools), True)
+            handler_ctx = _Context(after.vars, saved_anywhere, pools, bool(pools), True, ordered)
             for key in ("on-error", "on-timeout"):
                 raw, path = self._node_handlers(wf, node, key)
                 self._check_raw(raw, path, handler_ctx)
             self._check_handler_actions((*node.on_error, *node.on_timeout), handler_ctx)
-        wf_ctx = _Context(all_vars, saved_anywhere, pools, bool(pools), True)
+        if (*base, "controls") in self.failed:
+            return
+        wf_ctx = _Context(all_vars, saved_anywhere, pools, bool(pools), True, ordered)
         controls = self._raw(base)
         for key in ("on-error", "on-timeout"):
             sub = (controls.get("controls") or {}) if not wf.linear else controls
@@ -185,12 +215,12 @@ class FlowChecker:
 
     def check_exits(self, all_vars: frozenset[str], pools: tuple[ResourceSpec, ...]) -> None:
         ctx = _Context(all_vars, all_vars, pools, bool(pools), True)
-        for name, body in (self.doc.data.get("monitoring") or {}).items():
+        for name, body in as_map(as_map(self.doc.data).get("monitoring")).items():
             self._check_raw(body, ("monitoring", name), ctx)
 
     def check_resources(self) -> None:
         for name, spec in self.resources.items():
-            raw = (self.doc.data.get("resources") or {}).get(name) or {}
+            raw = as_map(as_map(as_map(self.doc.data).get("resources")).get(name))
             hc = raw.get("health-check")
             if isinstance(hc, Mapping):
                 ctx = _Context(frozenset(), frozenset(), (spec,), True, True)
@@ -239,7 +269,7 @@ class FlowChecker:
                 self._check_action(h.action, ctx)
 
     def _check_raw(self, raw: Any, path: Path_, ctx: _Context) -> None:
-        if raw is None:
+        if raw is None or path in self.failed:
             return
         for sub, text in iter_templates(raw):
             if "{{" not in text:
@@ -267,22 +297,15 @@ class FlowChecker:
         close = difflib.get_close_matches(word, candidates, n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
-        self.diagnostics.append(
-            self.doc.diag(
-                path,
-                "undefined-variable",
-                message,
-                value=dotted,
-                expected=expected,
-                hint=hint,
-            )
-        )
+        self._add(path, "undefined-variable", message, value=dotted, expected=expected, hint=hint)
 
     def _name_problem(
         self, name: tuple[str, ...], ctx: _Context
     ) -> tuple[str, str, list[str]] | None:
         root = name[0]
         rest = name[1:]
+        if root in self.unknown_roots or (root not in _RUNTIME_ROOTS and "*" in self.unknown_roots):
+            return None  # what declares these failed an earlier check
         if root == "env":
             if rest and rest[0] not in ENV_NAMES:
                 return (
@@ -318,7 +341,7 @@ class FlowChecker:
             return self._resource_problem(rest, ctx)
         if root == "workbook":
             return self._workbook_problem(rest, ctx)
-        if root in ctx.vars:
+        if root in ctx.vars or (root in ctx.all_vars and not ctx.ordered):
             return None
         if root in ctx.all_vars:
             return (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Final
@@ -216,14 +216,18 @@ def _file_problems(
     return []
 
 
-def check_bundle_paths(doc: SourceDoc, res_dir: Path) -> list[Diagnostic]:
-    """Every file path in ``doc`` leaving ``res_dir``, and every required file that is missing."""
+def check_bundle_paths(
+    doc: SourceDoc, res_dir: Path, skip: Callable[[PathKey], bool] = lambda _: False
+) -> list[Diagnostic]:
+    """Every file path in ``doc`` leaving ``res_dir``, and every required file that is missing
+    (but in the places `skip` says an earlier check has reported)."""
     found: list[Diagnostic] = []
     for pattern, must_exist in BUNDLE_FILES:
         for path, value in iter_paths(doc.data, pattern):
-            found += _file_problems(doc, res_dir, value, path, must_exist=must_exist)
+            if not skip(path):
+                found += _file_problems(doc, res_dir, value, path, must_exist=must_exist)
     for path, persist in iter_paths(doc.data, ("actions", "*", "save-as", "persist")):
-        if not isinstance(persist, Mapping):
+        if not isinstance(persist, Mapping) or skip(path):
             continue
         directory = persist.get("dir", ".")
         dir_path = (*path, "dir")

@@ -1,27 +1,58 @@
-"""parse2wbs: bundle → YAML with positions → schema → references → plan → flow checks."""
+"""parse2wbs: bundle → YAML with positions → schema → references → plan → flow checks.
+
+Every stage runs, each on the elements the earlier ones passed (see `_failed`), so one
+validation reports every mistake, each once, where it is."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from wbsrun.dsl._build import PlanBuilder, freeze
+from wbsrun.dsl._failed import Failed
 from wbsrun.dsl._flow import FlowChecker
+from wbsrun.dsl._retry import check_retry_budgets
+from wbsrun.dsl._stubs import as_map, as_seq
 from wbsrun.dsl.bundle import Bundle, locate_bundle
-from wbsrun.dsl.plan import Plan, ResourceSpec, ScenarioSpec, WorkflowSpec
-from wbsrun.dsl.refs import check_references
-from wbsrun.dsl.schema_check import validate_schema
+from wbsrun.dsl.plan import (
+    ActionSpec,
+    ExitSpec,
+    Plan,
+    ProfileSpec,
+    ResourceSpec,
+    ScenarioSpec,
+    WorkbookSpec,
+    WorkflowSpec,
+)
+from wbsrun.dsl.refs import reference_checks
+from wbsrun.dsl.schema_check import check_schema
 from wbsrun.dsl.source import SourceDoc, load_source
 from wbsrun.dsl.wbs import build_wbs
 from wbsrun.errors import Diagnostic, ScenarioError
 
-__all__ = ["compile_plan", "load_plan"]
+__all__ = ["check_all", "compile_plan", "load_plan"]
+
+# What building a plan from a partly failed document may still trip over; with earlier
+# errors reported, they explain it (never a traceback for bad input).
+_BUILD_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
 
 
-def _raise_if_errors(diagnostics: list[Diagnostic]) -> None:
-    if any(d.severity == "error" for d in diagnostics):
-        raise ScenarioError(diagnostics)
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """The plan's parts, built from the elements that passed the earlier checks."""
+
+    builder: PlanBuilder
+    actions: dict[str, ActionSpec]
+    workbook: WorkbookSpec
+    workflows: dict[str, WorkflowSpec]
+    profiles: dict[str, ProfileSpec]
+    scenarios: tuple[ScenarioSpec, ...]
+    exits: dict[str, ExitSpec]
+    resources: dict[str, ResourceSpec]
+    globals: Mapping[str, Any]
 
 
 def load_plan(path: Path, provides: Mapping[str, frozenset[str]]) -> Plan:
@@ -32,63 +63,136 @@ def load_plan(path: Path, provides: Mapping[str, frozenset[str]]) -> Plan:
 
 
 def compile_plan(doc: SourceDoc, bundle: Bundle, provides: Mapping[str, frozenset[str]]) -> Plan:
-    diagnostics = list(validate_schema(doc))
-    # Reference checks assume the schema's shapes; running them on a malformed tree would
-    # only add noise to the real problem.
-    _raise_if_errors(diagnostics)
-    diagnostics.extend(check_references(doc, bundle.res_dir, provides))
-    _raise_if_errors(diagnostics)
+    diagnostics, built = _checked(doc, bundle, provides, guarded=True)
+    if any(d.severity == "error" for d in diagnostics) or built is None:
+        raise ScenarioError(diagnostics)
+    return _plan(doc, bundle, built, diagnostics)
 
+
+def check_all(
+    doc: SourceDoc, bundle: Bundle, provides: Mapping[str, frozenset[str]]
+) -> list[Diagnostic]:
+    """Every finding of every stage, without the guard that hides a crash of the later
+    stages behind the earlier findings (for tests: no input may need that guard)."""
+    return _checked(doc, bundle, provides, guarded=False)[0]
+
+
+def _checked(
+    doc: SourceDoc, bundle: Bundle, provides: Mapping[str, frozenset[str]], *, guarded: bool
+) -> tuple[list[Diagnostic], _Built | None]:
+    diagnostics, failed = check_schema(doc)
+    if failed.whole():
+        return diagnostics, None  # not even a mapping: nothing later could read it
+    found, open_edges = reference_checks(doc, bundle.res_dir, provides, failed)
+    diagnostics += found
+    built = None
+    try:
+        built, later = _build_and_flow(doc, bundle, failed, open_edges, diagnostics)
+        diagnostics += later
+    except _BUILD_ERRORS:
+        if not guarded or not any(d.severity == "error" for d in diagnostics):
+            raise
+    unique = dict.fromkeys(diagnostics)
+    return sorted(unique, key=lambda d: (d.line, d.column, d.code)), built
+
+
+def _build_and_flow(
+    doc: SourceDoc,
+    bundle: Bundle,
+    failed: Failed,
+    open_edges: frozenset[str],
+    earlier: list[Diagnostic],
+) -> tuple[_Built, list[Diagnostic]]:
     try:
         raw_text = bundle.script.read_text(encoding="utf-8")
     except OSError:
         raw_text = ""
-    builder = PlanBuilder(doc, bundle.res_dir, raw_text)
-    data = doc.data
+    reported = frozenset((d.path, d.code) for d in earlier)
+    builder = PlanBuilder(doc, bundle.res_dir, raw_text, failed, reported)
+    built = _build(builder, failed)
+    flow = FlowChecker(
+        doc,
+        built.workbook,
+        built.resources,
+        built.globals,
+        failed,
+        open_edges | builder.open_graphs,
+        _unknown_roots(failed, builder),
+    )
+    _check_flow(flow, built)
+    retry = check_retry_budgets(
+        doc, built.workbook, built.workflows, built.scenarios, flow.reachable
+    )
+    return built, [*builder.diagnostics, *flow.diagnostics, *retry]
+
+
+def _build(builder: PlanBuilder, failed: Failed) -> _Built:
+    data = builder.data
     actions = builder.all_actions()
     workbook = builder.workbook_spec()
-    workflows = {name: builder.workflow(name, body) for name, body in data["workflows"].items()}
+    workflows = {
+        name: builder.workflow(name, body)
+        for name, body in builder.live(builder.section("workflows"), "workflows").items()
+    }
     profiles = builder.profiles()
     scenarios = tuple(
-        builder.scenario(body, i, profiles) for i, body in enumerate(data["load"]["scenarios"])
+        builder.scenario(body, i, profiles)
+        for i, body in enumerate(as_seq(as_map(data.get("load")).get("scenarios")))
+        if ("load", "scenarios", i) not in failed and ("load", "scenarios") not in failed
     )
-    exits = builder.exits()
-    resources = builder.resources()
-    globals_ = freeze(data.get("globals") or {})
-    diagnostics.extend(builder.diagnostics)
+    globals_ = freeze(data.get("globals") or {}) if ("globals",) not in failed else {}
+    return _Built(
+        builder,
+        actions,
+        workbook,
+        workflows,
+        profiles,
+        scenarios,
+        builder.exits(),
+        builder.resources(),
+        globals_,
+    )
 
-    flow = FlowChecker(doc, workbook, resources, globals_)
-    _check_flow(flow, workflows, scenarios, resources)
-    diagnostics.extend(flow.diagnostics)
-    _raise_if_errors(diagnostics)
 
+def _unknown_roots(failed: Failed, builder: PlanBuilder) -> frozenset[str]:
+    """Template roots whose declarations failed: reads of them cannot be judged."""
+    roots = set()
+    if failed.under(("resources",)) or failed.under(("load", "scenarios")):
+        roots.add("resource")  # which pools a workflow's users inherit is unknown
+    if failed.under(("workbook",)):
+        roots.add("workbook")
+    if failed.under(("globals",)):
+        roots.add("global")
+    lost_workflow = any(e[:1] == ("workflows",) and len(e) <= 2 for e in failed.elements)
+    if builder.unknown_saves or ("actions",) in failed or lost_workflow:
+        roots.add("*")  # which variables the actions (or a lost workflow) save is unknown
+    return frozenset(roots)
+
+
+def _plan(doc: SourceDoc, bundle: Bundle, built: _Built, diagnostics: list[Diagnostic]) -> Plan:
+    data = built.builder.data
+    name, version = str(data.get("name", bundle.script.stem)), str(data.get("version", ""))
     return Plan(
-        name=str(data.get("name", bundle.script.stem)),
-        version=str(data.get("version", "")),
+        name=name,
+        version=version,
         source=str(bundle.script),
         res_dir=bundle.res_dir,
-        globals=globals_,
-        components=MappingProxyType(builder.components()),
-        resources=MappingProxyType(resources),
-        workbook=workbook,
-        progress=builder.progress_spec(),
-        actions=MappingProxyType(actions),
-        workflows=MappingProxyType(workflows),
-        scenarios=scenarios,
-        exits=MappingProxyType(exits),
-        wbs=build_wbs(
-            str(data.get("name", "")), str(data.get("version", "")), scenarios, workflows
-        ),
+        globals=built.globals,
+        components=MappingProxyType(built.builder.components()),
+        resources=MappingProxyType(built.resources),
+        workbook=built.workbook,
+        progress=built.builder.progress_spec(),
+        actions=MappingProxyType(built.actions),
+        workflows=MappingProxyType(built.workflows),
+        scenarios=built.scenarios,
+        exits=MappingProxyType(built.exits),
+        wbs=build_wbs(str(data.get("name", "")), version, built.scenarios, built.workflows),
         warnings=tuple(d for d in diagnostics if d.severity == "warning"),
     )
 
 
-def _check_flow(
-    flow: FlowChecker,
-    workflows: Mapping[str, WorkflowSpec],
-    scenarios: tuple[ScenarioSpec, ...],
-    resources: Mapping[str, ResourceSpec],
-) -> None:
+def _check_flow(flow: FlowChecker, built: _Built) -> None:
+    workflows, scenarios, resources = built.workflows, built.scenarios, built.resources
     saved = frozenset(v for wf in workflows.values() for v in flow.producers(wf).values())
     for wf in workflows.values():
         flow.reachability(wf)

@@ -14,6 +14,7 @@ from wbsrun.errors import Diagnostic
 
 __all__ = [
     "EMPTY",
+    "RUNNER_FIELDS",
     "ActionSpec",
     "ComponentSpec",
     "ExitSpec",
@@ -42,6 +43,21 @@ __all__ = [
 ]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+# The section fields the runner itself maintains (reference page, section 6), whether or not
+# a scenario's workbook lists them in its defaults.
+_RUNNER_FIELDS_TEXT = {
+    "timeline": "phase start_at last_transition_at target_deadline_at transition_trace "
+    "process_groups",
+    "execution": "owner current_action last_action timeout_at retry_budget evidence action_log "
+    "resource_lease",
+    "governance": "scope_trace raci_matrix stakeholder_notes",
+    "telemetry": "counters latency_ms milestones health",
+    "registers": "risk.flag risk.entries issue.entries stakeholder.concerns procurement.plugins",
+    "communications": "log last_synced_at",
+}
+RUNNER_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {name: frozenset(text.split()) for name, text in _RUNNER_FIELDS_TEXT.items()}
+)
 
 SaveScope = Literal["workbook", "user-local", "task-local", "global"]
 NodeType = Literal["action", "parallel", "checkpoint", "terminus"]
@@ -106,17 +122,20 @@ class HandlerCall:
 class HandlerGoto:
     target: str
     kind: GotoKind
+    when: str | None = None  # transient | permanent | any (None: any)
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerUpdate:
     # (section path, value) pairs; aliases already expanded to section paths.
     assignments: tuple[tuple[str, CompiledValue], ...]
+    when: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HandlerRollback:
     to: str
+    when: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +286,20 @@ class WorkbookSpec:
     def resolve(self, name: str) -> str:
         """Alias or section path to a section path."""
         return self.expose.get(name, name)
+
+    def context_path(self, key: str) -> str:
+        """Where a `user.context` key goes: its alias, the section field of that name (in the
+        defaults, else one the runner maintains), else `vars.KEY`, a workbook variable."""
+        path = self.expose.get(key)
+        if path is not None:
+            return path
+        for section, defaults in self.defaults.items():
+            if key in defaults:
+                return f"{section}.{key}"
+        for section, fields in RUNNER_FIELDS.items():
+            if key in fields or any(f.startswith(key + ".") for f in fields):
+                return f"{section}.{key}"
+        return f"vars.{key}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from wbsrun.dsl._failed import NONE, Failed
 from wbsrun.dsl.bundle import check_bundle_paths
+from wbsrun.dsl.plan import RUNNER_FIELDS
 from wbsrun.dsl.source import PathKey, SourceDoc, did_you_mean, render_value
 from wbsrun.dsl.units import check_units
 from wbsrun.errors import Diagnostic
@@ -18,6 +20,7 @@ __all__ = [
     "SPECIAL_TARGETS",
     "WORKBOOK_FIELDS",
     "check_references",
+    "reference_checks",
 ]
 
 BUILTIN_PROVIDES: Final[Mapping[str, frozenset[str]]] = {
@@ -29,18 +32,7 @@ SPECIAL_ACTIONS: Final = frozenset({"progress.rollback", "resource.release"})
 SPECIAL_TARGETS: Final = frozenset({"monitoring.retry", "closing.rollback"})
 CLOSING_STATES: Final = ("closing.success", "closing.timeout", "closing.error", "closing.rollback")
 ERROR_CATALOG: Final = "progress.errors"
-# The section fields the runner itself maintains (reference page, section 6).
-_FIELDS_TEXT: Final = {
-    "timeline": "phase start_at last_transition_at target_deadline_at transition_trace "
-    "process_groups",
-    "execution": "owner current_action last_action timeout_at retry_budget evidence action_log "
-    "resource_lease",
-    "governance": "scope_trace raci_matrix stakeholder_notes",
-    "telemetry": "counters latency_ms milestones health",
-    "registers": "risk.flag risk.entries issue.entries stakeholder.concerns procurement.plugins",
-    "communications": "log last_synced_at",
-}
-WORKBOOK_FIELDS: Final = {name: frozenset(text.split()) for name, text in _FIELDS_TEXT.items()}
+WORKBOOK_FIELDS: Final = RUNNER_FIELDS
 
 
 def _map(value: object) -> Mapping[str, Any]:
@@ -63,8 +55,15 @@ def _hint(value: str, candidates: Iterable[str]) -> str | None:
 class _Ctx:
     """The document's name tables and the diagnostics found so far."""
 
-    def __init__(self, doc: SourceDoc, res_dir: Path, provides: Mapping[str, frozenset[str]]):
+    def __init__(
+        self,
+        doc: SourceDoc,
+        res_dir: Path,
+        provides: Mapping[str, frozenset[str]],
+        failed: Failed = NONE,
+    ):
         self.doc = doc
+        self.failed = failed
         self.res_dir = res_dir
         self.provides = provides
         self.data = _map(doc.data)
@@ -79,9 +78,35 @@ class _Ctx:
         self.exits = frozenset(_map(self.data.get("monitoring")))
         self.out: list[Diagnostic] = []
         self.capability_uses: dict[tuple[str, str], list[PathKey]] = {}
+        # Workflows with a transition, branch or goto to an unknown target: their graph
+        # is incomplete, so the flow checks do not judge reachability there.
+        self.open_edges: set[str] = set()
+        # A failed component without a readable name hides which names are declared.
+        self.components_open = ("components",) in failed or any(
+            ("components", i) in failed and not isinstance(_map(c).get("name"), str)
+            for i, c in enumerate(_seq(self.data.get("components")))
+        )
 
     def add(self, path: PathKey, code: str, message: str, value: object, **kw: Any) -> None:
+        if path in self.failed:
+            return  # inside an element an earlier check already reported
         self.out.append(self.doc.diag(path, code, message, value=value, **kw))
+
+    def unknowable(self, section: PathKey) -> bool:
+        """A section that failed as a whole: which names it declares cannot be told."""
+        return section in self.failed
+
+    def nodes_open(self, workflow: str) -> bool:
+        """Whether a failed node (or workflow) hides a node id of ``workflow``."""
+        if ("workflows", workflow) in self.failed:
+            return True
+        body = _map(self.workflows.get(workflow))
+        key, items = ("id", "nodes") if "nodes" in body else ("ref", "steps")
+        return any(
+            ("workflows", workflow, items, i) in self.failed
+            and not isinstance(_map(node).get(key), str)
+            for i, node in enumerate(_seq(body.get(items)))
+        )
 
     def nodes(self, workflow: str) -> dict[str, Mapping[str, Any]]:
         """Node ids of a graph workflow (step refs of a linear one) to their bodies."""
@@ -123,6 +148,8 @@ def _check_call(
     if not isinstance(comp, str) or not isinstance(call, str):
         return
     if comp not in ctx.components:
+        if ctx.components_open:
+            return
         message = f"component '{comp}' is not declared under components"
         ctx.add(comp_path, "unknown-component", message, comp, hint=_hint(comp, ctx.components))
         return
@@ -152,7 +179,7 @@ def _report_capabilities(ctx: _Ctx) -> None:
 
 
 def _check_declared_action(ctx: _Ctx, ref: object, path: PathKey) -> None:
-    if isinstance(ref, str) and ref not in ctx.actions:
+    if isinstance(ref, str) and ref not in ctx.actions and not ctx.unknowable(("actions",)):
         message = f"action '{ref}' is not declared under actions"
         ctx.add(path, "unknown-action", message, ref, hint=_hint(ref, ctx.actions))
 
@@ -166,6 +193,8 @@ def _check_action_ref(ctx: _Ctx, ref: object, path: PathKey) -> None:
     if dot and comp in ctx.components:
         _check_call(ctx, comp, call, path, path)
         return
+    if ctx.unknowable(("actions",)) or ctx.components_open:
+        return
     known = [*ctx.actions, *SPECIAL_ACTIONS]
     known += [f"{c}.{k}" for c in ctx.components for k in ctx.provides.get(c, ())]
     message = (
@@ -176,12 +205,15 @@ def _check_action_ref(ctx: _Ctx, ref: object, path: PathKey) -> None:
 
 
 def _check_target(
-    ctx: _Ctx, target: object, path: PathKey, nodes: Iterable[str], what: str
+    ctx: _Ctx, target: object, path: PathKey, nodes: Iterable[str] | None, what: str
 ) -> None:
-    if not isinstance(target, str):
+    """``nodes`` None: the workflow's node ids cannot all be told (a node failed)."""
+    if not isinstance(target, str) or nodes is None or ctx.unknowable(("monitoring",)):
         return
     known = {*nodes, *ctx.exits, *SPECIAL_TARGETS}
     if target not in known:
+        if path[0] == "workflows" and path not in ctx.failed:
+            ctx.open_edges.add(str(path[1]))
         message = (
             f"{what} '{target}' is not a node of this workflow, a monitoring exit, "
             "monitoring.retry or closing.rollback"
@@ -197,9 +229,10 @@ def _check_actions(ctx: _Ctx) -> None:
         _check_call(ctx, comp, call, (*base, "component"), (*base, "call"))
 
 
-def _handler_lists(ctx: _Ctx) -> Iterator[tuple[PathKey, Any, frozenset[str]]]:
+def _handler_lists(ctx: _Ctx) -> Iterator[tuple[PathKey, Any, frozenset[str] | None]]:
     for wf_name, wf in ctx.workflows.items():
-        body, nodes, base = _map(wf), frozenset(ctx.nodes(wf_name)), ("workflows", wf_name)
+        nodes = None if ctx.nodes_open(wf_name) else frozenset(ctx.nodes(wf_name))
+        body, base = _map(wf), ("workflows", wf_name)
         for key in ("on-error", "on-timeout"):
             yield (*base, key), body.get(key), nodes
             yield (*base, "controls", key), _map(body.get("controls")).get(key), nodes
@@ -226,7 +259,7 @@ def _check_workflows(ctx: _Ctx) -> None:
         body, base = _map(wf), ("workflows", wf_name)
         for i, step in enumerate(_seq(body.get("steps"))):
             _check_declared_action(ctx, _map(step).get("ref"), (*base, "steps", i, "ref"))
-        ids = ctx.nodes(wf_name)
+        ids = None if ctx.nodes_open(wf_name) else ctx.nodes(wf_name)
         first_seen: dict[str, int] = {}
         for i, node in enumerate(map(_map, _seq(body.get("nodes")))):
             path = (*base, "nodes", i)
@@ -248,7 +281,7 @@ def _check_workflows(ctx: _Ctx) -> None:
 
 
 def _check_node_targets(
-    ctx: _Ctx, node: Mapping[str, Any], path: PathKey, ids: Iterable[str]
+    ctx: _Ctx, node: Mapping[str, Any], path: PathKey, ids: Iterable[str] | None
 ) -> None:
     controls = _map(node.get("controls"))
     for part in ("exec", "flow"):
@@ -274,16 +307,21 @@ def _check_scenarios(ctx: _Ctx) -> None:
             ctx.add((*base, "name"), "duplicate-name", f"scenario '{name}' is defined twice", name)
         names.add(str(name))
         profile = scenario.get("profile")
-        _check_name(ctx, profile, (*base, "profile"), profiles, "unknown-profile", "profile")
+        if not ctx.unknowable(("load", "profiles")):
+            _check_name(ctx, profile, (*base, "profile"), profiles, "unknown-profile", "profile")
         for key, exit_ in _map(scenario.get("exits")).items():
             where: PathKey = (*base, "exits", key)
-            _check_name(ctx, exit_, where, ctx.exits, "unknown-exit", "monitoring exit")
+            if not ctx.unknowable(("monitoring",)):
+                _check_name(ctx, exit_, where, ctx.exits, "unknown-exit", "monitoring exit")
         for j, pool in enumerate(_seq(_map(scenario.get("user")).get("inherit"))):
             where = (*base, "user", "inherit", j)
-            _check_name(ctx, pool, where, ctx.resources, "unknown-resource", "resource")
+            if not ctx.unknowable(("resources",)):
+                _check_name(ctx, pool, where, ctx.resources, "unknown-resource", "resource")
         wf = scenario.get("workflow")
+        if ctx.unknowable(("workflows",)) or not isinstance(wf, str):
+            continue
         if _check_name(ctx, wf, (*base, "workflow"), ctx.workflows, "unknown-workflow", "workflow"):
-            _check_scenario_nodes(ctx, scenario, base, str(wf))
+            _check_scenario_nodes(ctx, scenario, base, wf)
 
 
 def _check_name(
@@ -298,6 +336,8 @@ def _check_name(
 
 
 def _check_scenario_nodes(ctx: _Ctx, scenario: Mapping[str, Any], base: PathKey, wf: str) -> None:
+    if ctx.nodes_open(wf):
+        return  # a failed node (or workflow) hides which node ids exist
     nodes = ctx.nodes(wf)
     what = f"node of workflow '{wf}'"
     for j, milestone in enumerate(map(_map, _seq(scenario.get("milestones")))):
@@ -306,7 +346,8 @@ def _check_scenario_nodes(ctx: _Ctx, scenario: Mapping[str, Any], base: PathKey,
         if not _check_name(ctx, node, (*where, "node"), nodes, "unknown-node", what):
             continue
         edge = milestone.get("edge")
-        if isinstance(node, str) and isinstance(edge, str) and "nodes" in _map(ctx.workflows[wf]):
+        graph = "nodes" in _map(ctx.workflows[wf])
+        if isinstance(node, str) and isinstance(edge, str) and graph:
             edges = _edges(nodes[node])
             if edge not in edges:
                 message = f"edge '{edge}' is not a transition of node '{node}'"
@@ -366,6 +407,8 @@ def _check_workbook(ctx: _Ctx) -> None:
         if not isinstance(target, str):
             continue
         section, _, rest = target.partition(".")
+        if ("workbook", "sections", section) in ctx.failed:
+            continue
         exact, fields = _known_paths(section, _map(sections.get(section)))
         prefixes = {".".join(rest.split(".")[:n]) for n in range(1, rest.count(".") + 2)}
         if rest not in exact and not prefixes & fields:
@@ -406,10 +449,21 @@ def check_references(
     doc: SourceDoc, res_dir: Path, provides: Mapping[str, frozenset[str]]
 ) -> list[Diagnostic]:
     """Every unresolved name, bad unit and out-of-bundle path in a schema-valid ``doc``."""
-    ctx = _Ctx(doc, res_dir, provides)
+    return reference_checks(doc, res_dir, provides)[0]
+
+
+def reference_checks(
+    doc: SourceDoc,
+    res_dir: Path,
+    provides: Mapping[str, frozenset[str]],
+    failed: Failed = NONE,
+) -> tuple[list[Diagnostic], frozenset[str]]:
+    """`check_references` on the elements that passed the schema (``failed`` holds the
+    others), and the workflows whose graph has an unknown target."""
+    ctx = _Ctx(doc, res_dir, provides, failed)
     for check in _CHECKS:
         check(ctx)
-    ctx.out += check_units(doc)
-    ctx.out += check_bundle_paths(doc, res_dir)
+    ctx.out += check_units(doc, skip=failed.__contains__)
+    ctx.out += check_bundle_paths(doc, res_dir, skip=failed.__contains__)
     unique = dict.fromkeys(ctx.out)
-    return sorted(unique, key=lambda d: (d.line, d.column, d.code))
+    return sorted(unique, key=lambda d: (d.line, d.column, d.code)), frozenset(ctx.open_edges)

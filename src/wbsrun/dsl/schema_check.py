@@ -14,11 +14,12 @@ from typing import Any, Final, cast
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from wbsrun.dsl._failed import Failed, element_of
 from wbsrun.dsl.source import SourceDoc, did_you_mean, format_path
 from wbsrun.dsl.units import UNIT_KINDS, UnitError
 from wbsrun.errors import Diagnostic
 
-__all__ = ["SCHEMA_ID", "load_schema", "validate_schema"]
+__all__ = ["SCHEMA_ID", "check_schema", "load_schema", "validate_schema"]
 
 SCHEMA_ID: Final = "https://wbsrun.dev/schema/v1.json"
 
@@ -58,11 +59,31 @@ def _validator() -> Draft202012Validator:
 
 def validate_schema(doc: SourceDoc) -> list[Diagnostic]:
     """Every schema violation in ``doc``, one clear diagnostic per place, sorted by position."""
+    return check_schema(doc)[0]
+
+
+def check_schema(doc: SourceDoc) -> tuple[list[Diagnostic], Failed]:
+    """`validate_schema`, and the elements whose values the later checks cannot read."""
     errors = list(_validator().iter_errors(doc.data))
     ctx = _Ctx(doc, frozenset(_suggested_keys(errors)))
     found = [diag for error in errors for diag in _map_error(ctx, error)]
     unique = dict.fromkeys(found)
-    return sorted(unique, key=lambda d: (d.line, d.column, d.code, d.message))
+    ordered = sorted(unique, key=lambda d: (d.line, d.column, d.code, d.message))
+    return ordered, Failed(e for error in errors for e in _failed_elements(error))
+
+
+def _failed_elements(error: ValidationError) -> Iterator[_Path]:
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        return  # an unknown key is reported and never read: its element is still sound
+    if error.validator == "required" and not path:
+        # A missing top-level section: only references into it are in doubt.
+        present = error.instance if isinstance(error.instance, Mapping) else {}
+        yield from ((k,) for k in cast(Sequence[str], error.validator_value) if k not in present)
+        return
+    if "propertyNames" in error.schema_path:
+        path = (*path, str(error.instance))
+    yield element_of(path)
 
 
 def _suggested_keys(errors: Iterable[ValidationError]) -> Iterator[tuple[_Path, str]]:

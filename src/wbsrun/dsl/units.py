@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Final
 
-from wbsrun.dsl.source import SourceDoc, iter_paths
+from wbsrun.dsl.source import PathKey, SourceDoc, iter_paths
 from wbsrun.errors import Diagnostic
 
 __all__ = [
@@ -241,12 +241,16 @@ UNIT_KINDS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {
 }
 
 
-def check_units(doc: SourceDoc) -> list[Diagnostic]:
+def check_units(
+    doc: SourceDoc, skip: Callable[[PathKey], bool] = lambda _: False
+) -> list[Diagnostic]:
     """A ``bad-duration`` / ``bad-rate`` / ``bad-size`` diagnostic for every unreadable unit
-    field in ``doc``."""
+    field in ``doc`` (but those `skip` says an earlier check has reported)."""
     found: list[Diagnostic] = []
     for pattern, unit in UNIT_FIELDS:
         for path, value in iter_paths(doc.data, pattern):
+            if skip(path):
+                continue
             if unit != "rate-limit":
                 items = [(path, value, unit)]
             elif isinstance(value, Mapping):
