@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -41,14 +42,115 @@ def test_an_await_past_its_limit_times_out_never_early_and_at_most_a_slot_late()
 def test_an_await_within_its_limit_finishes_and_the_disarmed_deadline_never_fires() -> None:
     wheel = DeadlineWheel(resolution=0.005)
 
-    async def main() -> tuple[str, str, int]:
+    async def main() -> tuple[str, int, str, int]:
         first = await _guarded(wheel, 0.05, 0.01)
-        # Past the first deadline: a disarmed entry firing would cancel this sleep.
-        second = await _guarded(wheel, 1.0, 0.1)
-        return first, second, wheel.pending()
+        # Past the first deadline's slot with its object left unused (an arming would take
+        # the recycled object and move its slot on, hiding the bug): a disarmed deadline
+        # firing would cancel this sleep.
+        await asyncio.sleep(0.1)
+        fired = wheel.pending()
+        second = await _guarded(wheel, 1.0, 0.01)
+        return first, fired, second, wheel.pending()
 
     # The first slot fired and was dropped; the second is still listed (1 s away).
-    assert asyncio.run(main()) == ("done", "done", 1)
+    assert asyncio.run(main()) == ("done", 0, "done", 1)
+
+
+def test_a_deadline_claimed_after_an_outer_cancellation_never_fires_later() -> None:
+    wheel = DeadlineWheel(resolution=0.005)
+
+    async def main() -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        outer = asyncio.get_running_loop().call_later(0.01, task.cancel)
+        try:
+            await _guarded(wheel, 0.05, 5.0)  # claim() says: not mine
+        except asyncio.CancelledError:
+            task.uncancel()  # the outer code handles its cancellation and goes on
+        outer.cancel()
+        # Past the claimed deadline's slot: had it stayed armed, it would cancel this sleep.
+        await asyncio.sleep(0.1)
+        return "went on"
+
+    assert asyncio.run(main()) == "went on"
+
+
+def test_a_deadline_that_fired_on_an_await_that_finished_anyway_takes_its_cancel_back() -> None:
+    wheel = DeadlineWheel(resolution=0.005)
+
+    async def main() -> str:
+        try:
+            async with asyncio.timeout(0.1):
+                deadline = wheel.arm(0.01)
+                # The guarded code finishes anyway: it swallows the cancellation.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(5.0)
+                deadline.disarm()
+                # A cancellation left pending would make the outer timeout's own
+                # cancellation look like someone else's: CancelledError, not TimeoutError.
+                await asyncio.sleep(5.0)
+        except TimeoutError:
+            return "outer timed out"
+        return "slept"
+
+    assert asyncio.run(main()) == "outer timed out"
+
+
+def test_a_deadline_fires_at_the_end_of_its_slot_not_a_slot_later_nor_earlier() -> None:
+    resolution, limit = 0.2, 0.05
+    wheel = DeadlineWheel(resolution=resolution)
+
+    async def main() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        deadline = wheel.arm(limit)
+        after = loop.time()
+        try:
+            await asyncio.sleep(5.0)
+        except asyncio.CancelledError:
+            assert deadline.claim()
+        fired = loop.time()
+        # The end of the slot that `now + limit` falls in, for `now` either side of arm().
+        first = (int((before + limit) / resolution) + 1) * resolution
+        last = (int((after + limit) / resolution) + 1) * resolution
+        return first, fired, last
+
+    first, fired, last = asyncio.run(main())
+    assert first - 1e-6 <= fired < last + resolution / 2
+
+
+def test_the_default_wheel_has_5_ms_slots() -> None:
+    wheel = DeadlineWheel()
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        slot = int((loop.time() + 1.0) / 0.005) + 1
+        deadline = wheel.arm(1.0)
+        deadline.disarm()
+        return slot, deadline.slot
+
+    assert wheel.resolution == 0.005
+    expected, got = asyncio.run(main())
+    assert got - expected in (0, 1)  # the clock may cross a slot edge between the two reads
+
+
+def test_a_wheel_rebound_to_a_new_loop_drops_the_old_slots_and_fires_on_the_new_one() -> None:
+    wheel = DeadlineWheel(resolution=0.005)
+
+    async def leave_a_listing() -> str:
+        wheel.bind(asyncio.get_running_loop())
+        wheel.arm(5.0).disarm()  # listed 5 s away when this loop closes
+        return await _guarded(wheel, 0.02, 5.0)
+
+    async def next_run() -> tuple[int, str]:
+        wheel.bind(asyncio.get_running_loop())
+        listed = wheel.pending()
+        return listed, await _guarded(wheel, 0.02, 5.0)
+
+    assert asyncio.run(leave_a_listing()) == "timed out"
+    assert wheel.pending() == 1
+    # The next run's deadlines go on its own loop's timers (the first loop is closed).
+    assert asyncio.run(next_run()) == (0, "timed out")
 
 
 def test_an_outer_cancellation_is_not_taken_for_the_deadline() -> None:
