@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
-from wbsrun.core.deadlines import DeadlineWheel
+from wbsrun.core.deadlines import DeadlineWheel, _find_current_task
 
 
 async def _guarded(wheel: DeadlineWheel, limit: float, work: float) -> str:
@@ -233,3 +235,121 @@ def test_a_deadline_handed_back_twice_goes_to_one_owner_only() -> None:
         return a is not b
 
     assert asyncio.run(main())
+
+
+def test_deadlines_armed_into_the_same_slot_all_fire() -> None:
+    wheel = DeadlineWheel(resolution=0.1)
+
+    async def main() -> list[str]:
+        # Armed together: one slot (the slot is 100 ms wide), one loop timer.
+        return list(await asyncio.gather(*(_guarded(wheel, 0.02, 5.0) for _ in range(3))))
+
+    assert asyncio.run(main()) == ["timed out"] * 3
+
+
+def test_a_deadline_listed_twice_in_one_slot_cancels_its_task_once() -> None:
+    wheel = DeadlineWheel(resolution=0.1)
+
+    async def main() -> str:
+        for _ in range(5):  # until both armings fall in one slot (a 100 ms slot: at once)
+            first = wheel.arm(0.02)
+            slot = first.slot
+            first.disarm()
+            deadline = wheel.arm(0.02)  # the same object, listed again
+            if deadline.slot == slot:
+                break
+            deadline.disarm()
+        try:
+            await asyncio.sleep(5.0)
+        except asyncio.CancelledError:
+            # A second cancel from the second listing would look like someone else's.
+            return "timed out" if deadline.claim() else "cancelled twice"
+        deadline.disarm()
+        return "slept"
+
+    assert asyncio.run(main()) == "timed out"
+
+
+def test_a_wheel_rebound_while_its_slots_are_pending_ignores_their_timers() -> None:
+    wheel = DeadlineWheel(resolution=0.005)
+    errors: list[dict[str, object]] = []
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        wheel.arm(0.01).disarm()  # its timer stays on the loop
+        wheel.bind(loop)  # the slot is gone when the timer fires
+        await asyncio.sleep(0.05)
+        return wheel.pending()
+
+    assert asyncio.run(main()) == 0
+    assert errors == []
+
+
+def test_arming_outside_a_task_says_why() -> None:
+    wheel = DeadlineWheel()
+    loop = asyncio.new_event_loop()
+    try:
+        wheel.bind(loop)
+        with pytest.raises(RuntimeError, match=r"^a deadline needs a running task$"):
+            wheel.arm(1.0)
+    finally:
+        loop.close()
+
+
+def test_an_outer_cancellation_is_claimed_as_not_the_deadlines() -> None:
+    wheel = DeadlineWheel()
+
+    async def main() -> object:
+        task = asyncio.current_task()
+        assert task is not None
+        deadline = wheel.arm(5.0)
+        asyncio.get_running_loop().call_soon(task.cancel)
+        try:
+            await asyncio.sleep(5.0)
+        except asyncio.CancelledError:
+            task.uncancel()
+            return deadline.claim()
+        return "slept"
+
+    assert asyncio.run(main()) is False
+
+
+def test_the_current_task_lookup_is_the_fastest_one_the_interpreter_offers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import _asyncio
+
+    # This interpreter: C `current_task` (3.12+), else the C-maintained dict's `get`.
+    native = getattr(_asyncio, "current_task", None)
+    assert _find_current_task() == (native or asyncio.tasks._current_tasks.get)
+
+    async def main() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        found = _find_current_task()
+        outside = asyncio.Future[bool]()
+        loop.call_soon(lambda: outside.set_result(found(loop) is None))
+        return found(loop) is asyncio.current_task(), await outside
+
+    assert asyncio.run(main()) == (True, True)
+
+    # Either branch, whatever this interpreter is: a C `current_task` is taken as is ...
+    def c_current_task(loop: object) -> None:
+        return None
+
+    monkeypatch.setitem(sys.modules, "_asyncio", SimpleNamespace(current_task=c_current_task))
+    assert _find_current_task() is c_current_task
+    # ... the dict is used only when it is the one asyncio.tasks keeps current ...
+    table: dict[object, object] = {}
+    monkeypatch.setattr(asyncio.tasks, "_current_tasks", table)
+    monkeypatch.setitem(sys.modules, "_asyncio", SimpleNamespace(_current_tasks=table))
+    assert _find_current_task() == table.get
+    # ... and anything else falls back to asyncio.current_task.
+    monkeypatch.setitem(sys.modules, "_asyncio", SimpleNamespace(_current_tasks={}))
+    assert _find_current_task() is asyncio.current_task
+    monkeypatch.setitem(sys.modules, "_asyncio", SimpleNamespace(_current_tasks=[]))
+    monkeypatch.setattr(asyncio.tasks, "_current_tasks", [])
+    assert _find_current_task() is asyncio.current_task
+    monkeypatch.setitem(sys.modules, "_asyncio", SimpleNamespace())  # neither attribute
+    monkeypatch.delattr(asyncio.tasks, "_current_tasks")
+    assert _find_current_task() is asyncio.current_task

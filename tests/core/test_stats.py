@@ -106,3 +106,30 @@ def test_errors_and_exits_are_counted_per_name() -> None:
     stats.count_exit("done")
     assert stats.errors == {"timeout": 2, "refused": 1}
     assert stats.exits == {"done": 2}
+
+
+def test_the_summary_rounds_each_figure_to_the_microsecond() -> None:
+    h = _histogram(1.23456, 2.34567, 3.45678, 7.65432)
+    assert h.summary() == {
+        "p50": round(_edge(2.34567), 3),
+        "p90": round(min(_edge(7.65432), 7.65432), 3),
+        "p99": 7.654,
+        "max": 7.654,
+        "mean": round((1.23456 + 2.34567 + 3.45678 + 7.65432) / 4, 3),
+    }
+    assert round(_edge(2.34567), 3) != round(_edge(2.34567), 4)
+
+
+def test_merging_adds_the_counts_of_buckets_both_histograms_hold() -> None:
+    ours = _histogram(1.0, 1.0)
+    ours.merge(_histogram(1.0, 3000.0))
+    # Three of four values at 1 ms: the median and the 75th percentile are 1 ms's bucket.
+    assert ours.quantile(0.5) == pytest.approx(_edge(1.0), rel=1e-12)
+    assert ours.quantile(0.75) == pytest.approx(_edge(1.0), rel=1e-12)
+    assert ours.quantile(0.76) == 3000.0
+
+
+def test_a_negative_latency_from_a_clock_step_counts_in_the_first_bucket() -> None:
+    h = _histogram(-1.0, 4.0)
+    assert h.buckets[0] == 1
+    assert (h.count, h.total, h.max) == (2, 3.0, 4.0)
