@@ -37,6 +37,7 @@ from wbsrun.dsl.units import (
         ("2s500ms", 2.5),
         ("0", 0.0),
         ("7", 7.0),
+        (0, 0.0),
         (3, 3.0),
         (0.25, 0.25),
     ],
@@ -117,10 +118,16 @@ def test_format_duration_writes_the_shortest_readable_form(seconds: float, text:
     assert format_duration(seconds) == text
 
 
-@pytest.mark.parametrize("seconds", [-1.0, math.inf, math.nan])
-def test_format_duration_refuses_negative_and_non_finite_values(seconds: float) -> None:
-    with pytest.raises(UnitError):
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(-1.0, "-1.0"), (math.inf, "Infinity"), (math.nan, "NaN"), (True, "true")],
+)
+def test_format_duration_refuses_negative_non_finite_and_boolean_values(
+    seconds: float, shown: str
+) -> None:
+    with pytest.raises(UnitError) as info:
         format_duration(seconds)
+    assert str(info.value) == f"cannot format duration {shown}: expected a finite number >= 0"
 
 
 @given(st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False))
@@ -207,6 +214,10 @@ def test_a_refused_value_yaml_cannot_write_as_json_is_quoted_as_text() -> None:
     with pytest.raises(UnitError) as info:
         parse_rate(math.nan)
     assert str(info.value) == "invalid rate NaN: must be a finite number"
+    huge = "9" * 400 + "/s"
+    with pytest.raises(UnitError) as info:
+        parse_rate(huge)
+    assert str(info.value) == f"invalid rate '{huge}': too large"
 
 
 _RATE_LIMITS = """\

@@ -84,6 +84,12 @@ def test_the_rate_window_is_at_most_60_s_and_older_samples_are_dropped() -> None
     _feed(est, [(float(t), float(t * t), 1) for t in range(131)])
     assert est.rate(130.0, 16_900.0) == _exact(200.0)
     assert len(est._samples) == 61
+    # Sparse samples: at t=200 the sample at t=0 is dropped (t=10 is older than the window
+    # too, but it is the one kept in front), and with no sample 1 s old in the window the
+    # base is the first kept one: (300 - 100) / (200 - 10).
+    sparse = EtaEstimator()
+    _feed(sparse, [(0.0, 0.0, 1), (10.0, 100.0, 1), (200.0, 300.0, 1)])
+    assert sparse.rate(200.0, 300.0) == _exact(200.0 / 190.0)
 
 
 def test_a_window_base_under_1_s_old_falls_back_to_the_first_sample() -> None:
@@ -93,6 +99,10 @@ def test_a_window_base_under_1_s_old_falls_back_to_the_first_sample() -> None:
     _feed(young, [(0.0, 0.0, 1), (10.0, 10.0, 1), (10.5, 30.0, 1)])
     assert young.rate(10.5, 30.0) == _exact(30.0 / 10.5)
     # At t=11 the t=10 sample is exactly 1 s old: it is the base, (30 - 10) / 1.
+    # Observed from t=2 on: the first sample is t=2 (5 passes), not the start of the run.
+    late = EtaEstimator()
+    _feed(late, [(2.0, 5.0, 1), (10.0, 10.0, 1), (10.5, 30.0, 1)])
+    assert late.rate(10.5, 30.0) == _exact(25.0 / 8.5)
     aged = EtaEstimator()
     _feed(aged, [(0.0, 0.0, 1), (10.0, 10.0, 1), (11.0, 30.0, 1)])
     assert aged.rate(11.0, 30.0) == _exact(20.0)
@@ -119,6 +129,25 @@ def test_the_pace_counts_passes_per_active_user_second() -> None:
     _feed(est, [(0.0, 0.0, 1), (1.0, 1.0, 1), (2.0, 4.0, 3)])
     assert est.pace(2.0, 4.0) == _exact(1.0)
     assert est.rate(2.0, 4.0) == _exact(2.0)
+    # Later the window's base carries user-seconds of its own: two users, 2 passes a second;
+    # at t=12 the base is t=6 (12 passes, 12 user-seconds) → (24 - 12) / (24 - 12).
+    steady = EtaEstimator()
+    _feed(steady, [(float(t), 2.0 * t, 2) for t in range(13)])
+    assert steady.pace(12.0, 24.0) == _exact(1.0)
+    # Under a user-second so far: half a second of one user, 1 pass → 2 per user-second.
+    brief = EtaEstimator()
+    _feed(brief, [(0.0, 0.0, 1), (0.5, 1.0, 1)])
+    assert brief.pace(0.5, 1.0) == _exact(2.0)
+
+
+def test_no_rate_or_pace_without_time_or_users_behind_it() -> None:
+    # Nothing observed yet: the base is the start of the run, with no user-seconds.
+    fresh = EtaEstimator()
+    assert (fresh.rate(2.0, 4.0), fresh.pace(2.0, 4.0)) == (2.0, 0.0)
+    # One observation: no time has passed since it; no user was active.
+    once = EtaEstimator()
+    _feed(once, [(0.5, 3.0, 0)])
+    assert (once.rate(0.5, 3.0), once.pace(0.5, 3.0)) == (0.0, 0.0)
 
 
 def test_during_the_ramp_each_future_start_adds_one_user() -> None:
@@ -138,6 +167,10 @@ def test_during_the_ramp_a_remainder_that_fits_before_the_next_start_ignores_it(
     points = [(float(t), 2.0 * t, 2) for t in range(5)]
     got = _feed(est, points, planned=9.5, future=(5.0, 10.0))
     assert got[-1] == _exact(0.75)
+    # The same with a single user: 0.5 passes left at 1 per second.
+    alone = EtaEstimator()
+    got = _feed(alone, [(float(t), float(t), 1) for t in range(5)], planned=4.5, future=(5.0,))
+    assert got[-1] == _exact(0.5)
 
 
 def test_the_eta_is_never_below_the_plans_own_floor() -> None:
@@ -163,12 +196,17 @@ def test_the_eta_follows_the_raw_estimate_through_a_3_s_exponential_filter() -> 
     # t=5: 100 done, rate 100/5 = 20/s → target 5 + 900/20 = 50; α = 1 - e^(-2/3).
     finish += (1.0 - math.exp(-2.0 / 3.0)) * (50.0 - finish)
     assert est.estimate(5.0, 100.0, 1000.0, 1) == _exact(finish - 5.0)
+    # t=5.5 (half a second on): the window starts at 0.5, base t=1 (10 passes) → rate
+    # 100 / 4.5, target 5.5 + 890 · 4.5 / 100; α = 1 - e^(-0.5/3).
+    finish += (1.0 - math.exp(-0.5 / 3.0)) * (5.5 + 890.0 * 4.5 / 100.0 - finish)
+    assert est.estimate(5.5, 110.0, 1000.0, 1) == _exact(finish - 5.5)
 
 
 def test_a_smoothed_finish_already_past_says_zero_not_negative() -> None:
     est = EtaEstimator()
-    # t=1: 10 of 11 done at 10/s → 0.1 s left, finish at 1.1.
-    assert _feed(est, [(0.0, 0.0, 1), (1.0, 10.0, 1)], planned=11.0)[-1] == _exact(0.1)
+    # t=1: 10 of 11 done at 10/s → 0.1 s left, finish at 1.1 (no floor given: none).
+    assert est.estimate(0.0, 0.0, 11.0, 1) is None
+    assert est.estimate(1.0, 10.0, 11.0, 1) == _exact(0.1)
     # t=6: 10.99 done, rate (10.99 - 10) / 5 → 0.05 s left, target 6.05; the finish moves
     # to 1.1 + (1 - e^(-5/3)) · 4.95 ≈ 5.11, before now: the ETA is 0.
     assert est.estimate(6.0, 10.99, 11.0, 1) == 0.0

@@ -92,6 +92,7 @@ def test_a_lease_names_its_pool_item_holder_time_and_index(tmp_path: Path) -> No
         got = (lease.pool, lease.handle, dict(lease.item), lease.holder, lease.acquired_at)
         assert got == ("pool", "127.0.0.2:80", {"ip": "127.0.0.2", "port": 80}, holder, 1234.5)
         assert lease.index == 0
+    assert pools.pools["pool"].last_item["u3"] == 0
 
 
 def test_pool_questions_about_an_unknown_pool_have_safe_answers_or_say_which(
@@ -202,3 +203,38 @@ def test_not_waiting_for_health_through_the_manager_fails_when_no_item_is_in_rot
     with pytest.raises(NoHealthyItem, match=r"^resource 'pool': no item passes its health check$"):
         pools.acquire_nowait("pool", "t1", "u1", wait_for_health=False)
     assert pools.acquire_nowait("pool", "t1", "u1") is None
+
+
+def test_a_shared_pool_without_a_size_grants_every_lease(tmp_path: Path) -> None:
+    pools = PoolManager(_plan(tmp_path, capacity={}))
+    leases = [pools.acquire_nowait("pool", f"t{i}", f"u{i}") for i in range(5)]
+    assert all(lease is not None for lease in leases)
+    assert pools.statistics()["pool"]["capacity"] == 0
+    assert pools.statistics()["pool"]["active"] == 5
+
+
+def test_acquiring_waits_for_health_unless_told_not_to(tmp_path: Path) -> None:
+    pools = PoolManager(_plan(tmp_path))
+    for handle, _ in pools.items("pool"):
+        pools.set_health("pool", handle, healthy=False)
+
+    async def scenario() -> str:
+        waiting = asyncio.create_task(pools.acquire("pool", "t1", "u1"))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        pools.set_health("pool", "127.0.0.3:81", healthy=True)
+        return (await asyncio.wait_for(waiting, 1.0)).handle
+
+    assert asyncio.run(scenario()) == "127.0.0.3:81"
+    assert pools.pools["pool"].last_item == {"u1": 1}
+
+
+def test_a_lease_given_back_is_released_from_its_own_pool_only(tmp_path: Path) -> None:
+    pools = PoolManager(_plan(tmp_path))
+    held = pools.acquire_nowait("pool", "t1", "u1")
+    assert held is not None
+    # No pool of that name, or no item index: nothing to give back, the lease just ends.
+    assert pools.release(Lease("other", "h", {}, "t2", 0.0, 3), "done")
+    assert pools.release(Lease("pool", "h", {}, "t3", 0.0), "done")
+    stats = pools.statistics()["pool"]
+    assert (stats["active"], stats["released"], stats["release_errors"]) == (1, 0, 0)

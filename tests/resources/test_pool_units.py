@@ -56,20 +56,45 @@ def test_a_shared_pool_grants_no_lease_over_its_capacity() -> None:
     assert pool.active == 2
 
 
-def test_least_used_counts_every_grant_of_an_item() -> None:
+def test_least_used_counts_every_grant_of_an_item_and_ignores_the_free_order() -> None:
     pool = _pool(3, exclusive=True, strategy="least-used")
-    # a takes 0 and keeps it; b takes 1; both give back; a takes 0 again (affinity).
-    assert pool.try_acquire("a") == 0
-    assert pool.try_acquire("b") == 1
+    assert [pool.try_acquire(u) for u in ("a", "b", "c")] == [0, 1, 2]
     pool.release(0)
+    assert pool.try_acquire("a") == 0  # its previous item, granted a second time
+    for idx in (0, 1, 2):
+        pool.release(idx)
+    assert pool.uses == [2, 1, 1]
+    # Free in the order 0, 1, 2 (round-robin would take 0 first): least-used takes 1, then 2.
+    assert [pool.try_acquire(u) for u in ("d", "e", "f")] == [1, 2, 0]
+    assert pool.uses == [3, 2, 2]
+
+
+def test_an_exclusive_users_previous_item_held_by_another_is_not_taken_from_them() -> None:
+    pool = _pool(3, exclusive=True)
+    assert pool.try_acquire("a") == 0
+    pool.release(0)
+    assert [pool.try_acquire(u) for u in ("b", "c", "d")] == [1, 2, 0]  # d holds a's item
     pool.release(1)
-    assert pool.try_acquire("a") == 0
-    pool.release(0)
-    assert pool.uses == [2, 1, 0]
-    # A new user gets the item used least (2, never used), then among 1 and 0: 1.
-    assert pool.try_acquire("c") == 2
-    assert pool.try_acquire("d") == 1
-    assert pool.try_acquire("e") == 0
+    assert pool.try_acquire("a") == 1
+    assert pool.holders == [1, 1, 1]
+
+
+def test_acquiring_grants_at_once_or_waits_for_a_release() -> None:
+    pool = _pool(1, exclusive=True)
+
+    async def main() -> tuple[int, int]:
+        first = await pool.acquire("a")
+        waiting = asyncio.create_task(pool.acquire("b"))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        pool.release(first)
+        return first, await asyncio.wait_for(waiting, 1.0)
+
+    assert asyncio.run(main()) == (0, 0)
+    assert pool.last_item == {"a": 0, "b": 0}
+    pool.set_health(0, False)
+    with pytest.raises(NoHealthyItem):
+        asyncio.run(pool.acquire("c", wait_for_health=False))
 
 
 def test_a_shared_least_used_pool_picks_the_item_held_least_now() -> None:
@@ -91,14 +116,16 @@ def test_a_user_gets_its_previous_item_back_when_it_is_free() -> None:
     shared = _pool(3)
     assert [shared.try_acquire(u) for u in ("a", "b")] == [0, 1]
     assert shared.try_acquire("a") == 0  # held by a already: shared, so a gets it again
+    assert shared.holders == [2, 1, 0]
 
 
 def test_an_item_out_of_rotation_no_longer_draws_its_previous_user_back() -> None:
     pool = _pool(3)
-    assert pool.try_acquire("a") == 0
+    assert [pool.try_acquire(u) for u in ("a", "b")] == [0, 1]
     pool.release(0)
     pool.set_health(0, False)
-    assert pool.try_acquire("a") == 1
+    assert pool.last_item == {"b": 1}  # only the affinity to the item that left
+    assert pool.try_acquire("a") == 2
     assert pool.set_health(0, True) is True
     assert pool.set_health(0, True) is False  # no change
 
@@ -173,3 +200,45 @@ def test_not_waiting_for_health_fails_only_when_every_item_is_out() -> None:
     with pytest.raises(NoHealthyItem):
         pool.try_acquire("b", wait_for_health=False)
     assert pool.try_acquire("b") is None  # waiting for health is allowed: no grant now
+
+
+def test_a_held_exclusive_item_back_in_rotation_stays_with_its_holder() -> None:
+    pool = _pool(1, exclusive=True)
+    assert pool.try_acquire("a") == 0
+    assert pool.set_health(0, False)  # held: nothing to take out of the free list
+    assert pool.set_health(0, True)
+    assert pool.try_acquire("b") is None
+    pool.release(0)
+    assert pool.try_acquire("b") == 0
+
+
+def test_a_waiter_cancelled_in_the_queue_does_not_hold_up_those_behind_it() -> None:
+    pool = _pool(1, exclusive=True)
+
+    async def main() -> int:
+        assert pool.try_acquire("holder") == 0
+        gone = asyncio.create_task(pool.wait("gone"))
+        behind = asyncio.create_task(pool.wait("behind"))
+        await asyncio.sleep(0)
+        gone.cancel()
+        await asyncio.sleep(0)
+        pool.release(0)
+        return await asyncio.wait_for(behind, 1.0)
+
+    assert asyncio.run(main()) == 0
+    assert pool.last_item == {"holder": 0, "behind": 0}
+
+
+def test_a_waiter_is_served_its_previous_item_when_that_one_is_free() -> None:
+    pool = _pool(3, capacity=1)  # shared, one lease at a time
+
+    async def main() -> int:
+        assert pool.try_acquire("a") == 0
+        pool.release(0)
+        assert pool.try_acquire("c") == 1  # round-robin moves on
+        waiting = asyncio.create_task(pool.wait("a"))
+        await asyncio.sleep(0)
+        pool.release(1)
+        return await asyncio.wait_for(waiting, 1.0)
+
+    assert asyncio.run(main()) == 0  # a's previous item, not round-robin's next (2)
