@@ -322,7 +322,8 @@ def test_the_current_task_lookup_is_the_fastest_one_the_interpreter_offers(
 
     # This interpreter: C `current_task` (3.12+), else the C-maintained dict's `get`.
     native = getattr(_asyncio, "current_task", None)
-    assert _find_current_task() == (native or asyncio.tasks._current_tasks.get)
+    current: dict[object, object] = getattr(asyncio.tasks, "_current_tasks")  # noqa: B009
+    assert _find_current_task() == (native or current.get)
 
     async def main() -> tuple[bool, bool]:
         loop = asyncio.get_running_loop()
