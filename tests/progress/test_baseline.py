@@ -124,3 +124,13 @@ def test_baselines_apply_the_users_override_and_total_planned_sums_the_counts() 
     assert total_planned(boxed) is None
     assert boxed[0].ends == (30.0, 30.0, 30.0)
     assert not math.isinf(boxed[0].ends[0])
+
+
+def test_a_plan_without_users_starts_nothing_and_plans_nothing() -> None:
+    got = baseline(_spec(user_count=0), SpawnPlan((), None))
+    assert (got.users, got.planned_tasks, got.last_start) == (0, 0, 0.0)
+
+
+def test_a_profile_under_one_user_second_still_shares_it_out() -> None:
+    base = _boxed((0.0,), (0.5,))
+    assert base.profile_share(0.25) == 0.5
