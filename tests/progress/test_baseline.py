@@ -134,3 +134,13 @@ def test_a_plan_without_users_starts_nothing_and_plans_nothing() -> None:
 def test_a_profile_under_one_user_second_still_shares_it_out() -> None:
     base = _boxed((0.0,), (0.5,))
     assert base.profile_share(0.25) == 0.5
+
+
+def test_a_share_pushed_past_one_by_the_sums_rounding_is_one() -> None:
+    # Found by search: the prefix sums' rounding makes user_time / total 1.0000000000000002.
+    starts = (0.3, 0.1, 0.0, 0.7, 0.0)
+    ends = (0.3, 0.10000000000000002, 0.3, 0.7, 0.1)
+    base = _boxed(starts, ends)
+    total = base._end_sums[-1] - base._start_sums[-1]
+    assert base.user_time(0.3) / total > 1.0
+    assert base.profile_share(0.3) == 1.0

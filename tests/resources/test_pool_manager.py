@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def test_statistics_count_leases_releases_and_mounts_per_resource(tmp_path: Path
     assert second is not None
     assert pools.release(first, "done")
     assert not pools.release_handle("pool", "10.0.0.1:1")  # not an item of the pool
+    assert not pools.release_handle("pool", "10.0.0.1:2")
     pools.set_health("pool", second.handle, healthy=False)
     pools.mount("blob")
     pools.mount("blob")
@@ -60,7 +62,7 @@ def test_statistics_count_leases_releases_and_mounts_per_resource(tmp_path: Path
             "leases": 2,
             "released": 1,
             "active": 1,
-            "release_errors": 1,
+            "release_errors": 2,
             "mounts": 0,
         },
         "blob": {
@@ -138,8 +140,11 @@ def test_a_blob_changed_or_gone_during_the_run_fails_the_mount_saying_so(tmp_pat
         f"(sha256 {digest}, mounted as {hashlib.sha256(PAYLOAD).hexdigest()})"
     )
     payload.unlink()
-    with pytest.raises(LeaseError, match=r"^resource 'blob': cannot read .*payload\.json: "):
+    with pytest.raises(
+        LeaseError, match=r"^resource 'blob': cannot read .*payload\.json: "
+    ) as gone:
         pools.mount("blob")
+    assert gone.value.code == codes.INVALID_CONFIGURATION
     assert pools.statistics()["blob"]["mounts"] == 0
 
 
@@ -172,7 +177,7 @@ def test_an_item_without_ip_and_port_is_named_by_its_fields_in_order(tmp_path: P
 
 
 def test_csv_values_are_stripped_and_digits_read_as_integers(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, " 127.0.0.2 , 0080 \n127.0.0.3,x1\n")
+    plan = _plan(tmp_path, " 127.0.0.2 , 0080 \n  ,  \n127.0.0.3,x1\n")  # a blank row skipped
     assert load_manifest(plan.resources["pool"]) == [
         {"ip": "127.0.0.2", "port": 80},
         {"ip": "127.0.0.3", "port": "x1"},
@@ -238,3 +243,43 @@ def test_a_lease_given_back_is_released_from_its_own_pool_only(tmp_path: Path) -
     assert pools.release(Lease("pool", "h", {}, "t3", 0.0), "done")
     stats = pools.statistics()["pool"]
     assert (stats["active"], stats["released"], stats["release_errors"]) == (1, 0, 0)
+
+
+def test_an_item_with_ip_and_port_is_named_by_them_whatever_the_fields(tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path,
+        "- {zone: a, ip: 10.0.0.1, port: 80}\n",
+        config={"manifest": "./resource.yaml", "parser": {"format": "yaml", "fields": ["zone"]}},
+    )
+    assert [h for h, _ in PoolManager(plan).items("pool")] == ["10.0.0.1:80"]
+
+
+def test_a_csv_row_with_too_many_values_is_quoted_whole(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "127.0.0.2,80\n127.0.0.3,81,x\n")
+    with pytest.raises(
+        RunError, match=r"row 2 has 3 values, expected 2 \(ip, port\): 127.0.0.3,81,x$"
+    ):
+        load_manifest(plan.resources["pool"])
+
+
+def test_a_resource_without_its_file_says_which(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    with pytest.raises(RunError, match=r"^resource 'pool': no manifest$"):
+        load_manifest(replace(plan.resources["pool"], manifest=None))
+    with pytest.raises(RunError, match=r"^resource 'blob': no file$"):
+        PoolManager._read(replace(plan.resources["blob"], file=None))
+
+
+def test_a_blob_without_a_checksum_or_writable_mounts_as_it_is(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    doc = yaml.safe_load((tmp_path / "script.yaml").read_text("utf-8"))
+    del doc["resources"]["blob"]["config"]["checksum"]
+    doc["resources"]["blob"]["provider"]["leasing"]["mode"] = "read-write"
+    (tmp_path / "script.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), "utf-8")
+    plan = load_plan(tmp_path, provides())
+    assert plan.resources["blob"].checksum is None
+    mounted = PoolManager(plan).mount("blob")
+    assert (mounted["mode"], mounted["sha256"]) == (
+        "read-write",
+        hashlib.sha256(PAYLOAD).hexdigest(),
+    )

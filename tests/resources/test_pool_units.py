@@ -96,6 +96,16 @@ def test_acquiring_grants_at_once_or_waits_for_a_release() -> None:
     with pytest.raises(NoHealthyItem):
         asyncio.run(pool.acquire("c", wait_for_health=False))
 
+    async def for_health() -> int:
+        waiting = asyncio.create_task(pool.acquire("d"))  # waits for health by default
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        pool.release(0)  # b gives it back, still out of rotation
+        pool.set_health(0, True)
+        return await asyncio.wait_for(waiting, 1.0)
+
+    assert asyncio.run(for_health()) == 0
+
 
 def test_a_shared_least_used_pool_picks_the_item_held_least_now() -> None:
     pool = _pool(3, strategy="least-used")
