@@ -100,7 +100,9 @@ def test_acquiring_grants_at_once_or_waits_for_a_release() -> None:
         waiting = asyncio.create_task(pool.acquire("d"))  # waits for health by default
         await asyncio.sleep(0)
         assert not waiting.done()
-        pool.release(0)  # b gives it back, still out of rotation
+        pool.release(0)  # b gives it back, still out of rotation: not handed out
+        await asyncio.sleep(0)
+        assert not waiting.done()
         pool.set_health(0, True)
         return await asyncio.wait_for(waiting, 1.0)
 
