@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MYPYC := mypy>=2.4.1,<2.5
 SOURCES := $(shell find src/wbsrun -name '*.py')
 
-.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure bench clean nginx
+.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure bench clean nginx mutate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,16 @@ test: lint typecheck imports pytest
 
 bench: $(VENV)/.installed-dev $(VENV)/.compiled
 	$(BIN)/python bench/overhead.py
+
+# Mutation testing (mutmut), not part of `make test`: one module against the tests that cover
+# it (the table in bench/mutate.py), on a copy of the pure sources in build/mutate/. Slow
+# (minutes a module), hence `nice`; survivors must be listed in docs/testing.md.
+#   make mutate MODULE=core/deadlines.py
+MODULE ?=
+mutate: $(VENV)/.installed-dev
+	@test -n "$(MODULE)" || { $(BIN)/python bench/mutate.py --list; \
+	  echo "usage: make mutate MODULE=core/deadlines.py"; exit 2; }
+	nice $(BIN)/python bench/mutate.py $(MODULE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

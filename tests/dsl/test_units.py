@@ -3,6 +3,7 @@ trips."""
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 
@@ -10,11 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wbsrun.dsl.source import parse_source
 from wbsrun.dsl.units import (
+    DURATION_EXPECTED,
     DURATION_PATTERN,
+    RATE_EXPECTED,
     RATE_PATTERN,
     SIZE_PATTERN,
     UnitError,
+    check_units,
     format_duration,
     format_size,
     parse_duration,
@@ -36,6 +41,7 @@ from wbsrun.dsl.units import (
         ("2s500ms", 2.5),
         ("0", 0.0),
         ("7", 7.0),
+        (0, 0.0),
         (3, 3.0),
         (0.25, 0.25),
     ],
@@ -116,10 +122,16 @@ def test_format_duration_writes_the_shortest_readable_form(seconds: float, text:
     assert format_duration(seconds) == text
 
 
-@pytest.mark.parametrize("seconds", [-1.0, math.inf, math.nan])
-def test_format_duration_refuses_negative_and_non_finite_values(seconds: float) -> None:
-    with pytest.raises(UnitError):
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(-1.0, "-1.0"), (math.inf, "Infinity"), (math.nan, "NaN"), (True, "true")],
+)
+def test_format_duration_refuses_negative_non_finite_and_boolean_values(
+    seconds: float, shown: str
+) -> None:
+    with pytest.raises(UnitError) as info:
         format_duration(seconds)
+    assert str(info.value) == f"cannot format duration {shown}: expected a finite number >= 0"
 
 
 @given(st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False))
@@ -235,3 +247,113 @@ def test_size_pattern_accepts_exactly_what_the_parser_reads_apart_from_zero(text
     else:
         refused_for = ""
     assert accepted == (not refused_for or "greater than zero" in refused_for)
+
+
+def test_a_float_just_below_a_whole_millisecond_formats_as_itself_not_as_ms() -> None:
+    # 0.28099999999999997 · 1000 is exactly 281.0, but "281ms" reads back as 0.281.
+    assert format_duration(0.28099999999999997) == "0.28099999999999997s"
+    assert parse_duration(format_duration(0.28099999999999997)) == 0.28099999999999997
+    assert format_duration(0.281) == "281ms"
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+def test_an_integer_too_large_for_a_float_is_refused_not_read_as_a_number(value: int) -> None:
+    with pytest.raises(UnitError, match="must be a finite number"):
+        parse_duration(value)
+    with pytest.raises(UnitError, match="must be a finite number"):
+        parse_rate(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, f"invalid duration null: expected {DURATION_EXPECTED}"),
+        (True, f"invalid duration true: expected {DURATION_EXPECTED}"),
+        (["ü"], f'invalid duration ["ü"]: expected {DURATION_EXPECTED}'),
+        (math.inf, "invalid duration Infinity: must be a finite number"),
+        (-2, "invalid duration -2: must not be negative"),
+        ("fast", f"invalid duration 'fast': expected {DURATION_EXPECTED}"),
+        ("9" * 400, "invalid duration '" + "9" * 400 + "': too large"),
+    ],
+)
+def test_a_refused_duration_is_quoted_as_written_in_the_scenario(
+    value: object, message: str
+) -> None:
+    with pytest.raises(UnitError) as info:
+        parse_duration(value)
+    assert str(info.value) == message
+
+
+def test_a_refused_value_yaml_cannot_write_as_json_is_quoted_as_text() -> None:
+    day = datetime.date(2024, 1, 2)  # YAML reads 2024-01-02 as a date
+    with pytest.raises(UnitError) as info:
+        parse_rate(day)
+    assert str(info.value) == f'invalid rate "2024-01-02": expected {RATE_EXPECTED}'
+    with pytest.raises(UnitError) as info:
+        parse_rate(math.nan)
+    assert str(info.value) == "invalid rate NaN: must be a finite number"
+    huge = "9" * 400 + "/s"
+    with pytest.raises(UnitError) as info:
+        parse_rate(huge)
+    assert str(info.value) == f"invalid rate '{huge}': too large"
+
+
+_RATE_LIMITS = """\
+actions:
+  fetch:
+    rate-limit: {per-user: 0, global: 5/s}
+  post:
+    rate-limit: 0/s
+  put:
+    rate-limit: {per-user: 2/s}
+workflows:
+  main:
+    timeout: soon
+    nodes:
+      - controls: {exec: {rate-limit: {global: fast}}}
+"""
+
+
+def test_every_bad_rate_limit_is_reported_with_its_scope_path_and_position() -> None:
+    doc = parse_source(_RATE_LIMITS, "scenario.yaml")
+    found = [
+        (d.code, d.path, d.line, d.column, d.value, d.expected, d.message) for d in check_units(doc)
+    ]
+    assert found == [
+        (
+            "bad-rate",
+            "actions.fetch.rate-limit.per-user",
+            3,
+            28,
+            "0",
+            RATE_EXPECTED,
+            "invalid rate 0: must be greater than zero",
+        ),
+        (
+            "bad-rate",
+            "actions.post.rate-limit",
+            5,
+            17,
+            "0/s",
+            RATE_EXPECTED,
+            "invalid rate '0/s': must be greater than zero",
+        ),
+        (
+            "bad-duration",
+            "workflows.main.timeout",
+            10,
+            14,
+            "soon",
+            DURATION_EXPECTED,
+            f"invalid duration 'soon': expected {DURATION_EXPECTED}",
+        ),
+        (
+            "bad-rate",
+            "workflows.main.nodes[0].controls.exec.rate-limit.global",
+            12,
+            48,
+            "fast",
+            RATE_EXPECTED,
+            f"invalid rate 'fast': expected {RATE_EXPECTED}",
+        ),
+    ]
