@@ -86,6 +86,51 @@ def f():
     assert handler_names_of_two_types(source) == ["f: exc"]
 
 
+def suspends_while_handling(source: str) -> list[int]:
+    """Lines of an await (or async with / for) inside an `except` or `finally` block."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Try | ast.TryStar):
+            continue
+        blocks = [h.body for h in node.handlers] + [node.finalbody]
+        found += [
+            sub.lineno
+            for body in blocks
+            for stmt in body
+            for sub in ast.walk(stmt)
+            if isinstance(sub, ast.Await | ast.AsyncWith | ast.AsyncFor)
+        ]
+    return sorted(set(found))
+
+
+def test_hot_path_never_suspends_while_an_exception_is_handled() -> None:
+    """A compiled coroutine keeps no exception state of its own: suspended in an `except` or
+    `finally` block, it leaves the exception it handles as the thread's handled exception for
+    whatever the loop runs next, and a bare `raise` there raises it again (a user cut by the
+    graceful stop made the next run's passes fail with its CancelledError)."""
+    problems = {
+        rel: found
+        for rel in hot_path()
+        if (found := suspends_while_handling((ROOT / "src/wbsrun" / rel).read_text()))
+    }
+    assert problems == {}
+
+
+def test_the_suspension_rule_finds_an_await_in_a_handler_and_in_a_finally() -> None:
+    source = """
+async def f():
+    try:
+        await g()
+    except OSError:
+        await h()
+    finally:
+        async with lock:
+            pass
+    await after()
+"""
+    assert suspends_while_handling(source) == [6, 8]
+
+
 def test_plan_objects_stay_frozen_in_either_build() -> None:
     # dsl/plan.py is compiled: its dataclasses are native classes there, and must still refuse
     # assignment, hash and compare by value, and be copied by `dataclasses.replace`.

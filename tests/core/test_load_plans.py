@@ -289,6 +289,28 @@ def test_the_graceful_stop_cuts_passes_still_in_flight_and_counts_them_interrupt
     assert ran.runner.ctx.inflight == {}
 
 
+def test_a_run_after_one_whose_passes_were_cut_runs_clean_in_the_same_process(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    # Compiled, a pass cut while its close awaited inside a `finally` left its CancelledError
+    # as the thread's handled exception: the next run's passes failed with it.
+    target.control(latency_ms=3000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cut = run(
+        tmp_path / "a",
+        fetch_doc(users=3, task_duration="30s"),
+        on(target),
+        RunOptions(duration=0.2, graceful_stop=0.2),
+    )
+    assert cut.result["tasks"]["interrupted"] == 3
+    target.control(latency_ms=0)
+    ran = run(tmp_path / "b", fetch_doc(users=4, iterations=3), on(target))
+    tasks = ran.result["tasks"]
+    assert tasks["started"] == tasks["succeeded"] == 12
+    assert ran.result["errors"] == {}
+
+
 # -- pooled items ----------------------------------------------------------------------------------
 
 

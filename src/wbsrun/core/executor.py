@@ -39,6 +39,12 @@ _OUTCOME_BY_STATE = {
 }
 
 
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (a cancellation not taken back)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Executor(HandlerRunner):
     """Executes passes of one scenario; one instance per scenario, shared by its users."""
 
@@ -110,6 +116,7 @@ class Executor(HandlerRunner):
         run.inflight[entry.task_id] = 0.0
         self.transition(task, "planning.ready", "plan")
         state = "closing.error"
+        failure: BaseException | None = None
         try:
             # The pass body is inline here rather than in helper coroutines: every response
             # resumes the whole chain of coroutine frames, ~1 µs a level (py-spy, 1,000 users).
@@ -120,8 +127,9 @@ class Executor(HandlerRunner):
                 deadline_at = run.clock() + timeout
                 run.workbook.put(entry, "execution.timeout_at", run.wall() + timeout)
                 deadline = run.deadlines.arm(timeout)
+            jump: Jump | None = None
+            timed_out = False
             try:
-                jump: Jump | None = None
                 if self.scenario.inherit and run.leases is not None:
                     self.transition(task, "executing.waiting_resource", "lease")
                     failed = self.lease_nowait(task, self.scenario.inherit)
@@ -136,8 +144,7 @@ class Executor(HandlerRunner):
             except asyncio.CancelledError:
                 if deadline is None or not deadline.claim():
                     raise
-                assert timeout is not None
-                jump = await self._pass_timed_out(task, timeout)
+                timed_out = True  # handled below: no await while an exception is handled
             except BaseException:
                 if deadline is not None:
                     deadline.disarm()
@@ -145,17 +152,30 @@ class Executor(HandlerRunner):
             else:
                 if deadline is not None:
                     deadline.disarm()
+            if timed_out:
+                assert timeout is not None
+                jump = await self._pass_timed_out(task, timeout)
+            assert jump is not None
             if deadline is None or jump[0] != "exit":
                 state = await self.finish(task, jump)  # only an exit runs handlers that wait
             else:
                 state = await self._exit_within(task, jump, deadline_at)
-        except asyncio.CancelledError:
-            # No deadline of the pass claimed it: the user is being cancelled (its graceful
-            # stop ran out, or the run was aborted). Interrupted, never failed or uncounted.
-            state = "closing.interrupted"
-            raise
-        finally:
-            await self._close(task, state)
+        except BaseException as exc:
+            failure = exc
+            if _cancelling():
+                # No deadline of the pass claimed it: the user is being cancelled (its
+                # graceful stop ran out, or the run was aborted). Interrupted, never failed or
+                # uncounted.
+                state = "closing.interrupted"
+        # Closed outside the handler, not in a `finally`: a compiled coroutine that suspends
+        # while an exception is being handled leaves it as the thread's handled exception for
+        # whatever runs next (a bare `raise` elsewhere then raised this CancelledError again).
+        await self._close(task, state)
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None  # the frame would hold its own traceback: a cycle
         return state
 
     async def _exit_within(self, task: Task, jump: Jump, deadline_at: float) -> str:
@@ -643,7 +663,10 @@ class Executor(HandlerRunner):
                     chosen = t
                     break
             except ExprError as exc:
-                return await self.fail(task, node, codes.EXPRESSION_ERROR, str(exc))
+                problem = str(exc)  # failed below: no await while an exception is handled
+            else:
+                continue
+            return await self.fail(task, node, codes.EXPRESSION_ERROR, problem)
         chosen = chosen or fallback
         if chosen is None:
             return await self.fail(

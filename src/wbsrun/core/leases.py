@@ -452,7 +452,10 @@ class LeaseBook:
                 async with asyncio.timeout(tick):
                     await self.finished.wait()
             except TimeoutError:
-                await self.sweep()
+                pass  # swept below: a compiled coroutine must not suspend in a handler
+            else:
+                continue
+            await self.sweep()
 
     async def sweep(self) -> None:
         now = self.clock()

@@ -321,6 +321,7 @@ class H1Client:
         # no deadline, no redirect.
         conn.uses += 1
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lost = False
         try:
             conn.send(data, waiter, method == "HEAD", tail, self._batch(waiter), max_body)
             await waiter
@@ -328,15 +329,17 @@ class H1Client:
             pool.release(conn, False)
             if conn.received:
                 raise
+            lost = True  # retried below: a compiled coroutine must not suspend in a handler
+        except BaseException:
+            pool.release(conn, False)
+            raise
+        if lost:
             # A kept-alive connection the server closed while it sat idle: the request never
             # reached it, so one retry on a fresh connection is safe.
             loop = asyncio.get_running_loop()
             return await self._exchange(
                 pool, loop, prepared, data, tail, method, None, None, 1, max_body
             )
-        except BaseException:
-            pool.release(conn, False)
-            raise
         status, head, raw = conn.status, conn.head, conn.body()
         pool.release(conn, True)
         return status, RawHeaders(head), _decode(head, raw, max_body) if raw else raw
