@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from wbsrun.dsl.expr import ExprError, ExprLimitError
+
 __all__ = [
     "EXPRESSION_ERROR",
+    "EXPRESSION_LIMIT",
     "HTTP_4XX",
     "HTTP_5XX",
     "INVALID_CONFIGURATION",
@@ -19,6 +22,7 @@ __all__ = [
     "UNAUTHORIZED",
     "Classification",
     "classify",
+    "code_for_expression",
     "code_for_status",
 ]
 
@@ -32,11 +36,19 @@ HTTP_4XX = "http-4xx"
 HTTP_5XX = "http-5xx"
 NO_TRANSITION = "no-transition"
 EXPRESSION_ERROR = "expression-error"
+EXPRESSION_LIMIT = "expression-limit"
 STEP_LIMIT = "step-limit"
 
 # Codes no retry can fix, used when the scenario's catalogue does not list a code.
 PERMANENT_BY_DEFAULT = frozenset(
-    {UNAUTHORIZED, INVALID_CONFIGURATION, SCHEMA_VIOLATION, NO_TRANSITION, EXPRESSION_ERROR}
+    {
+        UNAUTHORIZED,
+        INVALID_CONFIGURATION,
+        SCHEMA_VIOLATION,
+        NO_TRANSITION,
+        EXPRESSION_ERROR,
+        EXPRESSION_LIMIT,
+    }
 )
 
 Classification = Literal["transient", "permanent"]
@@ -49,6 +61,12 @@ def code_for_status(status: int) -> str | None:
     if status in (401, 403):
         return UNAUTHORIZED
     return HTTP_4XX if status < 500 else HTTP_5XX
+
+
+def code_for_expression(exc: ExprError) -> str:
+    """`expression-limit` when an expression would build a value past a limit, else
+    `expression-error`."""
+    return EXPRESSION_LIMIT if isinstance(exc, ExprLimitError) else EXPRESSION_ERROR
 
 
 def classify(

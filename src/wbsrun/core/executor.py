@@ -440,7 +440,7 @@ class Executor(HandlerRunner):
         try:
             args: Mapping[str, Any] = action.args.render(scope_of(task))
         except ExprError as exc:
-            return ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
+            return ActionOutcome(None, error=codes.code_for_expression(exc), message=str(exc))
         return args
 
     def _timed_out(self, action: ActionSpec, limit: float | None) -> ActionOutcome:
@@ -612,7 +612,7 @@ class Executor(HandlerRunner):
                     chosen = t
                     break
             except ExprError as exc:
-                return await self.fail(task, node, codes.EXPRESSION_ERROR, str(exc))
+                return await self.fail(task, node, codes.code_for_expression(exc), str(exc))
         chosen = chosen or fallback
         if chosen is None:
             return await self.fail(
