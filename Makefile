@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MYPYC := mypy>=2.4.1,<2.5
 SOURCES := $(shell find src/wbsrun -name '*.py')
 
-.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure bench clean nginx mutate
+.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure fuzz bench clean nginx mutate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,14 @@ pytest-pure: $(VENV)/.installed-dev nginx
 	PYTHONPATH=$(CURDIR)/build/pure WBSRUN_BUILD=pure $(BIN)/pytest -q
 
 test: lint typecheck imports pytest
+
+# The property tests (every test file that imports hypothesis) with the `fuzz` profile: random,
+# 10x the examples, at least 2,000 a test (tests/property_kit.py, docs/testing.md). Long runs:
+# no per-test timeout.
+PROPERTY_TESTS = $(shell grep -rlE '^(from|import) hypothesis' tests --include='test_*.py')
+
+fuzz: $(VENV)/.installed-dev $(VENV)/.compiled
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout=0 $(PROPERTY_TESTS)
 
 bench: $(VENV)/.installed-dev $(VENV)/.compiled
 	$(BIN)/python bench/overhead.py

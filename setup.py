@@ -48,6 +48,7 @@ HOT_PATH = (
     "core/stats.py",
     "core/task.py",
     "core/ledger/dense.py",
+    "dsl/bounds.py",
     "dsl/expr.py",
     "dsl/plan.py",
     "dsl/template.py",

@@ -10,10 +10,15 @@ from typing import Any
 
 import pytest
 
+from property_kit import load_profile
+
 # -- HTTP transport: scenario and CLI tests run on both ---------------------------------------
 # Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
 from transport_kit import hostile, nginx, self_signed, tls_hostile  # noqa: F401
 from wbsrun.target import TargetProcess, loopback_hosts
+
+# Hypothesis: `dev` by default, `ci` when CI=true, `fuzz` for `make fuzz` (tests/property_kit.py).
+load_profile()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from subject_kit import Subject
 from wbsrun.core.bus import EndOfStream, EventFilter, ProgressBus, ProgressEvent
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL, ProgressSink, Service
@@ -312,7 +313,7 @@ _ops = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(ops=_ops, batch=st.integers(1, 8), bound=st.integers(1, 6))
 def test_coalescing_never_loses_the_latest_state_and_ids_strictly_increase(
     ops: list[Any], batch: int, bound: int

@@ -7,6 +7,7 @@ import math
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from wbsrun.core.stats import round_to
 
 
@@ -16,7 +17,7 @@ def same(a: float, b: float) -> bool:
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
-@settings(max_examples=3000)
+@settings(max_examples=examples(3000))
 @given(st.floats(allow_nan=True, allow_infinity=True), st.integers(0, 6))
 @example(1.0005, 3)
 @example(2.675, 2)
@@ -30,7 +31,7 @@ def test_round_to_gives_what_round_gives(x: float, digits: int) -> None:
     assert same(round_to(x, digits), round(x, digits))
 
 
-@settings(max_examples=3000)
+@settings(max_examples=examples(3000))
 @given(st.integers(-(10**12), 10**12), st.integers(0, 6), st.sampled_from([0.0, 0.5, 1e-9, -1e-9]))
 def test_round_to_agrees_near_the_halves_of_the_last_digit(n: int, digits: int, off: float) -> None:
     x = (n + 0.5) / 10**digits + off

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from wbsrun.core.ledger import Ledger, Snapshot
 from wbsrun.core.ledger._state import owned_copy, plain
 from wbsrun.core.ledger.dense import Entry, SectionView, Workbook, WorkbookView
@@ -224,7 +225,7 @@ def pair() -> tuple[Model, Model]:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(steps, max_size=25))
 def test_any_update_sequence_reads_the_same_in_both_models(sequence: list[Any]) -> None:
     dense, sparse = pair()
@@ -246,7 +247,7 @@ def test_any_update_sequence_reads_the_same_in_both_models(sequence: list[Any]) 
             assert dict(m.snapshot) == m.snapshot_export
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(steps, max_size=25))
 def test_a_compacted_entry_reads_back_exactly_and_thaws_on_write(sequence: list[Any]) -> None:
     _, sparse = pair()
@@ -275,7 +276,7 @@ KEPT_COUNTERS_ALIAS: tuple[list[Any], list[Any], Any] = (
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(steps, max_size=20), st.lists(steps, max_size=10), st.sampled_from([(), TOPS]))
 @example(*KEPT_COUNTERS_ALIAS)
 def test_restore_returns_to_the_snapshot_except_what_it_keeps(
@@ -299,7 +300,7 @@ def test_restore_returns_to_the_snapshot_except_what_it_keeps(
             assert sections_only(m.book.export(m.entry)) == taken
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(steps, max_size=15),
     st.lists(steps, max_size=10),

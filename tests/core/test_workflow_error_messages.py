@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from property_kit import examples
 from scenario_kit import BASE, Doc, act, document, edge, end, graph, http, on, run, write_bundle
 from wbsrun.cli.session import execute
 from wbsrun.core.runner import RunOptions
@@ -156,7 +157,7 @@ def test_distinct_messages_beyond_the_cap_are_counted_as_other(tmp_path: Path) -
     assert [m["count"] for m in messages] == sorted((m["count"] for m in messages), reverse=True)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.tuples(

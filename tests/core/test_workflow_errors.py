@@ -17,6 +17,7 @@ from scenario_kit import (
     end,
     graph,
     http,
+    log,
     on,
     phases,
     routes,
@@ -180,6 +181,34 @@ def test_when_filters_a_goto_by_the_error_class(
     assert [t for _, _, _, t in entry.trace].count("monitoring.retry") == retries
     assert ran.book.get(entry, "risk_flag") == ("transient" if status == 500 else "none")
     assert ran.result["exits"] == {"error_out": 1}
+
+
+# -- expression limits -----------------------------------------------------------------------------
+
+NOWHERE = [("127.0.0.1", 9)]  # no request is sent: the failures happen before any
+
+
+@pytest.mark.parametrize(
+    ("message", "condition"),
+    [
+        ("{{ str([['y'] * 1000] * 1000) }}", "always"),  # an action's argument
+        ("hello", "{{ len('x' * 2000000) > 0 }}"),  # a transition's condition
+    ],
+)
+def test_an_expression_past_its_limits_fails_the_node_as_permanent_expression_limit(
+    tmp_path: Path, message: str, condition: str
+) -> None:
+    flow = graph(act("say", "say", edge("done", condition)), end(), **HANDLED)
+    doc = classified(document({"say": log("info", message)}, flow))
+    ran = run(tmp_path, doc, NOWHERE)
+
+    entry = ran.entries[0]
+    assert ran.result["errors"] == {"expression-limit": 1}
+    assert ran.result["exits"] == {"error_out": 1}
+    assert ran.book.get(entry, "execution.evidence.last_event") == "expression-limit"
+    # Unlisted in progress.errors, it is permanent, like expression-error.
+    assert ran.log.counts == {"error": 1, "info": 1 if condition == "always" else 2}
+    assert list(ran.log.recent)[-1].endswith("u0001 expression-limit")
 
 
 # -- rate limit ------------------------------------------------------------------------------------

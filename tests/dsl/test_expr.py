@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
+from wbsrun.dsl.bounds import bounded_text
 from wbsrun.dsl.expr import (
     FUNCTIONS,
     MAX_LENGTH,
@@ -250,7 +252,8 @@ def test_str_uses_the_template_text_conversion() -> None:
 
 def test_the_function_whitelist_is_exactly_the_documented_one() -> None:
     assert set(FUNCTIONS) == {"len", "int", "float", "str", "lower", "upper"}
-    assert FUNCTIONS["str"] is to_text
+    # str() is to_text with a size bound (tests/dsl/test_expr_limits.py)
+    assert FUNCTIONS["str"] is bounded_text
 
 
 def test_an_expression_may_span_lines() -> None:
@@ -479,7 +482,8 @@ def test_moderate_nesting_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["'a' * 100001", "100001 * 'a'", "[0] * 100001", "word * 20001", "'ab' * 50001"]
+    "text",
+    ["'a' * 1048577", "1048577 * 'a'", "[0] * 100001", "word * 209716", "'ab' * 524289"],
 )
 def test_repetition_beyond_the_limit_is_an_eval_error(text: str) -> None:
     with pytest.raises(ExprEvalError):
@@ -487,7 +491,7 @@ def test_repetition_beyond_the_limit_is_an_eval_error(text: str) -> None:
 
 
 def test_repetition_up_to_the_limit_is_allowed() -> None:
-    assert len(ev("'a' * 100000")) == 100_000
+    assert len(ev("'a' * 1048576")) == 1_048_576
     assert len(ev("[0] * 100000")) == 100_000
 
 
@@ -590,7 +594,7 @@ _expression_text = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(_expression_text)
 def test_random_text_only_ever_raises_the_sandbox_errors(text: str) -> None:
     expr: Expr | None = None
@@ -642,7 +646,7 @@ def _extend(children: st.SearchStrategy[tuple[str, _Value]]) -> st.SearchStrateg
 _arithmetic = st.recursive(_leaf, _extend, max_leaves=10)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_arithmetic)
 def test_integer_arithmetic_agrees_with_python(case: tuple[str, _Value]) -> None:
     text, expected = case

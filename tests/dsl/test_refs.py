@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from wbsrun.dsl.refs import BUILTIN_PROVIDES, check_references
 from wbsrun.dsl.schema_check import validate_schema
 from wbsrun.dsl.source import load_source, parse_source
@@ -382,7 +383,7 @@ _VALUES = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=8))
 def test_malformed_documents_never_raise_from_the_checks(data: dict[str, object]) -> None:
     doc = parse_source(json.dumps(data), "fuzz.yaml")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from wbsrun.dsl.source import (
     MAX_FILE_BYTES,
@@ -171,6 +173,65 @@ def test_alias_bomb_is_refused_as_too_large() -> None:
 def test_self_referencing_alias_is_refused() -> None:
     diag = _one_error("a: &x [1, *x]\n")
     assert (diag.code, diag.line, diag.column, diag.path) == ("yaml-recursive-alias", 1, 4, "a[1]")
+
+
+# libyaml's loader (when PyYAML has it) and the pure-Python one must refuse the same depth.
+LOADERS = [
+    pytest.param(getattr(yaml, "CSafeLoader", None), id="libyaml"),
+    pytest.param(yaml.SafeLoader, id="python"),
+]
+
+
+def _deep_error(text: str, loader: Any) -> Diagnostic:
+    if loader is None:
+        pytest.skip("PyYAML without libyaml")
+    with pytest.raises(ScenarioError) as info:
+        parse_source(text, "s.yaml", loader)
+    (diag,) = info.value.diagnostics
+    return diag
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        # libyaml refuses 1,000 levels itself, looking ahead through the brackets on a line
+        # before it delivers level 65: the 65th level is still the one reported.
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", 1, 67),
+        ("[" * 5000 + "]" * 5000, 1, 65),
+        ("a: " + "{b: " * 3000 + "x" + "}" * 3000 + "\n", 1, 3 + 4 * 63 + 1),
+        ("a:\n  b:\n    - " + "[" * 2000, 3, 7 + 61),
+        ('a: [\'x[\', "]\\"[", ' + "[" * 2000, 1, 19 + 62),
+        ("a: ['it''s', " + "[" * 2000, 1, 14 + 62),
+        # block nesting: delivered level by level by either loader
+        ("- " * 70 + "x\n", 1, 129),
+        ("".join(f"{' ' * i}k{i}:\n" for i in range(70)) + " " * 70 + "v\n", 65, 65),
+    ],
+)
+def test_deep_nesting_is_refused_at_level_65_with_either_loader(
+    text: str, line: int, column: int, loader: Any
+) -> None:
+    diag = _deep_error(text, loader)
+    assert (diag.code, diag.file, diag.line, diag.column) == (
+        "yaml-too-deep",
+        "s.yaml",
+        line,
+        column,
+    )
+    assert diag.message == "nesting deeper than 64 levels"
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_nesting_of_64_levels_loads_with_either_loader(loader: Any) -> None:
+    if loader is None:
+        pytest.skip("PyYAML without libyaml")
+    doc = parse_source("[" * 64 + "]" * 64, "s.yaml", loader)
+    depth, value = 0, doc.data
+    while isinstance(value, list):
+        depth, value = depth + 1, value[0] if value else None
+    assert depth == 64
+    quoted = parse_source("a: '" + "[" * 5000 + "'\n", "s.yaml", loader)
+    assert quoted.data == {"a": "[" * 5000}
 
 
 def test_deep_nesting_is_refused_before_composing() -> None:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from wbsrun.dsl.expr import ExprEvalError, compile_expr
 from wbsrun.dsl.template import (
     CompiledValue,
@@ -206,7 +207,7 @@ _json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(_json_values, max_size=4) | st.dictionaries(st.text(), _json_values, max_size=4))
 def test_to_text_of_json_data_round_trips_through_json_loads(
     value: list[Any] | dict[str, Any],
@@ -214,7 +215,7 @@ def test_to_text_of_json_data_round_trips_through_json_loads(
     assert json.loads(to_text(value)) == value
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.text().filter(lambda s: "{{" not in s))
 def test_text_without_markers_renders_unchanged(text: str) -> None:
     assert compile_template(text).render({}) == text
@@ -242,7 +243,7 @@ def _fresh_text(source: str, scope: dict[str, Any]) -> str:
     return out + rest
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(_scalars, _scalars), min_size=1, max_size=12))
 def test_interpolation_renders_equal_values_of_different_types_apart(
     values: list[tuple[Any, Any]],

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from subject_kit import FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
@@ -163,7 +164,7 @@ def test_a_queued_check_moves_to_a_more_urgent_class_when_its_task_enters_one() 
     }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     weights=st.lists(st.floats(0.0, 2.0), min_size=2, max_size=5),
     pops=st.integers(50, 400),
@@ -201,7 +202,7 @@ def test_a_flood_of_critical_checks_still_lets_backlog_checks_through() -> None:
 # -- health and risk -----------------------------------------------------------------------------
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(p=st.floats(-1, 2), e=st.floats(-1, 2), d=st.floats(-1, 2), more=st.floats(0, 1))
 def test_health_is_bounded_and_grows_with_progress(
     p: float, e: float, d: float, more: float

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from subject_kit import Clock, FakeTask
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
@@ -34,7 +35,7 @@ _queue_ops = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(weights=st.lists(st.floats(0.0, 2.0), min_size=1, max_size=4), ops=_queue_ops)
 def test_pop_many_gives_what_successive_pops_give(weights: list[float], ops: list[Any]) -> None:
     ref, fast = StrideQueue(weights), StrideQueue(weights)
@@ -78,7 +79,7 @@ def _same(a: float, b: float) -> bool:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     progress=st.floats(allow_nan=True, allow_infinity=True),
     counters=_counters,
@@ -132,7 +133,7 @@ def _deliver(bus: ProgressBus, poller: Poller) -> None:
     poller.run_checks()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(
     offsets=st.lists(
         st.one_of(st.floats(0.0, 3.0), st.sampled_from([0.25, 0.5, 0.75, 1.0, 1.2499999])),

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from wbsrun.core.events import ProgressSink
 from wbsrun.core.scheduler import SpawnPlan
 from wbsrun.dsl.plan import Milestone, ScenarioSpec
@@ -144,7 +145,7 @@ def check_bounds(view: ProgramProgress) -> None:
     assert all(0.0 <= m.share <= 1.0 for m in view.milestones)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(ops)
 def test_aggregation_equals_a_direct_computation_from_the_same_updates(
     updates: list[Op],
@@ -178,7 +179,7 @@ def test_aggregation_equals_a_direct_computation_from_the_same_updates(
     check_bounds(view)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ops, st.floats(min_value=0.0, max_value=50.0), st.booleans())
 def test_every_dimension_stays_in_the_unit_interval(
     updates: list[Op], elapsed: float, finished: bool
@@ -204,7 +205,7 @@ monotone_steps = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(monotone_steps)
 def test_progress_is_monotone_for_monotone_inputs(
     steps: list[tuple[int, float, frozenset[str]]],
@@ -230,7 +231,7 @@ def test_progress_is_monotone_for_monotone_inputs(
 # -- the baseline ----------------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.tuples(st.floats(0.0, 100.0), st.floats(0.0, 100.0)), min_size=1, max_size=30),
     st.floats(-10.0, 250.0),

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from property_kit import examples
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.dsl.plan import ProgressSpec
@@ -127,7 +128,7 @@ _PUSH_C0 = ("event", 2, "progress", 0.0, "push", "planning.ready")
 _PROBE_C2 = ("event", 8, "progress", 0.0, "probe", "planning.ready")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(ops=_ops)
 # Found by hypothesis (shrunk as found; the first 14 events play no part): a noted milestone
 # of one task folded in after another task's, observed at once, listed them in another order.

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
+from wbsrun.dsl.expr import ExprError, ExprLimitError
+
 __all__ = [
     "BODY_TOO_LARGE",
     "DESCRIPTIONS",
     "EXPRESSION_ERROR",
+    "EXPRESSION_LIMIT",
     "HTTP_4XX",
     "HTTP_5XX",
     "INVALID_CONFIGURATION",
@@ -23,6 +26,7 @@ __all__ = [
     "UNAUTHORIZED",
     "Classification",
     "classify",
+    "code_for_expression",
     "code_for_status",
 ]
 
@@ -36,6 +40,7 @@ HTTP_4XX = "http-4xx"
 HTTP_5XX = "http-5xx"
 NO_TRANSITION = "no-transition"
 EXPRESSION_ERROR = "expression-error"
+EXPRESSION_LIMIT = "expression-limit"
 STEP_LIMIT = "step-limit"
 # Not in DSL §9's list: wbsrun's own bounds (docs/operations.md "Limits").
 BODY_TOO_LARGE = "body-too-large"
@@ -65,7 +70,14 @@ DESCRIPTIONS: Mapping[str, str] = {
 
 # Codes no retry can fix, used when the scenario's catalogue does not list a code.
 PERMANENT_BY_DEFAULT = frozenset(
-    {UNAUTHORIZED, INVALID_CONFIGURATION, SCHEMA_VIOLATION, NO_TRANSITION, EXPRESSION_ERROR}
+    {
+        UNAUTHORIZED,
+        INVALID_CONFIGURATION,
+        SCHEMA_VIOLATION,
+        NO_TRANSITION,
+        EXPRESSION_ERROR,
+        EXPRESSION_LIMIT,
+    }
 )
 
 Classification = Literal["transient", "permanent"]
@@ -78,6 +90,12 @@ def code_for_status(status: int) -> str | None:
     if status in (401, 403):
         return UNAUTHORIZED
     return HTTP_4XX if status < 500 else HTTP_5XX
+
+
+def code_for_expression(exc: ExprError) -> str:
+    """`expression-limit` when an expression would build a value past a limit, else
+    `expression-error`."""
+    return EXPRESSION_LIMIT if isinstance(exc, ExprLimitError) else EXPRESSION_ERROR
 
 
 def classify(

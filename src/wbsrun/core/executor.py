@@ -472,7 +472,7 @@ class Executor(HandlerRunner):
         try:
             args: Mapping[str, Any] = action.args.render(scope_of(task))
         except ExprError as exc:
-            return ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
+            return ActionOutcome(None, error=codes.code_for_expression(exc), message=str(exc))
         return args
 
     def _interrupted(self, action: ActionSpec) -> None:
@@ -664,9 +664,10 @@ class Executor(HandlerRunner):
                     break
             except ExprError as exc:
                 problem = str(exc)  # failed below: no await while an exception is handled
+                code = codes.code_for_expression(exc)
             else:
                 continue
-            return await self.fail(task, node, codes.EXPRESSION_ERROR, problem)
+            return await self.fail(task, node, code, problem)
         chosen = chosen or fallback
         if chosen is None:
             return await self.fail(

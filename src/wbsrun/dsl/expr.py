@@ -10,13 +10,16 @@ mappings, lists, tuples and strings, comparisons (chained too), `in`/`not in`, `
 `+ - * / // %`, unary `-`/`+`, `x if c else y`, and calls to the functions in `FUNCTIONS`.
 The Python keyword `global` works as a root name (`global.name`), and any keyword works as a
 field name after a dot (`error.class`). Names starting with `_` are refused everywhere.
+
+Evaluation is bounded: there are no loops, comprehensions or `**`, integers from arithmetic stay
+within MAX_INT, and every string or list an operator or a function builds is checked against
+`bounds.MAX_TEXT` / `bounds.MAX_ITEMS` where it is built (ExprLimitError, `expression-limit`).
 """
 
 from __future__ import annotations
 
 import ast
 import io
-import json
 import keyword
 import operator
 import tokenize
@@ -26,17 +29,32 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final, NoReturn, final
 
+from wbsrun.dsl.bounds import (
+    MAX_INT,
+    MAX_INT_DIGITS,
+    MAX_ITEMS,
+    MAX_TEXT,
+    LimitExceeded,
+    bounded_text,
+    check_concat,
+    check_items,
+    check_repeat,
+    is_mapping,
+    to_text,
+)
 from wbsrun.errors import WbsrunError
 
 __all__ = [
     "FUNCTIONS",
     "MAX_DEPTH",
     "MAX_INT",
+    "MAX_ITEMS",
     "MAX_LENGTH",
-    "MAX_REPEAT",
+    "MAX_TEXT",
     "Expr",
     "ExprError",
     "ExprEvalError",
+    "ExprLimitError",
     "ExprSyntaxError",
     "compile_expr",
     "is_mapping",
@@ -47,10 +65,6 @@ MAX_LENGTH: Final = 2_000
 """Longest accepted expression text, in characters."""
 MAX_DEPTH: Final = 50
 """Deepest accepted nesting of the expression tree."""
-MAX_REPEAT: Final = 100_000
-"""Longest string or list that `*` may build."""
-MAX_INT: Final = 10**18
-"""Largest magnitude an integer produced by arithmetic may have."""
 
 _CACHE_SIZE: Final = 8_192
 
@@ -87,66 +101,19 @@ class ExprEvalError(ExprError):
         return f"{self.message} in expression {self.text!r}"
 
 
+class ExprLimitError(ExprEvalError):
+    """An expression or a template would build a value past a limit (MAX_TEXT, MAX_ITEMS,
+    MAX_INT): refused before it is allocated where its size is known beforehand. A run
+    reports it as `expression-limit` (no per-class `code` attribute: compiled classes do not
+    keep one, see setup.py)."""
+
+
 class _Failure(Exception):
     """Raised inside compiled closures; `Expr.evaluate` turns it into an ExprEvalError."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-# --- text conversion (shared with templates so that `str(x)` and `"{{x}}"` agree) ---
-
-
-def to_text(value: Any) -> str:
-    """Convert a value to the text a template shows for it.
-
-    str as is; booleans `true`/`false`; None `null`; numbers `str()`; lists, tuples and dicts
-    compact JSON (non-JSON leaves through `str()`); anything else `str()`. Never raises for
-    plain data: a structure JSON cannot encode (cycles, odd keys) falls back to `str()`.
-    """
-    if isinstance(value, str):
-        return value
-    kind = type(value)
-    if kind is int or kind is float:
-        return str(value)
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if kind is tuple and all(type(item) is str for item in value):
-        # Frozen plan values (user.context scope_trace …) are rendered on every request; only
-        # all-string tuples are memoised, since (1,) and (True,) are equal keys.
-        return _tuple_text(value)
-    if isinstance(value, list | tuple | dict | Mapping):
-        return _json_text(value)
-    return str(value)
-
-
-def _json_default(value: Any) -> Any:
-    # Frozen mappings (MappingProxyType) are mappings, not their repr.
-    if isinstance(value, Mapping):
-        return dict(value)
-    return str(value)
-
-
-def _json_text(value: Any) -> str:
-    try:
-        return json.dumps(
-            dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            default=_json_default,
-        )
-    except (TypeError, ValueError, RecursionError):
-        return str(value)
-
-
-@lru_cache(maxsize=1024)
-def _tuple_text(value: tuple[str, ...]) -> str:
-    return _json_text(value)
 
 
 def _kind(value: Any) -> str:
@@ -176,6 +143,10 @@ def _len(value: Any) -> int:
 
 
 def _int(value: Any) -> int:
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > MAX_INT_DIGITS:
+        raise LimitExceeded(
+            f"int() of a string of {len(value):,} characters (max {MAX_INT_DIGITS:,})"
+        )
     return int(value)
 
 
@@ -183,16 +154,27 @@ def _float(value: Any) -> float:
     return float(value)
 
 
+def _case_checked(name: str, result: str) -> str:
+    # Case mapping can lengthen a string (`'ß'.upper()` is 'SS'), at most threefold.
+    if len(result) > MAX_TEXT:
+        raise LimitExceeded(f"{name}() would build {len(result):,} characters (max {MAX_TEXT:,})")
+    return result
+
+
 def _lower(value: Any) -> str:
     if not isinstance(value, str):
         raise _Failure(f"lower() expects a string, got {_kind(value)}")
-    return value.lower()
+    if len(value) > MAX_TEXT:
+        raise LimitExceeded(f"lower() of {len(value):,} characters (max {MAX_TEXT:,})")
+    return _case_checked("lower", value.lower())
 
 
 def _upper(value: Any) -> str:
     if not isinstance(value, str):
         raise _Failure(f"upper() expects a string, got {_kind(value)}")
-    return value.upper()
+    if len(value) > MAX_TEXT:
+        raise LimitExceeded(f"upper() of {len(value):,} characters (max {MAX_TEXT:,})")
+    return _case_checked("upper", value.upper())
 
 
 FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
@@ -200,7 +182,7 @@ FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
         "len": _len,
         "int": _int,
         "float": _float,
-        "str": to_text,
+        "str": bounded_text,
         "lower": _lower,
         "upper": _upper,
     }
@@ -215,24 +197,6 @@ _CONSTANT_NAMES: Final[Mapping[str, Any]] = MappingProxyType(
 
 
 # --- runtime helpers used by the closures ---
-
-# type → is it a Mapping. `isinstance(x, Mapping)` on anything but a dict runs the ABC's
-# `__instancecheck__` in Python (~0.3 µs); a pass reads ~7 fields of non-dict mappings (HTTP
-# results, the workbook view). Bounded: the types a run meets are few.
-_MAPPING_KINDS: dict[type, bool] = {}
-
-
-def is_mapping(value: Any) -> bool:
-    """`isinstance(value, Mapping)`, remembered per type."""
-    kind = type(value)
-    if kind is dict:
-        return True
-    known = _MAPPING_KINDS.get(kind)
-    if known is None:
-        known = isinstance(value, Mapping)
-        if len(_MAPPING_KINDS) < 256:
-            _MAPPING_KINDS[kind] = known
-    return known
 
 
 def _field(value: Any, key: str, label: str) -> Any:
@@ -265,22 +229,7 @@ def _item(value: Any, key: Any, label: str) -> Any:
 
 
 def _too_big(value: int) -> NoReturn:
-    raise _Failure("integer result out of range (magnitude above 10**18)")
-
-
-_SEQUENCES: Final = (str, bytes, bytearray, list, tuple)
-
-
-def _check_repeat(left: Any, right: Any) -> None:
-    """Refuse `'x' * n` / `[x] * n` before it allocates more than MAX_REPEAT items."""
-    if isinstance(left, _SEQUENCES) and isinstance(right, int):
-        size, what = len(left) * right, left
-    elif isinstance(right, _SEQUENCES) and isinstance(left, int):
-        size, what = len(right) * left, right
-    else:
-        return
-    if size > MAX_REPEAT:
-        raise _Failure(f"'*' would build {_kind(what)} of {size} items (max {MAX_REPEAT})")
+    raise LimitExceeded("integer result out of range (magnitude above 10**18)")
 
 
 def _describe(exc: BaseException) -> str:
@@ -407,11 +356,37 @@ def _checked_int(op: Callable[[Any, Any], Any]) -> Callable[[_Fn, _Fn], _Fn]:
     return factory
 
 
+def _add(left: _Fn, right: _Fn) -> _Fn:
+    def run(scope: _Scope) -> Any:
+        a = left(scope)
+        b = right(scope)
+        kind = type(a)
+        # Numbers and strings first, checked inline: they are what templates add.
+        if kind is str and type(b) is str:
+            if len(a) + len(b) > MAX_TEXT:
+                check_concat(a, b)
+            return a + b
+        if kind is not int or type(b) is not int:
+            check_concat(a, b)
+        result = a + b
+        if type(result) is int and not -MAX_INT <= result <= MAX_INT:
+            _too_big(result)
+        return result
+
+    return run
+
+
 def _multiply(left: _Fn, right: _Fn) -> _Fn:
     def run(scope: _Scope) -> Any:
         a = left(scope)
         b = right(scope)
-        _check_repeat(a, b)
+        kind = type(a)
+        if kind is str and type(b) is int:
+            if len(a) * b > MAX_TEXT:
+                check_repeat(a, b)
+            return a * b
+        if kind is not int or type(b) is not int:
+            check_repeat(a, b)
         result = a * b
         if type(result) is int and not -MAX_INT <= result <= MAX_INT:
             _too_big(result)
@@ -435,7 +410,7 @@ def _modulo(left: _Fn, right: _Fn) -> _Fn:
 
 
 _BINARY: Final[Mapping[type[ast.operator], Callable[[_Fn, _Fn], _Fn]]] = {
-    ast.Add: _checked_int(operator.add),
+    ast.Add: _add,
     ast.Sub: _checked_int(operator.sub),
     ast.Mult: _multiply,
     ast.Div: _checked_int(operator.truediv),
@@ -570,7 +545,23 @@ def _call(fn: Callable[[Any], Any], arg: _Fn) -> _Fn:
 
 
 def _list(fns: tuple[_Fn, ...]) -> _Fn:
-    return lambda s: [f(s) for f in fns]
+    def run(scope: _Scope) -> list[Any]:
+        values = [f(scope) for f in fns]
+        # A literal has fewer items than characters: only strings and nested values can
+        # take it past the limits. Scalars are checked inline, the rest measured.
+        chars = 0
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                chars += len(value)
+            elif not (kind is int or kind is float or kind is bool or value is None):
+                check_items(values)
+                return values
+        if chars > MAX_TEXT:
+            check_items(values)
+        return values
+
+    return run
 
 
 def _if(test: _Fn, body: _Fn, orelse: _Fn) -> _Fn:
@@ -930,6 +921,8 @@ class Expr:
             return self._fn(scope)
         except _Failure as failure:
             raise ExprEvalError(self.text, failure.message) from None
+        except LimitExceeded as limit:
+            raise ExprLimitError(self.text, limit.message) from None
         # A name of its own: compiled (mypyc), a name bound by two handlers keeps the first
         # one's type, and an exception of the second kind fails that type check.
         except Exception as exc:

@@ -21,6 +21,10 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
+# The loader `parse_source` uses: libyaml's CSafeLoader (the default when PyYAML has it) or the
+# pure-Python SafeLoader; the results are the same.
+YamlLoader = type[Any]
+
 __all__ = [
     "MAX_FILE_BYTES",
     "MAX_NODES",
@@ -42,6 +46,9 @@ MAX_FILE_BYTES: Final = 10 * 1024 * 1024
 MAX_NODES: Final = 1_000_000
 # libyaml composes recursively in C and crashes the interpreter on very deep nesting, so
 # the event stream (parsed iteratively) is checked first; real scenarios nest < 15 levels.
+# libyaml (0.2.5+) refuses 1,000 levels itself, and may do so before delivering the events of
+# level 65 (its scanner looks ahead through `[[[[…` on one line): `_deep_flow` then finds
+# level 65 in the text, so the error is the same with or without libyaml.
 MAX_DEPTH: Final = 64
 MAX_EXPANDED_DEPTH: Final = 128
 
@@ -328,32 +335,94 @@ def _expanded_size(node: Node, memo: dict[int, int]) -> int:
     return memo[id(node)]
 
 
-def _check_depth(text: str, file: str) -> Diagnostic | None:
+_LIBYAML_TOO_DEEP: Final = "exceeded maximum nesting depth"
+
+
+def _too_deep(file: str, line: int, column: int) -> Diagnostic:
+    return Diagnostic(
+        "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels", file, line, column
+    )
+
+
+def _check_depth(text: str, file: str, loader: YamlLoader) -> Diagnostic | None:
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                message = f"nesting deeper than {MAX_DEPTH} levels"
-                mark = event.start_mark
-                line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-                return Diagnostic("yaml-too-deep", message, file, line, column)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+    resume = 0  # where the text after the last event delivered starts
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+                    return _too_deep(file, line, column)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if event.end_mark is not None:
+                resume = event.end_mark.index
+    except yaml.MarkedYAMLError as exc:
+        if exc.problem != _LIBYAML_TOO_DEEP:
+            raise
+        mark = exc.problem_mark
+        index = _deep_flow(text, resume, depth)
+        if index is None:  # not found in the text: libyaml's place, our message
+            return _too_deep(file, mark.line + 1 if mark else 0, mark.column + 1 if mark else 0)
+        line = text.count("\n", 0, index) + 1
+        return _too_deep(file, line, index - (text.rfind("\n", 0, index) + 1) + 1)
     return None
 
 
-def parse_source(text: str, file: str) -> SourceDoc:
-    """Parse scenario text; raises ScenarioError with every YAML-level problem found."""
+_FLOW_MARKS: Final = re.compile(r"[\[\]{}'\"#]")
+# A quoted scalar, or the rest of the text when it never closes.
+_QUOTED: Final = {
+    "'": re.compile(r"'(?:[^']|'')*'?"),
+    '"': re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL),
+}
+
+
+def _deep_flow(text: str, start: int, depth: int) -> int | None:
+    """Index of the bracket that opens level MAX_DEPTH + 1, counting from `depth` at `start`.
+
+    Only used where libyaml stopped inside flow collections (`[…]`, `{…}`), where brackets
+    outside quoted scalars and comments are exactly the collections (a plain scalar in a
+    flow collection cannot hold one).
+    """
+    found = _FLOW_MARKS.search(text, start)
+    while found is not None:
+        i = found.start()
+        char = text[i]
+        before = text[i - 1] if i > start else " "
+        after = i + 1
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return i
+        elif char in "]}":
+            depth -= 1
+        elif char == "#":
+            if before in " \t\r\n":
+                end = text.find("\n", i)
+                after = len(text) if end < 0 else end
+        elif before in " \t\r\n[{,:":  # a quote that opens a scalar
+            quoted = _QUOTED[char].match(text, i)
+            after = quoted.end() if quoted else after
+        found = _FLOW_MARKS.search(text, after)
+    return None
+
+
+def parse_source(text: str, file: str, loader: YamlLoader = _Loader) -> SourceDoc:
+    """Parse scenario text; raises ScenarioError with every YAML-level problem found.
+
+    `loader` is libyaml's when PyYAML has it (the tests also pass the pure-Python one).
+    """
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         message = f"scenario is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
         raise ScenarioError([Diagnostic("file-too-large", message, file)])
     text = text.removeprefix("\ufeff")
     try:
-        too_deep = _check_depth(text, file)
+        too_deep = _check_depth(text, file, loader)
         if too_deep is not None:
             raise ScenarioError([too_deep])
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         raise ScenarioError([_syntax_diagnostic(exc, text, file)]) from None
     builder = _TreeBuilder(text, file)

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
-from typing import Any, Final, final
+from typing import Any, Final, NoReturn, final
 
-from wbsrun.dsl.expr import Expr, ExprError, ExprSyntaxError, compile_expr, to_text
+from wbsrun.dsl.bounds import MAX_TEXT, LimitExceeded, bounded_text
+from wbsrun.dsl.expr import (
+    Expr,
+    ExprError,
+    ExprLimitError,
+    ExprSyntaxError,
+    compile_expr,
+    to_text,
+)
 
 __all__ = [
     "CompiledValue",
@@ -106,20 +114,59 @@ def _parse(source: str) -> tuple[list[str], list[Expr]]:
         position = close + 2
 
 
-def _interpolate(literals: tuple[str, ...], expressions: tuple[Expr, ...]) -> _Render:
+def _text(value: Any, source: str) -> str:
+    """The text interpolated for one value; at most MAX_TEXT characters."""
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            _too_long(source, len(value))
+        return value
+    kind = type(value)
+    if kind is int or kind is float:
+        return str(value)  # an int has at most 4,300 digits: `int()` and JSON refuse more
+    try:
+        return bounded_text(value)
+    except LimitExceeded as limit:
+        raise ExprLimitError(source, limit.message) from None
+
+
+def _too_long(source: str, size: int) -> NoReturn:
+    message = f"template would interpolate at least {size:,} characters (max {MAX_TEXT:,})"
+    raise ExprLimitError(source, message)
+
+
+def _interpolate(source: str, literals: tuple[str, ...], expressions: tuple[Expr, ...]) -> _Render:
+    """Text with each expression's value interpolated. The values' texts together are at most
+    MAX_TEXT characters; the literal text around them is bounded by the scenario file."""
     head = literals[0]
     if len(expressions) == 1:
         evaluate = expressions[0].evaluate
         tail = literals[1]
-        return lambda scope: head + to_text(evaluate(scope)) + tail
+        return lambda scope: head + _text(evaluate(scope), source) + tail
     if len(expressions) == 2:
         first, second = [e.evaluate for e in expressions]
         middle, tail = literals[1:]
-        return lambda s: head + to_text(first(s)) + middle + to_text(second(s)) + tail
+
+        def render2(scope: _Scope) -> str:
+            one = _text(first(scope), source)
+            two = _text(second(scope), source)
+            if len(one) + len(two) > MAX_TEXT:
+                _too_long(source, len(one) + len(two))
+            return head + one + middle + two + tail
+
+        return render2
     pairs = tuple((e.evaluate, lit) for e, lit in zip(expressions, literals[1:], strict=True))
 
     def render(scope: _Scope) -> str:
-        return head + "".join([to_text(evaluate(scope)) + literal for evaluate, literal in pairs])
+        parts = [head]
+        size = 0
+        for evaluate, literal in pairs:
+            text = _text(evaluate(scope), source)
+            size += len(text)
+            if size > MAX_TEXT:
+                _too_long(source, size)
+            parts.append(text)
+            parts.append(literal)
+        return "".join(parts)
 
     return render
 
@@ -144,7 +191,7 @@ class Template:
         elif self.is_single:
             self._render = expressions[0].evaluate
         else:
-            self._render = _interpolate(tuple(literals), self.expressions)
+            self._render = _interpolate(source, tuple(literals), self.expressions)
 
     def render(self, scope: Mapping[str, Any]) -> Any:
         """The value (single expression), the interpolated text, or `source` when constant.
@@ -154,8 +201,8 @@ class Template:
         return self._render(scope)
 
     def render_text(self, scope: Mapping[str, Any]) -> str:
-        """Like `render`, always as text."""
-        return to_text(self._render(scope))
+        """Like `render`, always as text (at most MAX_TEXT characters: ExprLimitError)."""
+        return _text(self._render(scope), self.source)
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

@@ -87,7 +87,7 @@ class HealthSupervisor:
         try:
             args = action.args.render(scope)
         except ExprError as exc:
-            return ActionOutcome(None, error=codes.EXPRESSION_ERROR, message=str(exc))
+            return ActionOutcome(None, error=codes.code_for_expression(exc), message=str(exc))
         component = self.ctx.components[action.component]
         try:
             async with asyncio.timeout(hc.timeout):
