@@ -6,7 +6,8 @@ import asyncio
 import gc
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from wbsrun.core.events import ProgressSink, Service
 from wbsrun.core.leases import LeaseBook
@@ -17,7 +18,7 @@ from wbsrun.core.scheduler import Scheduler, spawn_plan
 from wbsrun.core.sinks import as_sink
 from wbsrun.core.stats import RunStats
 from wbsrun.core.task import RunContext
-from wbsrun.dsl.plan import Plan
+from wbsrun.dsl.plan import Plan, SamplingMode, SamplingSpec
 
 __all__ = ["RunOptions", "Runner"]
 
@@ -49,6 +50,15 @@ class RunOptions:
     compact_settle: float = 0.5
     # How long background services (health checks, bus) may take to wind down at the end.
     service_grace: float = 2.0
+    # `progress.sampling`'s mode, overridden (config.yaml `run: sampling:`, `--sampling`).
+    sampling: SamplingMode | None = None
+    # The run's output directory (`--out`): the on-disk ledger of a `full` run goes there.
+    out_dir: Path | None = None
+
+    def sampling_for(self, plan: Plan) -> SamplingSpec:
+        """The plan's `progress.sampling`, with this run's mode if one was given."""
+        spec = plan.progress.sampling
+        return spec if self.sampling is None else replace(spec, mode=self.sampling)
 
 
 class Runner:
@@ -70,7 +80,12 @@ class Runner:
         sink = as_sink(events)
         self.ctx = RunContext(
             plan=plan,
-            workbook=open_workbook(plan.workbook, plan.progress.model),
+            workbook=open_workbook(
+                plan.workbook,
+                plan.progress.model,
+                self.options.sampling_for(plan),
+                self.options.out_dir,
+            ),
             stats=RunStats(),
             components=components,
             leases=None,
@@ -177,6 +192,8 @@ class Runner:
             for component in reversed(started):
                 await component.release()
             ctx.persist.flush()
+            # Every closed entry folded into the ledger's totals; the on-disk ledger completed.
+            ctx.workbook.finish()
 
     async def _flush_loop(self) -> None:
         while True:

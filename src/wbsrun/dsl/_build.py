@@ -9,6 +9,7 @@ from typing import Any, Literal, cast
 
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
 from wbsrun.dsl.plan import (
+    SAMPLING_MODES,
     ActionSpec,
     ComponentSpec,
     ExitSpec,
@@ -27,6 +28,8 @@ from wbsrun.dsl.plan import (
     ProfileSpec,
     ProgressSpec,
     ResourceSpec,
+    SamplingMode,
+    SamplingSpec,
     SaveAs,
     ScenarioSpec,
     Transition,
@@ -44,7 +47,7 @@ from wbsrun.dsl.template import (
 from wbsrun.dsl.units import UnitError, parse_duration, parse_rate
 from wbsrun.errors import Diagnostic
 
-__all__ = ["PlanBuilder", "freeze"]
+__all__ = ["PlanBuilder", "freeze", "sampling_spec"]
 
 Path_ = tuple[str | int, ...]
 SPECIAL_TARGETS: Mapping[str, GotoKind] = {
@@ -354,6 +357,7 @@ class PlanBuilder:
             permanent=frozenset(errors.get("permanent") or ()),
             poller_priorities=tuple(prios),
             model="dense" if prog.get("model") == "dense" else "sparse",
+            sampling=sampling_spec(prog.get("sampling")),
         )
 
     # -- workflows ------------------------------------------------------------------------------
@@ -605,3 +609,26 @@ class PlanBuilder:
             max_duration=self.duration((*path, "max-duration"), get("max-duration")),
             wbs_level=str(get("wbs-level", "L2")),
         )
+
+
+def sampling_spec(raw: Any) -> SamplingSpec:
+    """`progress.sampling`: a mode name, or {mode, keep-failed, keep-succeeded, every} (the
+    schema has checked the types and bounds)."""
+    if raw is None:
+        return SamplingSpec()
+    if isinstance(raw, str):
+        return SamplingSpec(mode=_sampling_mode(raw))
+    base = SamplingSpec()
+    return SamplingSpec(
+        mode=_sampling_mode(raw.get("mode", base.mode)),
+        keep_failed=int(raw.get("keep-failed", base.keep_failed)),
+        keep_succeeded=int(raw.get("keep-succeeded", base.keep_succeeded)),
+        every=int(raw.get("every", base.every)),
+    )
+
+
+def _sampling_mode(raw: Any) -> SamplingMode:
+    for mode in SAMPLING_MODES:
+        if raw == mode:
+            return mode
+    return "aggregated"

@@ -214,5 +214,8 @@ def build_result(
             "files_written": ctx.persist.files_written,
             "errors": list(ctx.persist.errors),
         },
+        # The workbook's closed entries: the sampling mode, what was kept, dropped or written,
+        # and their exact totals (the same in every mode).
+        "ledger": ctx.workbook.summary(),
         **({"progress_events": dict(events)} if events is not None else {}),
     }
