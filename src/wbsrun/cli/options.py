@@ -21,8 +21,10 @@ CONFIG_KEYS: Mapping[str, str] = {
     "duration": "WBSRUN_DURATION",
     "connection-limit": "WBSRUN_CONNECTION_LIMIT",
     "transport": "WBSRUN_TRANSPORT",
+    "sampling": "WBSRUN_SAMPLING",
 }
 TRANSPORTS = ("fast", "aiohttp")
+SAMPLING = ("aggregated", "sampled", "full")
 
 
 def _config_layer(path: Path | None) -> dict[str, Any]:
@@ -60,8 +62,9 @@ def _config_layer(path: Path | None) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
-    if key == "transport":
-        if value in TRANSPORTS:
+    choices = {"transport": TRANSPORTS, "sampling": SAMPLING}.get(key)
+    if choices is not None:
+        if value in choices:
             return value
         raise ScenarioError(
             [
@@ -70,7 +73,7 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
                     f"{key} from {origin}",
                     origin,
                     value=repr(value),
-                    expected=" or ".join(TRANSPORTS),
+                    expected=" or ".join(choices),
                 )
             ]
         )
@@ -100,6 +103,8 @@ def resolve_options(
     config: Path | None,
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
+    *,
+    out_dir: Path | None = None,
 ) -> RunOptions:
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -116,4 +121,6 @@ def resolve_options(
         duration=values.get("duration"),
         connection_limit=values.get("connection-limit", 0),
         transport=values.get("transport"),
+        sampling=values.get("sampling"),
+        out_dir=out_dir,
     )
