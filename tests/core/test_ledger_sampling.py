@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wbsrun.core.ledger import Ledger, open_workbook, read_ledger
+from wbsrun.core.ledger._retention import SHAPE_CAP
 from wbsrun.dsl._build import freeze
 from wbsrun.dsl.plan import SamplingMode, SamplingSpec, WorkbookSpec
 
@@ -292,3 +293,17 @@ def test_a_ledger_read_filters_by_user_task_and_phase(tmp_path: Path) -> None:
     assert len(errors) == 120
     assert {r["phase"] for r in errors} == {"closing.error"}
     assert len(list(read_ledger(tmp_path, phase="closing"))) == 600
+
+
+@settings(max_examples=40, deadline=None)
+@given(plan=passes)
+def test_totals_folded_by_sequence_equal_totals_folded_name_by_name(plan: list[Pass]) -> None:
+    """Past the cap on distinct sequences entries fold name by name: the same totals."""
+    out = []
+    for cap in (SHAPE_CAP, 1, 0):
+        book = open_workbook(SPEC, "sparse", SamplingSpec())
+        for p in plan:
+            book.retention.scenario(p.scenario).shape_cap = cap
+        play(book, plan, [])
+        out.append(book.summary()["scenarios"])
+    assert out[0] == out[1] == out[2]

@@ -65,8 +65,8 @@ class DiskWriter:
         self.written = 0
         self.error: str | None = None
         self._closed = False
-        self._thread = threading.Thread(target=self._drain, name="wbsrun-ledger", daemon=True)
-        self._thread.start()
+        self._worker = threading.Thread(target=self._drain, name="wbsrun-ledger", daemon=True)
+        self._worker.start()
 
     def add(self, record: list[Any]) -> None:
         buf = self._buf
@@ -113,7 +113,7 @@ class DiskWriter:
         self._closed = True
         self._send()
         self._queue.put(None)
-        self._thread.join()
+        self._worker.join()
         try:
             self._file.close()
             self._write_meta(complete=True)

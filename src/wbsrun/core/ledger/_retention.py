@@ -40,7 +40,8 @@ def _bump(table: dict[str, int], name: str, by: int = 1) -> None:
 
 
 def _us(seconds: float) -> int:
-    return round(seconds * 1_000_000.0)
+    # Half away from zero; int(float) is a native conversion when compiled (round() is not).
+    return int(seconds * 1e6 + 0.5) if seconds >= 0.0 else -int(0.5 - seconds * 1e6)
 
 
 @final
@@ -54,6 +55,11 @@ class ActionTotals:
         self.duration_us = 0
         self.results: dict[str, int] = {}
 
+    def copy(self) -> ActionTotals:
+        out = ActionTotals()
+        out.count, out.duration_us, out.results = self.count, self.duration_us, dict(self.results)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -62,11 +68,63 @@ class ActionTotals:
         }
 
 
+# Distinct shapes (phase sequences, action sequences, milestone sets) folded per scenario
+# before further entries are folded name by name.
+SHAPE_CAP: Final = 1024
+
+
+@final
+class _Shape:
+    """Entries with one sequence of names: how many, and Σ whole µs at each position."""
+
+    __slots__ = ("count", "spent")
+
+    def __init__(self, n: int) -> None:
+        self.count = 0
+        self.spent = [0] * n
+
+
+def _trace_spans(trace: list[Any]) -> list[int] | None:
+    """The µs from each transition to the next (flat trace, 4 items a transition); None when
+    the times are not numbers (a fake clock's)."""
+    n = len(trace) // 4
+    out = [0] * max(0, n - 1)
+    try:
+        prev = float(trace[2])
+        for j in range(n - 1):
+            at = float(trace[4 * j + 6])
+            out[j] = _us(at - prev)
+            prev = at
+    except (TypeError, ValueError, IndexError):
+        return None
+    return out
+
+
+def _log_spans(log: list[Any]) -> list[int] | None:
+    """Each action record's duration (ms) in whole µs; None when one is not a number."""
+    n = len(log) // 4
+    out = [0] * n
+    try:
+        for j in range(n):
+            out[j] = _us(float(log[4 * j + 2]) / 1000.0)
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
 @final
 class ScenarioTotals:
-    """The exact aggregates of one scenario's closed entries."""
+    """The exact aggregates of one scenario's closed entries.
+
+    Most entries of a scenario repeat a few sequences (of phases, of actions and results, of
+    milestones): an entry is folded by its sequence, a dict look-up and a sum of durations
+    position by position, all in C-level slices and maps; the per-name tables are built from
+    the sequences when read. Past `SHAPE_CAP` distinct sequences, entries fold name by name."""
 
     __slots__ = (
+        "_logs",
+        "_marks",
+        "_traces",
         "actions",
         "closed",
         "counters",
@@ -75,6 +133,7 @@ class ScenarioTotals:
         "outcomes",
         "phase_time_us",
         "phases",
+        "shape_cap",
     )
 
     def __init__(self) -> None:
@@ -82,13 +141,18 @@ class ScenarioTotals:
         self.outcomes: dict[str, int] = {}
         # success, failure, timeout, workload_units: each entry's own value (or its default)
         self.counters: dict[str, Any] = {}
-        self.milestones: dict[str, int] = {}
-        # Phase → times entered; phase → whole microseconds spent (up to the next transition).
-        self.phases: dict[str, int] = {}
-        self.phase_time_us: dict[str, int] = {}
         # The last error code of every entry that did not succeed.
         self.errors: dict[str, int] = {}
+        self._traces: dict[tuple[Any, ...], _Shape] = {}
+        self._logs: dict[tuple[Any, ...], _Shape] = {}
+        self._marks: dict[tuple[str, ...], int] = {}
+        # Folded name by name (past the shape cap): phase → times entered, µs spent; milestone
+        # → entries; action → totals.
+        self.phases: dict[str, int] = {}
+        self.phase_time_us: dict[str, int] = {}
+        self.milestones: dict[str, int] = {}
         self.actions: dict[str, ActionTotals] = {}
+        self.shape_cap = SHAPE_CAP
 
     def fold(
         self,
@@ -102,58 +166,127 @@ class ScenarioTotals:
         """One closed entry: its final phase, counters (success, failure, timeout, units), its
         action log and trace flat (4 items a record), milestones reached, last error code."""
         self.closed += 1
-        _bump(self.outcomes, phase)
+        outcomes = self.outcomes
+        if phase in outcomes or len(outcomes) < NAME_CAP:
+            outcomes[phase] = outcomes.get(phase, 0) + 1
+        else:
+            _bump(outcomes, phase)
         table = self.counters
-        for name, value in zip(_COUNTER_NAMES, counters, strict=True):
-            if type(value) is int or type(value) is float:
-                table[name] = table.get(name, 0) + value
+        ok, failed, timed_out, units = counters
+        if type(ok) is int or type(ok) is float:
+            table["success"] = table.get("success", 0) + ok
+        if type(failed) is int or type(failed) is float:
+            table["failure"] = table.get("failure", 0) + failed
+        if type(timed_out) is int or type(timed_out) is float:
+            table["timeout"] = table.get("timeout", 0) + timed_out
+        if type(units) is int or type(units) is float:
+            table["workload_units"] = table.get("workload_units", 0) + units
         if milestones:
-            reached = self.milestones
-            for name in dict.fromkeys(milestones):
-                _bump(reached, name)
+            key = tuple(milestones)
+            marks = self._marks
+            if key in marks or len(marks) < self.shape_cap:
+                marks[key] = marks.get(key, 0) + 1
+            else:
+                for name in dict.fromkeys(milestones):
+                    _bump(self.milestones, name)
         if log:
-            actions = self.actions
-            for i in range(0, len(log) - 3, 4):
-                name = str(log[i])
-                found = actions.get(name)
-                if found is None:
-                    if len(actions) >= NAME_CAP:
-                        name = OTHER
-                        found = actions.get(name)
-                    if found is None:
-                        found = actions[name] = ActionTotals()
-                found.count += 1
-                _bump(found.results, str(log[i + 1]))
-                duration = log[i + 2]
-                if type(duration) is float or type(duration) is int:
-                    found.duration_us += _us(duration / 1000.0)
-        n = len(trace) - 3
-        phases, spent = self.phases, self.phase_time_us
-        for i in range(0, n, 4):
-            name = str(trace[i + 1])
-            _bump(phases, name)
-            if i + 4 < n:
-                # The phase lasted until the next transition (the last phase has no end).
-                _bump(spent, name, _us(float(trace[i + 6]) - float(trace[i + 2])))
+            self._fold_log(log)
+        if trace:
+            self._fold_trace(trace)
         if phase != SUCCESS and error is not None:
             _bump(self.errors, str(error))
 
+    def _fold_log(self, log: list[Any]) -> None:
+        key = (*log[0::4], *log[1::4])
+        shapes = self._logs
+        shape = shapes.get(key)
+        spans = _log_spans(log)
+        if shape is not None and spans is not None:
+            spent = shape.spent
+            for j in range(len(spent)):
+                spent[j] += spans[j]
+            shape.count += 1
+            return
+        if shape is None and spans is not None and len(shapes) < self.shape_cap:
+            shape = shapes[key] = _Shape(0)
+            shape.spent = spans
+            shape.count = 1
+            return
+        half = len(key) // 2
+        for i in range(half):
+            _fold_action(self.actions, str(key[i]), str(key[half + i]), spans[i] if spans else 0)
+
+    def _fold_trace(self, trace: list[Any]) -> None:
+        names = tuple(trace[1::4])
+        shapes = self._traces
+        shape = shapes.get(names)
+        spans = _trace_spans(trace)
+        if shape is not None:
+            if spans is not None:  # times that are not numbers (a fake clock) add no duration
+                spent = shape.spent
+                for j in range(len(spent)):
+                    spent[j] += spans[j]
+            shape.count += 1
+            return
+        if len(shapes) < self.shape_cap:
+            shape = shapes[names] = _Shape(0)
+            shape.spent = spans if spans is not None else [0] * max(0, len(names) - 1)
+            shape.count = 1
+            return
+        for i, name in enumerate(names):
+            _bump(self.phases, str(name))
+            if spans is not None and i < len(spans):
+                # The phase lasted until the next transition (the last phase has no end).
+                _bump(self.phase_time_us, str(name), spans[i])
+
+    def expanded(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, Any]]:
+        """(phases entered, µs per phase, milestones, actions) over every entry folded."""
+        phases, spent = dict(self.phases), dict(self.phase_time_us)
+        for names, shape in self._traces.items():
+            for i, name in enumerate(names):
+                _bump(phases, str(name), shape.count)
+                if i < len(shape.spent):
+                    _bump(spent, str(name), shape.spent[i])
+        marks = dict(self.milestones)
+        for key, n in self._marks.items():
+            for name in dict.fromkeys(key):
+                _bump(marks, str(name), n)
+        actions = {name: a.copy() for name, a in self.actions.items()}
+        for key, shape in self._logs.items():
+            half = len(key) // 2
+            for i in range(half):
+                _fold_action(actions, str(key[i]), str(key[half + i]), shape.spent[i], shape.count)
+        return phases, spent, marks, {k: a.to_json() for k, a in sorted(actions.items())}
+
     def to_json(self) -> dict[str, Any]:
+        phases, spent, marks, actions = self.expanded()
         return {
             "closed": self.closed,
             "outcomes": dict(sorted(self.outcomes.items())),
             "counters": dict(self.counters),
-            "milestones": dict(sorted(self.milestones.items())),
+            "milestones": dict(sorted(marks.items())),
             "phases": {
-                name: {"entered": n, "seconds": self.phase_time_us.get(name, 0) / 1e6}
-                for name, n in sorted(self.phases.items())
+                name: {"entered": n, "seconds": spent.get(name, 0) / 1e6}
+                for name, n in sorted(phases.items())
             },
             "errors": dict(sorted(self.errors.items())),
-            "actions": {name: a.to_json() for name, a in sorted(self.actions.items())},
+            "actions": actions,
         }
 
 
-_COUNTER_NAMES: Final = ("success", "failure", "timeout", "workload_units")
+def _fold_action(
+    actions: dict[str, ActionTotals], name: str, result: str, spent_us: int, n: int = 1
+) -> None:
+    found = actions.get(name)
+    if found is None:
+        if len(actions) >= NAME_CAP:
+            name = OTHER
+            found = actions.get(name)
+        if found is None:
+            found = actions[name] = ActionTotals()
+    found.count += n
+    _bump(found.results, result, n)
+    found.duration_us += spent_us
 
 
 @final
