@@ -106,6 +106,12 @@ def test_the_three_modes_report_the_same_and_full_writes_every_pass_to_disk(
     assert len({e["task_id"] for e in entries}) == started
     probe = entries[0]["telemetry"]["milestones"]["achieved"]
     assert "probe" in probe
+    # Saved HTTP results are kept in their cheap form (status, latency, body), the body as text.
+    asset = entries[0]["vars"]["asset"]
+    assert asset["status"] == 200
+    assert isinstance(asset["body"], str)
+    assert isinstance(asset["latency_ms"], float)
+    assert set(asset) == {"status", "latency_ms", "body"}
     user = entries[0]["user_id"]
     mine = wbsrun("ledger", str(out), "--user", user, "--json").stdout.splitlines()
     assert len(mine) == PASSES

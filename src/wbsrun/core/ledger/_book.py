@@ -77,11 +77,24 @@ def read_ledger(
                 continue
             if phase is not None and not _phase_matches(final, phase):
                 continue
-            yield {
-                "scenario": scenario,
-                "phase": final,
-                **_export(kind, (user_id, task_id, scenario), state, saved, sparse, dense),
-            }
+            yield _texts(
+                {
+                    "scenario": scenario,
+                    "phase": final,
+                    **_export(kind, (user_id, task_id, scenario), state, saved, sparse, dense),
+                }
+            )
+
+
+def _texts(value: Any) -> Any:
+    """Bytes (an HTTP result's body) as text: what a reader of the ledger wants to see."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {k: _texts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_texts(v) for v in value]
+    return value
 
 
 def _export(

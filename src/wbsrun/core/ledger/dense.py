@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Final, final
 
 from wbsrun.core.ledger._base import FieldBits, Ledger, LedgerEntry, Snapshot
+from wbsrun.core.ledger._disk import saved_form
 from wbsrun.core.ledger._packing import Packer, Unpackable
 from wbsrun.core.ledger._retention import SUCCESS, generic_fold
 from wbsrun.core.ledger._state import (
@@ -296,7 +297,7 @@ class Workbook(Ledger[Entry]):
                 state: Any = [self._disk_packer.prep_fields(entry.fields), list(entry.trace)]
             except Unpackable:
                 kind, state = "x", self.export(entry)
-            saved = {k: plain(v) for k, v in entry.vars.items() if not k.startswith("__")}
+            saved = saved_form(entry.vars)
             disk.add([kind, entry.user_id, entry.task_id, entry.scenario, phase, state, saved])
         keep = retention.admit(entry, entry.scenario, phase == SUCCESS)
         if retention.evicted:

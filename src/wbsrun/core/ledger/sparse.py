@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any, Final, final
 
 from wbsrun.core.ledger._base import HOT_FIELDS, FieldBits, Snapshot
+from wbsrun.core.ledger._disk import saved_form
 from wbsrun.core.ledger._packing import BLOCK_ENTRIES, BlockWriter, Packer, Unpackable
 from wbsrun.core.ledger._retention import SUCCESS, generic_fold
 from wbsrun.core.ledger._sparse_parts import (
@@ -49,7 +50,6 @@ from wbsrun.core.ledger._state import (
     export_state,
     owned_copy,
     owned_list,
-    plain,
     restored_vars,
     section_state,
     thaw,
@@ -207,7 +207,7 @@ class SparseWorkbook(SparseStore):
                 kind, state = "h", hot_state(h, self._disk_packer)
             except Unpackable:
                 kind, state = "x", self.export(entry)
-            saved = {k: plain(v) for k, v in entry.vars.items() if not k.startswith("__")}
+            saved = saved_form(entry.vars)
             disk.add([kind, entry.user_id, entry.task_id, entry.scenario, phase, state, saved])
         keep = retention.admit(entry, entry.scenario, phase == SUCCESS)
         if retention.evicted:
