@@ -5,7 +5,8 @@
     PYTHONPATH=/tmp/base/src .venv/bin/python bench/soak.py --modes legacy --duration 60
 
 Each mode runs in a child process of this script (`--child MODE`, pinned to core 0, uvloop)
-driving the reference scenario at full speed exactly as `wbsrun run` wires it, against nginx
+driving the reference scenario at full speed exactly as `wbsrun run` wires it (its
+task-duration stretched to `--duration`), against nginx
 on core 1 (bench/transport.py's `Nginx`: one loopback address per user, every path answered
 200). The parent samples the child's RSS (`/proc/PID/status` VmRSS, and VmHWM: the peak so
 far) every 0.5 s: the peak at 60 s and at the end are the figures, the curve goes to `--json`.
@@ -143,6 +144,11 @@ def child(args: argparse.Namespace) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     hosts = _hosts(args.users)
     bundle = prepare_bundle(Path(tempfile.mkdtemp(prefix="wbsrun-soak-")), hosts, args.port)
+    # Each user's window is the scenario's task-duration (120 s): stretched to the soak's, or
+    # every user stops after two minutes and the run ends there.
+    script = bundle / "script.yaml"
+    text = script.read_text(encoding="utf-8")
+    script.write_text(text.replace("task-duration: 120s", f"task-duration: {args.duration:g}s"))
     plan = load_plan(bundle, provides())
     extra: dict[str, Any] = {}
     if args.child != "legacy":
