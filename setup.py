@@ -25,7 +25,9 @@ from setuptools.command.build_ext import build_ext
 # when the pass returned: tests/core/test_workflow_errors.py fails) and h1/_errors.py
 # (exception classes with per-class `code` attributes, which compiled classes do not keep).
 HOT_PATH = (
+    "core/ledger/_disk.py",
     "core/ledger/_packing.py",
+    "core/ledger/_retention.py",
     "core/ledger/_sparse_parts.py",
     "core/ledger/_sparse_store.py",
     "core/ledger/_state.py",

@@ -1,9 +1,11 @@
-"""The `wbsrun` command: validate, wbs, run, demo. Wiring only."""
+"""The `wbsrun` command: validate, wbs, run, ledger, demo. Wiring only."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -12,8 +14,11 @@ from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
 from wbsrun.dsl.wbs import render_wbs
-from wbsrun.errors import BundleError, RunError, ScenarioError, WbsrunError
+from wbsrun.errors import BundleError, Diagnostic, RunError, ScenarioError, WbsrunError
 from wbsrun.protocols.registry import provides
+
+if TYPE_CHECKING:
+    from wbsrun.core.runner import RunOptions
 
 __all__ = ["cli", "main"]
 
@@ -102,6 +107,18 @@ def wbs(path: Path) -> None:
     help="Write the result here ('-': standard output; the live line and summary then go "
     "to standard error).",
 )
+@click.option(
+    "--sampling",
+    type=click.Choice(["aggregated", "sampled", "full"]),
+    default=None,
+    help="Which closed workbook entries stay whole (default: the scenario's, else aggregated).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Output directory: result.json, and the on-disk ledger of a full run.",
+)
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
 def run(
@@ -113,6 +130,8 @@ def run(
     transport: str | None,
     request_timeout: str | None,
     max_body: str | None,
+    sampling: str | None,
+    out_dir: Path | None,
     json_out: Path | None,
     log_file: Path | None,
     quiet: bool,
@@ -134,8 +153,13 @@ def run(
                 "transport": transport,
                 "request-timeout": request_timeout,
                 "max-body": max_body,
+                "sampling": sampling,
             },
+            out_dir=out_dir,
         )
+        _check_out(plan, options)
+        if out_dir is not None and json_out is None:
+            json_out = out_dir / "result.json"
         execute(
             plan,
             options,
@@ -147,6 +171,60 @@ def run(
         )
     except WbsrunError as exc:
         _fail(exc)
+
+
+def _check_out(plan: Plan, options: RunOptions) -> None:
+    """`full` streams every closed entry to the output directory: refused without one."""
+    if options.sampling_for(plan).mode == "full" and options.out_dir is None:
+        raise ScenarioError(
+            [
+                Diagnostic(
+                    "bad-option",
+                    "sampling 'full' writes every closed workbook entry to disk and needs an "
+                    "output directory",
+                    plan.source,
+                    value="full",
+                    expected="--out DIR, or sampling aggregated | sampled",
+                )
+            ]
+        )
+
+
+@cli.command()
+@click.argument("out_dir", metavar="OUTDIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--user", default=None, help="Only this user's entries.")
+@click.option("--task", default=None, help="Only this task (pass) id.")
+@click.option("--phase", default=None, help="Only entries closed in this phase (or group).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry and line.")
+def ledger(
+    out_dir: Path, user: str | None, task: str | None, phase: str | None, as_json: bool
+) -> None:
+    """Read the on-disk ledger a `--sampling full --out OUTDIR` run wrote."""
+    from wbsrun.core.ledger import read_ledger
+
+    try:
+        n = 0
+        for entry in read_ledger(out_dir, user=user, task=task, phase=phase):
+            n += 1
+            if as_json:
+                click.echo(json.dumps(entry, ensure_ascii=False, default=str))
+            else:
+                click.echo(_entry_line(entry))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    if not as_json:
+        click.echo(f"{n} entr{'y' if n == 1 else 'ies'}", err=True)
+
+
+def _entry_line(entry: dict[str, Any]) -> str:
+    counters = (entry.get("telemetry") or {}).get("counters") or {}
+    actions = (entry.get("execution") or {}).get("action_log") or []
+    figures = " ".join(f"{k}={v}" for k, v in counters.items())
+    return (
+        f"{entry.get('task_id')}\t{entry.get('user_id')}\t{entry.get('scenario')}\t"
+        f"{entry.get('phase')}\tactions={len(actions)} {figures}"
+    )
 
 
 @cli.command()

@@ -23,10 +23,14 @@ CONFIG_KEYS: Mapping[str, str] = {
     "graceful-stop": "WBSRUN_GRACEFUL_STOP",
     "request-timeout": "WBSRUN_REQUEST_TIMEOUT",
     "max-body": "WBSRUN_MAX_BODY",
+    "sampling": "WBSRUN_SAMPLING",
 }
 # The top-level keys of config.yaml that wbsrun reads; any other is refused, not ignored.
 CONFIG_SECTIONS = ("run",)
 TRANSPORTS = ("fast", "aiohttp")
+SAMPLING = ("aggregated", "sampled", "full")
+# Options that take one of a few words.
+_CHOICES: Mapping[str, tuple[str, ...]] = {"transport": TRANSPORTS, "sampling": SAMPLING}
 # What each option must be: (lowest whole number allowed, what the error says is expected).
 _MINIMUM: Mapping[str, tuple[int, str]] = {
     "users": (1, "a whole number ≥ 1"),
@@ -111,10 +115,11 @@ def _unknown(
 
 def _coerce(key: str, value: Any) -> Any:
     """The option's value; raises ValueError with what was expected."""
-    if key == "transport":
-        if value in TRANSPORTS:
+    choices = _CHOICES.get(key)
+    if choices is not None:
+        if value in choices:
             return value
-        raise ValueError(" or ".join(TRANSPORTS))
+        raise ValueError(" or ".join(choices))
     if key in _DURATIONS:
         zero_ok, expected = _DURATIONS[key]
         try:
@@ -160,6 +165,8 @@ def resolve_options(
     config: Path | None,
     flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
+    *,
+    out_dir: Path | None = None,
 ) -> RunOptions:
     """Every layer's values checked; every problem of every layer reported in one error."""
     environ = os.environ if environ is None else environ
@@ -185,4 +192,6 @@ def resolve_options(
         graceful_stop=values.get("graceful-stop"),
         request_timeout=values.get("request-timeout"),
         max_body=values.get("max-body"),
+        sampling=values.get("sampling"),
+        out_dir=out_dir,
     )

@@ -6,7 +6,8 @@ import asyncio
 import gc
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from wbsrun.core.events import ProgressSink, Service
 from wbsrun.core.leases import LeaseBook
@@ -18,7 +19,7 @@ from wbsrun.core.scheduler import Scheduler, spawn_plan
 from wbsrun.core.sinks import as_sink
 from wbsrun.core.stats import RunStats
 from wbsrun.core.task import RunContext
-from wbsrun.dsl.plan import Plan
+from wbsrun.dsl.plan import Plan, SamplingMode, SamplingSpec
 
 __all__ = ["DEFAULT_GRACEFUL_STOP", "RunOptions", "Runner"]
 
@@ -62,6 +63,15 @@ class RunOptions:
     # for this long before they are cancelled and counted as interrupted; None: each
     # scenario's `graceful-stop`, else DEFAULT_GRACEFUL_STOP (k6's gracefulStop).
     graceful_stop: float | None = None
+    # `progress.sampling`'s mode, overridden (config.yaml `run: sampling:`, `--sampling`).
+    sampling: SamplingMode | None = None
+    # The run's output directory (`--out`): the on-disk ledger of a `full` run goes there.
+    out_dir: Path | None = None
+
+    def sampling_for(self, plan: Plan) -> SamplingSpec:
+        """The plan's `progress.sampling`, with this run's mode if one was given."""
+        spec = plan.progress.sampling
+        return spec if self.sampling is None else replace(spec, mode=self.sampling)
 
 
 def _grace(run: float | None, scenario: float | None) -> float:
@@ -91,7 +101,12 @@ class Runner:
         stats = RunStats()
         self.ctx = RunContext(
             plan=plan,
-            workbook=open_workbook(plan.workbook, plan.progress.model),
+            workbook=open_workbook(
+                plan.workbook,
+                plan.progress.model,
+                self.options.sampling_for(plan),
+                self.options.out_dir,
+            ),
             stats=stats,
             components=components,
             leases=None,
@@ -200,6 +215,8 @@ class Runner:
             for component in reversed(started):
                 await component.release()
             ctx.persist.flush()
+            # Every closed entry folded into the ledger's totals; the on-disk ledger completed.
+            ctx.workbook.finish()
 
     def _extras(self) -> dict[str, object]:
         """Run options for the components (`http` reads these three)."""

@@ -11,6 +11,7 @@ from wbsrun.dsl._failed import NONE, Failed
 from wbsrun.dsl._stubs import as_map, stub_action, stub_node
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
 from wbsrun.dsl.plan import (
+    SAMPLING_MODES,
     ActionSpec,
     ComponentSpec,
     ExitSpec,
@@ -29,6 +30,8 @@ from wbsrun.dsl.plan import (
     ProfileSpec,
     ProgressSpec,
     ResourceSpec,
+    SamplingMode,
+    SamplingSpec,
     SaveAs,
     ScenarioSpec,
     Transition,
@@ -46,7 +49,7 @@ from wbsrun.dsl.template import (
 from wbsrun.dsl.units import UnitError, parse_duration, parse_rate, parse_size
 from wbsrun.errors import Diagnostic
 
-__all__ = ["PlanBuilder", "freeze"]
+__all__ = ["PlanBuilder", "freeze", "sampling_spec"]
 
 Path_ = tuple[str | int, ...]
 SPECIAL_TARGETS: Mapping[str, GotoKind] = {
@@ -419,6 +422,7 @@ class PlanBuilder:
             permanent=frozenset(errors.get("permanent") or ()),
             poller_priorities=tuple(prios),
             model="dense" if prog.get("model") == "dense" else "sparse",
+            sampling=sampling_spec(prog.get("sampling")),
         )
 
     # -- workflows ------------------------------------------------------------------------------
@@ -680,3 +684,26 @@ class PlanBuilder:
             wbs_level=str(get("wbs-level", "L2")),
             graceful_stop=self.duration((*path, "graceful-stop"), get("graceful-stop")),
         )
+
+
+def sampling_spec(raw: Any) -> SamplingSpec:
+    """`progress.sampling`: a mode name, or {mode, keep-failed, keep-succeeded, every} (the
+    schema has checked the types and bounds)."""
+    if raw is None:
+        return SamplingSpec()
+    if isinstance(raw, str):
+        return SamplingSpec(mode=_sampling_mode(raw))
+    base = SamplingSpec()
+    return SamplingSpec(
+        mode=_sampling_mode(raw.get("mode", base.mode)),
+        keep_failed=int(raw.get("keep-failed", base.keep_failed)),
+        keep_succeeded=int(raw.get("keep-succeeded", base.keep_succeeded)),
+        every=int(raw.get("every", base.every)),
+    )
+
+
+def _sampling_mode(raw: Any) -> SamplingMode:
+    for mode in SAMPLING_MODES:
+        if raw == mode:
+            return mode
+    return "aggregated"

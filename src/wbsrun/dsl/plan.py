@@ -34,6 +34,8 @@ __all__ = [
     "ProfileSpec",
     "ProgressSpec",
     "ResourceSpec",
+    "SamplingMode",
+    "SamplingSpec",
     "SaveAs",
     "ScenarioSpec",
     "Transition",
@@ -302,6 +304,24 @@ class WorkbookSpec:
         return f"vars.{key}"
 
 
+SamplingMode = Literal["full", "sampled", "aggregated"]
+SAMPLING_MODES: tuple[SamplingMode, ...] = ("aggregated", "sampled", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingSpec:
+    """`progress.sampling`: which closed workbook entries stay whole (docs/progress-model.md,
+    "Sampling modes"). Every closed entry is folded into the ledger's aggregates whatever the
+    mode; `aggregated` keeps the newest `keep_failed` failed entries and a reservoir sample of
+    `keep_succeeded` successful ones per scenario, `sampled` also every `every`-th closed
+    entry, `full` streams every closed entry to the on-disk ledger and keeps none in memory."""
+
+    mode: SamplingMode = "aggregated"
+    keep_failed: int = 1000
+    keep_succeeded: int = 1000
+    every: int = 100
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressSpec:
     max_batch_size: int = 100
@@ -312,6 +332,7 @@ class ProgressSpec:
     poller_priorities: tuple[tuple[str, Mapping[str, tuple[str, ...]], float], ...] = ()
     # Workbook storage model (`core/ledger/_base.py`): "sparse" or "dense".
     model: Literal["dense", "sparse"] = "sparse"
+    sampling: SamplingSpec = SamplingSpec()
 
 
 @dataclass(frozen=True, slots=True)

@@ -259,5 +259,8 @@ def build_result(
             "failed": ctx.persist.failed,
             "errors": list(ctx.persist.errors),
         },
+        # The workbook's closed entries: the sampling mode, what was kept, dropped or written,
+        # and their exact totals (the same in every mode).
+        "ledger": ctx.workbook.summary(),
         **({"progress_events": dict(events)} if events is not None else {}),
     }

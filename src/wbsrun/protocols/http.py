@@ -119,6 +119,11 @@ class HttpResult(Mapping[str, Any]):
             if not raw or joined.count(0) == 2 * len(raw) - 1:
                 self._headers = joined
 
+    def ledger_form(self) -> dict[str, Any]:
+        """What the on-disk ledger keeps of a saved result (`progress.sampling: full`): no
+        decoding at the close; `wbsrun ledger` shows the body as text."""
+        return {"status": self.status, "latency_ms": round_to(self._ms, 3), "body": self._raw}
+
     def __getitem__(self, key: str) -> Any:
         if key == "status":
             return self.status

@@ -17,7 +17,7 @@ from wbsrun.core.ledger._base import (
     Snapshot,
     Transition,
 )
-from wbsrun.core.ledger._book import open_workbook
+from wbsrun.core.ledger._book import open_workbook, read_ledger
 from wbsrun.core.ledger.dense import Entry, Workbook, WorkbookView, plain
 from wbsrun.core.ledger.sparse import SparseEntry, SparseWorkbook
 
@@ -36,4 +36,5 @@ __all__ = [
     "WorkbookView",
     "open_workbook",
     "plain",
+    "read_ledger",
 ]

@@ -11,10 +11,13 @@ progress batcher what changed; `compact` folds closed entries into packed bytes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar, final
 
+from wbsrun.core.ledger._disk import DiskWriter
+from wbsrun.core.ledger._retention import Retention
 from wbsrun.core.ledger._state import Transition, export_state
-from wbsrun.dsl.plan import WorkbookSpec
+from wbsrun.dsl.plan import SamplingSpec, WorkbookSpec
 
 __all__ = [
     "HOT_FIELDS",
@@ -87,7 +90,67 @@ class Ledger(Generic[E]):
     through the class's method table."""
 
     spec: WorkbookSpec
-    entries: list[E]
+    # What closed entries leave behind (totals, the kept ones) and, in `full` mode, where
+    # they go (`core/ledger/_retention.py`, `_disk.py`).
+    retention: Retention
+    disk: DiskWriter | None
+    # Live entries and the closed ones kept, in the order they were opened (a dict: an
+    # entry dropped or pushed out of a cap leaves in O(1)).
+    _all: dict[E, None]
+
+    def _retain(self, sampling: SamplingSpec | None, out: Path | None) -> None:
+        """Sets up the sampling mode; `full` streams to `out`/ledger (required)."""
+        sampling = sampling or SamplingSpec()
+        self._all = {}
+        self.retention = Retention(sampling)
+        self.disk = None
+        if sampling.mode == "full":
+            if out is None:
+                raise ValueError(
+                    "progress.sampling 'full' writes every closed entry to the run's output "
+                    "directory: give one (wbsrun run --out DIR)"
+                )
+            spec = self.spec
+            self.disk = DiskWriter(
+                out / "ledger",
+                {
+                    "defaults": spec.defaults,
+                    "process_groups": spec.process_groups,
+                    "descriptions": spec.descriptions,
+                    "expose": spec.expose,
+                },
+            )
+
+    @property
+    def entries(self) -> list[E]:
+        """The live entries and the closed ones kept (`progress.sampling`), in open order."""
+        return list(self._all)
+
+    def _forget_evicted(self) -> None:
+        evicted = self.retention.evicted
+        for entry in evicted:
+            self._all.pop(entry, None)  # type: ignore[call-overload]
+        evicted.clear()
+
+    def finish(self) -> None:
+        """The run is over: fold every closed entry not folded yet, complete the on-disk
+        ledger. Once, after the last write."""
+        self.compact()
+        disk = self.disk
+        if disk is not None:
+            disk.close()
+
+    def summary(self) -> dict[str, Any]:
+        """The result's `ledger` object: the mode, what was kept, dropped and written, and the
+        exact totals per scenario (docs/result.md)."""
+        out = self.retention.figures()
+        disk = self.disk
+        if disk is not None:
+            out["written"] = disk.written
+            out["path"] = str(disk.directory)
+            out["error"] = disk.error
+        out["scenarios"] = self.retention.totals_json()
+        return out
 
     def open(self, user_id: str, task_id: str, scenario: str) -> E:
         raise NotImplementedError

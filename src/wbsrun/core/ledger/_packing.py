@@ -115,7 +115,10 @@ class BlockWriter:
 class Packer:
     """Packs and unpacks entry states; one per workbook (the dictionaries are its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refs: bool = True) -> None:
+        # Without refs (the on-disk ledger: read by another process) frozen values are
+        # written out in full each time.
+        self._ref_limit = _FROZEN_CACHE if refs else 0
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._hook)
         self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext)
         self.encode_into = self._encoder.encode_into
@@ -214,7 +217,9 @@ class Packer:
             found = self._frozen.get(id(value))
             if found is not None and found[0] is value:
                 return found[1]
-            if len(self._refs) < _FROZEN_CACHE and (kind is MappingProxyType or _immutable(value)):
+            if len(self._refs) < self._ref_limit and (
+                kind is MappingProxyType or _immutable(value)
+            ):
                 ext = msgspec.msgpack.Ext(_REF, len(self._refs).to_bytes(2, "little"))
                 self._refs.append(value)
                 self._frozen[id(value)] = (value, ext)
@@ -224,6 +229,10 @@ class Packer:
                 _PROXY if kind is MappingProxyType else _TUPLE, self._encoder.encode(inner)
             )
         raise Unpackable(f"cannot pack a {kind.__name__} exactly")
+
+    def decode(self, data: bytes | memoryview) -> Any:
+        """One record encoded by this packer's kind (extension values as `unpack` gives them)."""
+        return self._decoder.decode(data)
 
     def _hook(self, value: Any) -> Any:
         raise Unpackable(f"cannot pack a {type(value).__name__} exactly")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, final
+from typing import Any, Final, final
 
 from wbsrun.core.ledger._base import Ledger
 from wbsrun.core.ledger._packing import Block, Packer
@@ -24,7 +24,11 @@ from wbsrun.core.ledger._sparse_parts import (
 from wbsrun.core.ledger._state import MISSING, Transition, owned_copy, thaw
 from wbsrun.dsl.plan import WorkbookSpec
 
-__all__ = ["SparseEntry", "SparseStore"]
+__all__ = ["DROPPED", "KEPT", "OPEN", "SparseEntry", "SparseStore"]
+
+OPEN: Final = 0
+KEPT: Final = 1
+DROPPED: Final = 2
 
 # Paths come from the plan and the executor (a few dozen); the cap only guards odd callers.
 _PATH_CACHE = 4096
@@ -35,7 +39,7 @@ class SparseEntry:
     """One user × task. `_h` is the live state or, once compacted, the block it is packed
     in (`_at`: its index there)."""
 
-    __slots__ = ("_at", "_book", "_h", "dirty", "scenario", "task_id", "user_id", "vars")
+    __slots__ = ("_at", "_book", "_h", "dirty", "fate", "scenario", "task_id", "user_id", "vars")
 
     def __init__(self, book: SparseStore, user_id: str, task_id: str, scenario: str) -> None:
         self.user_id = user_id
@@ -48,6 +52,8 @@ class SparseEntry:
         self._book = book
         self._h: Hot | Block = Hot()
         self._at = 0
+        # OPEN until folded at its close, then KEPT (in memory) or DROPPED (`_retention.py`).
+        self.fate = OPEN
 
     @property
     def trace(self) -> Sequence[Transition]:

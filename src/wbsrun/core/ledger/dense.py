@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final, final
 
 from wbsrun.core.ledger._base import FieldBits, Ledger, LedgerEntry, Snapshot
+from wbsrun.core.ledger._disk import saved_form
+from wbsrun.core.ledger._packing import Packer, Unpackable
+from wbsrun.core.ledger._retention import SUCCESS, generic_fold
 from wbsrun.core.ledger._state import (
     GROUP_DONE,
     descend,
@@ -15,7 +19,7 @@ from wbsrun.core.ledger._state import (
     restored_vars,
 )
 from wbsrun.core.ledger._state import thaw as _thaw
-from wbsrun.dsl.plan import WorkbookSpec
+from wbsrun.dsl.plan import SamplingSpec, WorkbookSpec
 
 __all__ = ["Entry", "SectionView", "Workbook", "WorkbookView", "plain"]
 
@@ -36,7 +40,7 @@ _END_FIELDS = (
 class Entry:
     """One user × task. `fields` holds only what differs from the defaults, keyed 'section.key'."""
 
-    __slots__ = ("dirty", "fields", "scenario", "task_id", "trace", "user_id", "vars")
+    __slots__ = ("dirty", "fate", "fields", "scenario", "task_id", "trace", "user_id", "vars")
 
     def __init__(self, user_id: str, task_id: str, scenario: str) -> None:
         self.user_id = user_id
@@ -48,15 +52,22 @@ class Entry:
         self.vars: dict[str, Any] = {}
         # Bit mask of the top-level fields changed since the last `Workbook.take_dirty`.
         self.dirty = 0
+        # 0 until folded at its close, then 1 (kept) or 2 (dropped): `_retention.py`.
+        self.fate = 0
 
 
 @final
 class Workbook(Ledger[Entry]):
     """Reads and writes entries through section paths or `expose` aliases."""
 
-    def __init__(self, spec: WorkbookSpec) -> None:
+    def __init__(
+        self, spec: WorkbookSpec, sampling: SamplingSpec | None = None, out: Path | None = None
+    ) -> None:
         self.spec = spec
-        self.entries = []
+        self._retain(sampling, out)
+        # Entries that reached closing.* and wait to be folded (`compact`).
+        self._closing: list[Entry] = []
+        self._disk_packer = Packer(refs=False)
         self._defaults = spec.defaults
         self._bits = FieldBits()
         self._transition_mask = self._bits.mask(_TRANSITION_FIELDS)
@@ -67,7 +78,7 @@ class Workbook(Ledger[Entry]):
 
     def open(self, user_id: str, task_id: str, scenario: str) -> Entry:
         entry = Entry(user_id, task_id, scenario)
-        self.entries.append(entry)
+        self._all[entry] = None
         return entry
 
     @staticmethod
@@ -177,6 +188,8 @@ class Workbook(Ledger[Entry]):
     def put(self, entry: Entry, key: str, value: Any) -> None:
         entry.fields[key] = value
         entry.dirty |= self._bits.bit(key)
+        if key == "timeline.phase" and isinstance(value, str) and value.startswith("closing"):
+            self._closing.append(entry)
 
     def transition(self, entry: Entry, frm: str, to: str, at: float, trigger: str) -> None:
         entry.trace.append((frm, to, at, trigger))
@@ -187,6 +200,8 @@ class Workbook(Ledger[Entry]):
         group = frm.partition(".")[0]
         if group != to.partition(".")[0]:
             self.mutable(entry, "timeline.process_groups")[group] = GROUP_DONE
+        if to.startswith("closing"):
+            self._closing.append(entry)
 
     def begin_action(self, entry: Entry, action: str, started_at: float) -> None:
         fields = entry.fields
@@ -257,8 +272,39 @@ class Workbook(Ledger[Entry]):
         budget: float | None = None,
         settle: float = 0.0,
     ) -> int:
-        """Nothing to fold: the plain model keeps every entry live."""
+        """Folds closed entries into the totals and drops those the sampling mode does not
+        keep; nothing is packed (the plain model keeps what it keeps live), so 0."""
+        if entries is None:
+            todo, self._closing = self._closing, []
+        else:
+            todo = list(entries)
+        for entry in todo:
+            phase = entry.fields.get("timeline.phase")
+            if entry.fate or not (isinstance(phase, str) and phase.startswith("closing")):
+                continue
+            entry.fate = 1
+            if not self._retire(entry, phase):
+                entry.fate = 2
         return 0
+
+    def _retire(self, entry: Entry, phase: str) -> bool:
+        retention = self.retention
+        generic_fold(self, entry, retention.scenario(entry.scenario), phase)
+        disk = self.disk
+        if disk is not None:
+            try:
+                kind = "f"
+                state: Any = [self._disk_packer.prep_fields(entry.fields), list(entry.trace)]
+            except Unpackable:
+                kind, state = "x", self.export(entry)
+            saved = saved_form(entry.vars)
+            disk.add([kind, entry.user_id, entry.task_id, entry.scenario, phase, state, saved])
+        keep = retention.admit(entry, entry.scenario, phase == SUCCESS)
+        if retention.evicted:
+            self._forget_evicted()
+        if not keep:
+            del self._all[entry]
+        return keep
 
 
 @final

@@ -17,11 +17,14 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, final
 
 from wbsrun.core.ledger._base import HOT_FIELDS, FieldBits, Snapshot
-from wbsrun.core.ledger._packing import BLOCK_ENTRIES, BlockWriter, Unpackable
+from wbsrun.core.ledger._disk import saved_form
+from wbsrun.core.ledger._packing import BLOCK_ENTRIES, BlockWriter, Packer, Unpackable
+from wbsrun.core.ledger._retention import SUCCESS, generic_fold
 from wbsrun.core.ledger._sparse_parts import (
     COLD_BITS,
     COMPOSITES,
@@ -38,7 +41,7 @@ from wbsrun.core.ledger._sparse_parts import (
     trace_list,
     trace_of,
 )
-from wbsrun.core.ledger._sparse_store import SparseEntry, SparseStore
+from wbsrun.core.ledger._sparse_store import DROPPED, KEPT, OPEN, SparseEntry, SparseStore
 from wbsrun.core.ledger._state import (
     GROUP_DONE,
     MISSING,
@@ -52,7 +55,7 @@ from wbsrun.core.ledger._state import (
     thaw,
     trace_dicts,
 )
-from wbsrun.dsl.plan import WorkbookSpec
+from wbsrun.dsl.plan import SamplingSpec, WorkbookSpec
 
 __all__ = ["SparseEntry", "SparseWorkbook"]
 
@@ -73,6 +76,8 @@ _COLD_MILESTONES: Final = COLD_BITS[_MILESTONES]
 _COLD_GROUPS: Final = COLD_BITS[_GROUPS]
 # The composites `end_action` writes: any of them in the overlay takes its general path.
 _COLD_END: Final = _COLD_COUNTERS | _COLD_LATENCY | _COLD_LOG
+# Composites the fold reads from their slots: any of them in the overlay takes the general path.
+_COLD_FOLD: Final = _COLD_COUNTERS | _COLD_LOG | _COLD_MILESTONES
 # Phase names, paths and keys come from the plan (a few dozen); the cap guards odd callers.
 _NAME_CACHE: Final = 4096
 _NUMBERS: Final = frozenset({int, float, bool})
@@ -120,9 +125,13 @@ class _FlatOf:
 class SparseWorkbook(SparseStore):
     """The `Ledger` over sparse entries."""
 
-    def __init__(self, spec: WorkbookSpec) -> None:
+    def __init__(
+        self, spec: WorkbookSpec, sampling: SamplingSpec | None = None, out: Path | None = None
+    ) -> None:
         super().__init__(spec)
-        self.entries = []
+        self._retain(sampling, out)
+        # The on-disk ledger's packer: no references to this process's frozen objects.
+        self._disk_packer = Packer(refs=False)
         # Closed entries set aside by `compact(settle=...)`, oldest first: (when they were set
         # aside, the entries), waiting to be `settle` seconds old.
         self._settling: deque[tuple[float, list[SparseEntry]]] = deque()
@@ -151,11 +160,61 @@ class SparseWorkbook(SparseStore):
         self._keys: dict[str, tuple[str | None, int, str, bool]] = {}
         # id of a `set_many` tuple → what it does to a fresh entry (the tuple is held).
         self._batches: dict[int, _Batch] = {}
+        # The fold reads milestones from their slot when the default achieved none.
+        milestones = self._default(_MILESTONES)
+        achieved = milestones.get("achieved") if isinstance(milestones, Mapping) else None
+        self._fold_fast = self._counts_fast and not achieved
+        # The counters as `get` shows an entry that has not counted: the default's values.
+        self._fold_base: tuple[Any, Any, Any, Any] = (
+            base.get("success"),
+            base.get("failure"),
+            base.get("timeout"),
+            base.get("workload_units"),
+        )
 
     def open(self, user_id: str, task_id: str, scenario: str) -> SparseEntry:
         entry = SparseEntry(self, user_id, task_id, scenario)
-        self.entries.append(entry)
+        self._all[entry] = None
         return entry
+
+    def _retire(self, entry: SparseEntry, h: Hot, phase: str) -> bool:
+        """Folds a closed entry into the totals, streams it to disk (`full`); whether it
+        stays in memory (packed)."""
+        retention = self.retention
+        totals = retention.scenario(entry.scenario)
+        if h.cold & _COLD_FOLD or not self._fold_fast:
+            generic_fold(self, entry, totals, phase)
+        else:
+            base = self._fold_base
+            ok, failed, timed_out, units = h.ok, h.failed, h.timed_out, h.units
+            totals.fold(
+                phase,
+                (
+                    base[0] if ok is MISSING else ok,
+                    base[1] if failed is MISSING else failed,
+                    base[2] if timed_out is MISSING else timed_out,
+                    base[3] if units is MISSING else units,
+                ),
+                h.log,
+                h.milestones,
+                h.trace,
+                self.get(entry, "execution.evidence.last_event") if phase != SUCCESS else None,
+            )
+        disk = self.disk
+        if disk is not None:
+            state: Any
+            try:
+                kind, state = "h", hot_state(h, self._disk_packer)
+            except Unpackable:
+                kind, state = "x", self.export(entry)
+            saved = saved_form(entry.vars)
+            disk.add([kind, entry.user_id, entry.task_id, entry.scenario, phase, state, saved])
+        keep = retention.admit(entry, entry.scenario, phase == SUCCESS)
+        if retention.evicted:
+            self._forget_evicted()
+        if not keep:
+            del self._all[entry]
+        return keep
 
     def _closed(self, entry: SparseEntry, phase: Any) -> None:
         if isinstance(phase, str) and phase.startswith("closing"):
@@ -684,10 +743,19 @@ class SparseWorkbook(SparseStore):
                 h = entry._h
                 if type(h) is not Hot:
                     continue  # packed already (an entry may reach closing more than once)
-                if closed_only:
-                    phase = h.phase
-                    if not (isinstance(phase, str) and phase.startswith("closing")):
+                phase = h.phase
+                closing = isinstance(phase, str) and phase.startswith("closing")
+                if closed_only and not closing:
+                    continue
+                fate = entry.fate
+                if fate == OPEN and closing:
+                    # Folded once, at its first compaction after the close; then kept or not.
+                    entry.fate = KEPT
+                    if not self._retire(entry, h, str(phase)):
+                        entry.fate = DROPPED
                         continue
+                elif fate == DROPPED:
+                    continue  # written to after it was dropped: nobody reads it any more
                 scenario = entry.scenario
                 writer = writers.get(scenario)
                 if writer is None:
