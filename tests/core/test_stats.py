@@ -11,7 +11,13 @@ import math
 
 import pytest
 
-from wbsrun.core.stats import Histogram, RunStats
+from wbsrun.core.stats import (
+    MAX_MESSAGES,
+    MAX_MESSAGES_PER_CODE,
+    MESSAGE_CHARS,
+    Histogram,
+    RunStats,
+)
 
 
 def _edge(ms: float) -> float:
@@ -133,3 +139,92 @@ def test_a_negative_latency_from_a_clock_step_counts_in_the_first_bucket() -> No
     h = _histogram(-1.0, 4.0)
     assert h.buckets[0] == 1
     assert (h.count, h.total, h.max) == (2, 3.0, 4.0)
+
+
+# -- error message samples -----------------------------------------------------------------------
+
+
+def _samples(stats: RunStats) -> dict[tuple[str | None, str, str | None], tuple[object, ...]]:
+    """Each sample as (action, code, message, count, first_at, last_at), by its key."""
+    return {
+        key: (s.action, s.code, s.message, s.count, s.first_at, s.last_at)
+        for key, s in stats.error_samples.items()
+    }
+
+
+def test_each_distinct_message_is_a_sample_counted_with_its_first_and_last_time() -> None:
+    stats = RunStats()
+    stats.count_error("timeout", "fetch", "no answer in 5s", 10.0)
+    stats.count_error("refused", "fetch", "connection refused", 11.0)
+    stats.count_error("timeout", "fetch", "no answer in 5s", 12.5)
+    stats.count_error("timeout", None, "no answer in 5s", 13.0)
+    stats.count_error("timeout", "fetch", "no answer in 5s", 14.0)
+    assert _samples(stats) == {
+        ("fetch", "timeout", "no answer in 5s"): (
+            "fetch",
+            "timeout",
+            "no answer in 5s",
+            3,
+            10.0,
+            14.0,
+        ),
+        ("fetch", "refused", "connection refused"): (
+            "fetch",
+            "refused",
+            "connection refused",
+            1,
+            11.0,
+            11.0,
+        ),
+        (None, "timeout", "no answer in 5s"): (None, "timeout", "no answer in 5s", 1, 13.0, 13.0),
+    }
+    assert stats.errors == {"timeout": 4, "refused": 1}
+
+
+def test_a_message_is_kept_by_its_first_message_chars_characters() -> None:
+    stats = RunStats()
+    head = "x" * (MESSAGE_CHARS - 1)
+    stats.count_error("e", "a", head + "1", 1.0)  # exactly MESSAGE_CHARS: kept whole
+    stats.count_error("e", "a", head + "2 and more", 2.0)  # cut to head + "2"
+    stats.count_error("e", "a", head + "2 and other text", 3.0)  # the same cut: the same sample
+    assert _samples(stats) == {
+        ("a", "e", head + "1"): ("a", "e", head + "1", 1, 1.0, 1.0),
+        ("a", "e", head + "2"): ("a", "e", head + "2", 2, 2.0, 3.0),
+    }
+
+
+def test_each_action_and_code_keeps_its_own_max_messages_then_counts_the_rest_as_other() -> None:
+    stats = RunStats()
+    for pair in (("a", "e"), ("a", "f"), ("b", "e")):
+        action, code = pair
+        for m in range(MAX_MESSAGES_PER_CODE + 3):
+            stats.count_error(code, action, f"message {m}", float(m))
+    stats.count_error("e", "a", "message 0", 99.0)  # a kept message still counts in its sample
+    samples = _samples(stats)
+    for action, code in (("a", "e"), ("a", "f"), ("b", "e")):
+        kept = {m for (a, c, m) in samples if (a, c) == (action, code) and m is not None}
+        assert kept == {f"message {m}" for m in range(MAX_MESSAGES_PER_CODE)}
+        first, last = float(MAX_MESSAGES_PER_CODE), float(MAX_MESSAGES_PER_CODE + 2)
+        assert samples[(action, code, None)] == (action, code, None, 3, first, last)
+    assert samples[("a", "e", "message 0")] == ("a", "e", "message 0", 2, 0.0, 99.0)
+    assert stats.errors == {
+        "e": 2 * (MAX_MESSAGES_PER_CODE + 3) + 1,
+        "f": MAX_MESSAGES_PER_CODE + 3,
+    }
+
+
+def test_the_run_keeps_max_messages_in_all_then_counts_new_ones_as_other() -> None:
+    stats = RunStats()
+    pairs, rest = divmod(MAX_MESSAGES, MAX_MESSAGES_PER_CODE)
+    assert rest == 0  # every pair below fills its own cap, and together they fill the run's
+    for p in range(pairs):
+        for m in range(MAX_MESSAGES_PER_CODE):
+            stats.count_error("e", f"act{p}", f"message {m}", 1.0)
+    assert len(stats.error_samples) == MAX_MESSAGES
+    stats.count_error("e", "new", "first message", 2.0)
+    stats.count_error("e", "new", "second message", 3.0)
+    stats.count_error("e", "act0", "message 0", 4.0)  # kept before: still its own sample
+    samples = _samples(stats)
+    assert len(samples) == MAX_MESSAGES + 1
+    assert samples[("new", "e", None)] == ("new", "e", None, 2, 2.0, 3.0)
+    assert samples[("act0", "e", "message 0")] == ("act0", "e", "message 0", 2, 1.0, 4.0)

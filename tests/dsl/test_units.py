@@ -17,6 +17,7 @@ from wbsrun.dsl.units import (
     DURATION_PATTERN,
     RATE_EXPECTED,
     RATE_PATTERN,
+    SIZE_EXPECTED,
     SIZE_PATTERN,
     UnitError,
     check_units,
@@ -190,6 +191,7 @@ def test_rate_pattern_accepts_exactly_what_the_parser_reads_apart_from_zero(text
         ("4096", 4096),
         (4096, 4096),
         (1048576.0, 1048576),
+        (1.0, 1),
         ("99999999999999999999GiB", 99999999999999999999 * 1024**3),
     ],
 )
@@ -212,6 +214,7 @@ def test_parse_size_reads_decimal_and_binary_units_and_plain_bytes(
         (True, "expected a number of bytes"),
         (None, "expected a number of bytes"),
         (1.5, "expected a number of bytes"),
+        (0.0, "expected a number of bytes"),
         (0, "must be greater than zero"),
         ("0KiB", "must be greater than zero"),
         (-5, "must be greater than zero"),
@@ -225,7 +228,14 @@ def test_parse_size_refuses_other_values_quoting_them(value: object, reason: str
 
 @pytest.mark.parametrize(
     ("size", "text"),
-    [(10 * 1024**2, "10 MiB"), (1536, "1.5 KiB"), (1000, "1000 B"), (1024**3, "1 GiB")],
+    [
+        (10 * 1024**2, "10 MiB"),
+        (1536, "1.5 KiB"),
+        (1000, "1000 B"),
+        (1023, "1023 B"),
+        (1024, "1 KiB"),
+        (1024**3, "1 GiB"),
+    ],
 )
 def test_format_size_uses_binary_units(size: int, text: str) -> None:
     assert format_size(size) == text
@@ -281,6 +291,21 @@ def test_a_refused_duration_is_quoted_as_written_in_the_scenario(
 ) -> None:
     with pytest.raises(UnitError) as info:
         parse_duration(value)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (1.5, f"invalid size 1.5: expected {SIZE_EXPECTED}"),
+        ("10 parsecs", f"invalid size '10 parsecs': expected {SIZE_EXPECTED}"),
+        (0, "invalid size 0: must be greater than zero"),
+        ("0KiB", "invalid size '0KiB': must be greater than zero"),
+    ],
+)
+def test_a_refused_size_is_quoted_as_written_in_the_scenario(value: object, message: str) -> None:
+    with pytest.raises(UnitError) as info:
+        parse_size(value)
     assert str(info.value) == message
 
 
@@ -356,4 +381,15 @@ def test_every_bad_rate_limit_is_reported_with_its_scope_path_and_position() -> 
             RATE_EXPECTED,
             f"invalid rate 'fast': expected {RATE_EXPECTED}",
         ),
+    ]
+
+
+def test_check_units_leaves_out_the_fields_an_earlier_check_reported_and_only_those() -> None:
+    doc = parse_source(_RATE_LIMITS, "scenario.yaml")
+    reported = {("actions", "fetch", "rate-limit"), ("workflows", "main", "timeout")}
+    found = [d.path for d in check_units(doc, skip=reported.__contains__)]
+    # The next action's rate-limit (the same field pattern) is still checked.
+    assert found == [
+        "actions.post.rate-limit",
+        "workflows.main.nodes[0].controls.exec.rate-limit.global",
     ]
