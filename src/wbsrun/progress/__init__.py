@@ -2,6 +2,7 @@
 
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator, ProgressUpdate, TaskUpdate
 from wbsrun.progress.baseline import ScenarioBaseline, baselines
+from wbsrun.progress.health import RunHealth, run_health
 from wbsrun.progress.report import ProgressSnapshot, build_result, progress_snapshot
 from wbsrun.progress.views import (
     MilestoneProgress,
@@ -17,6 +18,7 @@ __all__ = [
     "ProgramProgress",
     "ProgressSnapshot",
     "ProgressUpdate",
+    "RunHealth",
     "ScenarioBaseline",
     "ScenarioProgress",
     "TaskUpdate",
@@ -24,4 +26,5 @@ __all__ = [
     "baselines",
     "build_result",
     "progress_snapshot",
+    "run_health",
 ]
