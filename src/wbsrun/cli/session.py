@@ -21,6 +21,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.poller import Poller, attach_progress_bus
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
+from wbsrun.progress.ticker import SeriesTicker
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
@@ -101,6 +102,7 @@ class WiredRun:
     progress: AggregatingSink
     bus: ProgressBus
     poller: Poller
+    ticker: SeriesTicker
 
     @property
     def aggregator(self) -> Aggregator:
@@ -111,8 +113,14 @@ class WiredRun:
             "bus": self.bus.statistics().as_dict(),
             "poller": self.poller.statistics().as_dict(),
         }
+        series = self.ticker.finish()  # the final point, once the run has ended
         return build_result(
-            self.runner, self.pools.statistics(), self.log.counts, self.aggregator, events=events
+            self.runner,
+            self.pools.statistics(),
+            self.log.counts,
+            self.aggregator,
+            events=events,
+            timeseries=series.to_json(),
         )
 
 
@@ -135,7 +143,14 @@ def wire(
     if prepare is not None:
         prepare(runner)  # e.g. the demo's fault script, as one more run service
     poller = attach_progress_bus(runner, bus)
-    return WiredRun(runner, pools, log, progress, bus, poller)
+    # The time series: a sample every second (leases held: the pools' active leases).
+    ticker = SeriesTicker(
+        runner,
+        progress.aggregator,
+        leases=lambda: sum(p.get("active", 0) for p in pools.statistics().values()),
+    )
+    runner.services.append(ticker)
+    return WiredRun(runner, pools, log, progress, bus, poller, ticker)
 
 
 def to_stdout(json_out: Path | None) -> bool:

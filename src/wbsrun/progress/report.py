@@ -183,10 +183,12 @@ def build_result(
     aggregator: Aggregator | None = None,
     *,
     events: Mapping[str, Any] | None = None,
+    timeseries: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `--json` result; its shape is documented by `result-schema.json`. The run's
     aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
-    progress bus's and the poller's statistics) becomes `progress_events`."""
+    progress bus's and the poller's statistics) becomes `progress_events`; `timeseries` (a
+    `Series.to_json()`, progress/series.py) is included as given."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -263,4 +265,5 @@ def build_result(
         # and their exact totals (the same in every mode).
         "ledger": ctx.workbook.summary(),
         **({"progress_events": dict(events)} if events is not None else {}),
+        **({"timeseries": dict(timeseries)} if timeseries is not None else {}),
     }
