@@ -51,7 +51,7 @@ _INT_GAUGES: Final = frozenset({"users", "leases"})
 
 
 def interval_histogram(
-    cur: Histogram, prev_buckets: list[int], prev_count: int, prev_total: float, prev_max: float
+    cur: Histogram, prev_buckets: list[int], prev_count: int, prev_total: float
 ) -> Histogram:
     """The records between two states of one cumulative histogram (bucket by bucket).
 
@@ -66,11 +66,10 @@ def interval_histogram(
     out.buckets = diff
     out.count = cur.count - prev_count
     out.total = cur.total - prev_total
+    # The top bucket's upper edge capped by the cumulative max: exact when the max rose in
+    # this interval (the new maximum was recorded in it).
     out.max = cur.max
-    if out.count and cur.max <= prev_max:
-        out.max = out.quantile(1.0)
-    elif not out.count:
-        out.max = 0.0
+    out.max = out.quantile(1.0) if out.count else 0.0
     return out
 
 
@@ -89,33 +88,32 @@ def _mixed_quantile(a: tuple[float, ...], b: tuple[float, ...], q: float) -> flo
     other levels than the knots are interpolated, so merged-of-merged points drift within
     that same bound."""
     parts = (a, b)
-    total = sum(p[0] for p in parts)
+    total = a[0] + b[0]
     xs = sorted({x for p in parts for x in p[1:]})
-
-    def cdf(x: float) -> float:
-        acc = 0.0
-        for p in parts:
-            knots = p[1:]
-            if x >= knots[-1]:
-                acc += p[0]
-                continue
-            for i in range(len(knots) - 1):
-                lo, hi = knots[i], knots[i + 1]
-                if lo <= x < hi:
-                    share = _KNOTS[i] + (_KNOTS[i + 1] - _KNOTS[i]) * (x - lo) / (hi - lo)
-                    acc += p[0] * share
-                    break
-        return acc / total
-
-    prev_x, prev_f = xs[0], cdf(xs[0])
-    if prev_f >= q:
-        return prev_x
-    for x in xs[1:]:
-        fx = cdf(x)
-        if fx >= q:
-            return prev_x + (x - prev_x) * (q - prev_f) / (fx - prev_f)
-        prev_x, prev_f = x, fx
+    prev_x, prev_f = xs[0], 0.0
+    for x in xs:
+        # Knots may coincide (a jump of the CDF): the left limit first, then the value at x.
+        left = sum(p[0] * _cdf(p[1:], x, True) for p in parts) / total
+        if left >= q and left > prev_f:
+            return prev_x + (x - prev_x) * (q - prev_f) / (left - prev_f)
+        here = sum(p[0] * _cdf(p[1:], x, False) for p in parts) / total
+        if here >= q:
+            return x
+        prev_x, prev_f = x, here
     return xs[-1]
+
+
+def _cdf(knots: tuple[float, ...], x: float, left: bool) -> float:
+    """The share of a part at or below `x` (below, `left`), linear between its knots."""
+    if x < knots[0] or (left and x == knots[0]):
+        return 0.0
+    if x > knots[-1] or (not left and x == knots[-1]):
+        return 1.0
+    for i in range(len(knots) - 1):
+        lo, hi = knots[i], knots[i + 1]
+        if (lo < x <= hi) if left else (lo <= x < hi):
+            return _KNOTS[i] + (_KNOTS[i + 1] - _KNOTS[i]) * (x - lo) / (hi - lo)
+    return 1.0
 
 
 def _merge_knots(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
@@ -158,7 +156,6 @@ class Series:
         self._prev_buckets: list[int] = []
         self._prev_count = 0
         self._prev_total = 0.0
-        self._prev_max = 0.0
         self._latest: dict[str, Any] = {}
 
     @property
@@ -196,13 +193,10 @@ class Series:
         d_req = requests - self._prev_requests
         d_failed = failed - self._prev_failed
         d_err = self._error_deltas(errors)
-        h = interval_histogram(
-            latency, self._prev_buckets, self._prev_count, self._prev_total, self._prev_max
-        )
+        h = interval_histogram(latency, self._prev_buckets, self._prev_count, self._prev_total)
         self._prev_t, self._prev_requests, self._prev_failed = now, requests, failed
         self._prev_buckets = list(latency.buckets)
         self._prev_count, self._prev_total = latency.count, latency.total
-        self._prev_max = latency.max
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
         gauges = (users, work, time, planned, milestones, eta_s, health, leases)
         self.samples += 1
@@ -359,7 +353,7 @@ class Series:
     def to_json(self) -> dict[str, Any]:
         """Columnar: arrays of equal length, one value per point (result-schema.json)."""
         t = list(self._t)
-        starts = [0.0, *t[:-1]]
+        starts = [0.0, *t][: len(t)]
         rps = [
             round(n / (end - start), 2) if end > start else 0.0
             for n, start, end in zip(self._requests, starts, t, strict=True)
