@@ -18,8 +18,9 @@ from rich.console import Console
 
 from scenario_kit import Doc, act, document, edge, end, graph, http, on
 from wbsrun.cli.session import execute
-from wbsrun.core.runner import RunOptions
+from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.loader import load_plan
+from wbsrun.progress.ticker import SeriesTicker
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess
 
@@ -39,7 +40,13 @@ def fetch_then_missing(users: int, **scenario: Any) -> Doc:
     )
 
 
-def run_cli(tmp_path: Path, target: TargetProcess, doc: Doc, options: RunOptions) -> Doc:
+def run_cli(
+    tmp_path: Path,
+    target: TargetProcess,
+    doc: Doc,
+    options: RunOptions,
+    prepare: Callable[[Runner], None] | None = None,
+) -> Doc:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     host, port = on(target)[0]
@@ -54,6 +61,7 @@ def run_cli(tmp_path: Path, target: TargetProcess, doc: Doc, options: RunOptions
         console=Console(file=io.StringIO()),
         live=False,
         summary=False,
+        prepare=prepare,
     )
     result: Doc = json.loads(out.read_text("utf-8"))
     jsonschema.validate(result, json.loads(SCHEMA.read_text("utf-8")))
@@ -64,7 +72,16 @@ def test_a_run_of_n_seconds_has_a_point_a_second_adding_up_to_its_totals(
     tmp_path: Path, target_factory: Callable[..., TargetProcess]
 ) -> None:
     target = target_factory(knobs=TargetKnobs(error_rate=0.3))
-    result = run_cli(tmp_path, target, fetch_then_missing(users=4), RunOptions(duration=3.0))
+    seen: list[dict[str, Any]] = []
+
+    def listen(runner: Runner) -> None:
+        # The series' listeners see each sample as it is taken (live thresholds, exporters).
+        (ticker,) = (s for s in runner.services if isinstance(s, SeriesTicker))
+        ticker.listeners.append(lambda series: seen.append(series.latest()))
+
+    result = run_cli(
+        tmp_path, target, fetch_then_missing(users=4), RunOptions(duration=3.0), listen
+    )
 
     ts = result["timeseries"]
     req = result["requests"]
@@ -96,6 +113,10 @@ def test_a_run_of_n_seconds_has_a_point_a_second_adding_up_to_its_totals(
     assert ts["planned"][0] is not None
     assert ts["planned"][0] < 0.5
     assert ts["planned"][-1] == 1.0
+    # The listener saw every sample, the final one too (no point merged in 3 s).
+    assert [p["t"] for p in seen] == t
+    assert [p["requests"] for p in seen] == ts["requests"]
+    assert all(p["interval_s"] <= 1.5 for p in seen)
     # Every pass holds one item of the pool while it runs; none once the run is over.
     assert max(ts["leases"]) >= 1
     assert ts["leases"][-1] == 0

@@ -21,6 +21,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.poller import Poller, attach_progress_bus
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
+from wbsrun.progress.series import Series
 from wbsrun.progress.ticker import SeriesTicker
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
@@ -108,12 +109,17 @@ class WiredRun:
     def aggregator(self) -> Aggregator:
         return self.progress.aggregator
 
+    @property
+    def series(self) -> Series:
+        """The run's time series (`latest()` for live views, `to_json()` for the result)."""
+        return self.ticker.series
+
     def result(self) -> dict[str, Any]:
         events = {
             "bus": self.bus.statistics().as_dict(),
             "poller": self.poller.statistics().as_dict(),
         }
-        series = self.ticker.finish()  # the final point, once the run has ended
+        series = self.ticker.finish()  # the final point, once the run has ended (once)
         return build_result(
             self.runner,
             self.pools.statistics(),
@@ -140,9 +146,6 @@ def wire(
     progress = AggregatingSink.for_run(plan, options, forward=bus)
     runner = Runner(plan, components, pools, log, options, events=progress)
     attach_health_checks(runner, pools)
-    if prepare is not None:
-        prepare(runner)  # e.g. the demo's fault script, as one more run service
-    poller = attach_progress_bus(runner, bus)
     # The time series: a sample every second (leases held: the pools' active leases).
     ticker = SeriesTicker(
         runner,
@@ -150,6 +153,9 @@ def wire(
         leases=lambda: sum(p.get("active", 0) for p in pools.statistics().values()),
     )
     runner.services.append(ticker)
+    if prepare is not None:
+        prepare(runner)  # e.g. the demo's fault script, as one more run service
+    poller = attach_progress_bus(runner, bus)
     return WiredRun(runner, pools, log, progress, bus, poller, ticker)
 
 

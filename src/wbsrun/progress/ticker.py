@@ -64,6 +64,9 @@ class SeriesTicker:
         self.interval = interval
         # Leases held now; by default those the run's lease book binds to passes.
         self._leases = leases if leases is not None else self._book_leases
+        # Called after each sample with the series (live thresholds, exporters): cheap, and
+        # must not raise (it runs in the run's task group).
+        self.listeners: list[Callable[[Series], None]] = []
         self._finished = False
 
     def _book_leases(self) -> int:
@@ -113,6 +116,8 @@ class SeriesTicker:
             health=health.score,
             leases=self._leases(),
         )
+        for listener in self.listeners:
+            listener(self.series)
 
     def finish(self) -> Series:
         """The final point, once the run has ended (again: a no-op); the series."""
