@@ -235,16 +235,12 @@ class Series:
         for code in d_err:
             if code not in self._errors:
                 self._errors[code] = array("q", bytes(8 * len(self._t)))
+        if self._last_raw >= self.stride and len(self._t) >= self.cap:
+            self._downsample()  # a new point would be one too many
         if self._t and self._last_raw < self.stride:
             self._fold_last(now, d_req, d_failed, d_err, lat, gauges)
             self._last_raw += 1
             return
-        if len(self._t) >= self.cap:
-            self._downsample()
-            if self._last_raw < self.stride:
-                self._fold_last(now, d_req, d_failed, d_err, lat, gauges)
-                self._last_raw += 1
-                return
         self._t.append(now)
         self._requests.append(d_req)
         self._failed.append(d_failed)
