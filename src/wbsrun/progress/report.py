@@ -186,7 +186,8 @@ def build_result(
 ) -> dict[str, Any]:
     """The `--json` result; its shape is documented by `result-schema.json`. The run's
     aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
-    progress bus's and the poller's statistics) becomes `progress_events`."""
+    progress bus's and the poller's statistics: the engine's own counters, apart from what
+    users read) becomes `engine`."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -262,5 +263,5 @@ def build_result(
         # The workbook's closed entries: the sampling mode, what was kept, dropped or written,
         # and their exact totals (the same in every mode).
         "ledger": ctx.workbook.summary(),
-        **({"progress_events": dict(events)} if events is not None else {}),
+        **({"engine": dict(events)} if events is not None else {}),
     }
