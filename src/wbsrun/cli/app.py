@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
@@ -139,6 +138,7 @@ def run(
     """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
+    from wbsrun.telemetry.console import console_for
 
     try:
         plan = _load(path)
@@ -165,7 +165,7 @@ def run(
             options,
             json_out=json_out,
             log_file=log_file,
-            console=Console(highlight=False, stderr=to_stdout(json_out)),
+            console=console_for(stderr=to_stdout(json_out)),
             live=not quiet,
             summary=not quiet,
         )
