@@ -1,4 +1,4 @@
-"""The `wbsrun` command: validate, wbs, run, ledger, demo. Wiring only."""
+"""The `wbsrun` command: validate, wbs, run, ledger, demo, compare. Wiring only."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from wbsrun.cli.compare import compare_command
 from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
@@ -280,6 +281,9 @@ def demo(
         _fail(exc)
         return
     sys.exit(code)
+
+
+cli.add_command(compare_command)
 
 
 def main() -> None:
