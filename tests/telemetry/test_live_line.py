@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import subprocess
 import sys
@@ -123,9 +124,9 @@ def test_piped_run_prints_complete_live_lines_and_wraps_nothing(
     """A real `wbsrun run`, stdout a pipe: every live line is a whole record (its fields from
     elapsed to the per-scenario detail on one line), however long; no summary line is cut."""
     bundle, _ = live_reference(4)
-    out = tmp_path / "result.json"
+    out_dir = tmp_path / "out"
     cmd = [sys.executable, "-m", "wbsrun", "run", str(bundle), "--users", "4"]
-    cmd += ["--duration", "5.6s", "--json", str(out)]
+    cmd += ["--duration", "5.6s", "--out", str(out_dir), "--sampling", "full"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -140,4 +141,7 @@ def test_piped_run_prints_complete_live_lines_and_wraps_nothing(
     heads = [line for line in lines if line.startswith("  requests  ")]
     assert len(heads) == 1
     assert re.fullmatch(r"  requests  [\d,]+ \([\d,.]+/s\) · [\d,]+ failed \(\d+\.\d%\)", heads[0])
-    assert f"  result  {out}" in lines
+    # Where the files went, last in the summary (before the last log lines).
+    result = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
+    assert f"  result  {out_dir / 'result.json'}" in lines
+    assert f"  ledger  {result['ledger']['path']}" in lines
