@@ -156,3 +156,14 @@ def test_a_bad_tolerance_exits_two_with_the_rule_and_what_was_expected(
     assert proc.returncode == 2, proc.stdout
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unwritable_json_path_exits_two_naming_it(
+    results: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, b = results
+    out = tmp_path / "missing" / "cmp.json"
+    proc = wbsrun("compare", str(a), str(b), "--json", str(out))
+    assert proc.returncode == 2
+    assert f"error: --json {out}: cannot write: No such file or directory" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -99,7 +99,11 @@ def compare_command(a: Path, b: Path, fail_on: tuple[str, ...], json_out: Path |
         if to_stdout:
             sys.stdout.write(text)
         else:
-            json_out.write_text(text, encoding="utf-8")
+            try:
+                json_out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                click.echo(f"error: --json {json_out}: cannot write: {exc.strerror}", err=True)
+                sys.exit(EXIT_BAD_INPUT)
     print_comparison(console, comparison, verdicts)
     sys.exit(EXIT_REGRESSION if regression else 0)
 
@@ -151,6 +155,8 @@ def print_comparison(console: Console, comparison: Comparison, verdicts: Sequenc
                 f"started {result.get('started_at', '?')}"
             )
         )
+    if comparison.a.get("scenario") != comparison.b.get("scenario"):
+        console.print("[yellow]note:[/yellow] A and B ran different scenarios")
     by_metric: dict[str, list[Verdict]] = {}
     for v in verdicts:
         by_metric.setdefault(v.tolerance.metric, []).append(v)
