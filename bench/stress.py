@@ -54,7 +54,8 @@ def _run(bundle: Path, users: int, duration: float, out: Path) -> tuple[dict[str
 
 
 def _row(model: str, result: dict[str, Any], rss_kib: int) -> dict[str, Any]:
-    events = result.get("progress_events") or {}
+    # `engine` since issue 19; `progress_events` in results written before.
+    events = result.get("engine") or result.get("progress_events") or {}
     bus = events.get("bus") or {}
     poller = events.get("poller") or {}
     return {

@@ -112,5 +112,5 @@ def run_with_bus(
     if checker is not None:
         stats["poller"] = checker.statistics().as_dict()
     result = build_result(runner, pools.statistics(), run_log.counts)
-    result["progress_events"] = stats
+    result["engine"] = stats
     return BusRun(runner, bus, collector, checker, result, ended)

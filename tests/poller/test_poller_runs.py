@@ -58,7 +58,7 @@ def test_consecutive_unhealthy_closes_escalate_the_risk_register(
     target.control(status=500)
     ran = run_with_bus(tmp_path, two_steps(users=6), on(target), poller=True)
 
-    stats = ran.result["progress_events"]["poller"]
+    stats = ran.result["engine"]["poller"]
     assert ran.result["tasks"]["failed"] == 6
     assert (stats["breaches"], stats["identified"], stats["escalations"]) == (6, 2, 4)
     flags = sorted(ran.book.get(e, "registers.risk.flag") for e in ran.entries)
@@ -77,7 +77,7 @@ def test_a_healthy_run_scores_every_closed_task_and_raises_no_risk(
 ) -> None:
     ran = run_with_bus(tmp_path, two_steps(users=5, iterations=2), on(target), poller=True)
 
-    stats = ran.result["progress_events"]["poller"]
+    stats = ran.result["engine"]["poller"]
     assert ran.result["tasks"]["succeeded"] == 10
     assert stats["breaches"] == 0
     assert stats["checks"]["close"] == 10
@@ -94,7 +94,7 @@ def test_pass_deadlines_are_watched_and_a_timed_out_pass_is_not_overdue(
     target.control(latency_ms=1500)
     ran = run_with_bus(tmp_path, two_steps(users=3, timeout="300ms"), on(target), poller=True)
 
-    stats = ran.result["progress_events"]["poller"]
+    stats = ran.result["engine"]["poller"]
     assert ran.result["tasks"]["timed_out"] == 3
     # The executor moved each pass to monitoring.timeout at its deadline: seen, not overdue.
     assert stats["overdue"] == 0
@@ -124,7 +124,7 @@ def test_the_cli_result_carries_bus_and_poller_statistics_and_validates(
     )
 
     jsonschema.validate(json.loads(out.read_text("utf-8")), json.loads(SCHEMA.read_text("utf-8")))
-    bus, poller = result["progress_events"]["bus"], result["progress_events"]["poller"]
+    bus, poller = result["engine"]["bus"], result["engine"]["poller"]
     assert bus["published"] >= bus["events"] > 0
     assert bus["delivered"] >= bus["events"]  # one subscriber: the poller
     assert bus["dropped"] == 0

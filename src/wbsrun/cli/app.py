@@ -1,4 +1,4 @@
-"""The `wbsrun` command: validate, wbs, run, ledger, demo. Wiring only."""
+"""The `wbsrun` command: validate, wbs, run, ledger, demo, compare. Wiring only."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
+from wbsrun.cli.compare import compare_command
 from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
@@ -139,6 +139,7 @@ def run(
     """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
+    from wbsrun.telemetry.console import console_for
 
     try:
         plan = _load(path)
@@ -165,7 +166,7 @@ def run(
             options,
             json_out=json_out,
             log_file=log_file,
-            console=Console(highlight=False, stderr=to_stdout(json_out)),
+            console=console_for(stderr=to_stdout(json_out)),
             live=not quiet,
             summary=not quiet,
         )
@@ -280,6 +281,9 @@ def demo(
         _fail(exc)
         return
     sys.exit(code)
+
+
+cli.add_command(compare_command)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.units import parse_duration
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess, loopback_hosts
+from wbsrun.telemetry.console import console_for
 
 __all__ = ["DEMO_BUNDLE", "prepare_bundle", "run_demo"]
 
@@ -54,7 +55,7 @@ def run_demo(
     quiet: bool = False,
     faults: bool = False,
 ) -> int:
-    console = Console(highlight=False, stderr=to_stdout(json_out))
+    console = console_for(stderr=to_stdout(json_out))
     options = resolve_options(None, {"users": users, "duration": duration})
     # One address per user: the scenario's pool is exclusive, so each user holds its own item.
     # With faults, spares too: a task rolled back off a bad item needs a healthy free one.

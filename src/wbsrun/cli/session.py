@@ -164,6 +164,21 @@ def to_stdout(json_out: Path | None) -> bool:
     return json_out is not None and str(json_out) == "-"
 
 
+def _written(
+    result: dict[str, Any], json_out: Path | None, log_file: Path | None
+) -> dict[str, str]:
+    """Where the run's files went, for the summary's last lines."""
+    files: dict[str, str] = {}
+    if json_out is not None:
+        files["result"] = "standard output" if to_stdout(json_out) else str(json_out)
+    if log_file is not None:
+        files["log"] = str(log_file)
+    ledger = result.get("ledger", {}).get("path")
+    if ledger:  # sampling full: every closed workbook entry on disk
+        files["ledger"] = str(ledger)
+    return files
+
+
 def execute(
     plan: Plan,
     options: RunOptions,
@@ -196,7 +211,7 @@ def execute(
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(text, encoding="utf-8")
     if summary:
-        print_summary(console, result)
+        print_summary(console, result, files=_written(result, json_out, log_file))
         for line in list(log.recent)[-3:]:
             console.print(f"[dim]last log: {line}[/dim]", highlight=False)
     sys.stdout.flush()

@@ -187,8 +187,9 @@ def build_result(
 ) -> dict[str, Any]:
     """The `--json` result; its shape is documented by `result-schema.json`. The run's
     aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
-    progress bus's and the poller's statistics) becomes `progress_events`; `timeseries` (a
-    `Series.to_json()`, progress/series.py) is included as given."""
+    progress bus's and the poller's statistics: the engine's own counters, apart from what
+    users read) becomes `engine`; `timeseries` (a `Series.to_json()`, progress/series.py)
+    is included as given."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -264,6 +265,6 @@ def build_result(
         # The workbook's closed entries: the sampling mode, what was kept, dropped or written,
         # and their exact totals (the same in every mode).
         "ledger": ctx.workbook.summary(),
-        **({"progress_events": dict(events)} if events is not None else {}),
+        **({"engine": dict(events)} if events is not None else {}),
         **({"timeseries": dict(timeseries)} if timeseries is not None else {}),
     }
