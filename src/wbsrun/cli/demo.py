@@ -53,7 +53,8 @@ def run_demo(
     error_rate: float = 0.0,
     quiet: bool = False,
     faults: bool = False,
-) -> int:
+) -> dict[str, Any]:
+    """Run the demo; the run's result (its exit code: cli/exits.py)."""
     console = Console(highlight=False, stderr=to_stdout(json_out))
     options = resolve_options(None, {"users": users, "duration": duration})
     # One address per user: the scenario's pool is exclusive, so each user holds its own item.
@@ -102,7 +103,7 @@ def run_demo(
     )
     if faults:
         _fault_summary(console, result)
-    return 0
+    return result
 
 
 def _fault_summary(console: Console, result: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.poller import Poller, attach_progress_bus
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
+from wbsrun.progress.thresholds import ThresholdEvaluator
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
@@ -55,8 +56,30 @@ def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[
     return out
 
 
+# How often thresholds are evaluated on the live result (alerts, abort-on-fail).
+THRESHOLD_INTERVAL = 1.0
+
+
+async def _watch_thresholds(wired: WiredRun, console: Console, live: bool) -> None:
+    """Every second: the rules on the live result; a crossing is an alert in the run log (and
+    on the console unless quiet); an abort-on-fail rule past its delay drains the run."""
+    while True:
+        await asyncio.sleep(THRESHOLD_INTERVAL)
+        for crossing in wired.thresholds.check(wired.live_result(), wired.runner.elapsed):
+            wired.log.log("warn", crossing.message)
+            if live:
+                console.print(f"[red]{crossing.message}[/red]", highlight=False)
+            if crossing.aborts:
+                wired.runner.drain()
+
+
 async def _run(
-    runner: Runner, console: Console, live: bool, aggregator: Aggregator | None = None
+    runner: Runner,
+    console: Console,
+    live: bool,
+    aggregator: Aggregator | None = None,
+    *,
+    watch: WiredRun | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -76,6 +99,9 @@ async def _run(
             loop.add_signal_handler(sig, on_signal)
     line = LiveLine(runner, console, aggregator=aggregator)
     ticker = asyncio.create_task(line.run()) if live else None
+    watcher = None
+    if watch is not None and watch.thresholds.rules:
+        watcher = asyncio.create_task(_watch_thresholds(watch, console, live))
     try:
         await runner.run()
     except asyncio.CancelledError:
@@ -83,6 +109,8 @@ async def _run(
         if signals < 2:
             raise
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if ticker is not None:
             ticker.cancel()
             line.clear()
@@ -101,12 +129,14 @@ class WiredRun:
     progress: AggregatingSink
     bus: ProgressBus
     poller: Poller
+    thresholds: ThresholdEvaluator
 
     @property
     def aggregator(self) -> Aggregator:
         return self.progress.aggregator
 
-    def result(self) -> dict[str, Any]:
+    def live_result(self) -> dict[str, Any]:
+        """The result as it stands (during the run: what thresholds are evaluated on)."""
         events = {
             "bus": self.bus.statistics().as_dict(),
             "poller": self.poller.statistics().as_dict(),
@@ -114,6 +144,15 @@ class WiredRun:
         return build_result(
             self.runner, self.pools.statistics(), self.log.counts, self.aggregator, events=events
         )
+
+    def result(self) -> dict[str, Any]:
+        """The final result: with every threshold's verdict, and status `aborted` when an
+        abort-on-fail threshold stopped the run."""
+        result = self.live_result()
+        result["thresholds"] = self.thresholds.verdicts(result, self.runner.elapsed)
+        if self.thresholds.aborted_by is not None:
+            result["status"] = "aborted"
+        return result
 
 
 def wire(
@@ -135,7 +174,7 @@ def wire(
     if prepare is not None:
         prepare(runner)  # e.g. the demo's fault script, as one more run service
     poller = attach_progress_bus(runner, bus)
-    return WiredRun(runner, pools, log, progress, bus, poller)
+    return WiredRun(runner, pools, log, progress, bus, poller, ThresholdEvaluator(plan.thresholds))
 
 
 def to_stdout(json_out: Path | None) -> bool:
@@ -162,7 +201,7 @@ def execute(
     try:
         log = RunLog(out)
         wired = wire(plan, options, pools, log, prepare=prepare)
-        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator))
+        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator, watch=wired))
         result = wired.result()
     finally:
         if out is not None:
