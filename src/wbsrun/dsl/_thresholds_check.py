@@ -63,7 +63,11 @@ class _Reader:
         try:
             metric, op, value, value_text = parse_rule(text, self.names, prefix)
         except RuleError as exc:
-            line, col = self._column(path, exc.offset)
+            if exc.in_prefix:  # in the metric, the mapping's key: thresholds.METRIC
+                pos = self.doc.where(path[:2], key=True)
+                line, col = pos.line, pos.column + exc.offset
+            else:
+                line, col = self._column(path, exc.offset)
             base = self.doc.diag(path, exc.code, exc.message)
             self.found.append(
                 replace(
@@ -86,7 +90,11 @@ class _Reader:
         if abort is None:
             where = (*path, "abort-on-fail")
             self.error(
-                where, "bad-threshold", "abort-on-fail must be true or false", value=raw_abort
+                where,
+                "bad-threshold",
+                "abort-on-fail must be true or false",
+                value=raw_abort,
+                expected="true or false",
             )
         raw_delay = options.get("delay-abort-eval")
         if raw_delay is not None:

@@ -86,6 +86,8 @@ class RuleError(ValueError):
         self.offset = offset
         self.expected = expected
         self.hint = hint
+        # The mistake is in the metric given as the mapping key (offset: within the key).
+        self.in_prefix = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +349,12 @@ def parse_rule(text: str, names: PlanNames, prefix: str = "") -> tuple[Metric, s
     try:
         metric = parse_metric(full, names)
     except RuleError as exc:
-        exc.offset = head + exc.offset if not prefix else 0
+        # With a prefix, a mistake within it is the mapping key's (`in_prefix`).
+        exc.in_prefix = bool(prefix) and exc.offset < len(prefix)
+        if not prefix:
+            exc.offset += head
+        elif not exc.in_prefix:
+            exc.offset = head + max(0, exc.offset - len(prefix) - 1)
         raise
     try:
         value = parse_value(value_text, metric)

@@ -65,7 +65,7 @@ def _http(m: Metric, r: Result) -> float | None:
     if m.family == "http.latency_ms":
         return _latency(req, m.field, total)
     # http.status: a class or an exact code; one the result does not list counted 0.
-    key = "status" if not m.name[0].isdigit() else "status_codes"
+    key = "status_codes" if m.name.isdigit() else "status"
     counts = req.get(key)
     return _num(_map(counts).get(m.name, 0)) if isinstance(counts, Mapping) else None
 
@@ -164,14 +164,19 @@ class Crossing:
     at_s: float
     # abort-on-fail, past its delay-abort-eval: the run is to stop.
     aborts: bool
+    # It started failing now (an alert); False: it was failing already and its delay is over.
+    new: bool = True
 
     @property
     def message(self) -> str:
+        seen = f"(observed {_fmt(self.observed)} at {self.at_s:.1f}s)"
+        if not self.new:
+            return (
+                f"threshold still failing after its delay-abort-eval: {self.rule.text} {seen} "
+                "(abort-on-fail: stopping the run)"
+            )
         then = " (abort-on-fail: stopping the run)" if self.aborts else ""
-        return (
-            f"threshold crossed: {self.rule.text} (observed {_fmt(self.observed)} "
-            f"at {self.at_s:.1f}s){then}"
-        )
+        return f"threshold crossed: {self.rule.text} {seen}{then}"
 
 
 def _fmt(value: float | None) -> str:
@@ -221,7 +226,7 @@ class ThresholdEvaluator:
                 self.aborted_by = rule
             if failing and (not state.failing or aborts) and observed is not None:
                 state.alerts += 0 if state.failing else 1
-                crossings.append(Crossing(rule, observed, elapsed, aborts))
+                crossings.append(Crossing(rule, observed, elapsed, aborts, not state.failing))
             state.failing = failing
         return crossings
 
