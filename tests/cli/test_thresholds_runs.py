@@ -164,7 +164,8 @@ def test_validate_refuses_a_malformed_threshold(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2
-    assert "[unsupported-metric]" in proc.stderr and "issue 20" in proc.stderr
+    assert "[unsupported-metric]" in proc.stderr
+    assert "issue 20" in proc.stderr
 
 
 ABORT = """thresholds:
@@ -189,7 +190,8 @@ def test_abort_on_fail_stops_a_long_run_after_its_delay_with_status_aborted(
     assert 2.0 <= result["duration_s"] < 4.0, result["duration_s"]
     assert took < 15
     verdict = result["thresholds"][0]
-    assert verdict["ok"] is False and verdict["abort_on_fail"] is True
+    assert verdict["ok"] is False
+    assert verdict["abort_on_fail"] is True
     assert verdict["delay_abort_eval_s"] == 2.0
     assert 0.9 <= verdict["first_failed_s"] <= 1.5
     assert "threshold failed: http.failed_rate < 0.01 (observed 1)" in err

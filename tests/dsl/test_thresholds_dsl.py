@@ -257,7 +257,7 @@ def test_every_name_of_the_catalogue_parses_to_itself() -> None:
     assert len(names) == len(set(names)) > 60
     for name in names:
         assert parse_metric(name, NAMES).text == name
-    assert "http.status.503" == parse_metric("http.status.503", NAMES).text
+    assert parse_metric("http.status.503", NAMES).text == "http.status.503"
 
 
 @pytest.mark.parametrize(
@@ -279,7 +279,8 @@ def test_a_rendered_rule_parses_back_to_the_same_rule(metric: str, op: str, valu
     parsed = parse_rule(rule.text, NAMES)
     assert parsed == (m, op, value, render_value(value))
     again = ThresholdRule(*parsed)
-    assert again.text == rule.text and again.key == rule.key
+    assert again.text == rule.text
+    assert again.key == rule.key
 
 
 @given(

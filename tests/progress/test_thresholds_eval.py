@@ -244,7 +244,8 @@ def test_abort_on_fail_waits_for_its_delay_then_aborts_once() -> None:
     assert [(c.aborts, "stopping" in c.message) for c in first] == [(False, False)]
     assert evaluator.check(_rate(50), 2.0) == []
     third = evaluator.check(_rate(50), 3.0)
-    assert [(c.aborts, c.new) for c in third] == [(True, False)] and evaluator.aborted_by is r
+    assert [(c.aborts, c.new) for c in third] == [(True, False)]
+    assert evaluator.aborted_by is r
     assert third[0].message.startswith("threshold still failing after its delay-abort-eval")
     assert "stopping the run" in third[0].message
     assert evaluator.check(_rate(50), 4.0) == []
