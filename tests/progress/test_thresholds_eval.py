@@ -216,6 +216,7 @@ def test_live_a_crossing_alerts_once_and_again_only_after_recovering() -> None:
         seen.append([c.observed for c in evaluator.check(_rate(failed), float(t))])
     assert seen == [[], [0.2], [], [], [], [0.5], []]
     assert evaluator.alerts_total == {"http.failed_rate < 0.1": 2, "http.reqs > 0": 0}
+    assert evaluator.failing == {"http.failed_rate < 0.1": True, "http.reqs > 0": False}
     assert evaluator.aborted_by is None
     final = evaluator.verdicts(_rate(60), 7.0)
     assert [v["first_failed_s"] for v in final] == [1.0, None]

@@ -247,8 +247,8 @@ def _status(text: str, what: str, names: PlanNames) -> Metric:
 def _error_code(text: str, code: str, names: PlanNames) -> RuleError:
     err = _named(text, "error code", code, names.error_codes, len("errors."))
     err.expected = (
-        'an error code wbsrun gives (docs/dsl.md "Error codes") or one declared in '
-        "progress.errors.transient / permanent"
+        "an error code wbsrun gives (network-timeout, http-5xx, …: docs/result.md errors.CODE) "
+        "or one declared in progress.errors.transient / permanent"
     )
     return err
 

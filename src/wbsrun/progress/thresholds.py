@@ -211,6 +211,11 @@ class ThresholdEvaluator:
         """Alerts fired so far, per rule (its text), every rule listed."""
         return {rule.text: self._state[rule].alerts for rule in self.rules}
 
+    @property
+    def failing(self) -> dict[str, bool]:
+        """Per rule (its text): failing at the last check (no data: not failing)."""
+        return {rule.text: self._state[rule].failing for rule in self.rules}
+
     def check(self, result: Result, elapsed: float) -> list[Crossing]:
         crossings: list[Crossing] = []
         for rule in self.rules:
