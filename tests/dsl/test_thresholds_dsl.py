@@ -217,6 +217,10 @@ def test_the_wrong_shape_is_refused_in_the_scenario_and_in_config_yaml(tmp_path:
     ], [d.format() for d in errors]
 
 
+def test_an_empty_thresholds_section_means_none(tmp_path: Path) -> None:
+    assert _plan(tmp_path, "thresholds:\n", config="thresholds:\n").thresholds == ()
+
+
 def test_error_codes_the_scenario_declares_may_be_named(tmp_path: Path) -> None:
     text = BASE.replace("load:\n", "progress:\n  errors:\n    transient: [quota-hit]\nload:\n")
     (tmp_path / "script.yaml").write_text(text + "thresholds: ['errors.quota-hit < 5']\n")
