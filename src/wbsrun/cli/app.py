@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from wbsrun.cli.compare import compare_command
+from wbsrun.cli.exits import EXIT_INVALID, EXIT_RUN_ERROR, exit_code, threshold_lines
 from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from wbsrun.core.runner import RunOptions
 
 __all__ = ["cli", "main"]
-
-EXIT_OK, EXIT_RUN_ERROR, EXIT_INVALID = 0, 1, 2
 
 
 def _load(path: Path) -> Plan:
@@ -136,7 +135,8 @@ def run(
     log_file: Path | None,
     quiet: bool,
 ) -> None:
-    """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
+    """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
+    failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error."""
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
@@ -161,7 +161,7 @@ def run(
         _check_out(plan, options)
         if out_dir is not None and json_out is None:
             json_out = out_dir / "result.json"
-        execute(
+        result = execute(
             plan,
             options,
             json_out=json_out,
@@ -172,6 +172,16 @@ def run(
         )
     except WbsrunError as exc:
         _fail(exc)
+        return
+    _exit(result)
+
+
+def _exit(result: dict[str, Any]) -> None:
+    """Name every failed threshold on standard error (also when quiet: CI reads it), then
+    exit with the run's code (cli/exits.py)."""
+    for line in threshold_lines(result):
+        click.echo(line, err=True)
+    sys.exit(exit_code(result))
 
 
 def _check_out(plan: Plan, options: RunOptions) -> None:
@@ -263,11 +273,12 @@ def demo(
     quiet: bool,
     faults: bool,
 ) -> None:
-    """Run the bundled tri-phase scenario against the embedded asset server."""
+    """Run the bundled tri-phase scenario against the embedded asset server (exit codes as
+    `run`'s)."""
     from wbsrun.cli.demo import run_demo
 
     try:
-        code = run_demo(
+        result = run_demo(
             users=users,
             duration=duration,
             workdir=workdir,
@@ -280,7 +291,7 @@ def demo(
     except (WbsrunError, RunError) as exc:
         _fail(exc)
         return
-    sys.exit(code)
+    _exit(result)
 
 
 cli.add_command(compare_command)

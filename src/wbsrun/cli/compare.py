@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from wbsrun.cli.exits import EXIT_INVALID, EXIT_THRESHOLDS
 from wbsrun.progress.compare import Comparison, Row, compare, split_action
 from wbsrun.progress.tolerance import ToleranceError, Verdict, check, number, parse_tolerance
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_REGRESSION", "compare_command", "load_result"]
 
-EXIT_REGRESSION = 99  # = a crossed threshold's exit code (k6's), see docs/observability.md
-EXIT_BAD_INPUT = 2
+# A regression exits like a crossed threshold (k6's code), see docs/observability.md.
+EXIT_REGRESSION = EXIT_THRESHOLDS
+EXIT_BAD_INPUT = EXIT_INVALID
 # |ratio − 1| below this is not coloured as better or worse.
 NOISE = 0.05
 

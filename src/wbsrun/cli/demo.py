@@ -54,7 +54,8 @@ def run_demo(
     error_rate: float = 0.0,
     quiet: bool = False,
     faults: bool = False,
-) -> int:
+) -> dict[str, Any]:
+    """Run the demo; the run's result (its exit code: cli/exits.py)."""
     console = console_for(stderr=to_stdout(json_out))
     options = resolve_options(None, {"users": users, "duration": duration})
     # One address per user: the scenario's pool is exclusive, so each user holds its own item.
@@ -103,7 +104,7 @@ def run_demo(
     )
     if faults:
         _fault_summary(console, result)
-    return 0
+    return result
 
 
 def _fault_summary(console: Console, result: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ CONFIG_KEYS: Mapping[str, str] = {
     "sampling": "WBSRUN_SAMPLING",
 }
 # The top-level keys of config.yaml that wbsrun reads; any other is refused, not ignored.
-CONFIG_SECTIONS = ("run",)
+CONFIG_SECTIONS = ("run", "thresholds")  # thresholds: read by the loader (dsl)
 TRANSPORTS = ("fast", "aiohttp")
 SAMPLING = ("aggregated", "sampled", "full")
 # Options that take one of a few words.

@@ -22,6 +22,7 @@ from wbsrun.poller import Poller, attach_progress_bus
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.progress.series import Series
+from wbsrun.progress.thresholds import ThresholdEvaluator
 from wbsrun.progress.ticker import SeriesTicker
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
@@ -57,8 +58,30 @@ def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[
     return out
 
 
+# How often thresholds are evaluated on the live result (alerts, abort-on-fail).
+THRESHOLD_INTERVAL = 1.0
+
+
+async def _watch_thresholds(wired: WiredRun, console: Console, live: bool) -> None:
+    """Every second: the rules on the live result; a crossing is an alert in the run log (and
+    on the console unless quiet); an abort-on-fail rule past its delay drains the run."""
+    while True:
+        await asyncio.sleep(THRESHOLD_INTERVAL)
+        for crossing in wired.thresholds.check(wired.live_result(), wired.runner.elapsed):
+            wired.log.log("warn", crossing.message)
+            if live:
+                console.print(f"[red]{crossing.message}[/red]", highlight=False)
+            if crossing.aborts:
+                wired.runner.drain()
+
+
 async def _run(
-    runner: Runner, console: Console, live: bool, aggregator: Aggregator | None = None
+    runner: Runner,
+    console: Console,
+    live: bool,
+    aggregator: Aggregator | None = None,
+    *,
+    watch: WiredRun | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -78,6 +101,9 @@ async def _run(
             loop.add_signal_handler(sig, on_signal)
     line = LiveLine(runner, console, aggregator=aggregator)
     ticker = asyncio.create_task(line.run()) if live else None
+    watcher = None
+    if watch is not None and watch.thresholds.rules:
+        watcher = asyncio.create_task(_watch_thresholds(watch, console, live))
     try:
         await runner.run()
     except asyncio.CancelledError:
@@ -85,6 +111,8 @@ async def _run(
         if signals < 2:
             raise
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if ticker is not None:
             ticker.cancel()
             line.clear()
@@ -104,6 +132,7 @@ class WiredRun:
     bus: ProgressBus
     poller: Poller
     ticker: SeriesTicker
+    thresholds: ThresholdEvaluator
 
     @property
     def aggregator(self) -> Aggregator:
@@ -114,20 +143,31 @@ class WiredRun:
         """The run's time series (`latest()` for live views, `to_json()` for the result)."""
         return self.ticker.series
 
-    def result(self) -> dict[str, Any]:
+    def live_result(self, *, final: bool = False) -> dict[str, Any]:
+        """The result as it stands (during the run: what thresholds are evaluated on, without
+        the time series); `final`: after the run, with the series' last point taken."""
         events = {
             "bus": self.bus.statistics().as_dict(),
             "poller": self.poller.statistics().as_dict(),
         }
-        series = self.ticker.finish()  # the final point, once the run has ended (once)
+        timeseries = self.ticker.finish().to_json() if final else None
         return build_result(
             self.runner,
             self.pools.statistics(),
             self.log.counts,
             self.aggregator,
             events=events,
-            timeseries=series.to_json(),
+            timeseries=timeseries,
         )
+
+    def result(self) -> dict[str, Any]:
+        """The final result: with every threshold's verdict, and status `aborted` when an
+        abort-on-fail threshold stopped the run."""
+        result = self.live_result(final=True)
+        result["thresholds"] = self.thresholds.verdicts(result, self.runner.elapsed)
+        if self.thresholds.aborted_by is not None:
+            result["status"] = "aborted"
+        return result
 
 
 def wire(
@@ -156,7 +196,9 @@ def wire(
     if prepare is not None:
         prepare(runner)  # e.g. the demo's fault script, as one more run service
     poller = attach_progress_bus(runner, bus)
-    return WiredRun(runner, pools, log, progress, bus, poller, ticker)
+    return WiredRun(
+        runner, pools, log, progress, bus, poller, ticker, ThresholdEvaluator(plan.thresholds)
+    )
 
 
 def to_stdout(json_out: Path | None) -> bool:
@@ -198,7 +240,7 @@ def execute(
     try:
         log = RunLog(out)
         wired = wire(plan, options, pools, log, prepare=prepare)
-        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator))
+        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator, watch=wired))
         result = wired.result()
     finally:
         if out is not None:

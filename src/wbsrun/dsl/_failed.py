@@ -28,6 +28,8 @@ _ELEMENTS: Final[tuple[tuple[str, ...], ...]] = (
     ("components", "*"),
     ("resources", "*"),
     ("progress", "*"),
+    ("thresholds", "*", "*"),
+    ("thresholds", "*"),
     ("actions", "*"),
     ("workflows", "*"),
     ("monitoring", "*"),

@@ -6,7 +6,7 @@ validation reports every mistake, each once, where it is."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -16,6 +16,7 @@ from wbsrun.dsl._failed import Failed
 from wbsrun.dsl._flow import FlowChecker
 from wbsrun.dsl._retry import check_retry_budgets
 from wbsrun.dsl._stubs import as_map, as_seq
+from wbsrun.dsl._thresholds_check import check_thresholds, merge_thresholds
 from wbsrun.dsl.bundle import Bundle, locate_bundle
 from wbsrun.dsl.plan import (
     ActionSpec,
@@ -30,6 +31,7 @@ from wbsrun.dsl.plan import (
 from wbsrun.dsl.refs import reference_checks
 from wbsrun.dsl.schema_check import check_schema
 from wbsrun.dsl.source import SourceDoc, load_source
+from wbsrun.dsl.thresholds import BUILTIN_ERROR_CODES, PlanNames, ThresholdRule
 from wbsrun.dsl.wbs import build_wbs
 from wbsrun.errors import Diagnostic, ScenarioError
 
@@ -45,6 +47,7 @@ class _Built:
     """The plan's parts, built from the elements that passed the earlier checks."""
 
     builder: PlanBuilder
+    thresholds: tuple[ThresholdRule, ...]
     actions: dict[str, ActionSpec]
     workbook: WorkbookSpec
     workflows: dict[str, WorkflowSpec]
@@ -93,7 +96,9 @@ def _checked(
         if not guarded or not any(d.severity == "error" for d in diagnostics):
             raise
     unique = dict.fromkeys(diagnostics)
-    return sorted(unique, key=lambda d: (d.line, d.column, d.code)), built
+    # The scenario's findings first, then config.yaml's (its thresholds).
+    order = sorted(unique, key=lambda d: (d.file != doc.file, d.line, d.column, d.code))
+    return order, built
 
 
 def _build_and_flow(
@@ -110,6 +115,8 @@ def _build_and_flow(
     reported = frozenset((d.path, d.code) for d in earlier)
     builder = PlanBuilder(doc, bundle.res_dir, raw_text, failed, reported)
     built = _build(builder, failed)
+    thresholds, found = _thresholds(doc, bundle, raw_text, failed, _names(built, builder))
+    built = replace(built, thresholds=thresholds)
     flow = FlowChecker(
         doc,
         built.workbook,
@@ -123,7 +130,37 @@ def _build_and_flow(
     retry = check_retry_budgets(
         doc, built.workbook, built.workflows, built.scenarios, flow.reachable
     )
-    return built, [*builder.diagnostics, *flow.diagnostics, *retry]
+    return built, [*builder.diagnostics, *flow.diagnostics, *retry, *found]
+
+
+def _names(built: _Built, builder: PlanBuilder) -> PlanNames:
+    """What threshold metrics may name: the plan's actions, scenarios, milestones, codes."""
+    errors = builder.section("progress", "errors")
+    declared = {c for key in ("transient", "permanent") for c in as_seq(errors.get(key))}
+    return PlanNames(
+        actions=frozenset(built.actions),
+        scenarios=frozenset(s.name for s in built.scenarios),
+        milestones=frozenset(m.name for s in built.scenarios for m in s.milestones),
+        error_codes=BUILTIN_ERROR_CODES | {c for c in declared if isinstance(c, str)},
+    )
+
+
+def _thresholds(
+    doc: SourceDoc, bundle: Bundle, raw_text: str, failed: Failed, names: PlanNames
+) -> tuple[tuple[ThresholdRule, ...], list[Diagnostic]]:
+    """The scenario's `thresholds:` and config.yaml's (added to them), checked in one pass."""
+    rules, found = check_thresholds(doc, raw_text.splitlines(), names, failed)
+    if bundle.config is None:
+        return tuple(rules), found
+    try:
+        config = load_source(bundle.config)
+        config_text = bundle.config.read_text(encoding="utf-8-sig")
+    except ScenarioError as exc:
+        return tuple(rules), [*found, *exc.diagnostics]
+    except (OSError, UnicodeDecodeError):
+        return tuple(rules), found  # the run options' reading of config.yaml reports it
+    more, config_found = check_thresholds(config, config_text.splitlines(), names)
+    return merge_thresholds(rules, more), [*found, *config_found]
 
 
 def _build(builder: PlanBuilder, failed: Failed) -> _Built:
@@ -143,6 +180,7 @@ def _build(builder: PlanBuilder, failed: Failed) -> _Built:
     globals_ = freeze(data.get("globals") or {}) if ("globals",) not in failed else {}
     return _Built(
         builder,
+        (),
         actions,
         workbook,
         workflows,
@@ -188,6 +226,7 @@ def _plan(doc: SourceDoc, bundle: Bundle, built: _Built, diagnostics: list[Diagn
         exits=MappingProxyType(built.exits),
         wbs=build_wbs(str(data.get("name", "")), version, built.scenarios, built.workflows),
         warnings=tuple(d for d in diagnostics if d.severity == "warning"),
+        thresholds=built.thresholds,
     )
 
 

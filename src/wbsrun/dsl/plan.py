@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from wbsrun.dsl.expr import Expr
 from wbsrun.dsl.template import CompiledValue, Template
+from wbsrun.dsl.thresholds import ThresholdRule
 from wbsrun.errors import Diagnostic
 
 __all__ = [
@@ -363,3 +364,5 @@ class Plan:
     exits: Mapping[str, ExitSpec]
     wbs: WbsNode
     warnings: tuple[Diagnostic, ...] = field(default=())
+    # `thresholds:` of the scenario and its config.yaml (docs/dsl.md "Thresholds").
+    thresholds: tuple[ThresholdRule, ...] = field(default=())
