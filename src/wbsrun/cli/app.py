@@ -1,4 +1,4 @@
-"""The `wbsrun` command: validate, wbs, run, ledger, demo. Wiring only."""
+"""The `wbsrun` command: validate, wbs, run, ledger, demo, report. Wiring only."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.dsl.wbs import render_wbs
 from wbsrun.errors import BundleError, Diagnostic, RunError, ScenarioError, WbsrunError
 from wbsrun.protocols.registry import provides
+from wbsrun.telemetry.html import check_assets
 
 if TYPE_CHECKING:
     from wbsrun.core.runner import RunOptions
@@ -120,6 +121,12 @@ def wbs(path: Path) -> None:
     help="Output directory: result.json, and the on-disk ledger of a full run.",
 )
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
+@click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report of the result here (after the result).",
+)
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
 def run(
     path: Path,
@@ -134,6 +141,7 @@ def run(
     out_dir: Path | None,
     json_out: Path | None,
     log_file: Path | None,
+    report_out: Path | None,
     quiet: bool,
 ) -> None:
     """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
@@ -158,6 +166,8 @@ def run(
             out_dir=out_dir,
         )
         _check_out(plan, options)
+        if report_out is not None:
+            check_assets()
         if out_dir is not None and json_out is None:
             json_out = out_dir / "result.json"
         execute(
@@ -166,6 +176,7 @@ def run(
             json_out=json_out,
             log_file=log_file,
             console=Console(highlight=False, stderr=to_stdout(json_out)),
+            report_out=report_out,
             live=not quiet,
             summary=not quiet,
         )
@@ -247,6 +258,12 @@ def _entry_line(entry: dict[str, Any]) -> str:
 @click.option("--error-rate", type=float, default=0.0, help="Share of /asset answered 500.")
 @click.option("--quiet", is_flag=True, help="No live line.")
 @click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report of the result here (after the result).",
+)
+@click.option(
     "--faults",
     is_flag=True,
     help="Items go bad mid-run (failed health, hang, 401) and one recovers: watch the "
@@ -260,12 +277,15 @@ def demo(
     latency_ms: float,
     error_rate: float,
     quiet: bool,
+    report_out: Path | None,
     faults: bool,
 ) -> None:
     """Run the bundled tri-phase scenario against the embedded asset server."""
     from wbsrun.cli.demo import run_demo
 
     try:
+        if report_out is not None:
+            check_assets()
         code = run_demo(
             users=users,
             duration=duration,
@@ -275,11 +295,60 @@ def demo(
             error_rate=error_rate,
             quiet=quiet,
             faults=faults,
+            report_out=report_out,
         )
     except (WbsrunError, RunError) as exc:
         _fail(exc)
         return
     sys.exit(code)
+
+
+@cli.command()
+@click.argument("result_file", metavar="RESULT.json", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where the HTML goes (default: RESULT with the suffix .html).",
+)
+def report(result_file: Path, out: Path | None) -> None:
+    """Write the self-contained HTML report of a run's JSON result (`--json`)."""
+    from wbsrun.telemetry.html import write_report
+
+    try:
+        result = _read_result(result_file)
+        path = write_report(result, out or result_file.with_suffix(".html"))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except WbsrunError as exc:
+        _fail(exc)
+        return
+    click.echo(f"report in {path}")
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    """The JSON result at `path`; a ValueError saying what is wrong with it (exit 2)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the result {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}; expected the result "
+            "a run wrote with --json"
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("requests"), dict):
+        found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
+        raise ValueError(
+            f"{path}: not a wbsrun result: found {found}; expected a JSON object with "
+            "'requests', 'status', … (written by `wbsrun run --json`)"
+        )
+    return data
 
 
 def main() -> None:

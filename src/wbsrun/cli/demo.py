@@ -53,6 +53,7 @@ def run_demo(
     error_rate: float = 0.0,
     quiet: bool = False,
     faults: bool = False,
+    report_out: Path | None = None,
 ) -> int:
     console = Console(highlight=False, stderr=to_stdout(json_out))
     options = resolve_options(None, {"users": users, "duration": duration})
@@ -92,6 +93,7 @@ def run_demo(
             console=console,
             live=not quiet,
             prepare=prepare,
+            report_out=report_out,
         )
         served = target.stats()
     received = int(served.get("received", 0))

@@ -25,6 +25,7 @@ from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
+from wbsrun.telemetry.html import write_report
 
 __all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
 
@@ -150,11 +151,13 @@ def execute(
     json_out: Path | None,
     log_file: Path | None,
     console: Console,
+    report_out: Path | None = None,
     live: bool = True,
     summary: bool = True,
     prepare: Callable[[Runner], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the plan to the end (or a signal) and return the JSON result; always written."""
+    """Run the plan to the end (or a signal) and return the JSON result; always written, then
+    the HTML report when asked (`report_out`)."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -174,9 +177,13 @@ def execute(
         else:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(text, encoding="utf-8")
+    if report_out is not None:
+        write_report(result, report_out)
     if summary:
         print_summary(console, result)
         for line in list(log.recent)[-3:]:
             console.print(f"[dim]last log: {line}[/dim]", highlight=False)
+    if report_out is not None:
+        console.print(f"report in {report_out}", highlight=False)
     sys.stdout.flush()
     return result
