@@ -227,7 +227,7 @@ def progress(r: Mapping[str, Any]) -> str:
     figures = (
         f"<p>work {figure(r, [*p, 'work'], 'pct')} · time {figure(r, [*p, 'time'], 'pct')} · "
         f"milestones (weighted) {figure(r, [*p, 'milestones_weighted'], 'pct')} · "
-        f"ETA {figure(r, [*p, 'eta_s'], 's')} · health {figure(r, ['health', 'progress'], 'pct')}"
+        f"ETA {figure(r, [*p, 'eta_s'], 's')} · health inputs: progress {figure(r, ['health', 'progress'], 'pct')}"
         f" (error rate {figure(r, ['health', 'error_rate'], 'pct')}, deviation "
         f"{figure(r, ['health', 'deviation'])})</p>"
     )
