@@ -51,7 +51,11 @@ class DemoReport:
 
 
 def demo_run(
-    workdir: Path, *extra: str, users: int = 50, duration: str = "3s"
+    workdir: Path,
+    *extra: str,
+    users: int = 50,
+    duration: str = "3s",
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`wbsrun demo` with 5 % of the asset requests answered 500 (so there are errors)."""
     args = ["demo", "--users", str(users), "--duration", duration, "--error-rate", "0.05"]
@@ -61,6 +65,7 @@ def demo_run(
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
 
 
@@ -233,7 +238,8 @@ _NUMBER = re.compile(r"^(-?[\d,]+(?:\.(\d+))?)( %| s)?$")
 
 def figures_match(result: Any, shown: Iterable[tuple[str, str]]) -> list[str]:
     """The figures whose text is not the value at their path (empty: all equal). A dash must
-    stand for a missing or null value; a number must equal the value to its shown precision."""
+    stand for a missing value or one that is no number; a number must equal the value to its
+    shown precision."""
     wrong = []
     for raw, text in shown:
         path = json.loads(raw)
@@ -241,8 +247,9 @@ def figures_match(result: Any, shown: Iterable[tuple[str, str]]) -> list[str]:
             value = value_at(result, path)
         except (KeyError, IndexError, TypeError):
             value = None
+        number = isinstance(value, int | float) and not isinstance(value, bool)
         if text == "–":
-            if value is not None:
+            if number and math.isfinite(value):
                 wrong.append(f"{path}: shows a dash for {value!r}")
             continue
         m = _NUMBER.match(text)
