@@ -1,4 +1,5 @@
-"""Results for the HTML report tests: a real demo run, completed to the full result shape.
+"""The HTML report tests' fixtures (a real demo run with its report, a headless Chromium:
+registered in tests/conftest.py) and results completed to the full result shape.
 
 `complete(result)` adds, where a result lacks them, the keys of issue 19's result contract
 (SPEC-19: full latency figures, status codes, bytes, scenarios, health, thresholds and the
@@ -15,16 +16,22 @@ import math
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from browser_kit import Chromium, chromium_binary, launch
+
 __all__ = [
     "HOSTILE",
     "DemoReport",
+    "chromium",
     "complete",
+    "demo_report",
     "demo_run",
     "figures",
     "figures_match",
@@ -67,6 +74,28 @@ def demo_run(
         check=False,
         env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def demo_report(tmp_path_factory: pytest.TempPathFactory) -> DemoReport:
+    """`wbsrun demo --users 50 --duration 3s --error-rate 0.05 --json … --report …`."""
+    work = tmp_path_factory.mktemp("demo")
+    out, report = work / "r.json", work / "report.html"
+    proc = demo_run(work / "run", "--json", str(out), "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    return DemoReport(work, json.loads(out.read_text()), report, proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
+    """Headless Chromium (tests/browser_kit.py); the tests skip without it, as nginx's do."""
+    if chromium_binary() is None:
+        pytest.skip("chromium is not installed (make test installs it: make chromium)")
+    browser = launch()
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 def _latency(summary: Mapping[str, Any], count: int) -> dict[str, Any]:

@@ -189,7 +189,8 @@ def errors(r: Mapping[str, Any]) -> str:
         "figures",
     )
     rows = []
-    messages = r.get("error_messages") if isinstance(r.get("error_messages"), list) else []
+    listed = r.get("error_messages")
+    messages: list[Any] = listed if isinstance(listed, list) else []
     for i, m in enumerate(messages[:MAX_MESSAGES]):
         text = at(m, ["message"])
         shown = (
@@ -227,7 +228,8 @@ def progress(r: Mapping[str, Any]) -> str:
     figures = (
         f"<p>work {figure(r, [*p, 'work'], 'pct')} · time {figure(r, [*p, 'time'], 'pct')} · "
         f"milestones (weighted) {figure(r, [*p, 'milestones_weighted'], 'pct')} · "
-        f"ETA {figure(r, [*p, 'eta_s'], 's')} · health inputs: progress {figure(r, ['health', 'progress'], 'pct')}"
+        f"ETA {figure(r, [*p, 'eta_s'], 's')} · health inputs: progress "
+        f"{figure(r, ['health', 'progress'], 'pct')}"
         f" (error rate {figure(r, ['health', 'error_rate'], 'pct')}, deviation "
         f"{figure(r, ['health', 'deviation'])})</p>"
     )
