@@ -69,13 +69,16 @@ def test_a_result_without_the_newer_keys_still_renders() -> None:
     assert figures_match({"requests": {"total": 3}}, figures(page)) == []
 
 
+# Keys the report reads below the top level, and one it does not.
+NESTED = [
+    "t", "p50", "p95", "rps", "errors", "x", "200", "ok", "total", "failed", "latency_ms",
+    "status_codes", "message", "observed", "rule", "items", "leases", "work", "milestones",
+    "scenarios", "score", "interval_s", "requests", "users", "count",
+]  # fmt: skip
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
     lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["t", "p50", "errors", "x", "200", "ok"]), inner, max_size=4
-        )
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(NESTED), inner, max_size=4)
     ),
     max_leaves=20,
 )

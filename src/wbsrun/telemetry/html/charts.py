@@ -180,8 +180,10 @@ def chart_data(result: Mapping[str, Any]) -> dict[str, Any]:
     """`{"t": [...], "columns": {name: [...]}, "charts": [spec, ...]}` for the page's script;
     no charts when the result has no usable `timeseries`."""
     ts = result.get("timeseries")
-    t = _column(ts.get("t"), len(ts.get("t") or [])) if isinstance(ts, Mapping) else None
-    if not isinstance(ts, Mapping) or t is None:
+    raw_t = ts.get("t") if isinstance(ts, Mapping) else None
+    t = _column(raw_t, len(raw_t)) if isinstance(raw_t, list) else None
+    # uPlot's x values must all be numbers: a series without a usable clock draws nothing.
+    if not isinstance(ts, Mapping) or t is None or None in t:
         return {"t": [], "columns": {}, "charts": []}
     n = len(t)
     names = (

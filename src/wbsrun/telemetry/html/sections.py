@@ -44,7 +44,8 @@ def _status_class(status: Any) -> str:
 
 def header(r: Mapping[str, Any]) -> str:
     status = r.get("status", "unknown")
-    checks = [t for t in r.get("thresholds") or [] if isinstance(t, Mapping)]
+    listed = r.get("thresholds")
+    checks = [t for t in listed if isinstance(t, Mapping)] if isinstance(listed, list) else []
     failed = sum(1 for t in checks if not t.get("ok"))
     if "failed_rate" in _map(r.get("requests")):
         rate = figure(r, ["requests", "failed_rate"], "pct")
