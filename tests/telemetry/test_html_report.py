@@ -5,11 +5,13 @@ test_report_browser.py for the page as Chromium draws it)."""
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import io
 import json
 import re
 import tarfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +152,15 @@ def test_the_shipped_library_is_the_pinned_version() -> None:
     assert js.startswith(f"/*! https://github.com/leeoniya/uPlot (v{vendor.VERSION}) */")
     assert "</script" not in js.lower()
     assert HOSTILE not in js
+
+
+def test_the_package_data_ships_the_pages_script_styles_and_library() -> None:
+    """A wheel carries what `render_report` reads (pyproject's package-data patterns)."""
+    config = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text("utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["wbsrun"]
+    html = Path(vendor.__file__).parent
+    needed = [*html.glob("static/*"), *(vendor.ASSET_DIR / n for n in vendor.ASSETS.values())]
+    assert len(needed) == 5
+    for path in needed:
+        name = path.relative_to(html.parents[1]).as_posix()
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), name
