@@ -6,8 +6,9 @@ for every scheme, loopback included (`<-loopback>`), no background networking, a
 profile. Every request the page makes is recorded from the Network domain, every console
 error and uncaught exception from Runtime and Log.
 
-Also a tool: `python tests/browser_kit.py report.html shot.png` writes a full-page screenshot
-(docs/img/report.png is made so).
+Also a tool: `python tests/browser_kit.py report.html shot.png [HEIGHT]` writes a screenshot
+of the page's top HEIGHT pixels (default: all of it), 1400 wide; docs/observability.md says how
+docs/img/report.png is made.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class Chromium:
 
 
 async def _drive(
-    ws: aiohttp.ClientWebSocketResponse, url: str, probes: Mapping[str, str], screenshot: bool
+    ws: aiohttp.ClientWebSocketResponse, url: str, probes: Mapping[str, str], screenshot: int
 ) -> Loaded:
     loaded = Loaded(url)
     ids = itertools.count(1)
@@ -165,7 +166,7 @@ async def _drive(
             loaded.values[name] = reply["result"].get("value")
         if screenshot:
             height = await send("Runtime.evaluate", expression="document.body.scrollHeight")
-            h = int(height["result"]["value"])
+            h = min(screenshot, int(height["result"]["value"]))
             clip = {"x": 0, "y": 0, "width": 1400, "height": h, "scale": 1}
             shot = await send(
                 "Page.captureScreenshot", format="png", captureBeyondViewport=True, clip=clip
@@ -211,7 +212,8 @@ def running() -> Iterator[Chromium]:
 
 if __name__ == "__main__":
     page, out = Path(sys.argv[1]), Path(sys.argv[2])
+    height = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
     with running() as browser:
-        shot = browser.load(page, {}, screenshot=True)
+        shot = browser.load(page, {}, screenshot=height)
     out.write_bytes(shot.screenshot)
     print(f"{out}: {len(shot.screenshot)} bytes; requests {shot.requests}; errors {shot.errors}")
