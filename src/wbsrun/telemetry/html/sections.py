@@ -130,13 +130,18 @@ def requests(r: Mapping[str, Any]) -> str:
     row = [*counts, cell(figure(r, [*base, "per_second"]), "num"), *_latency_cells(r, base)]
     latency = table(head, [row], "figures")
     sent, received = (figure(r, [*base, "bytes", k], "int") for k in ("sent", "received"))
-    bytes_ = f"sent {sent} · received {received}"
-    body = (
-        f"{latency}<p>Latency in ms, over all requests (health probes: "
-        f"{figure(r, [*base, 'health_probes'], 'int')}).</p>"
-        f"<p>Status classes: {_codes(r, base, 'status')}</p>"
-        f"<p>Status codes: {_codes(r, base, 'status_codes')}</p><p>Bytes: {bytes_}</p>"
-    )
+    present = _map(r.get("requests"))
+    lines = [
+        f"Latency in ms, over all requests (health probes: "
+        f"{figure(r, [*base, 'health_probes'], 'int')})."
+    ]
+    if "status" in present:  # results before issue 19 have no status or bytes
+        lines.append(f"Status classes: {_codes(r, base, 'status')}")
+    if "status_codes" in present:
+        lines.append(f"Status codes: {_codes(r, base, 'status_codes')}")
+    if "bytes" in present:
+        lines.append(f"Bytes: sent {sent} · received {received}")
+    body = latency + "".join(f"<p>{line}</p>" for line in lines)
     return _section("requests", "All requests", body)
 
 
