@@ -85,13 +85,15 @@ class Chromium:
         path: Path,
         probes: Mapping[str, str],
         *,
-        screenshot: bool = False,
+        screenshot: int = 0,
         timeout: float = 30.0,
     ) -> Loaded:
+        """Open `path` in a new tab and evaluate the probes; `screenshot`: also a PNG of the
+        page's top that many pixels (0: none)."""
         url = path.resolve().as_uri()
         return asyncio.run(asyncio.wait_for(self._load(url, probes, screenshot), timeout))
 
-    async def _load(self, url: str, probes: Mapping[str, str], screenshot: bool) -> Loaded:
+    async def _load(self, url: str, probes: Mapping[str, str], screenshot: int) -> Loaded:
         base = f"http://127.0.0.1:{self.port}"
         async with aiohttp.ClientSession() as http:
             async with http.put(f"{base}/json/new?about:blank") as resp:
