@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 MYPYC := mypy>=2.4.1,<2.5
 SOURCES := $(shell find src/wbsrun -name '*.py')
 
-.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure fuzz bench clean nginx mutate
+.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure fuzz bench clean nginx mutate \
+	assets chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,17 @@ pure:
 	find src -name '*.so' -delete
 	rm -f $(VENV)/.compiled
 
-demo: $(VENV)/.installed-run $(VENV)/.compiled
+# The HTML report's charting library (uPlot), from the npm registry: a pinned version whose
+# sha512 is checked; only its dist files land in the package (gitignored, shipped as package
+# data). Standard library only: no node needed. docs/dependencies.md.
+HTML_ASSETS := src/wbsrun/telemetry/html/assets
+$(HTML_ASSETS)/.fetched: src/wbsrun/telemetry/html/vendor.py
+	$(PYTHON) src/wbsrun/telemetry/html/vendor.py $(HTML_ASSETS)
+	touch $@
+
+assets: $(HTML_ASSETS)/.fetched
+
+demo: $(VENV)/.installed-run $(VENV)/.compiled assets
 	$(BIN)/wbsrun demo
 
 lint: $(VENV)/.installed-dev
@@ -60,16 +71,24 @@ nginx:
 	  || { $$SUDO apt-get update -q && \
 	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light; }; }
 
+# The HTML report's tests load it in headless Chromium from Debian's packages.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || { $$SUDO apt-get update -q && \
+	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; }
+
 # The suite runs twice: on the compiled hot path (what `make demo` runs), then on a copy of
 # the sources without it (what a machine without a C compiler runs). WBSRUN_BUILD makes
 # tests/conftest.py check that the build under test is the one meant: with a C compiler on
 # the machine, a hot path that did not compile fails the run instead of passing as pure.
 pytest: pytest-compiled pytest-pure
 
-pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx
+pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx chromium assets
 	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest
 
-pytest-pure: $(VENV)/.installed-dev nginx
+pytest-pure: $(VENV)/.installed-dev nginx chromium assets
 	rm -rf build/pure && mkdir -p build/pure && cp -r src/wbsrun build/pure/
 	find build/pure -name '*.so' -delete
 	@# Absolute: the CLI tests' subprocesses run from other directories.
@@ -99,5 +118,5 @@ mutate: $(VENV)/.installed-dev
 	nice $(BIN)/python bench/mutate.py $(MODULE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build $(HTML_ASSETS)
 	find src -name '*.so' -delete

@@ -12,6 +12,9 @@ import pytest
 
 from property_kit import load_profile
 
+# The HTML report: a real demo run with `--report`, and headless Chromium (session-wide).
+from report_kit import chromium, demo_report  # noqa: F401
+
 # -- HTTP transport: scenario and CLI tests run on both ---------------------------------------
 # Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
 from transport_kit import hostile, nginx, self_signed, tls_hostile  # noqa: F401

@@ -1,4 +1,4 @@
-"""The `wbsrun` command: validate, wbs, run, ledger, demo, compare. Wiring only."""
+"""The `wbsrun` command: validate, wbs, run, ledger, demo, report, compare. Wiring only."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.dsl.wbs import render_wbs
 from wbsrun.errors import BundleError, Diagnostic, RunError, ScenarioError, WbsrunError
 from wbsrun.protocols.registry import provides
+from wbsrun.telemetry.html import check_assets
 
 if TYPE_CHECKING:
     from wbsrun.core.runner import RunOptions
@@ -119,6 +120,12 @@ def wbs(path: Path) -> None:
     help="Output directory: result.json, and the on-disk ledger of a full run.",
 )
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
+@click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report of the result here (after the result).",
+)
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
 def run(
     path: Path,
@@ -133,6 +140,7 @@ def run(
     out_dir: Path | None,
     json_out: Path | None,
     log_file: Path | None,
+    report_out: Path | None,
     quiet: bool,
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
@@ -159,6 +167,8 @@ def run(
             out_dir=out_dir,
         )
         _check_out(plan, options)
+        if report_out is not None:
+            check_assets()
         if out_dir is not None and json_out is None:
             json_out = out_dir / "result.json"
         result = execute(
@@ -167,6 +177,7 @@ def run(
             json_out=json_out,
             log_file=log_file,
             console=console_for(stderr=to_stdout(json_out)),
+            report_out=report_out,
             live=not quiet,
             summary=not quiet,
         )
@@ -258,6 +269,12 @@ def _entry_line(entry: dict[str, Any]) -> str:
 @click.option("--error-rate", type=float, default=0.0, help="Share of /asset answered 500.")
 @click.option("--quiet", is_flag=True, help="No live line.")
 @click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report of the result here (after the result).",
+)
+@click.option(
     "--faults",
     is_flag=True,
     help="Items go bad mid-run (failed health, hang, 401) and one recovers: watch the "
@@ -271,6 +288,7 @@ def demo(
     latency_ms: float,
     error_rate: float,
     quiet: bool,
+    report_out: Path | None,
     faults: bool,
 ) -> None:
     """Run the bundled tri-phase scenario against the embedded asset server (exit codes as
@@ -278,6 +296,8 @@ def demo(
     from wbsrun.cli.demo import run_demo
 
     try:
+        if report_out is not None:
+            check_assets()
         result = run_demo(
             users=users,
             duration=duration,
@@ -287,6 +307,7 @@ def demo(
             error_rate=error_rate,
             quiet=quiet,
             faults=faults,
+            report_out=report_out,
         )
     except (WbsrunError, RunError) as exc:
         _fail(exc)
@@ -295,6 +316,54 @@ def demo(
 
 
 cli.add_command(compare_command)
+
+
+@cli.command()
+@click.argument("result_file", metavar="RESULT.json", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where the HTML goes (default: RESULT with the suffix .html).",
+)
+def report(result_file: Path, out: Path | None) -> None:
+    """Write the self-contained HTML report of a run's JSON result (`--json`)."""
+    from wbsrun.telemetry.html import write_report
+
+    try:
+        result = _read_result(result_file)
+        path = write_report(result, out or result_file.with_suffix(".html"))
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except WbsrunError as exc:
+        _fail(exc)
+        return
+    click.echo(f"report in {path}")
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    """The JSON result at `path`; a ValueError saying what is wrong with it (exit 2)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the result {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}; expected the result "
+            "a run wrote with --json"
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("requests"), dict):
+        found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
+        raise ValueError(
+            f"{path}: not a wbsrun result: found {found}; expected a JSON object with "
+            "'requests', 'status', … (written by `wbsrun run --json`)"
+        )
+    return data
 
 
 def main() -> None:

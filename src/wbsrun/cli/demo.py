@@ -54,6 +54,7 @@ def run_demo(
     error_rate: float = 0.0,
     quiet: bool = False,
     faults: bool = False,
+    report_out: Path | None = None,
 ) -> dict[str, Any]:
     """Run the demo; the run's result (its exit code: cli/exits.py)."""
     console = console_for(stderr=to_stdout(json_out))
@@ -94,6 +95,7 @@ def run_demo(
             console=console,
             live=not quiet,
             prepare=prepare,
+            report_out=report_out,
         )
         served = target.stats()
     received = int(served.get("received", 0))

@@ -28,6 +28,7 @@ from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
+from wbsrun.telemetry.html import write_report
 
 __all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
 
@@ -207,7 +208,10 @@ def to_stdout(json_out: Path | None) -> bool:
 
 
 def _written(
-    result: dict[str, Any], json_out: Path | None, log_file: Path | None
+    result: dict[str, Any],
+    json_out: Path | None,
+    log_file: Path | None,
+    report_out: Path | None = None,
 ) -> dict[str, str]:
     """Where the run's files went, for the summary's last lines."""
     files: dict[str, str] = {}
@@ -215,6 +219,8 @@ def _written(
         files["result"] = "standard output" if to_stdout(json_out) else str(json_out)
     if log_file is not None:
         files["log"] = str(log_file)
+    if report_out is not None:
+        files["report"] = str(report_out)
     ledger = result.get("ledger", {}).get("path")
     if ledger:  # sampling full: every closed workbook entry on disk
         files["ledger"] = str(ledger)
@@ -228,11 +234,13 @@ def execute(
     json_out: Path | None,
     log_file: Path | None,
     console: Console,
+    report_out: Path | None = None,
     live: bool = True,
     summary: bool = True,
     prepare: Callable[[Runner], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the plan to the end (or a signal) and return the JSON result; always written."""
+    """Run the plan to the end (or a signal) and return the JSON result; always written, then
+    the HTML report when asked (`report_out`)."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -252,9 +260,11 @@ def execute(
         else:
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(text, encoding="utf-8")
+    if report_out is not None:
+        write_report(result, report_out)
     if summary:
-        print_summary(console, result, files=_written(result, json_out, log_file))
         for line in list(log.recent)[-3:]:
             console.print(f"[dim]last log: {line}[/dim]", highlight=False)
+        print_summary(console, result, files=_written(result, json_out, log_file, report_out))
     sys.stdout.flush()
     return result
