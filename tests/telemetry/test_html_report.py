@@ -32,7 +32,7 @@ def test_the_demo_report_is_one_file_that_names_no_other(demo_report: DemoReport
     assert re.search(r"\b(src|href)\s*=", page) is None
     assert "url(" not in page.replace("url(\\", "")
     assert "@import" not in page
-    assert f"report in {demo_report.report}" in " ".join(demo_report.stdout.split())
+    assert f"report {demo_report.report}" in " ".join(demo_report.stdout.split())
 
 
 def test_every_figure_of_the_demo_report_is_the_results_value(demo_report: DemoReport) -> None:

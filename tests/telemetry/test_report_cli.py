@@ -102,7 +102,7 @@ def test_run_writes_the_report_after_the_result(target: TargetProcess, tmp_path:
     assert ('["requests", "total"]', "10") in shown
     assert figures_match(result, shown) == []
     assert out.stat().st_mtime_ns <= page.stat().st_mtime_ns
-    assert f"report in {page}" in " ".join(proc.stdout.split())
+    assert f"report {page}" in " ".join(proc.stdout.split())
 
 
 def test_without_the_charting_library_report_fails_before_the_run(tmp_path: Path) -> None:

@@ -266,5 +266,7 @@ def execute(
         for line in list(log.recent)[-3:]:
             console.print(f"[dim]last log: {line}[/dim]", highlight=False)
         print_summary(console, result, files=_written(result, json_out, log_file, report_out))
+    elif report_out is not None:
+        console.print(f"report in {report_out}", highlight=False)
     sys.stdout.flush()
     return result
