@@ -11,7 +11,7 @@ from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.persist import bad_file_name
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import scope_of
-from wbsrun.core.stats import round_to
+from wbsrun.core.stats import ActionStats, round_to
 from wbsrun.core.task import RunContext, Task
 from wbsrun.dsl.bundle import PathEscapeError, resolve_in_bundle
 from wbsrun.dsl.expr import ExprError
@@ -65,6 +65,27 @@ def copy_state(state: Mapping[str, Any], skip: frozenset[str] = HISTORY) -> dict
     return {k: _copy(v) for k, v in state.items() if k not in skip}
 
 
+def _count(st: ActionStats, ok: bool, ms: float) -> None:
+    st.count += 1
+    st.latency.record(ms)
+    if ok:
+        st.ok += 1
+    else:
+        st.failed += 1
+
+
+def _count_requests(st: ActionStats, outcome: ActionOutcome, sent: int, failed: int) -> None:
+    """A call's requests: how many failed, their status (its last answer's, 0 when none) and
+    bytes."""
+    st.requests += sent
+    st.requests_failed += failed
+    code = outcome.status
+    status = st.status
+    status[code] = status.get(code, 0) + sent
+    st.bytes_sent += outcome.bytes_sent
+    st.bytes_received += outcome.bytes_received
+
+
 class HandlerRunner:
     """The parts of the executor that react: errors, handlers, exits, transitions, records."""
 
@@ -79,6 +100,12 @@ class HandlerRunner:
         self.last_keys = {name: f"__last_{name}" for name in run.components}
         # Per component: the request timeout it asks for calls without one (read after init).
         self._request_limits: dict[str, float | None] = {}
+        # This scenario's figures per action (RunStats.scenarios[scenario]), found by name.
+        self.per_scenario: dict[str, ActionStats] = {}
+
+    def _scenario_stats(self, name: str) -> ActionStats:
+        st = self.per_scenario[name] = self.run.stats.scenario_action(self.scenario.name, name)
+        return st
 
     # implemented by the executor
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
@@ -324,31 +351,32 @@ class HandlerRunner:
         self, task: Task, action: ActionSpec, outcome: ActionOutcome, ms: float, started: float
     ) -> None:
         stats = self.run.stats
-        st = stats.actions.get(action.name) or stats.action(action.name)
-        st.count += 1
-        st.latency.record(ms)
+        name = action.name
+        st = stats.actions.get(name) or stats.action(name)
+        per = self.per_scenario.get(name) or self._scenario_stats(name)
+        error = outcome.error
+        ok = error is None
+        _count(st, ok, ms)
+        _count(per, ok, ms)
         book = self.run.workbook
         entry = task.entry
-        error = outcome.error
-        if outcome.requests:
-            stats.requests_total += outcome.requests
+        sent = outcome.requests
+        if sent:
+            stats.requests_total += sent
             # A persist failure is the action's, not its request's (answered in full).
-            if error is None or error == codes.PERSIST_ERROR:
-                stats.requests_ok += outcome.requests
-            else:
-                stats.requests_failed += outcome.requests
+            failed = 0 if ok or error == codes.PERSIST_ERROR else sent
+            stats.requests_ok += sent - failed
+            stats.requests_failed += failed
+            _count_requests(st, outcome, sent, failed)
+            _count_requests(per, outcome, sent, failed)
         if error is None:
-            st.ok += 1
             counter = "success"
         else:
-            st.failed += 1
             # When it ended, from what was measured anyway (no clock read).
-            stats.count_error(error, action.name, outcome.message, started + ms / 1000.0)
+            stats.count_error(error, name, outcome.message, started + ms / 1000.0)
             counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
         result = "ok" if error is None else error
-        book.end_action(
-            entry, action.name, action.component, started, result, round_to(ms, 3), counter
-        )
+        book.end_action(entry, name, action.component, started, result, round_to(ms, 3), counter)
         if outcome.value is not None:
             entry.vars[self.last_keys[action.component]] = outcome.value
 
