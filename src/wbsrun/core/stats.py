@@ -114,8 +114,9 @@ class Histogram:
                     lowest = idx
                 highest = idx
         if lowest >= 0:
-            out.min = max(_lower_edge(lowest), self.min)
             out.max = min(_lower_edge(highest + 1), self.max)
+            # Never above the max: a value exactly on an edge may sit a bit below its bucket.
+            out.min = min(max(_lower_edge(lowest), self.min), out.max)
         return out
 
     def quantile(self, q: float) -> float:
