@@ -93,7 +93,7 @@ class Hdr(Candidate):
     """Integer microseconds, 1 µs to 1 hour."""
 
     def __init__(self, digits: int) -> None:
-        from hdrh.histogram import HdrHistogram
+        from hdrh.histogram import HdrHistogram  # type: ignore[import-not-found, unused-ignore]
 
         self._cls = HdrHistogram
         self.digits = digits
@@ -116,7 +116,7 @@ class Hdr(Candidate):
 
 class Sketch(Candidate):
     def __init__(self, accuracy: float) -> None:
-        from ddsketch import DDSketch
+        from ddsketch import DDSketch  # type: ignore[import-not-found, unused-ignore]
 
         self._cls = DDSketch
         self.accuracy = accuracy
@@ -196,9 +196,10 @@ def main() -> None:
         values = [draw(rng) for _ in range(args.n)]
         ordered = sorted(values)
         exact = [ordered[rank(q, args.n) - 1] for q in QS]
-        print(f"\n{shape}, {args.n:,} values; exact p50..p99.9 (ms): " + ", ".join(
-            f"{e:.3f}" for e in exact
-        ))
+        print(
+            f"\n{shape}, {args.n:,} values; exact p50..p99.9 (ms): "
+            + ", ".join(f"{e:.3f}" for e in exact)
+        )
         runs: dict[str, list[dict[str, float]]] = {c.name: [] for c in candidates}
         for _ in range(args.reps):
             for c in candidates:  # interleaved: a slow spell of the host hits all alike

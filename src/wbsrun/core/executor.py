@@ -481,10 +481,7 @@ class Executor(HandlerRunner):
         stats = self.run.stats
         name = action.name
         sent = getattr(self.run.components[action.component], "REQUESTS_PER_CALL", 0)
-        for st in (
-            stats.actions.get(name) or stats.action(name),
-            self.per_scenario.get(name) or self._scenario_stats(name),
-        ):
+        for st in self.stats_of.get(name) or self._stats_pair(name):
             st.count += 1
             st.interrupted += 1
             st.requests += sent  # no answer, no status, bytes unknown
