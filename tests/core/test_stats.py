@@ -72,7 +72,7 @@ def test_the_median_of_two_values_is_the_lower_ones_bucket() -> None:
     assert h.quantile(0.5) == pytest.approx(10.0, rel=0.005)
 
 
-def test_a_percentile_is_within_half_a_percent_of_the_value_from_10_us_up() -> None:
+def test_a_percentile_is_within_half_a_percent_from_0_2_ms_and_one_from_1_us() -> None:
     values = [0.001 * 1.37**k for k in range(40)]  # 1 µs to ~200 s
     for v in values:
         h = _histogram(v / 2.0, v, v * 3.0)  # min and max elsewhere, so no clamp applies
@@ -80,7 +80,7 @@ def test_a_percentile_is_within_half_a_percent_of_the_value_from_10_us_up() -> N
         assert got == pytest.approx(_point(v), rel=1e-12)
         lo, hi = _bounds(v)
         assert lo <= got < hi
-        assert got == pytest.approx(v, rel=0.005 if v >= 0.01 else 0.01)
+        assert got == pytest.approx(v, rel=0.005 if v >= 0.2 else 0.01)
 
 
 def test_a_percentile_stays_within_the_exact_minimum_and_maximum() -> None:
