@@ -417,13 +417,13 @@ async def h1_user(host: str, port: int, stop_at: float, counts: list[int]) -> No
     loop = asyncio.get_running_loop()
     try:
         while loop.time() < stop_at:
-            status, _, body = await client.request(pool, "GET", url, get_headers)
+            status, _, body, *_ = await client.request(pool, "GET", url, get_headers)
             counts[0] += 1
             counts[1] += status != 200
-            status, _, _ = await client.request(pool, "POST", url, (), body, "application/json")
+            status, _, _, *_ = await client.request(pool, "POST", url, (), body, "application/json")
             counts[0] += 1
             counts[1] += status != 200
-            status, _, _ = await client.request(pool, "DELETE", url)
+            status, _, _, *_ = await client.request(pool, "DELETE", url)
             counts[0] += 1
             counts[1] += status != 200
     finally:

@@ -283,6 +283,18 @@ def test_the_graceful_stop_cuts_passes_still_in_flight_and_counts_them_interrupt
     tasks, requests = ran.result["tasks"], ran.result["requests"]
     assert tasks["started"] == tasks["interrupted"] == 3
     assert requests["total"] == requests["interrupted"] == routes(target)["GET /asset"] == 3
+    # Its scenario counts them too; unanswered, they have no status, bytes or latency.
+    s = ran.result["scenarios"]["s"]
+    assert s["requests"] | {"per_second": 0} == {
+        "total": 3,
+        "ok": 0,
+        "failed": 0,
+        "interrupted": 3,
+        "failed_rate": 0.0,
+        "per_second": 0,
+    }
+    assert (s["status"], s["status_codes"], s["latency_ms"]["count"]) == ({}, {}, 0)
+    assert (requests["status"], requests["bytes"]) == ({}, {"sent": 0, "received": 0})
     assert all(phases(e)[-1] == "closing.interrupted" for e in ran.entries)
     # Their leases came back: nothing is held once the run is over.
     assert ran.result["resources"]["pool"]["active"] == 0

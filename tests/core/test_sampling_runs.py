@@ -59,7 +59,13 @@ def stable(result: dict[str, Any]) -> dict[str, Any]:
     return {
         "users": result["users"],
         "tasks": result["tasks"],
-        "requests": {k: v for k, v in result["requests"].items() if k != "per_second"},
+        # Counts and status codes; not the clock's figures (latency, rate) nor bytes (answers
+        # carry ids and times of their own).
+        "requests": {
+            k: v
+            for k, v in result["requests"].items()
+            if k not in ("per_second", "latency_ms", "bytes")
+        },
         "actions": {k: (v["count"], v["ok"], v["failed"]) for k, v in result["actions"].items()},
         "exits": result["exits"],
         "errors": result["errors"],

@@ -1,8 +1,12 @@
-"""Latency histograms and run counters: exact percentiles from the bucket formula.
+"""Latency histograms and run counters: percentiles from the bucket formula.
 
-A value of `ms` milliseconds lands in bucket ⌊log(1 + 1000·ms) / log 1.01⌋; a percentile is
-the upper edge of the bucket where the running count first reaches rank q·count, capped at
-the exact maximum. `_edge` below is that formula, written out independently of the module.
+A value of `ms` milliseconds lands in bucket ⌊log(1 + 1000·ms) / log 1.01⌋, which holds
+[lo, hi) = [(1.01^i − 1) / 1000, (1.01^(i+1) − 1) / 1000); a percentile is the one of nearest
+rank (the smallest value with at least ⌈q·count⌉ values at or below it), estimated by
+2·lo·hi / (lo + hi) of its bucket (the point with the least relative error to any value in
+[lo, hi)), clamped to [min, max]; rank 1 is the exact minimum, the last rank the exact
+maximum. `_point` below is that formula, written out independently
+of the module.
 """
 
 from __future__ import annotations
@@ -20,10 +24,19 @@ from wbsrun.core.stats import (
 )
 
 
-def _edge(ms: float) -> float:
-    """The upper edge (ms) of the 1 %-wide bucket that holds `ms`."""
-    idx = math.floor(math.log(1.0 + ms * 1000.0) / math.log(1.01))
-    return math.expm1((idx + 1) * math.log(1.01)) / 1000.0
+def _bounds(ms: float) -> tuple[float, float]:
+    """The bounds (ms) of the 1 %-wide bucket that holds `ms`."""
+    idx = math.floor(math.log(1.0 + ms * 1000.0) / math.log(1.01)) if ms > 0 else 0
+    return (
+        math.expm1(idx * math.log(1.01)) / 1000.0,
+        math.expm1((idx + 1) * math.log(1.01)) / 1000.0,
+    )
+
+
+def _point(ms: float) -> float:
+    """What a percentile that falls in the bucket of `ms` reports (before clamping)."""
+    lo, hi = _bounds(ms)
+    return 2.0 * lo * hi / (lo + hi) if lo > 0 else 0.0
 
 
 def _histogram(*values: float) -> Histogram:
@@ -33,31 +46,46 @@ def _histogram(*values: float) -> Histogram:
     return h
 
 
+_ZEROS = {
+    "count": 0,
+    "min": 0.0,
+    "mean": 0.0,
+    "p50": 0.0,
+    "p90": 0.0,
+    "p95": 0.0,
+    "p99": 0.0,
+    "p99.9": 0.0,
+    "max": 0.0,
+}
+
+
 def test_an_empty_histogram_reports_zeros() -> None:
     h = Histogram()
     assert h.quantile(0.5) == 0.0
-    assert h.summary() == {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
+    assert h.summary() == _ZEROS
 
 
 def test_the_median_of_two_values_is_the_lower_ones_bucket() -> None:
-    # Rank 0.5 · 2 = 1 is reached by the first value: p50 of [10, 20] ms is 10's bucket.
-    h = _histogram(20.0, 10.0)
-    assert h.quantile(0.5) == pytest.approx(_edge(10.0), rel=1e-12)
-    assert 10.0 <= h.quantile(0.5) < 10.0 * 1.01
+    # Rank ⌈0.5 · 2⌉ = 1 is the first value: p50 of [10, 20] ms is in 10's bucket.
+    h = _histogram(20.0, 10.0, 30.0, 5.0)
+    assert h.quantile(0.5) == pytest.approx(_point(10.0), rel=1e-12)
+    assert h.quantile(0.5) == pytest.approx(10.0, rel=0.005)
 
 
-def test_a_percentile_is_its_buckets_upper_edge_within_one_percent_above_the_value() -> None:
+def test_a_percentile_is_within_half_a_percent_from_0_2_ms_and_one_from_1_us() -> None:
     values = [0.001 * 1.37**k for k in range(40)]  # 1 µs to ~200 s
     for v in values:
-        h = _histogram(v, v * 3.0)  # the max is elsewhere, so no cap applies
+        h = _histogram(v / 2.0, v, v * 3.0)  # min and max elsewhere, so no clamp applies
         got = h.quantile(0.5)
-        assert got == pytest.approx(_edge(v), rel=1e-12)
-        # Buckets are 1 % of (1 µs + value) wide: 1 % above the value, plus 0.01 µs.
-        assert v <= got <= v * 1.01 + 1e-5
+        assert got == pytest.approx(_point(v), rel=1e-12)
+        lo, hi = _bounds(v)
+        assert lo <= got < hi
+        assert got == pytest.approx(v, rel=0.005 if v >= 0.2 else 0.01)
 
 
-def test_a_percentile_never_exceeds_the_exact_maximum() -> None:
+def test_a_percentile_stays_within_the_exact_minimum_and_maximum() -> None:
     h = _histogram(10.0)
+    assert h.quantile(0.01) == 10.0
     assert h.quantile(0.99) == 10.0
     assert h.quantile(1.0) == 10.0
 
@@ -65,32 +93,65 @@ def test_a_percentile_never_exceeds_the_exact_maximum() -> None:
 def test_a_zero_latency_lands_in_the_first_bucket() -> None:
     h = _histogram(0.0, 0.0, 5.0)
     assert h.buckets[0] == 2
-    assert h.quantile(0.5) == pytest.approx(_edge(0.0), rel=1e-12)  # 0.01 µs
+    assert (h.quantile(0.5), h.min) == (0.0, 0.0)
 
 
-def test_the_summary_reports_p50_p90_p99_max_and_mean_in_ms() -> None:
-    h = _histogram(*(float(v) for v in range(1, 101)))  # 1 .. 100 ms
+def test_the_summary_reports_count_min_mean_percentiles_and_max_in_ms() -> None:
+    h = _histogram(*(float(v) for v in range(100, 0, -1)))  # 1 .. 100 ms
     assert h.summary() == {
-        "p50": round(_edge(50.0), 3),
-        "p90": round(_edge(90.0), 3),
-        "p99": round(_edge(99.0), 3),
-        "max": 100.0,
+        "count": 100,
+        "min": 1.0,
         "mean": 50.5,
+        "p50": round(_point(50.0), 3),
+        "p90": round(_point(90.0), 3),
+        "p95": round(_point(95.0), 3),
+        "p99": round(_point(99.0), 3),
+        "p99.9": 100.0,  # rank ⌈99.9⌉ = 100: the maximum's bucket, clamped to it
+        "max": 100.0,
     }
 
 
-def test_merging_adds_counts_and_totals_and_keeps_the_larger_maximum() -> None:
+def test_merging_adds_counts_and_totals_and_keeps_the_extremes() -> None:
     small = _histogram(1.0, 2.0)
     large = _histogram(3000.0)  # a longer bucket list than `small`
     small.merge(large)
-    assert (small.count, small.total, small.max) == (3, 3003.0, 3000.0)
-    assert small.quantile(1.0 / 3.0) == pytest.approx(_edge(1.0), rel=1e-12)
-    assert small.quantile(2.0 / 3.0) == pytest.approx(_edge(2.0), rel=1e-12)
+    assert (small.count, small.total, small.min, small.max) == (3, 3003.0, 1.0, 3000.0)
+    assert small.quantile(1.0 / 3.0) == 1.0  # rank 1: the exact minimum
+    assert small.quantile(2.0 / 3.0) == pytest.approx(_point(2.0), rel=1e-12)
     assert small.quantile(1.0) == 3000.0
-    # The other way round: a shorter list merges into a longer one, the max stays.
+    # The other way round: a shorter list merges into a longer one, the extremes stay.
     large.merge(_histogram(1.0, 2.0))
-    assert (large.count, large.total, large.max) == (3, 3003.0, 3000.0)
+    assert (large.count, large.total, large.min, large.max) == (3, 3003.0, 1.0, 3000.0)
     assert large.summary() == small.summary()
+
+
+def test_a_copy_is_independent_and_a_diff_holds_what_was_recorded_since() -> None:
+    h = _histogram(1.0, 500.0)
+    before = h.copy()
+    assert (before.buckets, before.count, before.total, before.min, before.max) == (
+        h.buckets,
+        2,
+        501.0,
+        1.0,
+        500.0,
+    )
+    for v in (2.0, 20.0, 200.0):
+        h.record(v)
+    assert before.count == 2
+    assert before.buckets is not h.buckets
+    since = h.diff(before)
+    assert since.count == 3
+    assert since.total == pytest.approx(222.0)
+    assert since.quantile(0.5) == pytest.approx(_point(20.0), rel=1e-12)
+    # The interval's extremes are its lowest and highest buckets' bounds (exact ones not kept).
+    assert since.min == pytest.approx(_bounds(2.0)[0], rel=1e-12)
+    assert since.max == pytest.approx(_bounds(200.0)[1], rel=1e-12)
+    # ... within the whole histogram's extremes.
+    h.record(0.5)
+    assert h.diff(before).min == 0.5
+    assert h.diff(h.copy()).count == 0
+    assert h.diff(h.copy()).summary() == _ZEROS
+    assert (h.count, h.min, h.max) == (6, 0.5, 500.0)
 
 
 def test_latency_over_all_or_some_actions_merges_their_histograms() -> None:
@@ -116,29 +177,26 @@ def test_errors_and_exits_are_counted_per_name() -> None:
 
 def test_the_summary_rounds_each_figure_to_the_microsecond() -> None:
     h = _histogram(1.23456, 2.34567, 3.45678, 7.65432)
-    assert h.summary() == {
-        "p50": round(_edge(2.34567), 3),
-        "p90": round(min(_edge(7.65432), 7.65432), 3),
-        "p99": 7.654,
-        "max": 7.654,
-        "mean": round((1.23456 + 2.34567 + 3.45678 + 7.65432) / 4, 3),
-    }
-    assert round(_edge(2.34567), 3) != round(_edge(2.34567), 4)
+    summary = h.summary()
+    assert summary["p50"] == round(_point(2.34567), 3)
+    assert (summary["min"], summary["max"], summary["p99"]) == (1.235, 7.654, 7.654)
+    assert summary["mean"] == round((1.23456 + 2.34567 + 3.45678 + 7.65432) / 4, 3)
+    assert round(_point(2.34567), 3) != round(_point(2.34567), 4)
 
 
 def test_merging_adds_the_counts_of_buckets_both_histograms_hold() -> None:
     ours = _histogram(1.0, 1.0)
     ours.merge(_histogram(1.0, 3000.0))
     # Three of four values at 1 ms: the median and the 75th percentile are 1 ms's bucket.
-    assert ours.quantile(0.5) == pytest.approx(_edge(1.0), rel=1e-12)
-    assert ours.quantile(0.75) == pytest.approx(_edge(1.0), rel=1e-12)
+    assert ours.quantile(0.5) == pytest.approx(_point(1.0), rel=1e-12)
+    assert ours.quantile(0.75) == pytest.approx(_point(1.0), rel=1e-12)
     assert ours.quantile(0.76) == 3000.0
 
 
 def test_a_negative_latency_from_a_clock_step_counts_in_the_first_bucket() -> None:
     h = _histogram(-1.0, 4.0)
     assert h.buckets[0] == 1
-    assert (h.count, h.total, h.max) == (2, 3.0, 4.0)
+    assert (h.count, h.total, h.min, h.max) == (2, 3.0, -1.0, 4.0)
 
 
 # -- error message samples -----------------------------------------------------------------------

@@ -209,6 +209,12 @@ def test_wait_any_continues_after_the_first_branch_and_cancels_the_slower(
     slow = ran.result["actions"]["slow"]
     assert (slow["count"], slow["ok"], slow["failed"], slow["interrupted"]) == (1, 0, 0, 1)
     assert slow["latency_ms"]["max"] == 0.0
+    assert (slow["requests"], slow["status"]) == (1, {})
+    # The scenario's figures agree: three sent, two answered (200), one interrupted.
+    figures = ran.result["scenarios"]["s"]
+    assert (figures["requests"]["total"], figures["requests"]["interrupted"]) == (3, 1)
+    assert figures["status_codes"] == ran.result["requests"]["status_codes"] == {"200": 2}
+    assert figures["latency_ms"]["count"] == 2
 
 
 def test_branch_taking_an_exit_cancels_its_siblings_and_the_task_takes_the_exit(

@@ -57,7 +57,7 @@ async def settled(pool: ConnectionPool) -> PoolStatistics:
 def test_keep_alive_connection_is_reused_for_sequential_requests(hostile: HostileServer) -> None:
     async def body(client: H1Client, pool: ConnectionPool) -> PoolStatistics:
         for _ in range(5):
-            status, _, raw = await client.request(pool, "GET", hostile.url("/ok"))
+            status, _, raw, *_ = await client.request(pool, "GET", hostile.url("/ok"))
             assert (status, raw) == (200, b'{"ok": true}')
         return await settled(pool)
 
@@ -73,7 +73,7 @@ def test_requests_of_every_method_to_one_origin_share_its_connection_and_origin_
 
     async def body(client: H1Client, pool: ConnectionPool) -> PoolStatistics:
         for method in ("GET", "POST", "DELETE", "GET"):
-            status, _, _ = await client.request(pool, method, hostile.url("/ok"))
+            status, _, _, *_ = await client.request(pool, method, hostile.url("/ok"))
             assert status == 200
         pool_keys.extend(pool._idle)
         return await settled(pool)
@@ -114,7 +114,7 @@ def test_connection_close_and_eof_bodies_are_read_and_not_reused(
     hostile: HostileServer, path: str
 ) -> None:
     async def body(client: H1Client, pool: ConnectionPool) -> PoolStatistics:
-        status, _, raw = await client.request(pool, "GET", hostile.url(path))
+        status, _, raw, *_ = await client.request(pool, "GET", hostile.url(path))
         assert status == 200
         assert raw in (b"bye", b"body until close")
         await client.request(pool, "GET", hostile.url("/ok"))
@@ -211,7 +211,7 @@ def test_stale_keep_alive_connection_is_retried_once_on_a_new_one(hostile: Hosti
         await client.request(pool, "GET", hostile.url("/ok"))
         hostile.loop.call_soon_threadsafe(hostile.drop_connections)
         await asyncio.sleep(0.2)  # the server closed the idle connection meanwhile
-        status, _, _ = await client.request(pool, "GET", hostile.url("/ok"))
+        status, _, _, *_ = await client.request(pool, "GET", hostile.url("/ok"))
         assert status == 200
         return await settled(pool)
 
@@ -237,7 +237,7 @@ def test_tls_with_a_trusted_self_signed_certificate_round_trips(
         await client.request(pool, "GET", tls_hostile.url("/ok"))
         return await client.request(pool, "GET", tls_hostile.url("/chunked"))
 
-    status, _, raw = drive(body, ssl_context=trusting)
+    status, _, raw, *_ = drive(body, ssl_context=trusting)
     assert (status, raw) == (200, b"hello world")
     assert tls_hostile.accepted == 1
 

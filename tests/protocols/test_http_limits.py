@@ -110,7 +110,7 @@ def test_a_kept_alive_connection_holds_no_copy_of_the_body_it_delivered(
     async def main() -> tuple[bytes, bytes]:
         client, pool = H1Client(), ConnectionPool()
         try:
-            _, _, body = await client.request(pool, "GET", hostile.url("/big"))
+            _, _, body, *_ = await client.request(pool, "GET", hostile.url("/big"))
             idle = pool.acquire_nowait(origin_key(("http", "127.0.0.1", hostile.port)))
             assert idle is not None  # kept alive for the next request
             return body, idle.body()

@@ -479,10 +479,13 @@ class Executor(HandlerRunner):
         """A call cancelled in flight (the pass is being interrupted): its requests were
         sent, so they are counted, as interrupted."""
         stats = self.run.stats
-        st = stats.actions.get(action.name) or stats.action(action.name)
-        st.count += 1
-        st.interrupted += 1
+        name = action.name
         sent = getattr(self.run.components[action.component], "REQUESTS_PER_CALL", 0)
+        for st in self.stats_of.get(name) or self._stats_pair(name):
+            st.count += 1
+            st.interrupted += 1
+            st.requests += sent  # no answer, no status, bytes unknown
+            st.requests_interrupted += sent
         stats.requests_total += sent
         stats.requests_interrupted += sent
 
@@ -506,7 +509,14 @@ class Executor(HandlerRunner):
             problem = self.save(task, action, value, outcome.error is None)
             if problem is not None and outcome.error is None:
                 outcome = ActionOutcome(
-                    value, codes.PERSIST_ERROR, problem, outcome.latency_ms, outcome.requests
+                    value,
+                    codes.PERSIST_ERROR,
+                    problem,
+                    outcome.latency_ms,
+                    outcome.requests,
+                    outcome.status,
+                    outcome.bytes_sent,
+                    outcome.bytes_received,
                 )
         self.record(task, action, outcome, ms, started)
         return outcome

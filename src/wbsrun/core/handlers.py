@@ -11,7 +11,7 @@ from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.persist import bad_file_name
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import scope_of
-from wbsrun.core.stats import round_to
+from wbsrun.core.stats import ActionStats, round_to
 from wbsrun.core.task import RunContext, Task
 from wbsrun.dsl.bundle import PathEscapeError, resolve_in_bundle
 from wbsrun.dsl.expr import ExprError
@@ -79,6 +79,15 @@ class HandlerRunner:
         self.last_keys = {name: f"__last_{name}" for name in run.components}
         # Per component: the request timeout it asks for calls without one (read after init).
         self._request_limits: dict[str, float | None] = {}
+        # Per action name: its figures over all scenarios and this scenario's
+        # (RunStats.actions[name], RunStats.scenarios[scenario][name]), one look-up a call.
+        self.stats_of: dict[str, tuple[ActionStats, ActionStats]] = {}
+
+    def _stats_pair(self, name: str) -> tuple[ActionStats, ActionStats]:
+        stats = self.run.stats
+        pair = (stats.action(name), stats.scenario_action(self.scenario.name, name))
+        self.stats_of[name] = pair
+        return pair
 
     # implemented by the executor
     async def call(self, task: Task, action: ActionSpec, limit: float | None) -> ActionOutcome:
@@ -324,31 +333,55 @@ class HandlerRunner:
         self, task: Task, action: ActionSpec, outcome: ActionOutcome, ms: float, started: float
     ) -> None:
         stats = self.run.stats
-        st = stats.actions.get(action.name) or stats.action(action.name)
-        st.count += 1
-        st.latency.record(ms)
-        book = self.run.workbook
-        entry = task.entry
+        name = action.name
+        # The action's figures over all scenarios, and this scenario's: both fed (SPEC-19),
+        # written out twice rather than through a helper (a call each, interpreted).
+        st, per = self.stats_of.get(name) or self._stats_pair(name)
         error = outcome.error
-        if outcome.requests:
-            stats.requests_total += outcome.requests
-            # A persist failure is the action's, not its request's (answered in full).
-            if error is None or error == codes.PERSIST_ERROR:
-                stats.requests_ok += outcome.requests
-            else:
-                stats.requests_failed += outcome.requests
+        st.count += 1
+        per.count += 1
+        st.latency.record(ms)
+        per.latency.record(ms)
         if error is None:
             st.ok += 1
-            counter = "success"
+            per.ok += 1
         else:
             st.failed += 1
+            per.failed += 1
+        book = self.run.workbook
+        entry = task.entry
+        sent = outcome.requests
+        if sent:
+            stats.requests_total += sent
+            # A persist failure is the action's, not its request's (answered in full).
+            failed = 0 if error is None or error == codes.PERSIST_ERROR else sent
+            stats.requests_ok += sent - failed
+            stats.requests_failed += failed
+            st.requests += sent
+            per.requests += sent
+            if failed:
+                st.requests_failed += failed
+                per.requests_failed += failed
+            # The status of its (last) answer, 0 when none; the bytes on the wire.
+            code = outcome.status
+            status = st.status
+            status[code] = status.get(code, 0) + sent
+            status = per.status
+            status[code] = status.get(code, 0) + sent
+            out = outcome.bytes_sent
+            came = outcome.bytes_received
+            st.bytes_sent += out
+            per.bytes_sent += out
+            st.bytes_received += came
+            per.bytes_received += came
+        if error is None:
+            counter = "success"
+        else:
             # When it ended, from what was measured anyway (no clock read).
-            stats.count_error(error, action.name, outcome.message, started + ms / 1000.0)
+            stats.count_error(error, name, outcome.message, started + ms / 1000.0)
             counter = "timeout" if error == codes.NETWORK_TIMEOUT else "failure"
         result = "ok" if error is None else error
-        book.end_action(
-            entry, action.name, action.component, started, result, round_to(ms, 3), counter
-        )
+        book.end_action(entry, name, action.component, started, result, round_to(ms, 3), counter)
         if outcome.value is not None:
             entry.vars[self.last_keys[action.component]] = outcome.value
 

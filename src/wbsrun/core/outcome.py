@@ -14,7 +14,16 @@ __all__ = ["ActionOutcome"]
 class ActionOutcome:
     """What one component call produced: a value to save, or an error code (data, not raised)."""
 
-    __slots__ = ("error", "latency_ms", "message", "requests", "value")
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "error",
+        "latency_ms",
+        "message",
+        "requests",
+        "status",
+        "value",
+    )
 
     def __init__(
         self,
@@ -24,9 +33,16 @@ class ActionOutcome:
         message: str = "",
         latency_ms: float = 0.0,
         requests: int = 0,
+        # The HTTP status of the answer (0: none) and the bytes on the wire, both ways.
+        status: int = 0,
+        bytes_sent: int = 0,
+        bytes_received: int = 0,
     ) -> None:
         self.value = value
         self.error = error
         self.message = message
         self.latency_ms = latency_ms
         self.requests = requests
+        self.status = status
+        self.bytes_sent = bytes_sent
+        self.bytes_received = bytes_received

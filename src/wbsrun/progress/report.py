@@ -11,6 +11,8 @@ from wbsrun.core.runner import Runner
 from wbsrun.core.scheduler import Scheduler
 from wbsrun.core.stats import RunStats
 from wbsrun.progress.aggregate import Aggregator
+from wbsrun.progress.figures import action_figures, request_figures, scenario_figures
+from wbsrun.progress.health import run_health
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
@@ -209,14 +211,7 @@ def build_result(
             "started": st.users_started,
             "finished": st.users_finished,
         },
-        "requests": {
-            "total": st.requests_total,
-            "ok": st.requests_ok,
-            "failed": st.requests_failed,
-            "interrupted": st.requests_interrupted,
-            "per_second": round(st.requests_total / elapsed, 2) if elapsed else 0.0,
-            "health_probes": st.health_probes,
-        },
+        "requests": request_figures(st, elapsed),
         "tasks": {
             "started": st.tasks_started,
             "succeeded": st.tasks_succeeded,
@@ -226,16 +221,8 @@ def build_result(
             "interrupted": st.tasks_interrupted,
             "rollbacks": st.rollbacks,
         },
-        "actions": {
-            name: {
-                "count": a.count,
-                "ok": a.ok,
-                "failed": a.failed,
-                "interrupted": a.interrupted,
-                "latency_ms": a.latency.summary(),
-            }
-            for name, a in sorted(st.actions.items())
-        },
+        "actions": action_figures(st, elapsed),
+        "scenarios": scenario_figures(st, elapsed),
         "exits": dict(sorted(st.exits.items())),
         "errors": dict(sorted(st.errors.items())),
         "error_messages": error_messages(st, runner.started_wall),
@@ -253,6 +240,7 @@ def build_result(
             },
             **(detail.to_json() if detail is not None else {}),
         },
+        "health": run_health(snap.work, snap.time, st.requests_total, st.requests_failed).to_json(),
         "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
         "persist": {

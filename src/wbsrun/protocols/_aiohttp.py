@@ -80,6 +80,35 @@ async def _read(resp: aiohttp.ClientResponse, limit: int, method: str) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _head_bytes(first_line: int, headers: Any) -> int:
+    """A head's size: its first line (with its CRLF), `name: value\r\n` per header, the
+    blank line."""
+    size = first_line + 2
+    for name, value in headers:
+        size += len(name) + len(value) + 4
+    return size
+
+
+def _wire(resp: aiohttp.ClientResponse, body_out: int, body_in: int) -> tuple[int, int]:
+    """The bytes sent and received, reckoned from what aiohttp reports (it does not count
+    them): each request's line, headers as sent and body; each response's status line, raw
+    headers and body as announced by Content-Length, else as decoded (a chunked or compressed
+    body without a length: the framing and compression are not seen)."""
+    sent = received = 0
+    for r in (*resp.history, resp):
+        info = r.request_info
+        line = len(info.method) + len(info.url.raw_path_qs) + 12  # "M /p HTTP/1.1\r\n"
+        sent += _head_bytes(line, ((k, v) for k, v in info.headers.items()))
+        received += _head_bytes(15 + len(r.reason or ""), r.raw_headers)  # "HTTP/1.1 200 OK\r\n"
+        length = r.content_length
+        if r is resp:
+            sent += body_out
+            received += length if length is not None else body_in
+        elif length is not None:
+            received += length
+    return sent, received
+
+
 @final
 class AiohttpTransport:
     """aiohttp sessions; kept for what the fast transport does not do (see architecture.md)."""
@@ -143,7 +172,7 @@ class AiohttpTransport:
         timeouts: Timeouts | None,
         follow_redirects: bool,
         max_body: int,
-    ) -> tuple[int, Any, bytes]:
+    ) -> tuple[int, Any, bytes, int, int]:
         kwargs: dict[str, Any] = {"allow_redirects": follow_redirects}
         if follow_redirects:
             kwargs["max_redirects"] = _MAX_REDIRECTS
@@ -158,7 +187,9 @@ class AiohttpTransport:
         try:
             target = self._url(url)
             async with self._session(user).request(method, target, **kwargs) as resp:
-                return resp.status, resp.headers, await _read(resp, max_body, method)
+                raw = await _read(resp, max_body, method)
+                sent, received = _wire(resp, len(body) if body is not None else 0, len(raw))
+                return resp.status, resp.headers, raw, sent, received
         except (aiohttp.ClientError, OSError, ValueError, TypeError, TimeoutError) as exc:
             raise translate(exc) from exc
 

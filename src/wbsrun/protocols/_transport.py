@@ -15,7 +15,9 @@ DEFAULT_TRANSPORT: Final = "fast"
 
 
 class Transport(Protocol):
-    """Sends one request (following redirects when asked) and returns (status, headers, body).
+    """Sends one request (following redirects when asked) and returns (status, headers, body,
+    bytes sent, bytes received): the bytes on the wire, redirects included (the aiohttp
+    transport's are reckoned from what it reports: see docs/result.md "Bytes").
 
     `headers` is whatever HttpResult can decode lazily (h1.RawHeaders or a multidict); the body
     is already gzip/deflate-decoded. Failures are raised as `h1.TransportError` subclasses,
@@ -37,7 +39,7 @@ class Transport(Protocol):
         timeouts: Timeouts | None,
         follow_redirects: bool,
         max_body: int,
-    ) -> tuple[int, Any, bytes]: ...
+    ) -> tuple[int, Any, bytes, int, int]: ...
 
     def statistics(self) -> Mapping[str, int]: ...
 
@@ -79,7 +81,7 @@ class FastTransport:
         timeouts: Timeouts | None,
         follow_redirects: bool,
         max_body: int,
-    ) -> Coroutine[Any, Any, tuple[int, Any, bytes]]:
+    ) -> Coroutine[Any, Any, tuple[int, Any, bytes, int, int]]:
         # The client's coroutine itself: one coroutine frame less per request.
         if user.private_session:
             pool: ConnectionPool | None = user.state.get(self._STATE_KEY)

@@ -22,8 +22,10 @@ from wbsrun.protocols.h1._pool import ConnectionPool
 
 __all__ = ["H1Client", "HeaderItems", "Reply", "Target", "Timeouts", "build_head", "parse_target"]
 
-# status, header pairs (parsed from the raw head only when read), body (already de-gzipped)
-Reply = tuple[int, RawHeaders, bytes]
+# status, header pairs (parsed from the raw head only when read), body (already de-gzipped),
+# bytes sent (request heads and bodies) and received (response heads, framing and bodies as
+# they came, compressed), redirects followed included
+Reply = tuple[int, RawHeaders, bytes, int, int]
 HeaderItems = tuple[tuple[str, str], ...]
 
 MAX_REDIRECTS: Final = 10
@@ -340,9 +342,16 @@ class H1Client:
             return await self._exchange(
                 pool, loop, prepared, data, tail, method, None, None, 1, max_body
             )
-        status, head, raw = conn.status, conn.head, conn.body()
+        status, head, raw, wire = conn.status, conn.head, conn.body(), conn.wire
         pool.release(conn, True)
-        return status, RawHeaders(head), _decode(head, raw, max_body) if raw else raw
+        sent = len(data) if tail is None else len(data) + len(tail)
+        return (
+            status,
+            RawHeaders(head),
+            _decode(head, raw, max_body) if raw else raw,
+            sent,
+            wire,
+        )
 
     async def _request(
         self,
@@ -362,6 +371,7 @@ class H1Client:
         deadline = None
         if timeouts is not None and timeouts.total is not None:
             deadline = loop.time() + timeouts.total
+        sent = received = 0  # of the redirects followed before
         for _ in range(MAX_REDIRECTS + 1):
             if body is None:
                 data, tail = prepared.bare, None
@@ -370,15 +380,16 @@ class H1Client:
             reply = await self._exchange(
                 pool, loop, prepared, data, tail, method, timeouts, deadline, 0, max_body
             )
-            if not follow_redirects or reply[0] not in _REDIRECTS:
-                return reply
-            location = _location(reply[1].head)
+            status, headers_in, raw, out, came = reply
+            sent += out
+            received += came
+            if not follow_redirects or status not in _REDIRECTS:
+                return status, headers_in, raw, sent, received
+            location = _location(headers_in.head)
             if location is None:
-                return reply
+                return status, headers_in, raw, sent, received
             url = urljoin(url, location)
-            if (reply[0] == 303 and method != "HEAD") or (
-                reply[0] in (301, 302) and method == "POST"
-            ):
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
                 method, body, content_type = "GET", None, None
             key = (method, url, headers, content_type)
             found = self._prepared.get(key)
@@ -447,7 +458,14 @@ class H1Client:
                     watch.cancel()
             if retry:
                 continue
-            status, head, body = conn.status, conn.head, conn.body()
+            status, head, body, wire = conn.status, conn.head, conn.body(), conn.wire
             pool.release(conn, True)
-            return status, RawHeaders(head), _decode(head, body, max_body) if body else body
+            sent = len(data) if tail is None else len(data) + len(tail)
+            return (
+                status,
+                RawHeaders(head),
+                _decode(head, body, max_body) if body else body,
+                sent,
+                wire,
+            )
         raise AssertionError("unreachable")  # pragma: no cover

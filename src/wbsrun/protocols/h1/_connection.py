@@ -120,6 +120,7 @@ class H1Connection(asyncio.Protocol):
         "track_reads",
         "transport",
         "uses",
+        "wire",
     )
 
     def __init__(
@@ -155,6 +156,7 @@ class H1Connection(asyncio.Protocol):
         self.track_reads = False
         self.last_read = 0.0
         self.uses = 0  # requests sent: a reused connection may have gone stale while idle
+        self.wire = 0  # bytes of the current response received (heads, framing and body)
 
     # -- driven by the client ---------------------------------------------------------------
     def send(
@@ -185,6 +187,7 @@ class H1Connection(asyncio.Protocol):
         self._size = 0
         self._length_checked = False
         self.received = False
+        self.wire = 0
         if writes is not None:
             writes.add(self.transport, data, tail)
         elif tail is None:
@@ -232,6 +235,7 @@ class H1Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
+        self.wire += len(data)
         if self.track_reads:
             self.last_read = asyncio.get_running_loop().time()
         if self._waiter is None:
