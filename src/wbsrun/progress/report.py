@@ -40,6 +40,8 @@ class ProgressSnapshot:
     planned_users: int
     # Per scenario and milestone, from the run's aggregator (None when none watched the run).
     detail: ProgramProgress | None = None
+    # The share of the plan due by now (`planned_share`): what the health's deviation is from.
+    planned: float | None = None
 
 
 def _planned_tasks(s: Scheduler) -> int | None:
@@ -63,6 +65,37 @@ def _planned_duration(s: Scheduler, t0: float) -> float | None:
     if s.deadline is not None:
         candidates.append(s.deadline - t0)
     return min(candidates) if candidates else None
+
+
+def planned_share(
+    elapsed: float,
+    time_progress: float | None,
+    detail: ProgramProgress | None,
+    aggregator: Aggregator | None,
+) -> float | None:
+    """The share of the plan due at `elapsed`, weighted across scenarios as work is (by
+    expected passes). Per scenario: time-boxed, the share of its planned user-time elapsed
+    (`ScenarioBaseline.profile_share`: a ramp is due slowly at first); count-bounded with a
+    planned duration, the elapsed share of it; count-bounded without one, no time line (None,
+    left out). Without an aggregator, or when no scenario has a figure: the time progress."""
+    if aggregator is None or detail is None:
+        return time_progress
+    bases = {b.name: b for b in aggregator.baselines}
+    acc = weight = 0.0
+    for view in detail.scenarios:
+        base = bases.get(view.name)
+        w = view.expected_tasks
+        if base is None or not w:
+            continue
+        if base.time_boxed and base.ends:
+            share = base.profile_share(elapsed)
+        elif base.duration:
+            share = min(1.0, elapsed / base.duration)
+        else:
+            continue
+        acc += share * w
+        weight += w
+    return acc / weight if weight else time_progress
 
 
 def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> ProgressSnapshot:
@@ -108,6 +141,7 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     if aggregator is not None:
         detail = aggregator.snapshot(elapsed, finished=finished)
         work, time_progress, eta = detail.work, detail.time, detail.eta_s
+    due = planned_share(elapsed, time_progress, detail, aggregator)
     return ProgressSnapshot(
         elapsed=elapsed,
         time=time_progress,
@@ -119,6 +153,7 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
         active_users=runner.active_users(),
         planned_users=runner.planned_users(),
         detail=detail,
+        planned=due,
     )
 
 
@@ -240,7 +275,9 @@ def build_result(
             },
             **(detail.to_json() if detail is not None else {}),
         },
-        "health": run_health(snap.work, snap.time, st.requests_total, st.requests_failed).to_json(),
+        "health": run_health(
+            snap.work, snap.planned, st.requests_total, st.requests_failed
+        ).to_json(),
         "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
         "persist": {

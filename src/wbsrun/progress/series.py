@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from wbsrun.core.stats import Histogram
 
-__all__ = ["DEFAULT_CAP", "MAX_CODES", "OTHER_CODE", "Series", "interval_histogram"]
+__all__ = ["DEFAULT_CAP", "MAX_CODES", "OTHER_CODE", "Series"]
 
 DEFAULT_CAP: Final = 3_600
 # Error codes given a column of their own; further codes are counted under OTHER_CODE, so the
@@ -48,29 +48,6 @@ _GAUGES: Final = (
     "leases",
 )
 _INT_GAUGES: Final = frozenset({"users", "leases"})
-
-
-def interval_histogram(
-    cur: Histogram, prev_buckets: list[int], prev_count: int, prev_total: float
-) -> Histogram:
-    """The records between two states of one cumulative histogram (bucket by bucket).
-
-    Private stand-in for `Histogram.diff(older)` (issue 19's stats helper adds it): switch to
-    that once merged. The max is exact when the cumulative max rose during the interval (the
-    new maximum was recorded in it), else the upper edge of the interval's top bucket, capped by
-    the cumulative max; so its quantiles equal those of the interval's values recorded alone,
-    but for one in the top bucket, which may then be up to one bucket (1 %) above."""
-    out = Histogram()
-    theirs = cur.buckets
-    diff = [n - prev_buckets[i] if i < len(prev_buckets) else n for i, n in enumerate(theirs)]
-    out.buckets = diff
-    out.count = cur.count - prev_count
-    out.total = cur.total - prev_total
-    # The top bucket's upper edge capped by the cumulative max: exact when the max rose in
-    # this interval (the new maximum was recorded in it).
-    out.max = cur.max
-    out.max = out.quantile(1.0) if out.count else 0.0
-    return out
 
 
 def _f(x: float | None) -> float:
@@ -153,9 +130,8 @@ class Series:
         self._prev_requests = 0
         self._prev_failed = 0
         self._prev_errors: dict[str, int] = {}
-        self._prev_buckets: list[int] = []
-        self._prev_count = 0
-        self._prev_total = 0.0
+        # The cumulative latency at the previous sample: the interval's is the difference.
+        self._prev_latency = Histogram()
         self._latest: dict[str, Any] = {}
 
     @property
@@ -193,10 +169,9 @@ class Series:
         d_req = requests - self._prev_requests
         d_failed = failed - self._prev_failed
         d_err = self._error_deltas(errors)
-        h = interval_histogram(latency, self._prev_buckets, self._prev_count, self._prev_total)
+        h = latency.diff(self._prev_latency)
         self._prev_t, self._prev_requests, self._prev_failed = now, requests, failed
-        self._prev_buckets = list(latency.buckets)
-        self._prev_count, self._prev_total = latency.count, latency.total
+        self._prev_latency = latency.copy()
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
         gauges = (users, work, time, planned, milestones, eta_s, health, leases)
         self.samples += 1

@@ -9,37 +9,10 @@ from collections.abc import Callable
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
 from wbsrun.progress.health import run_health
-from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
+from wbsrun.progress.report import progress_snapshot
 from wbsrun.progress.series import Series
 
-__all__ = ["SeriesTicker", "planned_share"]
-
-
-def planned_share(snap: ProgressSnapshot, aggregator: Aggregator | None) -> float | None:
-    """The share of the plan due at `snap.elapsed`, weighted across scenarios as work is (by
-    expected passes). Per scenario: time-boxed, the share of its planned user-time elapsed
-    (`ScenarioBaseline.profile_share`: a ramp is due slowly at first); count-bounded with a
-    planned duration, the elapsed share of it; count-bounded without one, no time line (None,
-    left out). Without an aggregator, or when no scenario has a figure: the time progress."""
-    detail = snap.detail
-    if aggregator is None or detail is None:
-        return snap.time
-    bases = {b.name: b for b in aggregator.baselines}
-    acc = weight = 0.0
-    for view in detail.scenarios:
-        base = bases.get(view.name)
-        w = view.expected_tasks
-        if base is None or not w:
-            continue
-        if base.time_boxed and base.ends:
-            share = base.profile_share(snap.elapsed)
-        elif base.duration:
-            share = min(1.0, snap.elapsed / base.duration)
-        else:
-            continue
-        acc += share * w
-        weight += w
-    return acc / weight if weight else snap.time
+__all__ = ["SeriesTicker"]
 
 
 class SeriesTicker:
@@ -97,7 +70,7 @@ class SeriesTicker:
         runner = self.runner
         st = runner.ctx.stats
         snap = progress_snapshot(runner, self.aggregator)
-        planned = planned_share(snap, self.aggregator)
+        planned = snap.planned
         detail = snap.detail
         health = run_health(snap.work, planned, st.requests_total, st.requests_failed)
         self.series.sample(
@@ -105,8 +78,7 @@ class SeriesTicker:
             requests=st.requests_total,
             failed=st.requests_failed,
             errors=st.errors,
-            # TODO(issue 19): `st.all_requests().latency` once the stats helper's lands.
-            latency=st.latency_all(),
+            latency=st.all_requests().latency,
             users=snap.active_users,
             work=snap.work,
             time=snap.time,

@@ -68,7 +68,7 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     if detail is not None and detail.milestones_weighted is not None:
         fields.append(f"milestones {_pct(detail.milestones_weighted)}")
     fields.append(f"ETA {_eta(snap.eta_s)}")
-    health = run_health(snap.work, snap.time, st.requests_total, st.requests_failed)
+    health = run_health(snap.work, snap.planned, st.requests_total, st.requests_failed)
     fields.append(f"health {health.score:.2f}")
     fields.append(f"users {snap.active_users}/{snap.planned_users}")
     fields.append(f"req {st.requests_total:,} ({rps:,.0f}/s)")
