@@ -19,10 +19,62 @@ from wbsrun.protocols.registry import provides
 
 if TYPE_CHECKING:
     from wbsrun.core.runner import RunOptions
+    from wbsrun.telemetry.metrics import MetricsAddress
 
 __all__ = ["cli", "main"]
 
 EXIT_OK, EXIT_RUN_ERROR, EXIT_INVALID = 0, 1, 2
+
+
+def _metrics_address(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> MetricsAddress | None:
+    """`--metrics [HOST:]PORT` (127.0.0.1 unless a host is given; port 0: any free one)."""
+    if value is None:
+        return None
+    from wbsrun.telemetry.metrics import MetricsAddress
+
+    try:
+        return MetricsAddress.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _linger_seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from wbsrun.dsl.units import UnitError, parse_duration
+
+    try:
+        return 0.0 if value.strip() in ("0", "0s") else parse_duration(value)
+    except UnitError as exc:
+        raise click.BadParameter(f"'{value}': {exc}; expected a duration such as 5s") from None
+
+
+# The exporter's options, on `run` and `demo` (docs/observability.md).
+_METRICS_OPTIONS = (
+    click.option(
+        "--metrics",
+        "metrics",
+        metavar="[HOST:]PORT",
+        default=None,
+        callback=_metrics_address,
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics while the run goes "
+        "(HOST 127.0.0.1 unless given; PORT 0: any free port, printed).",
+    ),
+    click.option(
+        "--metrics-linger",
+        default="0s",
+        show_default=True,
+        callback=_linger_seconds,
+        help="After the result is written, keep serving the final metrics this long, so "
+        "that a scraper sees the run's end (Ctrl-C stops it).",
+    ),
+)
+
+
+def _with_metrics(f: Any) -> Any:
+    for option in reversed(_METRICS_OPTIONS):
+        f = option(f)
+    return f
 
 
 def _load(path: Path) -> Plan:
@@ -121,6 +173,7 @@ def wbs(path: Path) -> None:
 )
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
+@_with_metrics
 def run(
     path: Path,
     users: int | None,
@@ -135,6 +188,8 @@ def run(
     json_out: Path | None,
     log_file: Path | None,
     quiet: bool,
+    metrics: MetricsAddress | None,
+    metrics_linger: float,
 ) -> None:
     """Run a scenario bundle; exit 0 when the run completed, 2 when it is invalid."""
     from wbsrun.cli.options import resolve_options
@@ -168,6 +223,8 @@ def run(
             console=Console(highlight=False, stderr=to_stdout(json_out)),
             live=not quiet,
             summary=not quiet,
+            metrics=metrics,
+            metrics_linger=metrics_linger,
         )
     except WbsrunError as exc:
         _fail(exc)
@@ -252,6 +309,7 @@ def _entry_line(entry: dict[str, Any]) -> str:
     help="Items go bad mid-run (failed health, hang, 401) and one recovers: watch the "
     "rollbacks, and every lease come back.",
 )
+@_with_metrics
 def demo(
     users: int,
     duration: str,
@@ -261,6 +319,8 @@ def demo(
     error_rate: float,
     quiet: bool,
     faults: bool,
+    metrics: MetricsAddress | None,
+    metrics_linger: float,
 ) -> None:
     """Run the bundled tri-phase scenario against the embedded asset server."""
     from wbsrun.cli.demo import run_demo
@@ -275,6 +335,8 @@ def demo(
             error_rate=error_rate,
             quiet=quiet,
             faults=faults,
+            metrics=metrics,
+            metrics_linger=metrics_linger,
         )
     except (WbsrunError, RunError) as exc:
         _fail(exc)

@@ -23,6 +23,7 @@ from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.units import parse_duration
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess, loopback_hosts
+from wbsrun.telemetry.metrics import MetricsAddress
 
 __all__ = ["DEMO_BUNDLE", "prepare_bundle", "run_demo"]
 
@@ -53,6 +54,8 @@ def run_demo(
     error_rate: float = 0.0,
     quiet: bool = False,
     faults: bool = False,
+    metrics: MetricsAddress | None = None,
+    metrics_linger: float = 0.0,
 ) -> int:
     console = Console(highlight=False, stderr=to_stdout(json_out))
     options = resolve_options(None, {"users": users, "duration": duration})
@@ -92,6 +95,8 @@ def run_demo(
             console=console,
             live=not quiet,
             prepare=prepare,
+            metrics=metrics,
+            metrics_linger=metrics_linger,
         )
         served = target.stats()
     received = int(served.get("received", 0))
