@@ -191,6 +191,12 @@ class Prometheus:
         assert len(result) == 1, result
         return float(result[0]["value"][1])
 
+    def value(self, expr: str) -> float:
+        """`scalar`, which must have a series."""
+        found = self.scalar(expr)
+        assert found is not None, f"{expr}: no series"
+        return found
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
