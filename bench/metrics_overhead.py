@@ -136,12 +136,13 @@ def measure(nginx: T.Nginx, side: str, args: argparse.Namespace) -> Figures:
     a = (time.monotonic(), nginx.requests(), T.proc_cpu_s(pid), nginx.cpu_s())
     time.sleep(args.window)
     b = (time.monotonic(), nginx.requests(), T.proc_cpu_s(pid), nginx.cpu_s())
+    if scraper is not None:
+        scraper.stop()  # before the child ends: a scrape of a closed endpoint is no failure
     proc.wait()
     proc.stdout.close()
     n, dt = b[1] - a[1], b[0] - a[0]
     out = Figures(n / dt, (b[2] - a[2]) / n * 1e6, (b[3] - a[3]) / dt)
     if scraper is not None:
-        scraper.stop()
         out.scrapes, out.failures, out.series = (
             len(scraper.seconds),
             scraper.failures,
@@ -167,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     got: dict[str, list[Figures]] = {side: [] for side in SIDES}
     ratios: list[float] = []
+    # off's CPU a request over on's: the throughput ratio a saturated generator would show,
+    # steadier than throughput on a shared machine where the generator's core is not its own.
+    cpu_ratios: list[float] = []
     nginx = T.Nginx(T._hosts(args.users))
     try:
         for rep in range(args.reps):
@@ -187,16 +191,23 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             ratios.append(pair["on"].rps / pair["off"].rps)
-            print(f"pair {rep + 1} on/off: {ratios[-1]:.3f}", flush=True)
+            cpu_ratios.append(pair["off"].cpu_us / pair["on"].cpu_us)
+            print(
+                f"pair {rep + 1} on/off: throughput {ratios[-1]:.3f}, "
+                f"CPU a request {1 / cpu_ratios[-1]:.3f}",
+                flush=True,
+            )
     finally:
         nginx.stop()
     for side in SIDES:
         rps = statistics.median(f.rps for f in got[side])
         cpu = statistics.median(f.cpu_us for f in got[side])
         print(f"{side}: median {rps:,.0f} req/s, {cpu:.1f} CPU µs/request")
-    pairs = ", ".join(f"{r:.3f}" for r in ratios)
-    verdict = "met" if statistics.median(ratios) >= 0.95 else "NOT met"
-    print(f"on/off throughput: median {statistics.median(ratios):.3f} [{pairs}]: >= 0.95 {verdict}")
+    for label, values in (("throughput", ratios), ("throughput at equal CPU", cpu_ratios)):
+        pairs = ", ".join(f"{r:.3f}" for r in values)
+        median = statistics.median(values)
+        verdict = "met" if median >= 0.95 else "NOT met"
+        print(f"on/off {label}: median {median:.3f} [{pairs}]: >= 0.95 {verdict}")
     return 0
 
 

@@ -82,7 +82,9 @@ def test_metrics_address_defaults_to_loopback(text: str, host: str, port: int) -
     assert MetricsAddress.parse(text) == MetricsAddress(host, port)
 
 
-@pytest.mark.parametrize("text", ["", "abc", "70000", ":9464", "host:", "1.2.3.4:-1"])
+@pytest.mark.parametrize(
+    "text", ["", "abc", "70000", ":9464", "host:", "1.2.3.4:-1", "::1:9464", "[]:80"]
+)
 def test_bad_metrics_address_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"expected \[HOST:\]PORT"):
         MetricsAddress.parse(text)

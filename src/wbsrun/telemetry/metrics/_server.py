@@ -38,10 +38,15 @@ class MetricsAddress:
         host, sep, port = raw.rpartition(":")
         if not sep:
             host, port = DEFAULT_HOST, raw
-        if host.startswith("[") and host.endswith("]"):
+        bracketed = host.startswith("[") and host.endswith("]")
+        if bracketed:
             host = host[1:-1]
-        if not port.isdigit() or not 0 <= int(port) <= 65535 or (sep and not host):
-            raise ValueError(f"'{text}': expected [HOST:]PORT with PORT 0-65535 (0: any free)")
+        bad_host = (sep and not host) or (":" in host and not bracketed)
+        if bad_host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(
+                f"'{text}': expected [HOST:]PORT with PORT 0-65535 (0: any free), an IPv6 "
+                "host in brackets ([::1]:9464)"
+            )
         return cls(host, int(port))
 
     def url(self) -> str:
