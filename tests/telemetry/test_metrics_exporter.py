@@ -222,6 +222,12 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
         assert live.value("wbsrun_run_finished") == 0
         assert live.value("wbsrun_users_active") == 4
         assert 0 < live.value("wbsrun_progress_work_ratio") < 1
+        assert "wbsrun_tasks_open" in live.families
+        assert live.total("wbsrun_tasks_open") <= 4
+        for sample in live.samples("wbsrun_tasks_open"):
+            assert re.fullmatch(
+                r"(initiating|planning|executing|monitoring)\.\w+", sample.labels["phase"]
+            )
         _check_conventions(live)
         _check_histograms(live)
         wait_for(lambda: out.is_file() or None, 30, "the result file")
@@ -247,6 +253,7 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
     assert final.value("wbsrun_progress_work_ratio") == result["progress"]["work"] == 1.0
     assert final.value("wbsrun_eta_seconds") == 0
     assert final.value("wbsrun_users_active") == 0
+    assert final.total("wbsrun_tasks_open") == 0
     pool = result["resources"]["ip-port-pool"]
     assert final.value("wbsrun_leases_granted_total", pool="ip-port-pool") == pool["leases"]
     assert final.value("wbsrun_leases_released_total", pool="ip-port-pool") == pool["released"]
