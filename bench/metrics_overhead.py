@@ -3,6 +3,7 @@ second, against off, in interleaved A/B pairs in one invocation.
 
     .venv/bin/python bench/metrics_overhead.py                    # 1,000 users, 3 pairs
     .venv/bin/python bench/metrics_overhead.py --users 300 --reps 5 --interval 0.5
+    .venv/bin/python bench/metrics_overhead.py --cost             # ms a reading, a formatting
 
 Each side is a child process running the reference scenario against nginx as `wbsrun run`
 wires it (`cli.session.wire`, and for `on` the exporter `start_metrics` starts), pinned to
@@ -30,7 +31,7 @@ from typing import Any
 
 import transport as T  # bench/ is sys.path[0] when run
 
-SIDES = ("off", "on")
+SIDES = ("off", "on")  # and "cost" (`--cost`)
 
 
 def child(side: str, users: int, port: int, duration: float) -> None:
@@ -61,6 +62,9 @@ def child(side: str, users: int, port: int, duration: float) -> None:
         exporter = start_metrics(MetricsAddress("127.0.0.1", 0), wired, console)
         metrics_port = exporter.address.port
 
+    if side == "cost":
+        wired.runner.services.append(_Timer(wired))
+
     async def main() -> None:
         if exporter is not None:
             exporter.attach()
@@ -74,6 +78,42 @@ def child(side: str, users: int, port: int, duration: float) -> None:
     if exporter is not None:
         exporter.finish()
         exporter.close()
+
+
+class _Timer:
+    """`--cost`: once a second, on the loop, a reading of the run (what a scrape waits for)
+    and its formatting (what the server thread does), timed; medians printed at the end."""
+
+    def __init__(self, wired: Any) -> None:
+        from wbsrun.telemetry.metrics import RunSources
+
+        self.sources = RunSources(
+            wired.runner, wired.aggregator, wired.bus, wired.poller, wired.pools.statistics
+        )
+        self.read: list[float] = []
+        self.format: list[float] = []
+
+    async def serve(self) -> None:
+        import asyncio
+
+        from wbsrun.telemetry.metrics import families, take_sample
+
+        try:
+            while not self.sources.runner.ctx.finished.is_set():
+                await asyncio.sleep(1.0)
+                began = time.perf_counter()
+                sample = take_sample(self.sources)
+                read = time.perf_counter()
+                list(families(sample))
+                self.read.append(read - began)
+                self.format.append(time.perf_counter() - read)
+        finally:
+            ms = {
+                k: statistics.median(v) * 1000
+                for k, v in (("read", self.read), ("format", self.format))
+                if v
+            }
+            print(json.dumps({"readings": len(self.read), **ms}), file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -159,12 +199,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=1.0, help="scrape interval, seconds")
     ap.add_argument("--skip", type=float, default=7.0)
     ap.add_argument("--window", type=float, default=7.0)
+    ap.add_argument(
+        "--cost", action="store_true", help="time one reading and its formatting instead"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--duration", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args.child, args.users, args.port, args.duration)
+        return 0
+    if args.cost:
+        nginx = T.Nginx(T._hosts(args.users))
+        try:
+            f = measure(nginx, "cost", args)
+            print(f"cost: {f.rps:,.0f} req/s, {f.cpu_us:.1f} CPU µs/request (timings above)")
+        finally:
+            nginx.stop()
         return 0
     got: dict[str, list[Figures]] = {side: [] for side in SIDES}
     ratios: list[float] = []
