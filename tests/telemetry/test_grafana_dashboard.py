@@ -175,3 +175,18 @@ def test_the_check_catches_a_series_the_exporter_does_not_serve(served: set[str]
     assert "wbsrun_progress_work_ratio" in served
     assert "wbsrun_progress_work" not in served
     assert metric_names("rate(wbsrun_progress_work[1m])") - served == {"wbsrun_progress_work"}
+
+
+DOC = DASHBOARD.parents[1] / "docs" / "observability.md"
+
+
+def _base(name: str) -> str:
+    return re.sub(r"_(bucket|count|sum)$", "", name)
+
+
+def test_docs_list_every_series_the_exporter_serves_and_no_other(served: set[str]) -> None:
+    documented = set(re.findall(r"`(wbsrun_[a-z0-9_]+)`", DOC.read_text(encoding="utf-8")))
+    ours = {_base(n) for n in served if n.startswith("wbsrun_")}
+    assert ours - documented == set(), "served but not in docs/observability.md"
+    pending = set() if hasattr(ActionStats(), "status") else {_base(n) for n in AFTER_STATS}
+    assert documented - ours - pending == set(), "documented but not served"
