@@ -10,6 +10,7 @@ import random
 import re
 import socket
 import time
+import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 
@@ -266,3 +267,66 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
         assert final.total("wbsrun_milestone_reached_total", milestone=name) == m["reached"]
     if hasattr(ActionStats(), "status"):  # issue 19's per-status counts (core/stats.py)
         assert final.total("wbsrun_requests_total") == requests["total"]
+
+
+# -- the loop bridge, in process ---------------------------------------------------------------
+
+
+def test_scrapes_read_the_run_on_its_loop_and_the_final_reading_is_frozen(
+    live_reference: Callable[[int], tuple[Path, TargetProcess]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import threading
+
+    import wbsrun.telemetry.metrics._server as server
+    from wbsrun.cli.session import run_loop, wire
+    from wbsrun.core.log import RunLog
+    from wbsrun.core.runner import RunOptions
+    from wbsrun.dsl.loader import load_plan
+    from wbsrun.protocols.registry import provides
+    from wbsrun.resources.pool import PoolManager
+    from wbsrun.telemetry.metrics import MetricsExporter, RunSample, RunSources, take_sample
+
+    readers: list[int] = []
+
+    def spy(sources: RunSources) -> RunSample:
+        readers.append(threading.get_ident())
+        return take_sample(sources)
+
+    monkeypatch.setattr(server, "take_sample", spy)
+    bundle, _ = live_reference(2)
+    plan = load_plan(bundle, provides())
+    wired = wire(plan, RunOptions(users=2, duration=1.5), PoolManager(plan), RunLog(None))
+    sources = RunSources(wired.runner, wired.aggregator, wired.bus, wired.poller)
+    exporter = MetricsExporter(MetricsAddress("127.0.0.1", 0), sources)
+    url = exporter.start().url()
+    try:
+        before = scrape(url)
+        assert not [n for n in before.families if n.startswith("wbsrun_")]
+        assert "process_resident_memory_bytes" in before.families
+        during: list[Scrape] = []
+
+        async def main() -> None:
+            exporter.attach()
+            run = asyncio.create_task(wired.runner.run())
+            await asyncio.sleep(0.8)
+            during.append(await asyncio.to_thread(scrape, url))  # the loop keeps running
+            await run
+
+        run_loop(main)
+        loop_thread = threading.get_ident()
+        assert readers == [loop_thread]  # read on the loop (this thread), not the server's
+        assert during[0].value("wbsrun_run_finished") == 0
+        assert during[0].total("wbsrun_request_outcomes_total") > 0
+        final = exporter.finish()
+        assert final.finished
+        result = wired.result()
+        after = scrape(url)
+        assert len(readers) == 2  # the final reading; later scrapes serve it as it is
+        assert after.value("wbsrun_run_finished") == 1
+        assert after.total("wbsrun_request_outcomes_total") == result["requests"]["total"]
+    finally:
+        exporter.close()
+    with pytest.raises(urllib.error.URLError, match="refused"):
+        scrape(url, timeout=2)  # closed
