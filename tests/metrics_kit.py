@@ -32,8 +32,14 @@ def free_port() -> int:
         return port
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    """`probe()` until it gives something other than None (OSError counts as not yet)."""
+def wait_for(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[str] | None = None,
+) -> T:
+    """`probe()` until it gives something other than None (OSError counts as not yet); fails
+    at once when `proc` has exited without the probe succeeding."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -42,6 +48,9 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
             found = None
         if found is not None:
             return found
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            raise AssertionError(f"wbsrun exited {proc.returncode} before {what}: {err}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.1)

@@ -144,8 +144,8 @@ def served(
         port = free_port()
         out = tmp / "result.json"
         args = ("run", str(bundle), "--users", "2", "--duration", "2s", "--json", str(out))
-        with wbsrun_with_metrics(*args, port=port, linger="30s"):
-            wait_for(lambda: out.is_file() or None, 60, "the result file")
+        with wbsrun_with_metrics(*args, port=port, linger="30s") as run:
+            wait_for(lambda: out.is_file() or None, 60, "the result file", run)
             yield _served(scrape(f"http://127.0.0.1:{port}/metrics"))
 
 

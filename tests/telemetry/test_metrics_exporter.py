@@ -219,6 +219,7 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
             lambda: s if (s := scrape(url)).total("wbsrun_request_outcomes_total") else None,
             20,
             "a scrape with requests",
+            run,
         )
         assert live.value("wbsrun_run_finished") == 0
         assert live.value("wbsrun_users_active") == 4
@@ -231,7 +232,7 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
             )
         _check_conventions(live)
         _check_histograms(live)
-        wait_for(lambda: out.is_file() or None, 30, "the result file")
+        wait_for(lambda: out.is_file() or None, 30, "the result file", run)
         time.sleep(0.2)
         final = scrape(url)
         result = json.loads(out.read_text())

@@ -38,7 +38,10 @@ def test_prometheus_scrapes_a_running_wbsrun_and_sees_requests_rise_and_work_rea
             # Series stored while the run goes, and the request count moving between queries.
             total = "sum(wbsrun_request_outcomes_total)"
             first = wait_for(
-                lambda: v if (v := prom.scalar(total)) else None, 20, "a first scrape with requests"
+                lambda: v if (v := prom.scalar(total)) else None,
+                20,
+                "a first scrape with requests",
+                run,
             )
             assert prom.scalar("wbsrun_run_finished") == 0
             second = wait_for(
@@ -49,7 +52,7 @@ def test_prometheus_scrapes_a_running_wbsrun_and_sees_requests_rise_and_work_rea
             assert second > first
             assert prom.scalar('up{job="wbsrun"}') == 1
             # The run's end, as scraped during the linger: finished, every figure final.
-            wait_for(lambda: out.is_file() or None, 30, "the result file")
+            wait_for(lambda: out.is_file() or None, 30, "the result file", run)
             wait_for(
                 lambda: prom.scalar("wbsrun_run_finished") == 1 or None, 10, "the final scrape"
             )
