@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 MYPYC := mypy>=2.4.1,<2.5
 SOURCES := $(shell find src/wbsrun -name '*.py')
 
-.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure fuzz bench clean nginx mutate \
+.PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure fuzz bench clean nginx prometheus mutate \
 	assets chromium
 
 $(BIN)/python:
@@ -71,6 +71,15 @@ nginx:
 	  || { $$SUDO apt-get update -q && \
 	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light; }; }
 
+# The exporter's test scrapes a running wbsrun with a real Prometheus (Debian's package; only
+# the server: no exporters, no service started).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus \
+	  || { $$SUDO apt-get update -q && \
+	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; }; }
+
 # The HTML report's tests load it in headless Chromium from Debian's packages.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
@@ -84,6 +93,11 @@ chromium:
 # tests/conftest.py check that the build under test is the one meant: with a C compiler on
 # the machine, a hot path that did not compile fails the run instead of passing as pure.
 pytest: pytest-compiled pytest-pure
+
+pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus
+	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest
+
+pytest-pure: $(VENV)/.installed-dev nginx prometheus
 
 pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx chromium assets
 	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest

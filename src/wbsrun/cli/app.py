@@ -21,8 +21,60 @@ from wbsrun.telemetry.html import check_assets
 
 if TYPE_CHECKING:
     from wbsrun.core.runner import RunOptions
+    from wbsrun.telemetry.metrics import MetricsAddress
 
 __all__ = ["cli", "main"]
+
+
+def _metrics_address(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> MetricsAddress | None:
+    """`--metrics [HOST:]PORT` (127.0.0.1 unless a host is given; port 0: any free one)."""
+    if value is None:
+        return None
+    from wbsrun.telemetry.metrics import MetricsAddress
+
+    try:
+        return MetricsAddress.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _linger_seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from wbsrun.dsl.units import UnitError, parse_duration
+
+    try:
+        return 0.0 if value.strip() in ("0", "0s") else parse_duration(value)
+    except UnitError as exc:
+        raise click.BadParameter(f"'{value}': {exc}; expected a duration such as 5s") from None
+
+
+# The exporter's options, on `run` and `demo` (docs/observability.md).
+_METRICS_OPTIONS = (
+    click.option(
+        "--metrics",
+        "metrics",
+        metavar="[HOST:]PORT",
+        default=None,
+        callback=_metrics_address,
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics while the run goes "
+        "(HOST 127.0.0.1 unless given; PORT 0: any free port, printed).",
+    ),
+    click.option(
+        "--metrics-linger",
+        default="0s",
+        show_default=True,
+        callback=_linger_seconds,
+        help="After the result is written, keep serving the final metrics this long, so "
+        "that a scraper sees the run's end (Ctrl-C stops it).",
+    ),
+)
+
+
+def _with_metrics(f: Any) -> Any:
+    for option in reversed(_METRICS_OPTIONS):
+        f = option(f)
+    return f
 
 
 def _load(path: Path) -> Plan:
@@ -127,6 +179,7 @@ def wbs(path: Path) -> None:
     help="Also write a self-contained HTML report of the result here (after the result).",
 )
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
+@_with_metrics
 def run(
     path: Path,
     users: int | None,
@@ -142,6 +195,8 @@ def run(
     log_file: Path | None,
     report_out: Path | None,
     quiet: bool,
+    metrics: MetricsAddress | None,
+    metrics_linger: float,
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
     failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error."""
@@ -180,6 +235,8 @@ def run(
             report_out=report_out,
             live=not quiet,
             summary=not quiet,
+            metrics=metrics,
+            metrics_linger=metrics_linger,
         )
     except WbsrunError as exc:
         _fail(exc)
@@ -280,6 +337,7 @@ def _entry_line(entry: dict[str, Any]) -> str:
     help="Items go bad mid-run (failed health, hang, 401) and one recovers: watch the "
     "rollbacks, and every lease come back.",
 )
+@_with_metrics
 def demo(
     users: int,
     duration: str,
@@ -290,6 +348,8 @@ def demo(
     quiet: bool,
     report_out: Path | None,
     faults: bool,
+    metrics: MetricsAddress | None,
+    metrics_linger: float,
 ) -> None:
     """Run the bundled tri-phase scenario against the embedded asset server (exit codes as
     `run`'s)."""
@@ -307,6 +367,8 @@ def demo(
             error_rate=error_rate,
             quiet=quiet,
             faults=faults,
+            metrics=metrics,
+            metrics_linger=metrics_linger,
             report_out=report_out,
         )
     except (WbsrunError, RunError) as exc:

@@ -24,6 +24,7 @@ from wbsrun.dsl.units import parse_duration
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess, loopback_hosts
 from wbsrun.telemetry.console import console_for
+from wbsrun.telemetry.metrics import MetricsAddress
 
 __all__ = ["DEMO_BUNDLE", "prepare_bundle", "run_demo"]
 
@@ -54,6 +55,8 @@ def run_demo(
     error_rate: float = 0.0,
     quiet: bool = False,
     faults: bool = False,
+    metrics: MetricsAddress | None = None,
+    metrics_linger: float = 0.0,
     report_out: Path | None = None,
 ) -> dict[str, Any]:
     """Run the demo; the run's result (its exit code: cli/exits.py)."""
@@ -95,6 +98,8 @@ def run_demo(
             console=console,
             live=not quiet,
             prepare=prepare,
+            metrics=metrics,
+            metrics_linger=metrics_linger,
             report_out=report_out,
         )
         served = target.stats()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import Plan
+from wbsrun.errors import RunError
 from wbsrun.poller import Poller, attach_progress_bus
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
@@ -29,6 +31,7 @@ from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 from wbsrun.telemetry.html import write_report
+from wbsrun.telemetry.metrics import MetricsAddress, MetricsExporter, RunSources
 
 __all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
 
@@ -81,10 +84,13 @@ async def _run(
     console: Console,
     live: bool,
     aggregator: Aggregator | None = None,
+    exporter: MetricsExporter | None = None,
     *,
     watch: WiredRun | None = None,
 ) -> None:
     loop = asyncio.get_running_loop()
+    if exporter is not None:
+        exporter.attach()  # scrapes read the run on its loop from now on
     main = asyncio.current_task()
     signals = 0
 
@@ -202,6 +208,37 @@ def wire(
     )
 
 
+def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
+    """`--metrics`: the exporter of this run, listening (its address printed)."""
+    sources = RunSources(
+        wired.runner,
+        wired.aggregator,
+        wired.bus,
+        wired.poller,
+        wired.pools.statistics,
+        wired.log.counts,
+        alerts=lambda: wired.thresholds.alerts_total,
+    )
+    exporter = MetricsExporter(address, sources)
+    try:
+        bound = exporter.start()
+    except OSError as exc:
+        raise RunError(f"--metrics {address.host}:{address.port}: cannot listen ({exc})") from exc
+    console.print(f"metrics: {bound.url()}", highlight=False)
+    return exporter
+
+
+def _linger(exporter: MetricsExporter, seconds: float, console: Console) -> None:
+    """Serve the final figures a while longer, so that a scraper sees the run's end."""
+    if seconds <= 0:
+        return
+    console.print(
+        f"metrics: serving the final figures for {seconds:g}s (Ctrl-C to stop)", highlight=False
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(seconds)
+
+
 def to_stdout(json_out: Path | None) -> bool:
     """`--json -`: the result goes to standard output (and the console to standard error)."""
     return json_out is not None and str(json_out) == "-"
@@ -238,18 +275,30 @@ def execute(
     live: bool = True,
     summary: bool = True,
     prepare: Callable[[Runner], None] | None = None,
+    metrics: MetricsAddress | None = None,
+    metrics_linger: float = 0.0,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
-    the HTML report when asked (`report_out`)."""
+    the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
+    before the run until the result is written (and `metrics_linger` seconds more)."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     out: TextIO | None = log_file.open("w", encoding="utf-8") if log_file else None
+    exporter: MetricsExporter | None = None
     try:
         log = RunLog(out)
         wired = wire(plan, options, pools, log, prepare=prepare)
-        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator, watch=wired))
+        if metrics is not None:
+            exporter = start_metrics(metrics, wired, console)
+        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator, exporter, watch=wired))
         result = wired.result()
+        if exporter is not None:
+            exporter.finish()
+    except BaseException:
+        if exporter is not None:
+            exporter.close()
+        raise
     finally:
         if out is not None:
             out.close()
@@ -269,4 +318,7 @@ def execute(
     elif report_out is not None:
         console.print(f"report in {report_out}", highlight=False)
     sys.stdout.flush()
+    if exporter is not None:
+        _linger(exporter, metrics_linger, console)
+        exporter.close()
     return result

@@ -20,7 +20,7 @@ from wbsrun.dsl.plan import HealthThreshold, Plan
 from wbsrun.poller._health import counts_rate, next_flag, rated_health, task_health
 from wbsrun.poller._queue import CheckClass, StrideQueue
 
-__all__ = ["CHECK_KINDS", "Book", "Poller", "PollerStatistics", "Priority"]
+__all__ = ["CHECK_KINDS", "Book", "Poller", "PollerGauges", "PollerStatistics", "Priority"]
 
 # One `progress.poller.priorities` entry as the plan holds it: (name, match, weight).
 Priority = tuple[str, Mapping[str, tuple[str, ...]], float]
@@ -114,6 +114,14 @@ class PollerStatistics:
             "deadlines_passed": self.deadlines_passed,
             "overdue": self.overdue,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PollerGauges:
+    """`queue`: checks waiting to run; `inbox`: bus events delivered, not yet taken in."""
+
+    queue: int
+    inbox: int
 
 
 @final
@@ -560,6 +568,11 @@ class Poller:
         )
 
     # -- statistics ---------------------------------------------------------------------------
+    def gauges(self) -> PollerGauges:
+        """What is queued now, for a metrics scrape."""
+        inbox = self._sub.statistics()
+        return PollerGauges(len(self._queue), inbox.queued + inbox.backlog)
+
     def statistics(self) -> PollerStatistics:
         h = self._latency
         return PollerStatistics(

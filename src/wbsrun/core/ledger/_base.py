@@ -140,6 +140,17 @@ class Ledger(Generic[E]):
         if disk is not None:
             disk.close()
 
+    def footprint(self) -> tuple[int, int, dict[str, int]]:
+        """(entries held in memory: live and kept, bytes of their packed form, open entries by
+        phase). O(entries held): for a metrics scrape, never on the hot path. A model that
+        packs nothing reports 0 bytes."""
+        phases: dict[str, int] = {}
+        for entry in self._all:
+            phase = self.get(entry, "timeline.phase")
+            if isinstance(phase, str) and not phase.startswith("closing"):
+                phases[phase] = phases.get(phase, 0) + 1
+        return len(self._all), 0, phases
+
     def summary(self) -> dict[str, Any]:
         """The result's `ledger` object: the mode, what was kept, dropped and written, and the
         exact totals per scenario (docs/result.md)."""

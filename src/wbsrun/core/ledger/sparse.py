@@ -23,7 +23,7 @@ from typing import Any, Final, final
 
 from wbsrun.core.ledger._base import HOT_FIELDS, FieldBits, Snapshot
 from wbsrun.core.ledger._disk import saved_form
-from wbsrun.core.ledger._packing import BLOCK_ENTRIES, BlockWriter, Packer, Unpackable
+from wbsrun.core.ledger._packing import BLOCK_ENTRIES, Block, BlockWriter, Packer, Unpackable
 from wbsrun.core.ledger._retention import SUCCESS, generic_fold
 from wbsrun.core.ledger._sparse_parts import (
     COLD_BITS,
@@ -176,6 +176,24 @@ class SparseWorkbook(SparseStore):
         entry = SparseEntry(self, user_id, task_id, scenario)
         self._all[entry] = None
         return entry
+
+    def footprint(self) -> tuple[int, int, dict[str, int]]:
+        """Entries held (live and kept), the compressed bytes of the blocks they are packed
+        into (each block once), and the open entries by phase: O(entries held), for a metrics
+        scrape (bounded by the sampling caps once the run's entries close)."""
+        seen: set[int] = set()
+        packed = 0
+        phases: dict[str, int] = {}
+        for entry in self._all:
+            h = entry._h
+            if type(h) is Hot:
+                phase = h.phase
+                if isinstance(phase, str) and not phase.startswith("closing"):
+                    phases[phase] = phases.get(phase, 0) + 1
+            elif type(h) is Block and id(h) not in seen:
+                seen.add(id(h))
+                packed += len(h.data)
+        return len(self._all), packed, phases
 
     def _retire(self, entry: SparseEntry, h: Hot, phase: str) -> bool:
         """Folds a closed entry into the totals, streams it to disk (`full`); whether it

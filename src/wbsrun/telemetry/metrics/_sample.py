@@ -1,0 +1,280 @@
+"""One reading of a run's figures, taken on the event loop at a scrape (never on the hot path).
+
+The exporter's HTTP thread must not walk the run's dicts while the loop changes them, so a
+scrape asks the loop for a `RunSample`: plain copies (counters, histogram bucket lists, frozen
+snapshots) that the thread then turns into metric families at leisure. Nothing here is paid per
+request: a sample costs O(actions + scenarios + open tasks + kept workbook entries).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from wbsrun.core.bus import BusStatistics, ProgressBus
+from wbsrun.core.codes import classify
+from wbsrun.core.runner import Runner
+from wbsrun.core.stats import ActionStats, Histogram, RunStats
+from wbsrun.progress.aggregate import Aggregator
+from wbsrun.progress.health import RunHealth, run_health
+from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
+from wbsrun.progress.views import ProgramProgress
+
+__all__ = [
+    "ActionFigures",
+    "HistogramCopy",
+    "PollerLike",
+    "RunSample",
+    "RunSources",
+    "take_sample",
+]
+
+# The action label of errors counted against the pass itself (no action).
+NO_ACTION = "(pass)"
+
+
+class _PollerStats(Protocol):
+    @property
+    def events(self) -> int: ...
+    @property
+    def checks(self) -> Mapping[str, int]: ...
+    @property
+    def latency_ms(self) -> Mapping[str, float]: ...
+    @property
+    def queue_max(self) -> int: ...
+
+
+class _PollerGauges(Protocol):
+    @property
+    def queue(self) -> int: ...
+    @property
+    def inbox(self) -> int: ...
+
+
+class PollerLike(Protocol):
+    """What the exporter reads of the poller (`wbsrun.poller.Poller`; telemetry may not import
+    its sibling adapter)."""
+
+    def statistics(self) -> _PollerStats: ...
+    def gauges(self) -> _PollerGauges: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunSources:
+    """Where a sample reads from; the CLI fills it (`cli/session.py`). Optional parts absent
+    give no series. `pools`: the resource provider's per-pool counts; `logs`: the run log's
+    lines by level; `alerts`: live threshold alerts by rule (the threshold evaluator's hook)."""
+
+    runner: Runner
+    aggregator: Aggregator | None = None
+    bus: ProgressBus | None = None
+    poller: PollerLike | None = None
+    pools: Callable[[], Mapping[str, Mapping[str, int]]] | None = None
+    logs: Mapping[str, int] | None = None
+    alerts: Callable[[], Mapping[str, int]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramCopy:
+    """A `Histogram`'s buckets (ms, 1 % log buckets) copied at the sample."""
+
+    buckets: list[int]
+    count: int
+    total_ms: float
+
+    @classmethod
+    def of(cls, h: Histogram) -> HistogramCopy:
+        return cls(list(h.buckets), h.count, h.total)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFigures:
+    """One action of one scenario. `status`, `requests` and the bytes are None on a build whose
+    `ActionStats` does not count them yet (issue 19's stats change)."""
+
+    scenario: str
+    action: str
+    count: int
+    ok: int
+    failed: int
+    interrupted: int
+    latency: HistogramCopy
+    requests: int | None
+    status: dict[int, int] | None
+    bytes_sent: int | None
+    bytes_received: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSample:
+    name: str
+    finished: bool
+    interrupted: bool
+    snapshot: ProgressSnapshot
+    health: RunHealth
+    counters: dict[str, int]
+    actions: list[ActionFigures]
+    all_requests: HistogramCopy | None
+    errors: dict[tuple[str, str], int]
+    action_errors: dict[tuple[str, str], int]
+    exits: dict[str, int]
+    milestones_reached: dict[str, int]
+    tasks_in_flight: int
+    workbook: dict[str, int]
+    open_phases: dict[str, int]
+    resources: dict[str, dict[str, int]]
+    bus: BusStatistics | None = None
+    poller: _PollerStats | None = None
+    poller_gauges: _PollerGauges | None = None
+    logs: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> ProgramProgress | None:
+        return self.snapshot.detail
+
+
+_COUNTERS = (
+    "requests_total",
+    "requests_ok",
+    "requests_failed",
+    "requests_interrupted",
+    "health_probes",
+    "tasks_started",
+    "tasks_succeeded",
+    "tasks_failed",
+    "tasks_timed_out",
+    "tasks_rolled_back",
+    "tasks_interrupted",
+    "users_started",
+    "users_finished",
+    "rollbacks",
+)
+
+
+def _figures(scenario: str, action: str, a: ActionStats) -> ActionFigures:
+    # getattr: the per-status and byte counts arrive with issue 19's stats change.
+    status: Any = getattr(a, "status", None)
+    requests: Any = getattr(a, "requests", None)
+    sent: Any = getattr(a, "bytes_sent", None)
+    received: Any = getattr(a, "bytes_received", None)
+    return ActionFigures(
+        scenario,
+        action,
+        a.count,
+        a.ok,
+        a.failed,
+        a.interrupted,
+        HistogramCopy.of(a.latency),
+        requests,
+        dict(status) if status is not None else None,
+        sent,
+        received,
+    )
+
+
+def _actions(st: RunStats) -> list[ActionFigures]:
+    scenarios: Any = getattr(st, "scenarios", None)
+    if scenarios:
+        return [
+            _figures(s, name, a) for s, actions in scenarios.items() for name, a in actions.items()
+        ]
+    # Before per-scenario stats: the actions of all scenarios, scenario label empty.
+    return [_figures("", name, a) for name, a in st.actions.items()]
+
+
+def _all_requests(st: RunStats) -> HistogramCopy | None:
+    merged: Any = getattr(st, "all_requests", None)
+    if merged is None:
+        return None
+    return HistogramCopy.of(merged().latency)
+
+
+def _errors(runner: Runner) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+    """(code, class) → count, with the plan's transient / permanent catalogue; and
+    (action, code) → count from the message samples, which add up to the codes' counts."""
+    st = runner.ctx.stats
+    spec = runner.plan.progress
+    by_class: dict[tuple[str, str], int] = {
+        (code, classify(code, spec.transient, spec.permanent)): n for code, n in st.errors.items()
+    }
+    by_action: dict[tuple[str, str], int] = {}
+    for sample in st.error_samples.values():
+        key = (sample.action or NO_ACTION, sample.code)
+        by_action[key] = by_action.get(key, 0) + sample.count
+    return by_class, by_action
+
+
+def _workbook(runner: Runner) -> tuple[dict[str, int], dict[str, int]]:
+    """The workbook's figures, and its open entries by phase."""
+    book = runner.ctx.workbook
+    summary = book.summary()
+    held, packed, phases = book.footprint()
+    out = {
+        "held": held,
+        "packed_bytes": packed,
+        "closed": int(summary.get("closed", 0)),
+        "kept": int(summary.get("kept", 0)),
+        "dropped": int(summary.get("dropped", 0)),
+        "written": int(summary.get("written", 0)),
+    }
+    path = summary.get("path")
+    if path:
+        # The on-disk ledger (`full`): its files as they stand (the writer thread appends).
+        out["disk_bytes"] = (
+            sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file())
+            if os.path.isdir(path)
+            else 0
+        )
+    return out, phases
+
+
+def _resources(sources: RunSources) -> dict[str, dict[str, int]]:
+    runner = sources.runner
+    out: dict[str, dict[str, int]] = {}
+    provided = sources.pools() if sources.pools is not None else {}
+    for name, figures in provided.items():
+        out.setdefault(name, {}).update(figures)
+    book = runner.ctx.leases
+    if book is not None:
+        for name, figures in book.statistics().items():
+            out.setdefault(name, {}).update({f"book_{k}": v for k, v in figures.items()})
+    for name, figures in runner.ctx.stats.resource_health.items():
+        out.setdefault(name, {}).update({f"health_{k}": v for k, v in figures.items()})
+    return out
+
+
+def take_sample(sources: RunSources) -> RunSample:
+    """Read the run now. On the loop while it runs; after it, from any one thread."""
+    runner = sources.runner
+    st = runner.ctx.stats
+    snap = progress_snapshot(runner, sources.aggregator)
+    by_class, by_action = _errors(runner)
+    poller = sources.poller
+    workbook, phases = _workbook(runner)
+    return RunSample(
+        name=runner.plan.name,
+        finished=runner.ended_at is not None,
+        interrupted=runner.interrupted,
+        snapshot=snap,
+        health=run_health(snap.work, snap.time, st.requests_total, st.requests_failed),
+        counters={name: int(getattr(st, name)) for name in _COUNTERS},
+        actions=_actions(st),
+        all_requests=_all_requests(st),
+        errors=by_class,
+        action_errors=by_action,
+        exits=dict(st.exits),
+        milestones_reached=dict(st.milestones),
+        tasks_in_flight=len(runner.ctx.inflight),
+        workbook=workbook,
+        open_phases=phases,
+        resources=_resources(sources),
+        bus=sources.bus.statistics() if sources.bus is not None else None,
+        poller=poller.statistics() if poller is not None else None,
+        poller_gauges=poller.gauges() if poller is not None else None,
+        logs=dict(sources.logs) if sources.logs is not None else {},
+        alerts=dict(sources.alerts()) if sources.alerts is not None else {},
+    )
