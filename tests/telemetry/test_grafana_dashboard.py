@@ -12,18 +12,9 @@ from typing import Any
 import pytest
 
 from metrics_kit import Scrape, free_port, scrape, wait_for, wbsrun_with_metrics
-from wbsrun.core.stats import ActionStats
 from wbsrun.target import TargetProcess
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "wbsrun-dashboard.json"
-# Served once issue 19's per-status and byte counts are in core/stats.py (ActionStats.status,
-# RunStats.all_requests); before that the exporter has no figures for them.
-AFTER_STATS = {
-    "wbsrun_requests_total",
-    "wbsrun_sent_bytes_total",
-    "wbsrun_received_bytes_total",
-    "wbsrun_request_duration_seconds_bucket",
-}
 # PromQL words that look like names: aggregations, functions, keywords.
 _WORDS = {
     "by",
@@ -166,8 +157,7 @@ def test_every_series_the_dashboard_queries_is_one_the_exporter_serves(served: s
         for name in metric_names(expr):
             queried.setdefault(name, set()).add(expr)
     assert len(queried) >= 25
-    pending = set() if hasattr(ActionStats(), "status") else AFTER_STATS
-    missing = {name: exprs for name, exprs in queried.items() if name not in served | pending}
+    missing = {name: exprs for name, exprs in queried.items() if name not in served}
     assert not missing, f"the dashboard queries series the exporter does not serve: {missing}"
 
 
@@ -188,5 +178,4 @@ def test_docs_list_every_series_the_exporter_serves_and_no_other(served: set[str
     documented = set(re.findall(r"`(wbsrun_[a-z0-9_]+)`", DOC.read_text(encoding="utf-8")))
     ours = {_base(n) for n in served if n.startswith("wbsrun_")}
     assert ours - documented == set(), "served but not in docs/observability.md"
-    pending = set() if hasattr(ActionStats(), "status") else {_base(n) for n in AFTER_STATS}
-    assert documented - ours - pending == set(), "documented but not served"
+    assert documented - ours == set(), "documented but not served"

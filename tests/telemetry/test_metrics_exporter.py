@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from metrics_kit import Scrape, free_port, scrape, wait_for, wbsrun_with_metrics
-from wbsrun.core.stats import ActionStats, Histogram
+from wbsrun.core.stats import Histogram
 from wbsrun.target import TargetProcess
 from wbsrun.telemetry.metrics import LATENCY_BOUNDS_S, MetricsAddress, cumulative_buckets
 from wbsrun.telemetry.metrics._families import _CUTS, _edge_s
@@ -273,8 +273,7 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
     milestones = result["progress"]["milestones"]
     for name, m in milestones.items():
         assert final.total("wbsrun_milestone_reached_total", milestone=name) == m["reached"]
-    if hasattr(ActionStats(), "status"):  # issue 19's per-status counts (core/stats.py)
-        assert final.total("wbsrun_requests_total") == requests["total"]
+    assert final.total("wbsrun_requests_total") == requests["total"]
 
 
 # -- the loop bridge, in process ---------------------------------------------------------------

@@ -108,7 +108,7 @@ def _requests(s: RunSample) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "wbsrun_health_probes", "Resource health probes sent.", value=c["health_probes"]
     )
-    counted = [a for a in s.actions if a.status is not None]
+    counted = [a for a in s.actions if a.requests]
     if counted:
         by_status = CounterMetricFamily(
             "wbsrun_requests",
@@ -122,12 +122,12 @@ def _requests(s: RunSample) -> Iterator[Metric]:
             "wbsrun_received_bytes", "Bytes received on the wire.", labels=["scenario", "action"]
         )
         for a in counted:
-            for code, n in sorted((a.status or {}).items()):
+            for code, n in sorted(a.status.items()):
                 by_status.add_metric([a.scenario, a.action, _status_label(code)], n)
-            sent.add_metric([a.scenario, a.action], a.bytes_sent or 0)
-            received.add_metric([a.scenario, a.action], a.bytes_received or 0)
+            sent.add_metric([a.scenario, a.action], a.bytes_sent)
+            received.add_metric([a.scenario, a.action], a.bytes_received)
         yield from (by_status, sent, received)
-    if s.all_requests is not None:
+    if s.all_requests.count:
         yield _histogram(
             "wbsrun_request_duration_seconds",
             "Latency of the calls that sent requests, all actions (health probes excluded).",

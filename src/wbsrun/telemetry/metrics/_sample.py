@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from wbsrun.core.bus import BusStatistics, ProgressBus
 from wbsrun.core.codes import classify
@@ -102,10 +102,10 @@ class ActionFigures:
     failed: int
     interrupted: int
     latency: HistogramCopy
-    requests: int | None
-    status: dict[int, int] | None
-    bytes_sent: int | None
-    bytes_received: int | None
+    requests: int
+    status: dict[int, int]
+    bytes_sent: int
+    bytes_received: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ class RunSample:
     health: RunHealth
     counters: dict[str, int]
     actions: list[ActionFigures]
-    all_requests: HistogramCopy | None
+    all_requests: HistogramCopy
     errors: dict[tuple[str, str], int]
     action_errors: dict[tuple[str, str], int]
     exits: dict[str, int]
@@ -156,11 +156,6 @@ _COUNTERS = (
 
 
 def _figures(scenario: str, action: str, a: ActionStats) -> ActionFigures:
-    # getattr: the per-status and byte counts arrive with issue 19's stats change.
-    status: Any = getattr(a, "status", None)
-    requests: Any = getattr(a, "requests", None)
-    sent: Any = getattr(a, "bytes_sent", None)
-    received: Any = getattr(a, "bytes_received", None)
     return ActionFigures(
         scenario,
         action,
@@ -169,28 +164,21 @@ def _figures(scenario: str, action: str, a: ActionStats) -> ActionFigures:
         a.failed,
         a.interrupted,
         HistogramCopy.of(a.latency),
-        requests,
-        dict(status) if status is not None else None,
-        sent,
-        received,
+        a.requests,
+        dict(a.status),
+        a.bytes_sent,
+        a.bytes_received,
     )
 
 
 def _actions(st: RunStats) -> list[ActionFigures]:
-    scenarios: Any = getattr(st, "scenarios", None)
-    if scenarios:
-        return [
-            _figures(s, name, a) for s, actions in scenarios.items() for name, a in actions.items()
-        ]
-    # Before per-scenario stats: the actions of all scenarios, scenario label empty.
-    return [_figures("", name, a) for name, a in st.actions.items()]
+    return [
+        _figures(s, name, a) for s, actions in st.scenarios.items() for name, a in actions.items()
+    ]
 
 
-def _all_requests(st: RunStats) -> HistogramCopy | None:
-    merged: Any = getattr(st, "all_requests", None)
-    if merged is None:
-        return None
-    return HistogramCopy.of(merged().latency)
+def _all_requests(st: RunStats) -> HistogramCopy:
+    return HistogramCopy.of(st.all_requests().latency)
 
 
 def _errors(runner: Runner) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
