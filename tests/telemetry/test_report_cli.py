@@ -69,7 +69,7 @@ def test_report_writes_the_page_of_a_saved_result(demo_report: DemoReport, tmp_p
 def test_report_of_a_missing_file_exits_two_and_names_it(tmp_path: Path) -> None:
     proc = wbsrun_cli("report", str(tmp_path / "nope.json"))
     assert proc.returncode == 2
-    assert f"error: cannot read the result {tmp_path / 'nope.json'}" in proc.stderr
+    assert f"error: {tmp_path / 'nope.json'}: no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -82,12 +82,24 @@ def test_report_of_invalid_json_exits_two_with_line_and_column(tmp_path: Path) -
     assert not (tmp_path / "bad.html").exists()
 
 
+def test_report_that_cannot_be_written_exits_two_and_names_the_path(tmp_path: Path) -> None:
+    saved = tmp_path / "r.json"
+    saved.write_text('{"requests": {"total": 0}}', encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")  # a file where a directory would have to be
+    proc = wbsrun_cli("report", str(saved), "-o", str(blocker / "page.html"))
+    assert proc.returncode == 2
+    assert f"error: {blocker / 'page.html'}: cannot write the report" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_report_of_json_that_is_no_result_exits_two(tmp_path: Path) -> None:
     other = tmp_path / "package.json"
     other.write_text('{"name": "x", "version": "1"}', encoding="utf-8")
     proc = wbsrun_cli("report", str(other))
     assert proc.returncode == 2
-    assert "not a wbsrun result: found keys ['name', 'version']" in proc.stderr
+    assert "not a wbsrun run result" in proc.stderr
+    assert "found keys ['name', 'version']" in proc.stderr
 
 
 def test_run_writes_the_report_after_the_result(target: TargetProcess, tmp_path: Path) -> None:

@@ -392,40 +392,23 @@ cli.add_command(compare_command)
 )
 def report(result_file: Path, out: Path | None) -> None:
     """Write the self-contained HTML report of a run's JSON result (`--json`)."""
+    from wbsrun.cli.compare import BadInput, load_result
     from wbsrun.telemetry.html import write_report
 
     try:
-        result = _read_result(result_file)
-        path = write_report(result, out or result_file.with_suffix(".html"))
-    except ValueError as exc:
+        result = load_result(result_file)
+        target = out or result_file.with_suffix(".html")
+        try:
+            path = write_report(result, target)
+        except OSError as exc:
+            raise BadInput(f"{target}: cannot write the report: {exc}") from None
+    except BadInput as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     except WbsrunError as exc:
         _fail(exc)
         return
     click.echo(f"report in {path}")
-
-
-def _read_result(path: Path) -> dict[str, Any]:
-    """The JSON result at `path`; a ValueError saying what is wrong with it (exit 2)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the result {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}; expected the result "
-            "a run wrote with --json"
-        ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("requests"), dict):
-        found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
-        raise ValueError(
-            f"{path}: not a wbsrun result: found {found}; expected a JSON object with "
-            "'requests', 'status', … (written by `wbsrun run --json`)"
-        )
-    return data
 
 
 def main() -> None:

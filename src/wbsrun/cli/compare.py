@@ -22,7 +22,7 @@ from wbsrun.progress.tolerance import ToleranceError, Verdict, check, number, pa
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_REGRESSION", "compare_command", "load_result"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_REGRESSION", "BadInput", "compare_command", "load_result"]
 
 # A regression exits like a crossed threshold (k6's code), see docs/observability.md.
 EXIT_REGRESSION = EXIT_THRESHOLDS
@@ -50,9 +50,10 @@ def load_result(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
     if not isinstance(result, dict) or not isinstance(result.get("requests"), dict):
+        found = f"keys {sorted(result)[:8]}" if isinstance(result, dict) else type(result).__name__
         raise BadInput(
             f"{path}: not a wbsrun run result (expected a JSON object with a 'requests' "
-            "object, as `wbsrun run --json` writes)"
+            f"object, as `wbsrun run --json` writes; found {found})"
         )
     return result
 
