@@ -51,7 +51,7 @@ $(HTML_ASSETS)/.fetched: src/wbsrun/telemetry/html/vendor.py
 assets: $(HTML_ASSETS)/.fetched
 
 demo: $(VENV)/.installed-run $(VENV)/.compiled assets
-	$(BIN)/wbsrun demo
+	$(BIN)/wbsrun demo --report wbsrun-demo/report.html
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench setup.py

@@ -203,3 +203,13 @@ def test_summary_of_an_older_result_without_the_new_keys_still_prints() -> None:
     assert row(text, "pay-post", 1)[1:] == ["-", "-", "250", "-", "-", "775", "-"]
     # health computed from progress and requests as run_health does.
     assert "  health    0.99 (progress 0.99 · error rate 0.004 · deviation 0.01)" in text
+
+
+def test_large_rates_print_as_whole_numbers_not_exponents() -> None:
+    result = spec_result()
+    result["requests"]["per_second"] = 26_520.4
+    result["actions"]["probe-get"]["per_second"] = 8_840.1
+    text = render(result)
+    assert "26,520" in text
+    assert "8,840" in text
+    assert "e+" not in text

@@ -25,7 +25,7 @@ from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.progress.series import Series
 from wbsrun.progress.thresholds import ThresholdEvaluator
-from wbsrun.progress.ticker import SeriesTicker
+from wbsrun.telemetry.ticker import SeriesTicker
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager

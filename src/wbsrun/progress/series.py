@@ -1,7 +1,7 @@
 """The run over time: one point per interval, bounded for any run length (pure, sync).
 
 `Series.sample(now, ...)` takes the run's cumulative figures once per interval (the ticker in
-`progress/ticker.py` calls it every second) and keeps per-interval deltas: requests, failed
+`telemetry/ticker.py` calls it every second) and keeps per-interval deltas: requests, failed
 requests, errors by code, and the interval's latency p50/p95/p99 from the difference of two
 copies of the cumulative all-requests histogram; gauges (active users, progress shares, ETA,
 health, leases held) as they stand at the end of the interval.

@@ -61,7 +61,9 @@ def _num(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        # 4 significant digits below 1,000 (latencies, rates); whole numbers above (req/s):
+        # `g` would switch to an exponent from 10,000 on.
+        return f"{value:,.4g}" if abs(value) < 1_000 else f"{value:,.0f}"
     return str(value)
 
 
