@@ -94,15 +94,10 @@ chromium:
 # the machine, a hot path that did not compile fails the run instead of passing as pure.
 pytest: pytest-compiled pytest-pure
 
-pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus
+pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus chromium assets
 	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest
 
-pytest-pure: $(VENV)/.installed-dev nginx prometheus
-
-pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx chromium assets
-	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest
-
-pytest-pure: $(VENV)/.installed-dev nginx chromium assets
+pytest-pure: $(VENV)/.installed-dev nginx prometheus chromium assets
 	rm -rf build/pure && mkdir -p build/pure && cp -r src/wbsrun build/pure/
 	find build/pure -name '*.so' -delete
 	@# Absolute: the CLI tests' subprocesses run from other directories.

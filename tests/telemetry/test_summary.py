@@ -208,7 +208,7 @@ def test_summary_of_an_older_result_without_the_new_keys_still_prints() -> None:
 def test_large_rates_print_as_whole_numbers_not_exponents() -> None:
     result = spec_result()
     result["requests"]["per_second"] = 26_520.4
-    result["actions"]["probe-get"]["per_second"] = 8_840.1
+    result["actions"]["login-post"]["per_second"] = 8_840.1
     text = render(result)
     assert "26,520" in text
     assert "8,840" in text
