@@ -134,3 +134,40 @@ def test_without_the_charting_library_report_fails_before_the_run(tmp_path: Path
     proc = wbsrun_cli("report", str(saved), env=env)
     assert proc.returncode == 1
     assert "make assets" in proc.stderr
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_the_run(
+    target: TargetProcess, tmp_path: Path
+) -> None:
+    """A result, report or log path that could not be written after the run: exit 2 before
+    any request, every bad path named, no traceback."""
+    script = tmp_path / "script.yaml"
+    script.write_text(SCRIPT.replace("URL", target.url()), encoding="utf-8")
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")  # a file where a directory would have to be
+    proc = wbsrun_cli(
+        "run",
+        str(script),
+        "--json",
+        str(blocker / "r.json"),
+        "--report",
+        str(blocker / "r.html"),
+        "--log",
+        str(blocker / "run.log"),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"--json {blocker / 'r.json'}: its directory cannot be made" in proc.stderr
+    assert f"--report {blocker / 'r.html'}: its directory cannot be made" in proc.stderr
+    assert f"--log {blocker / 'run.log'}: its directory cannot be made" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert target.stats()["received"] == 0
+    demo = subprocess.run(
+        [sys.executable, "-m", "wbsrun", "demo", "--workdir", str(blocker / "w"), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert demo.returncode == 2, demo.stderr
+    assert f"--workdir {blocker / 'w' / 'result.json'}" in demo.stderr
+    assert "starting the embedded asset server" not in demo.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,10 +223,11 @@ def run(
             out_dir=out_dir,
         )
         _check_out(plan, options)
-        if report_out is not None:
-            check_assets()
         if out_dir is not None and json_out is None:
             json_out = out_dir / "result.json"
+        _check_writable({"--json": json_out, "--report": report_out, "--log": log_file})
+        if report_out is not None:
+            check_assets()
         result = execute(
             plan,
             options,
@@ -250,6 +252,39 @@ def _exit(result: dict[str, Any]) -> None:
     for line in threshold_lines(result):
         click.echo(line, err=True)
     sys.exit(exit_code(result))
+
+
+def _check_writable(paths: dict[str, Path | None]) -> None:
+    """Refuse, before the run, output files that could not be written after it (their
+    directories are made now): a run's result is never lost to a bad path."""
+    problems: list[Diagnostic] = []
+    for flag, path in paths.items():
+        if path is None or str(path) == "-":
+            continue
+        problem = None
+        if path.is_dir():
+            problem = "is a directory"
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                problem = f"its directory cannot be made ({exc.strerror or exc})"
+            else:
+                if not os.access(path.parent, os.W_OK) or (
+                    path.exists() and not os.access(path, os.W_OK)
+                ):
+                    problem = "cannot be written"
+        if problem is not None:
+            problems.append(
+                Diagnostic(
+                    "bad-option",
+                    f"{flag} {path}: {problem}",
+                    value=str(path),
+                    expected="a file path in a directory that can be written",
+                )
+            )
+    if problems:
+        raise ScenarioError(problems)
 
 
 def _check_out(plan: Plan, options: RunOptions) -> None:
@@ -356,6 +391,9 @@ def demo(
     from wbsrun.cli.demo import run_demo
 
     try:
+        _check_writable(
+            {"--workdir": workdir / "result.json", "--json": json_out, "--report": report_out}
+        )
         if report_out is not None:
             check_assets()
         result = run_demo(
