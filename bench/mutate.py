@@ -47,7 +47,12 @@ MODULES: dict[str, tuple[str, ...]] = {
         _AGGREGATE + "test_profile_user_time_equals_the_sum_over_user_windows",
     ),
     "core/deadlines.py": ("tests/core/test_deadlines.py",),
-    "core/stats.py": ("tests/core/test_stats.py", "tests/core/test_round_to.py"),
+    "core/stats.py": (
+        "tests/core/test_stats.py",
+        "tests/core/test_round_to.py",
+        "tests/core/test_histogram_accuracy.py",
+        "tests/progress/test_request_figures.py",
+    ),
     "resources/pool.py": (
         "tests/resources/test_pool.py",
         "tests/resources/test_pool_units.py",

@@ -19,6 +19,7 @@ from wbsrun.core.stats import (
     MAX_MESSAGES,
     MAX_MESSAGES_PER_CODE,
     MESSAGE_CHARS,
+    ActionStats,
     Histogram,
     RunStats,
 )
@@ -286,3 +287,65 @@ def test_the_run_keeps_max_messages_in_all_then_counts_new_ones_as_other() -> No
     assert len(samples) == MAX_MESSAGES + 1
     assert samples[("new", "e", None)] == ("new", "e", None, 2, 2.0, 3.0)
     assert samples[("act0", "e", "message 0")] == ("act0", "e", "message 0", 2, 1.0, 4.0)
+
+
+def _action(seed: int) -> ActionStats:
+    """An action's figures with every counter set, distinct per seed."""
+    a = ActionStats(
+        count=10 + seed,
+        ok=7 + seed,
+        failed=3 + seed,
+        interrupted=1 + seed,
+        requests=11 + seed,
+        requests_failed=2 + seed,
+        requests_interrupted=4 + seed,
+        bytes_sent=100 + seed,
+        bytes_received=1000 + seed,
+    )
+    a.status = {200: 5 + seed, 0: seed + 1}
+    for ms in (1.0 + seed, 2.5, 40.0 * (seed + 1)):
+        a.latency.record(ms)
+    return a
+
+
+def test_merging_action_figures_adds_every_counter_and_status() -> None:
+    merged = _action(1)
+    merged.merge(_action(2))
+    one, two = _action(1), _action(2)
+    for name in (
+        "count",
+        "ok",
+        "failed",
+        "interrupted",
+        "requests",
+        "requests_failed",
+        "requests_interrupted",
+        "bytes_sent",
+        "bytes_received",
+    ):
+        assert getattr(merged, name) == getattr(one, name) + getattr(two, name), name
+    assert merged.status == {200: 6 + 7, 0: 2 + 3}
+    assert merged.latency.count == 6
+    assert (merged.latency.min, merged.latency.max) == (2.0, 120.0)
+
+
+def test_a_scenarios_action_figures_are_made_once_and_kept() -> None:
+    st = RunStats()
+    first = st.scenario_action("s", "a")
+    first.count = 3
+    assert st.scenario_action("s", "a") is first
+    assert st.scenario_action("s", "b") is not first
+    assert st.scenarios["s"] == {"a": first, "b": st.scenario_action("s", "b")}
+
+
+def test_summary_rounds_every_latency_to_the_microsecond() -> None:
+    h = Histogram()
+    for i in range(1, 2001):
+        h.record(i * 1.000123456)
+    summary = h.summary()
+    assert summary["count"] == 2000
+    for key, value in summary.items():
+        assert value == round(value, 3), key
+    # Not already round: a fourth decimal would show.
+    assert h.quantile(0.95) != round(h.quantile(0.95), 3)
+    assert h.quantile(0.999) != round(h.quantile(0.999), 3)
