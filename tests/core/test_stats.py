@@ -350,3 +350,13 @@ def test_summary_rounds_every_latency_to_the_microsecond() -> None:
         assert round(exact, 4) != round(exact, 3), key  # a fourth decimal would show
     for key, value in summary.items():
         assert value == round(value, 3), key
+
+
+@pytest.mark.parametrize("ms", [0.0371, 1.0, 1.00995, 12.3456, 199.99, 2_500.0])
+def test_percentiles_of_equal_values_are_that_value(ms: float) -> None:
+    """Every value in one bucket, at its bottom or top: the bucket's estimate is clamped to
+    the exact min and max, so each percentile is the value itself."""
+    h = Histogram()
+    for _ in range(5):
+        h.record(ms)
+    assert h.quantiles((0.5, 0.9, 0.95, 0.99, 0.999)) == [ms] * 5
