@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 
 from wbsrun.dsl._failed import NONE, Failed
-from wbsrun.dsl._stubs import as_map, stub_action, stub_node
+from wbsrun.dsl._stubs import as_map, node_type, stub_action, stub_node
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
 from wbsrun.dsl.plan import (
     SAMPLING_MODES,
@@ -506,7 +506,7 @@ class PlanBuilder:
         on_timeout = exec_.get("on-timeout", controls.get("on-timeout"))
         return NodeSpec(
             id=raw["id"],
-            type=raw["type"],
+            type=node_type(raw),
             index=index,
             action=action,
             timeout=self.duration((*path, "controls", "exec", "timeout"), exec_.get("timeout")),
