@@ -3,6 +3,7 @@ statistics, reproducible per-user sequences, and real runs against the embedded 
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 import statistics
@@ -10,10 +11,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from rich.console import Console
+
 from scenario_kit import Doc, Ran, act, document, edge, end, graph, http, on, run
 from wbsrun.core.pacing import Pacer, draw, user_seed
 from wbsrun.dsl.plan import ScenarioSpec, ThinkSpec
 from wbsrun.target import TargetKnobs, TargetProcess
+from wbsrun.telemetry.summary import print_summary
 
 
 def fetch_doc(users: int = 1, **scenario: Any) -> Doc:
@@ -130,6 +134,10 @@ def test_a_pass_longer_than_the_pacing_interval_starts_the_next_at_once_and_coun
     assert all(0.15 <= gap < 0.25 for gap in gaps), gaps  # no wait beyond the pass itself
     # Three passes were followed by another (the last by none): each ran past its 50 ms.
     assert ran.result["scenarios"]["s"]["pacing_missed"] == 3
+    out = io.StringIO()
+    print_summary(Console(file=out, width=120, force_terminal=False), ran.result)
+    (tasks,) = [line for line in out.getvalue().splitlines() if line.startswith("  tasks ")]
+    assert tasks.endswith(" · 3 past their pacing"), tasks
 
 
 def test_uniform_think_time_takes_the_wall_time_of_its_draws(

@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from scenario_kit import act, document, edge, end, graph, http, write_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan, ThinkSpec
 from wbsrun.dsl.think import ThinkError, parse_think
+from wbsrun.dsl.units import format_duration
 from wbsrun.errors import Diagnostic, ScenarioError
 from wbsrun.protocols.registry import provides
 
@@ -146,3 +149,24 @@ def test_pacing_must_be_a_duration_above_zero_and_excludes_think_time(tmp_path: 
     assert (bad.code, bad.path, bad.value) == ("bad-duration", "load.scenarios[0].pacing", "often")
     (both,) = _refused(tmp_path, pacing="1s", think_time="1s")
     assert (both.code, both.path) == ("pacing-and-think-time", "load.scenarios[0].think-time")
+
+
+_SECONDS = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@given(_SECONDS, _SECONDS)
+def test_uniform_reads_back_any_written_bounds_or_refuses_them_reversed(a: float, b: float) -> None:
+    text = f"uniform({format_duration(a)}, {format_duration(b)})"
+    if a <= b:
+        assert parse_think(text) == ThinkSpec("uniform", a, b)
+    else:
+        with pytest.raises(ThinkError, match="above max"):
+            parse_think(text)
+
+
+@given(_SECONDS, st.sampled_from(["fixed", "exponential"]))
+def test_the_call_and_mapping_forms_read_alike(seconds: float, kind: str) -> None:
+    written = format_duration(seconds)
+    key = "value" if kind == "fixed" else "mean"
+    assume(kind == "fixed" or seconds > 0)  # a zero mean is refused in both forms (above)
+    assert parse_think(f"{kind}({written})") == parse_think({"distribution": kind, key: written})
