@@ -11,11 +11,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from scenario_kit import Doc, Ran, act, document, edge, end, graph, http, on, run
 from wbsrun.core.pacing import Pacer, draw, user_seed
 from wbsrun.dsl.plan import ScenarioSpec, ThinkSpec
+from wbsrun.progress.aggregate import Aggregator, ProgressUpdate
+from wbsrun.progress.baseline import ScenarioBaseline
 from wbsrun.target import TargetKnobs, TargetProcess
 from wbsrun.telemetry.summary import print_summary
 
@@ -156,3 +159,29 @@ def test_uniform_think_time_takes_the_wall_time_of_its_draws(
     for gap, wait in zip(gaps, waits, strict=True):
         assert wait <= gap < wait + 0.06, (gaps, waits)
     assert sum(waits) <= ran.runner.elapsed < sum(waits) + 0.5
+
+
+def test_the_eta_of_a_paced_plan_counts_the_rest_of_each_interval() -> None:
+    # Ten users, three 0.5 s passes each, paced 5 s apart: the last ends at 10.5 s.
+    now = [0.0]
+    base = ScenarioBaseline(
+        name="s",
+        users=10,
+        planned_tasks=30,
+        passes_per_user=3,
+        duration=None,
+        last_start=0.0,
+        pacing=5.0,
+    )
+    agg = Aggregator([base], clock=lambda: now[0])
+    for u in range(10):
+        agg.apply(ProgressUpdate(f"u{u}-t0", f"u{u}", "s", 0.0, frozenset()))
+    agg.snapshot(0.0)
+    now[0] = 0.5
+    for u in range(10):
+        agg.apply(ProgressUpdate(f"u{u}-t0", f"u{u}", "s", 1.0, frozenset(), True))
+    for t in (0.5, 1.0, 1.5):
+        agg.snapshot(t)
+    # At 2 s a third of the passes is done: their rate alone says 4 s; the plan says 8.5 s.
+    eta = agg.snapshot(2.0).eta_s
+    assert eta == pytest.approx(8.5)
