@@ -131,19 +131,20 @@ def test_provided_call_missing_from_capabilities_is_only_a_warning(tmp_path: Pat
     assert diag.hint == "add 'post' to the capabilities of component 'http'"
 
 
-def test_action_component_must_be_declared(tmp_path: Path) -> None:
+def test_action_component_must_be_built_in_or_declared(tmp_path: Path) -> None:
     diag = _only(tmp_path, ("    component: http\n", "    component: htp\n"))
     assert _where(diag) == ("unknown-component", 18, 16, "actions.fetch.component")
-    assert diag.message == "component 'htp' is not declared under components"
+    assert diag.message == (
+        "component 'htp' is neither built in (http, logger, resource-manager) "
+        "nor declared under components"
+    )
     assert diag.hint == "did you mean 'http'?"
 
 
 def test_component_without_an_implementation_is_unknown(tmp_path: Path) -> None:
+    # The monitoring exit's `logger.warn` stays valid: logger is built in, declared or not.
     found = _check(tmp_path, ("  - name: logger\n", "  - name: loger\n"))
-    assert [_where(d) for d in found] == [
-        ("unknown-component", 8, 11, "components[1].name"),
-        ("unknown-action", 60, 17, "monitoring.error_out.actions[0].action"),
-    ]
+    assert [_where(d) for d in found] == [("unknown-component", 8, 11, "components[1].name")]
     assert found[0].message == (
         "component 'loger' has no registered implementation (known: http, logger, resource-manager)"
     )

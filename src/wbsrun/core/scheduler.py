@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from wbsrun.core.executor import Executor
+from wbsrun.core.pacing import Pacer, user_seed
 from wbsrun.core.ports import UserHandle
 from wbsrun.core.task import RunContext, UserState
 from wbsrun.dsl.plan import ProfileSpec, ScenarioSpec
@@ -190,12 +191,16 @@ class Scheduler:
         self.active += 1
         start = run.clock()
         iteration = 0
+        pacer = Pacer(self.scenario, user_seed(run.plan.name, self.scenario.name, index))
         try:
             while self._more(start, iteration):
+                began = run.clock()
                 await self.executor.run_task(user, iteration)
                 iteration += 1
-                think = self.scenario.think_time
-                if think and self._more(start, iteration):
+                if not self._more(start, iteration):
+                    break
+                think = pacer.wait(began, run.clock())
+                if think:
                     stop = self._stop_at
                     if stop is not None:
                         # A think time never carries a user past the window.
@@ -203,6 +208,9 @@ class Scheduler:
                     if not await self._sleep(think):
                         break
         finally:
+            if pacer.missed:
+                missed = run.stats.pacing_missed
+                missed[self.scenario.name] = missed.get(self.scenario.name, 0) + pacer.missed
             self.active -= 1
             run.stats.users_finished += 1
             for component in run.components.values():

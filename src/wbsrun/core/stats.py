@@ -297,6 +297,8 @@ class RunStats:
     milestones: dict[str, int] = field(default_factory=dict)
     # Per resource: probes, failures, items_failed, items_recovered (the health checks').
     resource_health: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per scenario: passes that ran past their pacing interval (core/pacing.py).
+    pacing_missed: dict[str, int] = field(default_factory=dict)
 
     def action(self, name: str) -> ActionStats:
         st = self.actions.get(name)

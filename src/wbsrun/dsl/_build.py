@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Any, Literal, cast
 
 from wbsrun.dsl._failed import NONE, Failed
-from wbsrun.dsl._stubs import as_map, stub_action, stub_node
+from wbsrun.dsl._stubs import as_map, node_type, stub_action, stub_node
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
 from wbsrun.dsl.plan import (
     SAMPLING_MODES,
@@ -34,6 +34,7 @@ from wbsrun.dsl.plan import (
     SamplingSpec,
     SaveAs,
     ScenarioSpec,
+    ThinkSpec,
     Transition,
     WorkbookSpec,
     WorkflowSpec,
@@ -46,6 +47,7 @@ from wbsrun.dsl.template import (
     compile_template,
     compile_value,
 )
+from wbsrun.dsl.think import ThinkError, parse_think
 from wbsrun.dsl.units import UnitError, parse_duration, parse_rate, parse_size
 from wbsrun.errors import Diagnostic
 
@@ -504,7 +506,7 @@ class PlanBuilder:
         on_timeout = exec_.get("on-timeout", controls.get("on-timeout"))
         return NodeSpec(
             id=raw["id"],
-            type=raw["type"],
+            type=node_type(raw),
             index=index,
             action=action,
             timeout=self.duration((*path, "controls", "exec", "timeout"), exec_.get("timeout")),
@@ -653,6 +655,7 @@ class PlanBuilder:
         agg = body.get("progress-aggregation") or {}
         ht = body.get("health_threshold")
         get: Callable[..., Any] = body.get
+        think, pacing = self.pacing(path, body)
         return ScenarioSpec(
             name=str(get("name")),
             workflow=str(get("workflow")),
@@ -661,7 +664,7 @@ class PlanBuilder:
             profile=profiles.get(get("profile")) if get("profile") else None,
             task_duration=self.duration((*path, "task-duration"), get("task-duration")),
             iterations=int(get("iterations")) if get("iterations") is not None else None,
-            think_time=self.duration((*path, "think-time"), get("think-time")) or 0.0,
+            think_time=think.mean if think is not None else 0.0,
             inherit=tuple(user.get("inherit") or ()),
             session_new=(user.get("resources") or {}).get("session") == "new",
             context=freeze(user.get("context") or {}),
@@ -683,7 +686,29 @@ class PlanBuilder:
             max_duration=self.duration((*path, "max-duration"), get("max-duration")),
             wbs_level=str(get("wbs-level", "L2")),
             graceful_stop=self.duration((*path, "graceful-stop"), get("graceful-stop")),
+            think=think,
+            pacing=pacing,
         )
+
+    def pacing(self, path: Path_, body: Mapping[str, Any]) -> tuple[ThinkSpec | None, float | None]:
+        """A scenario's `think-time` distribution and `pacing` (dsl/think.py); they exclude
+        each other (pacing sets the whole wait between passes)."""
+        think = None
+        try:
+            think = parse_think(body.get("think-time"))
+        except ThinkError as exc:
+            kw = {"value": repr(body.get("think-time")), "expected": exc.expected}
+            self.error((*path, "think-time"), "bad-think-time", exc.message, **kw)
+        pacing = self.duration((*path, "pacing"), body.get("pacing"))
+        if pacing is not None and pacing <= 0:
+            kw = {"value": repr(body.get("pacing")), "expected": "a duration > 0, e.g. 5s"}
+            self.error((*path, "pacing"), "bad-pacing", "pacing must be more than 0", **kw)
+            pacing = None
+        if pacing is not None and "think-time" in body:
+            message = "pacing and think-time exclude each other: pacing sets the whole wait"
+            kw = {"value": repr(body.get("think-time")), "expected": "one of them"}
+            self.error((*path, "think-time"), "pacing-and-think-time", message, **kw)
+        return think, pacing
 
 
 def sampling_spec(raw: Any) -> SamplingSpec:

@@ -22,9 +22,20 @@ from wbsrun.dsl.plan import (
 )
 from wbsrun.dsl.template import compile_value
 
-__all__ = ["as_map", "as_seq", "save_var", "stub_action", "stub_node"]
+__all__ = ["as_map", "as_seq", "node_type", "save_var", "stub_action", "stub_node"]
 
 _NODE_TYPES: Final = frozenset({"action", "parallel", "checkpoint", "terminus"})
+
+
+def node_type(node: Mapping[str, Any]) -> Any:
+    """A graph node's `type`; without one, a node with `action:` is an action node (the
+    explicit type wins); None when it has neither (the schema reports that)."""
+    kind = node.get("type")
+    if kind is None and "action" in node:
+        return "action"
+    return kind
+
+
 _SCOPES: Final = frozenset({"workbook", "user-local", "task-local", "global"})
 _HANDLERS: Final = ("on-error", "on-timeout")
 

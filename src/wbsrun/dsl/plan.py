@@ -39,6 +39,8 @@ __all__ = [
     "SamplingSpec",
     "SaveAs",
     "ScenarioSpec",
+    "ThinkKind",
+    "ThinkSpec",
     "Transition",
     "WbsNode",
     "WorkbookSpec",
@@ -225,6 +227,23 @@ class HealthThreshold:
     consecutive_breach: int
 
 
+ThinkKind = Literal["fixed", "uniform", "exponential"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkSpec:
+    """A think-time distribution (dsl/think.py): fixed `low`; uniform in [low, high];
+    exponential with mean `low` (high == low)."""
+
+    kind: ThinkKind
+    low: float
+    high: float
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2 if self.kind == "uniform" else self.low
+
+
 @dataclass(frozen=True, slots=True)
 class ScenarioSpec:
     name: str
@@ -246,6 +265,10 @@ class ScenarioSpec:
     wbs_level: str
     # Passes in flight when the window ends may finish for this long (None: the run's).
     graceful_stop: float | None = None
+    # Think time between passes (None: `think_time` fixed; think_time is then its mean), and
+    # pacing: passes start this far apart per user (None: none). See core/pacing.py.
+    think: ThinkSpec | None = None
+    pacing: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from wbsrun.dsl._failed import NONE, Failed
+from wbsrun.dsl._stubs import node_type
 from wbsrun.dsl.bundle import check_bundle_paths
 from wbsrun.dsl.plan import RUNNER_FIELDS
 from wbsrun.dsl.source import PathKey, SourceDoc, did_you_mean, render_value
@@ -72,6 +73,11 @@ class _Ctx:
             name = _map(comp).get("name")
             if isinstance(name, str):
                 self.components.setdefault(name, _map(comp))
+        # The built-ins need no declaration; undeclared, they list no capabilities (so none
+        # of their calls is warned about). Declaring one pins its version and capabilities.
+        for name in BUILTIN_PROVIDES:
+            if name in provides:
+                self.components.setdefault(name, {})
         self.actions = _map(self.data.get("actions"))
         self.workflows = _map(self.data.get("workflows"))
         self.resources = _map(self.data.get("resources"))
@@ -150,7 +156,10 @@ def _check_call(
     if comp not in ctx.components:
         if ctx.components_open:
             return
-        message = f"component '{comp}' is not declared under components"
+        message = (
+            f"component '{comp}' is neither built in ({', '.join(BUILTIN_PROVIDES)}) "
+            "nor declared under components"
+        )
         ctx.add(comp_path, "unknown-component", message, comp, hint=_hint(comp, ctx.components))
         return
     provided = ctx.provides.get(comp)
@@ -270,7 +279,7 @@ def _check_workflows(ctx: _Ctx) -> None:
                     f"node id '{node_id}' is used twice in this workflow (first at line {line})"
                 )
                 ctx.add((*path, "id"), "duplicate-node", message, node_id)
-            if node.get("type") == "action":
+            if node_type(node) == "action":
                 _check_declared_action(ctx, node.get("action"), (*path, "action"))
             if node.get("type") == "terminus" and node.get("state") not in CLOSING_STATES:
                 state = str(node.get("state"))

@@ -164,10 +164,22 @@ def _missing_keys(ctx: _Ctx, error: ValidationError, path: _Path) -> list[Diagno
     where = f" in {format_path(path)}" if path else " at the top level"
     return [
         ctx.doc.diag(
-            path, "missing-key", f"missing required key '{k}'{where}", expected=k, key=True
+            path,
+            "missing-key",
+            f"missing required key '{k}'{where}",
+            expected=k,
+            key=True,
+            hint=_NODE_TYPE_HINT if k == "type" and path[-2:-1] == ("nodes",) else None,
         )
         for k in missing
     ]
+
+
+# A graph node needs a type, unless its `action:` says it is an action node.
+_NODE_TYPE_HINT = (
+    "give the node a type (action, parallel, checkpoint, terminus), "
+    "or an action: for an action node"
+)
 
 
 def _wrong_type(ctx: _Ctx, error: ValidationError, path: _Path) -> list[Diagnostic]:

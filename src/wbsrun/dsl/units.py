@@ -229,7 +229,7 @@ UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("load", "profiles", "*", "phases", "*", "at"), "duration"),
     (("load", "scenarios", "*", "spawn-rate"), "rate"),
     (("load", "scenarios", "*", "task-duration"), "duration"),
-    (("load", "scenarios", "*", "think-time"), "duration"),
+    (("load", "scenarios", "*", "pacing"), "duration"),
     (("load", "scenarios", "*", "max-duration"), "duration"),
     (("load", "scenarios", "*", "graceful-stop"), "duration"),
 )

@@ -399,8 +399,10 @@ def _eta(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
         done = sc.closed + (sc.total - sc.closed_total)
         future = base.starts[bisect_right(base.starts, elapsed) :]
         passes = base.passes_per_user or 1
-        # The last user to spawn still owes all its passes (and think times) after its start.
-        last_user = passes * mean_pass + (passes - 1) * base.think_time
+        # The last user to spawn still owes all its passes (and think times) after its start;
+        # under pacing (no think time then) each gap is what a pass leaves of the interval.
+        gap = max(base.think_time, base.pacing - mean_pass)
+        last_user = passes * mean_pass + (passes - 1) * gap
         floor = max(0.0, base.last_start + last_user - elapsed)
         active = sc.users - sc.users_done
         return sc.eta.estimate(elapsed, done, float(base.planned_tasks), active, future, floor)

@@ -32,6 +32,8 @@ class ScenarioBaseline:
     duration: float | None
     last_start: float
     think_time: float = 0.0
+    # Passes of a user start this far apart (0: no pacing); the gap after a pass is the rest.
+    pacing: float = 0.0
     milestones: tuple[tuple[str, float], ...] = ()
     starts: tuple[float, ...] = ()
     ends: tuple[float, ...] = ()
@@ -120,6 +122,7 @@ def baseline(
         duration=planned_duration,
         last_start=last_start,
         think_time=spec.think_time,
+        pacing=spec.pacing or 0.0,
         milestones=tuple((m.name, m.weight) for m in spec.milestones),
         starts=spawn.starts,
         ends=ends,

@@ -90,7 +90,8 @@ def action_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:
 
 
 def scenario_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:
-    """`scenarios`: per scenario, its actions' requests merged."""
+    """`scenarios`: per scenario, its actions' requests merged, and its passes that ran past
+    their pacing interval."""
     out: dict[str, Any] = {}
     for name, actions in sorted(stats.scenarios.items()):
         st = merged(actions.values())
@@ -105,5 +106,6 @@ def scenario_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:
                 "per_second": _per_second(total, elapsed),
             },
             **_traffic(st),
+            "pacing_missed": stats.pacing_missed.get(name, 0),
         }
     return out

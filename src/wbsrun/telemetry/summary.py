@@ -123,6 +123,9 @@ def _print_headline(console: Console, result: Mapping[str, Any]) -> None:
         parts.append(f"{tasks.get(key, 0):,} {label}")
     if tasks.get("interrupted"):
         parts.append(f"{tasks['interrupted']:,} interrupted")
+    late = sum(s.get("pacing_missed", 0) for s in (result.get("scenarios") or {}).values())
+    if late:
+        parts.append(f"{late:,} past their pacing")
     console.print(Text("  tasks     " + DOT.join(parts)))
     parts = [f"work {_pct(prog.get('work'))}", f"time {_pct(prog.get('time'))}"]
     if prog.get("milestones_weighted") is not None:
