@@ -7,6 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from wbsrun.dsl._checks_build import response_rules
 from wbsrun.dsl._failed import NONE, Failed
 from wbsrun.dsl._stubs import as_map, stub_action, stub_node
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
@@ -260,6 +261,7 @@ class PlanBuilder:
             rate_limit=self.rate((*path, "rate-limit"), body.get("rate-limit")),
             rate_limit_global=self.rate((*path, "rate-limit"), body.get("rate-limit"), "global"),
             own_timeout=_sets_timeout(body.get("with")),
+            response=response_rules(self.error, body, path),
         )
 
     def all_actions(self) -> dict[str, ActionSpec]:
@@ -270,6 +272,7 @@ class PlanBuilder:
                 continue
             self.actions[name] = stub_action(name, body)
             readable = isinstance(body, Mapping) and "save-as" not in body
+            readable = readable and "capture" not in body  # its names are not known
             if self.actions[name].save_as is None and not readable:
                 self.unknown_saves = True
         return self.actions
@@ -295,6 +298,7 @@ class PlanBuilder:
                 rate_limit=declared.rate_limit,
                 rate_limit_global=declared.rate_limit_global,
                 own_timeout=_sets_timeout(with_) or (merged is not None and declared.own_timeout),
+                response=declared.response,
             )
         split = _split_call(ref)
         if split is None:
