@@ -16,9 +16,14 @@ from typing import Any
 import jsonschema
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 from scenario_kit import BASE, Doc, Ran, act, document, edge, end, graph, run
 from wbsrun.core.runner import RunOptions
+from wbsrun.telemetry.metrics import RunCollector, RunSources
+from wbsrun.telemetry.summary import print_summary
 
 
 class Server:
@@ -228,3 +233,41 @@ def test_checks_on_an_answer_that_failed_count_as_failing(tmp_path: Path, server
     assert ran.result["checks"]["status"] == {"passes": 0, "fails": 1, "rate": 0.0}
     assert ran.result["checks"]["body-contains"]["passes"] == 1
     assert ran.result["errors"] == {"unauthorized": 1}
+
+
+def test_the_exporter_serves_wbsrun_checks_total_by_action_check_and_result(
+    tmp_path: Path, server: Server
+) -> None:
+    login = login_action(checks=[{"status": 200}, {"name": "slow", "latency-below": "0s"}])
+    ran = go(tmp_path, server, flow(login, me_action({}), iterations=2))
+    collector = RunCollector(RunSources(ran.runner))
+    collector.finish()
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    found = {
+        (s.labels["action"], s.labels["check"], s.labels["result"]): s.value
+        for fam in text_string_to_metric_families(text)
+        if fam.name == "wbsrun_checks"
+        for s in fam.samples
+        if s.name == "wbsrun_checks_total"
+    }
+    assert found == {
+        ("login", "status", "pass"): 2.0,
+        ("login", "status", "fail"): 0.0,
+        ("login", "slow", "pass"): 0.0,
+        ("login", "slow", "fail"): 2.0,
+    }
+
+
+def test_the_end_summary_lists_each_check_with_its_mark_and_rate(
+    tmp_path: Path, server: Server
+) -> None:
+    login = login_action(checks=[{"status": 200}, {"name": "slow", "latency-below": "0s"}])
+    ran = go(tmp_path, server, flow(login, me_action({}), iterations=2))
+    console = Console(record=True, width=120)
+    print_summary(console, ran.result)
+    lines = console.export_text().splitlines()
+    assert "checks 50.0% (2 of 4 passed)" in lines
+    assert "  ✓ login status  100.0%  ✓ 2 ✗ 0" in lines
+    assert "  ✗ login slow  0.0%  ✓ 0 ✗ 2" in lines
