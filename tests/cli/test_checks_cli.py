@@ -166,3 +166,35 @@ def test_every_mistake_in_captures_and_checks_is_reported_at_its_place_in_one_pa
     assert "2 unbounded quantifiers" in err
     assert "exactly one of json, regex, header, cookie" in err
     assert err.count("error [") == len(expected), err
+
+
+def test_a_broken_action_still_lends_its_capture_names_to_later_templates(
+    tmp_path: Path,
+) -> None:
+    extra = """\
+    timeout: soon
+    save-as: r
+    capture:
+      - {name: tok, json: "$.t"}
+  me:
+    component: http
+    call: get
+    with: {url: "http://127.0.0.1:9/me", headers: {Authorization: "Bearer {{tok}}"}}
+"""
+    text = _bundle(tmp_path, "http://127.0.0.1:9", extra) / "script.yaml"
+    body = text.read_text().replace(
+        "            transitions:\n              - edge: done\n                to: end",
+        "            transitions:\n              - edge: next\n                to: second",
+    )
+    body = body.replace(
+        "      - id: end\n",
+        "      - id: second\n        type: action\n        action: me\n        controls:\n"
+        "          exec:\n            transitions:\n              - edge: done\n"
+        "                to: end\n                condition: always\n      - id: end\n",
+    )
+    text.write_text(body)
+    proc = _wbsrun("validate", str(tmp_path))
+    assert proc.returncode == 2
+    assert "[bad-duration]" in proc.stderr
+    assert "undefined variable" not in proc.stderr, proc.stderr
+    assert "1 error(s)" in proc.stderr, proc.stderr

@@ -272,7 +272,6 @@ class PlanBuilder:
                 continue
             self.actions[name] = stub_action(name, body)
             readable = isinstance(body, Mapping) and "save-as" not in body
-            readable = readable and "capture" not in body  # its names are not known
             if self.actions[name].save_as is None and not readable:
                 self.unknown_saves = True
         return self.actions

@@ -30,7 +30,6 @@ Report = Callable[..., None]
 
 CAPTURE_KINDS: Final = ("json", "regex", "header", "cookie")
 CHECK_KINDS: Final = ("status", "status-in", "body-contains", "json", "latency-below")
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 _PATH_EXPECTED: Final = "a JSON path: $, then .key, [index], [*] (first match) or ['key']"
 _REGEX_EXPECTED: Final = (
     "a regular expression without nested quantifiers or backreferences and with at most one "
@@ -240,17 +239,3 @@ def response_rules(report: Report, body: Mapping[str, Any], path: Path_) -> Resp
     if not captures and not checks:
         return None
     return ResponseRules(captures, checks)
-
-
-def captured_names(body: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(name, scope) of every readable capture of a raw action (for stubs and the flow check)."""
-    items = body.get("capture")
-    return [
-        (item["name"], str(item.get("scope", "workbook")))
-        for item in (items if isinstance(items, list) else ())
-        if isinstance(item, Mapping) and isinstance(item.get("name"), str)
-    ]
-
-
-def valid_name(name: str) -> bool:
-    return _NAME_RE.fullmatch(name) is not None

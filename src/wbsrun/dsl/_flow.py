@@ -358,15 +358,15 @@ class FlowChecker:
             return None
         if root in ctx.all_vars:
             return (
-                f"'{root}' is read before any earlier node can produce it (save-as)",
+                f"'{root}' is read before any earlier node can produce it (save-as, capture)",
                 f"'{root}' saved by a node that runs before this one",
                 sorted(ctx.vars),
             )
         known = sorted({*ctx.all_vars, "resource", "workbook", "env", "global"})
         return (
-            f"undefined variable '{root}': no action saves it (save-as) and it is not a "
-            "runtime root",
-            "a save-as variable or one of resource, workbook, env, global",
+            f"undefined variable '{root}': no action saves it (save-as, capture) and it is "
+            "not a runtime root",
+            "a save-as or capture variable or one of resource, workbook, env, global",
             known,
         )
 
