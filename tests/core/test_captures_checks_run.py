@@ -25,6 +25,10 @@ from wbsrun.core.runner import RunOptions
 from wbsrun.telemetry.metrics import RunCollector, RunSources
 from wbsrun.telemetry.summary import print_summary
 
+# The header map keeps one value per name; cookies are read from every Set-Cookie, which the
+# two transports keep differently (raw head pairs, aiohttp's multidict): both are run.
+BOTH = pytest.mark.parametrize("http_transport", ["fast", "aiohttp"], indirect=True)
+
 
 class Server:
     """login issues a fresh token (and cookies); /me answers 200 only to `Bearer <token>`."""
@@ -101,8 +105,9 @@ def go(tmp_path: Path, server: Server, doc: Doc) -> Ran:
     return ran
 
 
+@BOTH
 def test_a_token_captured_by_json_path_authorises_the_next_request(
-    tmp_path: Path, server: Server
+    tmp_path: Path, server: Server, http_transport: str
 ) -> None:
     login = login_action(capture=[{"name": "token", "json": "$.token"}])
     doc = flow(login, me_action({"Authorization": "Bearer {{token}}"}), users=2, iterations=2)
@@ -113,8 +118,9 @@ def test_a_token_captured_by_json_path_authorises_the_next_request(
     assert {s.split("|")[0] for s in server.seen} == {f"Bearer tok-{n}" for n in range(1, 5)}
 
 
+@BOTH
 def test_regex_header_cookie_and_wildcard_json_captures_reach_templates(
-    tmp_path: Path, server: Server
+    tmp_path: Path, server: Server, http_transport: str
 ) -> None:
     login = login_action(
         capture=[
