@@ -164,8 +164,8 @@ def test_validate_refuses_a_malformed_threshold(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2
-    assert "[unsupported-metric]" in proc.stderr
-    assert "issue 20" in proc.stderr
+    assert "[unknown-check]" in proc.stderr
+    assert "no action of the plan has checks" in proc.stderr
 
 
 ABORT = """thresholds:

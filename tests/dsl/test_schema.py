@@ -127,7 +127,8 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_keys() -> None:
     assert _where(diag) == ("unknown-key", 20, 5, "actions.fetch.retries")
     assert diag.hint is None
     assert diag.expected == (
-        "one of: call, component, id, name, rate-limit, save-as, timeout, wbs-level, with"
+        "one of: call, capture, checks, component, id, name, rate-limit, save-as, timeout, "
+        "wbs-level, with"
     )
 
 

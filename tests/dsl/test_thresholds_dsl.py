@@ -76,6 +76,7 @@ NAMES = PlanNames(
     actions=frozenset({"probe-get"}),
     scenarios=frozenset({"bulk"}),
     milestones=frozenset({"fetched"}),
+    checks=frozenset({"status", "token-ok"}),
 )
 
 
@@ -164,7 +165,7 @@ def test_every_kind_of_bad_rule_is_reported_in_one_pass_where_it_is(tmp_path: Pa
         (at + 2, 15, "bad-operator"),
         (at + 3, 17, "bad-value"),
         (at + 4, 18, "malformed-threshold"),
-        (at + 5, 5, "unsupported-metric"),
+        (at + 5, 5, "unknown-check"),
         (at + 6, 12, "unknown-error-code"),
         (at + 7, 15, "unknown-scenario"),
         (at + 8, 25, "unknown-milestone"),
@@ -180,8 +181,8 @@ def test_every_kind_of_bad_rule_is_reported_in_one_pass_where_it_is(tmp_path: Pa
     assert hints["bad-operator"] == "did you mean '>='?"
     assert hints["unknown-error-code"] == "did you mean 'http-5xx'?"
     assert hints["unknown-key"] == "did you mean 'abort-on-fail'?"
-    checks = next(d for d in errors if d.code == "unsupported-metric")
-    assert "issue 20" in checks.message
+    checks = next(d for d in errors if d.code == "unknown-check")
+    assert "no action of the plan has checks" in checks.message
     assert all(d.value for d in errors)
     assert all(d.expected for d in errors), [d.format() for d in errors if not d.expected]
 

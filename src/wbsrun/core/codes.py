@@ -9,6 +9,8 @@ from wbsrun.dsl.expr import ExprError, ExprLimitError
 
 __all__ = [
     "BODY_TOO_LARGE",
+    "CAPTURE_FAILED",
+    "CHECK_FAILED",
     "DESCRIPTIONS",
     "EXPRESSION_ERROR",
     "EXPRESSION_LIMIT",
@@ -45,6 +47,9 @@ STEP_LIMIT = "step-limit"
 # Not in DSL §9's list: wbsrun's own bounds (docs/operations.md "Limits").
 BODY_TOO_LARGE = "body-too-large"
 PERSIST_ERROR = "persist-error"
+# Captures and checks (docs/dsl.md "Captures and checks").
+CAPTURE_FAILED = "capture-failed"
+CHECK_FAILED = "check-failed"
 
 # What each code means, for docs and messages (the HTTP transports add `protocol-error`).
 DESCRIPTIONS: Mapping[str, str] = {
@@ -66,6 +71,8 @@ DESCRIPTIONS: Mapping[str, str] = {
     " connection is dropped), or a persist file that would be",
     PERSIST_ERROR: "a save-as persist file that cannot be written: a file name that is not"
     " a single safe name, or a failed write",
+    CAPTURE_FAILED: "a capture found nothing and has no default (and is not optional)",
+    CHECK_FAILED: "a check with on-fail: error did not hold",
 }
 
 # Codes no retry can fix, used when the scenario's catalogue does not list a code.

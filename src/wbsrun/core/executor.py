@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from wbsrun.core import codes
+from wbsrun.core.checks import respond
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.handlers import HandlerRunner, Jump, copy_state
 from wbsrun.core.leases import RESOURCE_FAILED
@@ -518,6 +519,10 @@ class Executor(HandlerRunner):
                     outcome.bytes_sent,
                     outcome.bytes_received,
                 )
+        rules = action.response
+        if rules is not None:
+            figures = (self.stats_of.get(action.name) or self._stats_pair(action.name))[0]
+            outcome = respond(task, action.name, rules, outcome, ms, figures)
         self.record(task, action, outcome, ms, started)
         return outcome
 

@@ -228,6 +228,8 @@ class ActionStats:
     status: dict[int, int] = field(default_factory=dict)
     bytes_sent: int = 0
     bytes_received: int = 0
+    # Per check of the action (`checks:`): [passes, fails]; fed on the all-scenarios figures.
+    checks: dict[str, list[int]] = field(default_factory=dict)
 
     def merge(self, other: ActionStats) -> None:
         self.count += other.count
@@ -243,6 +245,10 @@ class ActionStats:
             status[code] = status.get(code, 0) + n
         self.bytes_sent += other.bytes_sent
         self.bytes_received += other.bytes_received
+        for name, (passes, fails) in other.checks.items():
+            counts = self.checks.setdefault(name, [0, 0])
+            counts[0] += passes
+            counts[1] += fails
 
 
 class ErrorSample:

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from wbsrun.dsl._checks_build import response_rules
 from wbsrun.dsl._failed import NONE, Failed
 from wbsrun.dsl._stubs import as_map, node_type, stub_action, stub_node
 from wbsrun.dsl.expr import ExprSyntaxError, compile_expr
@@ -262,6 +263,7 @@ class PlanBuilder:
             rate_limit=self.rate((*path, "rate-limit"), body.get("rate-limit")),
             rate_limit_global=self.rate((*path, "rate-limit"), body.get("rate-limit"), "global"),
             own_timeout=_sets_timeout(body.get("with")),
+            response=response_rules(self.error, body, path),
         )
 
     def all_actions(self) -> dict[str, ActionSpec]:
@@ -297,6 +299,7 @@ class PlanBuilder:
                 rate_limit=declared.rate_limit,
                 rate_limit_global=declared.rate_limit_global,
                 own_timeout=_sets_timeout(with_) or (merged is not None and declared.own_timeout),
+                response=declared.response,
             )
         split = _split_call(ref)
         if split is None:

@@ -49,6 +49,16 @@ def successors(node: NodeSpec) -> set[str]:
     return out
 
 
+def saved_vars(action: ActionSpec) -> tuple[tuple[str, str], ...]:
+    """(variable, scope) of what an action saves: its save-as, then its captures."""
+    out: list[tuple[str, str]] = []
+    if action.save_as is not None:
+        out.append((action.save_as.var, action.save_as.scope))
+    if action.response is not None:
+        out.extend((c.name, c.scope) for c in action.response.captures)
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class _Context:
     """What a template at some place may read."""
@@ -139,34 +149,37 @@ class FlowChecker:
                 )
 
     # -- variable graph -------------------------------------------------------------------------
-    def producers(self, wf: WorkflowSpec) -> dict[str, str]:
-        out: dict[str, str] = {}
+    def producers(self, wf: WorkflowSpec) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Per node: the (variable, scope) pairs its action saves (save-as, capture)."""
+        out: dict[str, tuple[tuple[str, str], ...]] = {}
         for node in wf.nodes.values():
-            if node.action is not None and node.action.save_as is not None:
-                out[node.id] = node.action.save_as.var
+            if node.action is not None:
+                saved = saved_vars(node.action)
+                if saved:
+                    out[node.id] = saved
         return out
 
     def available(self, wf: WorkflowSpec) -> dict[str, frozenset[str]]:
         """Per node: the variables some earlier node on some path may have produced."""
         avail: dict[str, set[str]] = {n: set() for n in wf.nodes}
-        for producer, var in self.producers(wf).items():
-            save_as = wf.nodes[producer].action.save_as  # type: ignore[union-attr]
-            if save_as is not None and save_as.scope in ("user-local", "global"):
-                # These outlive the pass: any node may read what the user's earlier pass
-                # (or, for global, another user) saved; only the node order of one pass
-                # limits workbook and task-local variables.
-                for names in avail.values():
-                    names.add(var)
-                continue
-            stack = list(successors(wf.nodes[producer]))
-            seen: set[str] = set()
-            while stack:
-                nid = stack.pop()
-                if nid in seen or nid not in wf.nodes:
+        for producer, pairs in self.producers(wf).items():
+            for var, scope in pairs:
+                if scope in ("user-local", "global"):
+                    # These outlive the pass: any node may read what the user's earlier pass
+                    # (or, for global, another user) saved; only the node order of one pass
+                    # limits workbook and task-local variables.
+                    for names in avail.values():
+                        names.add(var)
                     continue
-                seen.add(nid)
-                avail[nid].add(var)
-                stack.extend(successors(wf.nodes[nid]))
+                stack = list(successors(wf.nodes[producer]))
+                seen: set[str] = set()
+                while stack:
+                    nid = stack.pop()
+                    if nid in seen or nid not in wf.nodes:
+                        continue
+                    seen.add(nid)
+                    avail[nid].add(var)
+                    stack.extend(successors(wf.nodes[nid]))
         return {k: frozenset(v) for k, v in avail.items()}
 
     def check_workflow(
@@ -176,7 +189,7 @@ class FlowChecker:
             self.resources[p] for s in scenarios for p in s.inherit if p in self.resources
         )
         avail = self.available(wf)
-        all_vars = frozenset(self.producers(wf).values())
+        all_vars = frozenset(v for pairs in self.producers(wf).values() for v, _ in pairs)
         base: Path_ = ("workflows", wf.name)
         ordered = wf.name not in self.open_edges
         reachable = self.reachable.get(wf.name, frozenset(wf.nodes))
@@ -184,9 +197,9 @@ class FlowChecker:
             if node.id not in reachable:
                 continue  # reported as unreachable; what it reads is not a second finding
             own = (
-                frozenset({node.action.save_as.var})
-                if node.action is not None and node.action.save_as is not None
-                else frozenset()
+                frozenset(v for v, _ in saved_vars(node.action))
+                if node.action is not None
+                else frozenset[str]()
             )
             ctx = _Context(avail[node.id], saved_anywhere, pools, bool(pools), False, ordered)
             if node.action is not None:
@@ -345,15 +358,15 @@ class FlowChecker:
             return None
         if root in ctx.all_vars:
             return (
-                f"'{root}' is read before any earlier node can produce it (save-as)",
+                f"'{root}' is read before any earlier node can produce it (save-as, capture)",
                 f"'{root}' saved by a node that runs before this one",
                 sorted(ctx.vars),
             )
         known = sorted({*ctx.all_vars, "resource", "workbook", "env", "global"})
         return (
-            f"undefined variable '{root}': no action saves it (save-as) and it is not a "
-            "runtime root",
-            "a save-as variable or one of resource, workbook, env, global",
+            f"undefined variable '{root}': no action saves it (save-as, capture) and it is "
+            "not a runtime root",
+            "a save-as or capture variable or one of resource, workbook, env, global",
             known,
         )
 

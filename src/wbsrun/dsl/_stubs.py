@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
+from wbsrun.dsl.checks import CaptureSpec, ResponseRules
 from wbsrun.dsl.plan import (
     ActionSpec,
     GotoKind,
@@ -72,7 +73,27 @@ def stub_action(name: str, raw: object) -> ActionSpec:
         wbs_level="L5",
         timeout=None,
         rate_limit=None,
+        response=stub_rules(body),
     )
+
+
+def stub_rules(body: Mapping[str, Any]) -> ResponseRules | None:
+    """The captures whose names (and scopes) can be read: the flow check knows what they
+    save, as for `save-as` (a stub never runs)."""
+    items = body.get("capture")
+    captures = tuple(
+        CaptureSpec(
+            item["name"],
+            "json",
+            "",
+            scope=cast(
+                SaveScope, item.get("scope") if item.get("scope") in _SCOPES else "workbook"
+            ),
+        )
+        for item in (items if isinstance(items, list) else ())
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str)
+    )
+    return ResponseRules(captures) if captures else None
 
 
 def stub_node(

@@ -142,6 +142,12 @@ def _names(built: _Built, builder: PlanBuilder) -> PlanNames:
         scenarios=frozenset(s.name for s in built.scenarios),
         milestones=frozenset(m.name for s in built.scenarios for m in s.milestones),
         error_codes=BUILTIN_ERROR_CODES | {c for c in declared if isinstance(c, str)},
+        checks=frozenset(
+            c.name
+            for a in built.actions.values()
+            if a.response is not None
+            for c in a.response.checks
+        ),
     )
 
 
@@ -232,7 +238,9 @@ def _plan(doc: SourceDoc, bundle: Bundle, built: _Built, diagnostics: list[Diagn
 
 def _check_flow(flow: FlowChecker, built: _Built) -> None:
     workflows, scenarios, resources = built.workflows, built.scenarios, built.resources
-    saved = frozenset(v for wf in workflows.values() for v in flow.producers(wf).values())
+    saved = frozenset(
+        v for wf in workflows.values() for pairs in flow.producers(wf).values() for v, _ in pairs
+    )
     for wf in workflows.values():
         flow.reachability(wf)
         flow.check_workflow(wf, [s for s in scenarios if s.workflow == wf.name], saved)

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from wbsrun.dsl.checks import ResponseRules
 from wbsrun.dsl.expr import Expr
 from wbsrun.dsl.template import CompiledValue, Template
 from wbsrun.dsl.thresholds import ThresholdRule
@@ -113,6 +114,8 @@ class ActionSpec:
     rate_limit_global: float | None = None
     # Its `with` has a `timeout`: the component bounds the call, not the run's request timeout.
     own_timeout: bool = False
+    # `capture:` and `checks:` (dsl/checks.py); None: neither, nothing to evaluate.
+    response: ResponseRules | None = None
 
 
 @dataclass(frozen=True, slots=True)

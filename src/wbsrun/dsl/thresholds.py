@@ -54,6 +54,8 @@ BUILTIN_ERROR_CODES: Final = frozenset(
         "body-too-large",
         "persist-error",
         "protocol-error",
+        "capture-failed",
+        "check-failed",
     }
 )
 # Families of metric name: (root, what follows). Used for did-you-mean and the docs.
@@ -98,6 +100,8 @@ class PlanNames:
     scenarios: frozenset[str] = frozenset()
     milestones: frozenset[str] = frozenset()
     error_codes: frozenset[str] = BUILTIN_ERROR_CODES
+    # The names of the actions' checks (`checks.NAME.rate`).
+    checks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,10 @@ class Metric:
             return f"progress.milestones.{self.name}"
         if self.family == "http.latency_ms":
             return f"http.latency_ms.{self.field}"
+        if self.family == "checks.rate":
+            return "checks.rate"
+        if self.family == "checks.check_rate":
+            return f"checks.{self.name}.rate"
         return f"{self.family}.{self.name}"  # http.status, errors
 
     @property
@@ -167,6 +175,9 @@ def metric_names(names: PlanNames) -> Iterator[str]:
         yield f"scenarios.{sc}.failed_rate"
     yield from (f"progress.milestones.{m}" for m in sorted(names.milestones))
     yield from (f"errors.{c}" for c in sorted(names.error_codes))
+    if names.checks:
+        yield "checks.rate"
+        yield from (f"checks.{c}.rate" for c in sorted(names.checks))
 
 
 def _unknown(text: str, names: PlanNames, offset: int = 0) -> RuleError:
@@ -205,13 +216,21 @@ def parse_metric(text: str, names: PlanNames) -> Metric:
         return Metric(text)
     root, _, rest = text.partition(".")
     if root == "checks":
-        raise RuleError(
-            "unsupported-metric",
-            f"'{text}': checks are not available yet (they arrive with the checks feature, "
-            "issue 20)",
-            0,
-            "a metric of the catalogue other than checks.*",
-        )
+        if not names.checks:
+            raise RuleError(
+                "unknown-check",
+                f"'{text}': no action of the plan has checks",
+                0,
+                'an action with a `checks:` list (docs/dsl.md "Captures and checks")',
+            )
+        if rest == "rate":
+            return Metric("checks.rate")
+        name, dot, field = rest.rpartition(".")
+        if not dot or field != "rate" or not name:
+            raise _unknown(text, names)
+        if name not in names.checks:
+            raise _named(text, "check", name, names.checks, len("checks."))
+        return Metric("checks.check_rate", name)
     if root == "http" and rest.startswith("latency_ms."):
         return _stat(text, "http.latency_ms", "", rest[len("latency_ms.") :], names)
     if root == "http" and rest.startswith("status."):

@@ -221,6 +221,7 @@ UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("progress", "batching", "flush-interval"), "duration"),
     (("actions", "*", "timeout"), "duration"),
     (("actions", "*", "rate-limit"), "rate-limit"),
+    (("actions", "*", "checks", "*", "latency-below"), "duration"),
     (("workflows", "*", "timeout"), "duration"),
     (("workflows", "*", "controls", "timeout"), "duration"),
     (("workflows", "*", "nodes", "*", "controls", "exec", "timeout"), "duration"),

@@ -10,6 +10,7 @@ from wbsrun.core.stats import ActionStats, RunStats, merged
 
 __all__ = [
     "action_figures",
+    "check_figures",
     "request_figures",
     "scenario_figures",
     "status_classes",
@@ -84,9 +85,29 @@ def action_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:
             "requests": a.requests,
             "per_second": _per_second(a.count, elapsed),
             **_traffic(a),
+            **({"checks": _checks(a.checks)} if a.checks else {}),
         }
         for name, a in sorted(stats.actions.items())
     }
+
+
+def _check(passes: int, fails: int) -> dict[str, Any]:
+    return {"passes": passes, "fails": fails, "rate": _rate(passes, passes + fails)}
+
+
+def _checks(counts: Mapping[str, list[int]]) -> dict[str, Any]:
+    return {name: _check(p, f) for name, (p, f) in sorted(counts.items())}
+
+
+def check_figures(stats: RunStats) -> dict[str, Any]:
+    """`checks`: per check name, its passes and fails over every action that has it."""
+    total: dict[str, list[int]] = {}
+    for a in stats.actions.values():
+        for name, (passes, fails) in a.checks.items():
+            counts = total.setdefault(name, [0, 0])
+            counts[0] += passes
+            counts[1] += fails
+    return _checks(total)
 
 
 def scenario_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:

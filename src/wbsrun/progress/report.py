@@ -11,7 +11,12 @@ from wbsrun.core.runner import Runner
 from wbsrun.core.scheduler import Scheduler
 from wbsrun.core.stats import RunStats
 from wbsrun.progress.aggregate import Aggregator
-from wbsrun.progress.figures import action_figures, request_figures, scenario_figures
+from wbsrun.progress.figures import (
+    action_figures,
+    check_figures,
+    request_figures,
+    scenario_figures,
+)
 from wbsrun.progress.health import run_health
 from wbsrun.progress.views import ProgramProgress
 
@@ -257,6 +262,7 @@ def build_result(
             "rollbacks": st.rollbacks,
         },
         "actions": action_figures(st, elapsed),
+        **({"checks": checks} if (checks := check_figures(st)) else {}),
         "scenarios": scenario_figures(st, elapsed),
         "exits": dict(sorted(st.exits.items())),
         "errors": dict(sorted(st.errors.items())),

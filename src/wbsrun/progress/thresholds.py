@@ -116,6 +116,16 @@ def _tasks(r: Result) -> float | None:
     return bad / closed if closed else None
 
 
+def _checks(m: Metric, r: Result) -> float | None:
+    """`checks.rate`: passes over every check evaluation; `checks.NAME.rate`: that check's.
+    None when nothing was evaluated."""
+    checks = _map(r.get("checks"))
+    picked = [_map(checks.get(m.name))] if m.name else [_map(c) for c in checks.values()]
+    passes = sum(_num(c.get("passes")) or 0.0 for c in picked)
+    fails = sum(_num(c.get("fails")) or 0.0 for c in picked)
+    return passes / (passes + fails) if passes + fails else None
+
+
 def observe(m: Metric, r: Result) -> float | None:
     """The value of metric ``m`` in result ``r``; None when it has no data."""
     root = m.family.partition(".")[0]
@@ -137,6 +147,8 @@ def observe(m: Metric, r: Result) -> float | None:
         return _tasks(r)
     if m.family == "errors":
         return _num(_map(r.get("errors")).get(m.name, 0))
+    if root == "checks":
+        return _checks(m, r)
     return None
 
 

@@ -105,6 +105,28 @@ class HttpResult(Mapping[str, Any]):
             self._hmap = headers
         return headers
 
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header `name` (any case) in arrival order; the header map keeps
+        the last one only, and a response sets each cookie in a Set-Cookie of its own."""
+        want = name.lower()
+        raw = self._headers
+        if isinstance(raw, RawHeaders):
+            raw = raw.pairs()
+        elif isinstance(raw, bytes):
+            parts = raw.split(b"\0") if raw else []
+            raw = list(zip(parts[::2], parts[1::2], strict=True))
+        if isinstance(raw, list | tuple):
+            return [
+                v.decode("utf-8", "surrogateescape")
+                for k, v in raw
+                if k.decode("latin-1").lower() == want
+            ]
+        getall = getattr(raw, "getall", None)
+        if getall is not None:
+            return [str(v) for v in getall(name, ())]
+        one = self._header_map().get(want)
+        return [] if one is None else [one]
+
     def shrink(self) -> None:
         """Drop what reading decoded (text, JSON, header map): a closed workbook entry keeps
         only the bytes it arrived as, and decodes again if anyone reads it later."""

@@ -83,6 +83,7 @@ def print_summary(
     _print_headline(console, result)
     _print_requests(console, result)
     _print_latency(console, result)
+    _print_checks(console, result.get("actions") or {})
     _print_thresholds(console, result.get("thresholds") or [])
     _print_error_messages(console, result.get("error_messages", ()))
     _print_details(console, result)
@@ -223,6 +224,29 @@ def _print_status(console: Console, req: Mapping[str, Any]) -> None:
     shown = dict(codes) if 0 < len(codes) <= SUMMARY_CODES else dict(classes)
     parts = [f"{'no status' if k in ('0', 'none') else k} ×{n:,}" for k, n in shown.items()]
     console.print(Text("  status    " + DOT.join(parts)))
+
+
+def _print_checks(console: Console, actions: Mapping[str, Any]) -> None:
+    """k6's checks block: per action and check, ✓ when every evaluation held, its rate."""
+    rows = [
+        (action, name, c)
+        for action, figures in actions.items()
+        if isinstance(figures, Mapping)
+        for name, c in (figures.get("checks") or {}).items()
+    ]
+    if not rows:
+        return
+    passes = sum(int(c.get("passes", 0)) for _, _, c in rows)
+    total = passes + sum(int(c.get("fails", 0)) for _, _, c in rows)
+    rate = passes / total if total else 0.0
+    console.print(f"[bold]checks[/bold] {_pct(rate)} ({passes} of {total} passed)")
+    for action, name, c in rows:
+        ok = not c.get("fails")
+        line = Text("  ")
+        line.append("✓" if ok else "✗", style="green" if ok else "bold red")
+        line.append(f" {action} {name}  {_pct(c.get('rate'))}")
+        line.append(f"  ✓ {c.get('passes', 0)} ✗ {c.get('fails', 0)}")
+        console.print(line)
 
 
 def _print_thresholds(console: Console, thresholds: Sequence[Mapping[str, Any]]) -> None:

@@ -242,3 +242,12 @@ def engine_families(s: RunSample) -> Iterator[Metric]:
     for rule, n in sorted(s.alerts.items()):
         alerts.add_metric([rule], n)
     yield alerts
+    checks = CounterMetricFamily(
+        "wbsrun_checks",
+        "Evaluations of the actions' checks, by action, check and result (pass, fail).",
+        labels=["action", "check", "result"],
+    )
+    for (action, name), (passes, fails) in sorted(s.checks.items()):
+        checks.add_metric([action, name, "pass"], passes)
+        checks.add_metric([action, name, "fail"], fails)
+    yield checks

@@ -131,6 +131,8 @@ class RunSample:
     poller_gauges: _PollerGauges | None = None
     logs: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
+    # (action, check) → (passes, fails) of the actions' `checks:`.
+    checks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -265,4 +267,9 @@ def take_sample(sources: RunSources) -> RunSample:
         poller_gauges=poller.gauges() if poller is not None else None,
         logs=dict(sources.logs) if sources.logs is not None else {},
         alerts=dict(sources.alerts()) if sources.alerts is not None else {},
+        checks={
+            (action, name): (counts[0], counts[1])
+            for action, a in st.actions.items()
+            for name, counts in a.checks.items()
+        },
     )
