@@ -9,6 +9,8 @@ from wbsrun.dsl.expr import ExprError, ExprLimitError
 
 __all__ = [
     "BODY_TOO_LARGE",
+    "DATA_ERROR",
+    "DATA_EXHAUSTED",
     "DESCRIPTIONS",
     "EXPRESSION_ERROR",
     "EXPRESSION_LIMIT",
@@ -45,6 +47,9 @@ STEP_LIMIT = "step-limit"
 # Not in DSL §9's list: wbsrun's own bounds (docs/operations.md "Limits").
 BODY_TOO_LARGE = "body-too-large"
 PERSIST_ERROR = "persist-error"
+# Data feeders (docs/dsl.md "Data feeders").
+DATA_EXHAUSTED = "data-exhausted"
+DATA_ERROR = "data-error"
 
 # What each code means, for docs and messages (the HTTP transports add `protocol-error`).
 DESCRIPTIONS: Mapping[str, str] = {
@@ -64,6 +69,9 @@ DESCRIPTIONS: Mapping[str, str] = {
     STEP_LIMIT: "a pass visited too many nodes (a loop without an exit)",
     BODY_TOO_LARGE: "a response body over the max-body limit (announced or received; the"
     " connection is dropped), or a persist file that would be",
+    DATA_EXHAUSTED: "a sequential or unique data source with no row left (on-exhausted: error)",
+    DATA_ERROR: "a data source's row that cannot be read (malformed CSV or JSON, not UTF-8,"
+    " too long): the message names file:line",
     PERSIST_ERROR: "a save-as persist file that cannot be written: a file name that is not"
     " a single safe name, or a failed write",
 }
@@ -77,6 +85,8 @@ PERMANENT_BY_DEFAULT = frozenset(
         NO_TRANSITION,
         EXPRESSION_ERROR,
         EXPRESSION_LIMIT,
+        DATA_EXHAUSTED,
+        DATA_ERROR,
     }
 )
 

@@ -54,6 +54,8 @@ BUILTIN_ERROR_CODES: Final = frozenset(
         "body-too-large",
         "persist-error",
         "protocol-error",
+        "data-exhausted",
+        "data-error",
     }
 )
 # Families of metric name: (root, what follows). Used for did-you-mean and the docs.
