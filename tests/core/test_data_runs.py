@@ -3,6 +3,7 @@ to a real server that records each request's path (tests/transport_kit.py Hostil
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,20 @@ def test_each_mode_runs_against_a_real_server_with_one_row_a_pass(
         assert all(len(ids) == 1 for ids in by_user.values())
         assert len(set().union(*by_user.values())) == 3
     assert ran.result["tasks"]["succeeded"] == 9
+
+
+def test_a_malformed_row_fails_only_its_pass_with_data_error_naming_file_and_line(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    _write_people(tmp_path)
+    people = tmp_path / "bundle" / "people.csv"
+    people.write_text("id,name\n0,person-0\n1,person-1,oops\n2,person-2\n", encoding="utf-8")
+    doc = _doc(hostile, {"file": "people.csv", "mode": "sequential"}, users=1, iterations=5)
+    ran = run(tmp_path, doc, [], RunOptions())
+    seen = _requests(hostile)
+    assert sorted(a["1"][0] for a in seen.values()) == ["0", "2"]
+    tasks = ran.result["tasks"]
+    assert (tasks["succeeded"], tasks["failed"]) == (2, 1)  # then the rows ran out: stop
+    assert ran.result["errors"] == {"data-error": 1}
+    messages = json.dumps(ran.result["error_messages"])
+    assert "people.csv:3: 3 fields where the header has 2" in messages

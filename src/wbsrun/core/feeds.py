@@ -109,6 +109,8 @@ class Feed:
                 return self._used_up()
             return row
         except RowError as exc:
+            if exc.after is not None and mode not in ("random", "shuffled"):
+                self.cursor = exc.after  # the next pass reads the next record
             return FeedProblem(DATA_ERROR, f"data source '{self.spec.name}': {exc}")
 
     def _used_up(self) -> FeedProblem:

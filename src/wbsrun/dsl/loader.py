@@ -130,7 +130,7 @@ def _build_and_flow(
         failed,
         open_edges | builder.open_graphs,
         _unknown_roots(failed, builder),
-        _data_fields(doc, failed, built.data),
+        _data_fields(doc, built.data),
     )
     _check_flow(flow, built)
     retry = check_retry_budgets(
@@ -140,16 +140,15 @@ def _build_and_flow(
 
 
 def _data_fields(
-    doc: SourceDoc, failed: Failed, data: Mapping[str, DataSpec]
+    doc: SourceDoc, data: Mapping[str, DataSpec]
 ) -> Mapping[str, frozenset[str] | None] | None:
     """What `data.NAME.field` may read: None without a `data:` section (then `data` is an
     ordinary variable name); a source's fields None when they are not known (JSON, JSONL)."""
     section = as_map(doc.data).get("data")
     if section is None:
         return None
-    known: dict[str, frozenset[str] | None] = {
-        name: None for name in as_map(section) if ("data", name) not in failed
-    }
+    # A source that failed a check is still a name templates may read.
+    known: dict[str, frozenset[str] | None] = dict.fromkeys(as_map(section))
     for name, spec in data.items():
         known[name] = None if spec.fields is None else frozenset(spec.fields)
     return known
@@ -242,6 +241,8 @@ def _unknown_roots(failed: Failed, builder: PlanBuilder) -> frozenset[str]:
         roots.add("workbook")
     if failed.under(("globals",)):
         roots.add("global")
+    if ("data",) in failed:
+        roots.add("data")
     lost_workflow = any(e[:1] == ("workflows",) and len(e) <= 2 for e in failed.elements)
     if builder.unknown_saves or ("actions",) in failed or lost_workflow:
         roots.add("*")  # which variables the actions (or a lost workflow) save is unknown

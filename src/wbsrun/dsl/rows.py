@@ -29,12 +29,14 @@ Row = dict[str, Any]
 
 
 class RowError(Exception):
-    """A record that cannot be read; `where` is `file:line` (or the file alone)."""
+    """A record that cannot be read; `where` is `file:line` (or the file alone), `after` the
+    position of the next record when the bad one could be skipped."""
 
-    def __init__(self, where: str, message: str) -> None:
+    def __init__(self, where: str, message: str, after: tuple[int, int] | None = None) -> None:
         super().__init__(f"{where}: {message}")
         self.where = where
         self.message = message
+        self.after = after
 
 
 def format_of(path: str) -> str | None:
@@ -132,7 +134,7 @@ class RowFile:
             if record is None:
                 return None, after
             if record:  # a blank line is no record
-                return self._csv_row(record, at[1] + 1), after
+                return self._csv_row(record, at[1] + 1, after), after
             at = after
 
     def _seek(self, offset: int) -> IO[bytes]:
@@ -146,7 +148,10 @@ class RowFile:
     def _line(self, f: IO[bytes], line: int) -> bytes:
         raw = f.readline(MAX_ROW + 1)
         if len(raw) > MAX_ROW:
-            raise RowError(f"{self.display}:{line}", f"a record longer than {MAX_ROW:,} bytes")
+            while not raw.endswith(b"\n") and raw:  # skip the rest of it, a buffer at a time
+                raw = f.readline(MAX_ROW)
+            message = f"a record longer than {MAX_ROW:,} bytes"
+            raise RowError(f"{self.display}:{line}", message, (f.tell(), line))
         return raw
 
     def _jsonl_record(self, offset: int, line: int) -> tuple[Row | None, tuple[int, int]]:
@@ -164,11 +169,11 @@ class RowFile:
             try:
                 value = json.loads(text.decode("utf-8-sig"))
             except UnicodeDecodeError as exc:
-                raise RowError(where, f"not UTF-8 text: {exc.reason}") from None
+                raise RowError(where, f"not UTF-8 text: {exc.reason}", (offset, line)) from None
             except json.JSONDecodeError as exc:
-                raise RowError(where, f"invalid JSON: {exc.msg}") from None
+                raise RowError(where, f"invalid JSON: {exc.msg}", (offset, line)) from None
             if not isinstance(value, dict):
-                raise RowError(where, "a JSONL line must be one object")
+                raise RowError(where, "a JSONL line must be one object", (offset, line))
             return value, (offset, line)
 
     def _csv_record(self, offset: int, line: int) -> tuple[list[str] | None, tuple[int, int]]:
@@ -182,40 +187,48 @@ class RowFile:
                 if not raw:
                     return
                 size += len(raw)
-                if size > MAX_ROW:
-                    message = f"a record longer than {MAX_ROW:,} bytes"
-                    raise RowError(f"{self.display}:{line + 1}", message)
                 position[0] += len(raw)
                 position[1] += 1
+                after = (position[0], position[1])
+                if size > MAX_ROW:
+                    message = f"a record longer than {MAX_ROW:,} bytes"
+                    raise RowError(f"{self.display}:{line + 1}", message, after)
                 try:
-                    yield raw.decode("utf-8")
+                    text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     where = f"{self.display}:{position[1]}"
-                    raise RowError(where, f"not UTF-8 text: {exc.reason}") from None
+                    raise RowError(where, f"not UTF-8 text: {exc.reason}", after) from None
+                yield text
 
         reader = csv.reader(lines(), delimiter=self.delimiter, quotechar=self.quote, strict=True)
         try:
             record = next(reader, None)
         except csv.Error as exc:
-            raise RowError(f"{self.display}:{line + 1}", f"malformed CSV: {exc}") from None
+            where = f"{self.display}:{line + 1}"
+            raise RowError(where, f"malformed CSV: {exc}", (position[0], position[1])) from None
         return record, (position[0], position[1])
 
-    def _csv_row(self, record: list[str], line: int) -> Row:
+    def _csv_row(self, record: list[str], line: int, after: tuple[int, int]) -> Row:
         if len(record) != len(self.fields):
             message = f"{len(record)} fields where the header has {len(self.fields)}"
-            raise RowError(f"{self.display}:{line}", message)
+            raise RowError(f"{self.display}:{line}", message, after)
         return dict(zip(self.fields, record, strict=True))
 
     # -- the index (random access) ---------------------------------------------------------
     def index(self) -> int:
         """Scan the file once, keeping where each record starts; the number of records.
-        Records are parsed as they are scanned: a malformed one is reported now."""
+        A malformed record keeps its place: the pass that picks it fails (`data-error`)."""
         if self._json is not None:
             return len(self._json)
         offsets, lines = array("q"), array("q")
         at = self.first
         while True:
-            row, after = self.read(at)
+            try:
+                row, after = self.read(at)
+            except RowError as exc:
+                if exc.after is None:
+                    raise
+                row, after = {}, exc.after
             if row is None:
                 break
             # Where the record starts: a blank line before it is skipped again on a read.
