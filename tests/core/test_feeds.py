@@ -60,7 +60,7 @@ def test_sequential_and_unique_give_every_row_once_in_file_order_then_run_out(
     tmp_path: Path, fmt: str
 ) -> None:
     for mode in ("sequential", "unique"):
-        feed = _feed(_write(tmp_path, fmt, ROWS), mode)  # type: ignore[arg-type]
+        feed = _feed(_write(tmp_path, fmt, ROWS), mode)
         picks = [feed.pick({}) for _ in range(9)]
         assert _ids(picks) == [str(i) for i in range(7)] + ["data-exhausted"] * 2
         last = picks[-1]

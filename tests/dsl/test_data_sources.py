@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from wbsrun.dsl.loader import load_plan
+from wbsrun.dsl.plan import Plan
 from wbsrun.dsl.rows import MAX_JSON
 from wbsrun.errors import Diagnostic, ScenarioError
 from wbsrun.protocols.registry import provides
@@ -34,7 +35,7 @@ load:
 """
 
 
-def _load(tmp_path: Path, *edits: tuple[str, str], people: str = "id,name\n1,ann\n") -> object:
+def _load(tmp_path: Path, *edits: tuple[str, str], people: str = "id,name\n1,ann\n") -> Plan:
     text = SCRIPT
     for old, new in edits:
         assert old in text, old
@@ -62,7 +63,7 @@ def _one(tmp_path: Path, *edits: tuple[str, str], people: str = "id,name\n1,ann\
 
 def test_a_valid_source_is_in_the_plan_with_its_header_fields(tmp_path: Path) -> None:
     plan = _load(tmp_path)
-    spec = plan.data["people"]  # type: ignore[attr-defined]
+    spec = plan.data["people"]
     assert (spec.mode, spec.format, spec.fields, spec.on_exhausted) == (
         "unique",
         "csv",
@@ -138,7 +139,7 @@ def test_an_unknown_extension_needs_a_format(tmp_path: Path) -> None:
     found = _one(tmp_path, ("file: people.csv", "file: people.txt"))
     assert found.code == "unknown-format"
     plan = _load(tmp_path, ("file: people.csv", "file: people.txt\n    format: jsonl"))
-    assert plan.data["people"].format == "jsonl"  # type: ignore[attr-defined]
+    assert plan.data["people"].format == "jsonl"
 
 
 def test_a_json_source_over_the_size_cap_is_refused_with_a_pointer_to_jsonl(
@@ -159,7 +160,7 @@ def test_json_and_jsonl_fields_are_not_judged_before_the_run(tmp_path: Path) -> 
     plan = _load(
         tmp_path, ("file: people.csv", "file: people.jsonl"), ("people.name", "people.other")
     )
-    assert plan.data["people"].fields is None  # type: ignore[attr-defined]
+    assert plan.data["people"].fields is None
 
 
 def test_a_data_section_that_is_not_a_mapping_is_one_schema_error(tmp_path: Path) -> None:
@@ -167,6 +168,12 @@ def test_a_data_section_that_is_not_a_mapping_is_one_schema_error(tmp_path: Path
         tmp_path, ("data:\n  people:\n    file: people.csv\n    mode: unique\n", "data: [1]\n")
     )
     assert (found.line, found.path) == (5, "data")
+
+
+def test_thresholds_may_name_the_data_error_codes(tmp_path: Path) -> None:
+    extra = "thresholds:\n  - errors.data-exhausted == 0\n  - errors.data-error < 5\n"
+    plan = _load(tmp_path, ("load:\n", extra + "load:\n"))
+    assert [rule.metric.name for rule in plan.thresholds] == ["data-exhausted", "data-error"]
 
 
 def test_a_variable_saved_as_data_clashes_with_the_sources(tmp_path: Path) -> None:
@@ -181,4 +188,4 @@ def test_without_a_data_section_data_stays_an_ordinary_variable(tmp_path: Path) 
         ("call: get\n", "call: get\n    save-as: data\n"),
         ("{{data.people.name}}", "x"),
     )
-    assert plan.data == {}  # type: ignore[attr-defined]
+    assert plan.data == {}
