@@ -144,6 +144,13 @@ def test_on_exhausted_error_is_told_to_the_executor(tmp_path: Path) -> None:
         ("csv", 'id,name\n1,a\n2,"b\n', "rows.csv:3", "malformed CSV"),
         ("jsonl", '{"id": "1"}\n{"id": 2,\n{"id": "3"}\n', "rows.jsonl:2", "invalid JSON"),
         ("jsonl", '{"id": "1"}\n[1, 2]\n{"id": "3"}\n', "rows.jsonl:2", "one object"),
+        (
+            "json",
+            '[{"id": "1"},\n {"id": 2,, "x": 1},\n {"id": "3"}]',
+            "rows.json:2",
+            "invalid JSON",
+        ),
+        ("json", '[{"id": "1"},\n {"id": "\xff"},\n {"id": "3"}]', "rows.json:2", "not UTF-8"),
         ("csv", "id,name\n1,a\n2,\xff\n3,c\n", "rows.csv:3", "not UTF-8"),
     ],
 )
@@ -186,3 +193,31 @@ def test_csv_options_quotes_delimiter_blank_lines_and_fields_across_lines(tmp_pa
 def test_the_shuffle_permutation_is_a_bijection_of_range_n(n: int, seed: int) -> None:
     order = Permutation(n, random.Random(seed))
     assert sorted(order[i] for i in range(n)) == list(range(n))
+
+
+def test_json_items_with_brackets_and_escapes_in_strings_and_long_items_stream(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        {"id": "0", "name": 'a "quoted" } ] name \\ with { [ brackets'},
+        {"id": "1", "name": "x" * 20_000, "nested": {"list": [1, [2, {"k": "]"}]]}},
+        {"id": "2", "name": "é\u2028\n"},
+    ]
+    path = tmp_path / "rows.json"
+    path.write_text("\ufeff  \n" + json.dumps(rows, indent=2), encoding="utf-8")
+    feed = _feed(path, "sequential")
+    assert [feed.pick({}) for _ in range(3)] == rows
+    shuffled = _feed(path, "shuffled")
+    assert shuffled.count == 3
+    assert sorted(shuffled.pick({})["id"] for _ in range(3)) == ["0", "1", "2"]  # type: ignore[index]
+
+
+def test_a_json_array_cut_inside_an_item_ends_the_file_there(tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text('[{"id": "0"},\n {"id": "1"},\n {"id": "2", "name": "cut')
+    unique = _feed(path, "unique")
+    picks = [unique.pick({}) for _ in range(4)]
+    assert _ids(picks) == ["0", "1", "data-error", "data-exhausted"]
+    assert "rows.json:3: the array ends inside an item" in picks[2].message  # type: ignore[union-attr]
+    circular = _feed(path, "circular")
+    assert _ids([circular.pick({}) for _ in range(5)]) == ["0", "1", "data-error", "0", "1"]

@@ -52,19 +52,26 @@ def _big_file(where: Path, fmt: str) -> tuple[Path, int]:
     with path.open("w", encoding="utf-8") as out:
         if fmt == "csv":
             out.write("id,pad\n")
+        if fmt == "json":
+            out.write("[\n")
         for start in range(0, count, 4096):
             if fmt == "csv":
                 chunk = [f"{i},{pad}\n" for i in range(start, min(start + 4096, count))]
             else:
+                sep = "," if fmt == "json" else ""
                 chunk = [
-                    f'{{"id": "{i}", "pad": "{pad}"}}\n'
+                    f'{sep if i else ""}{{"id": "{i}", "pad": "{pad}"}}\n'
                     for i in range(start, min(start + 4096, count))
                 ]
             out.write("".join(chunk))
+        if fmt == "json":
+            out.write("]\n")
     return path, count
 
 
-@pytest.mark.parametrize(("fmt", "mode"), [("csv", "unique"), ("jsonl", "shuffled")])
+@pytest.mark.parametrize(
+    ("fmt", "mode"), [("csv", "unique"), ("jsonl", "shuffled"), ("json", "sequential")]
+)
 def test_a_200_mb_file_streams_with_bounded_memory(tmp_path: Path, fmt: str, mode: str) -> None:
     path, count = _big_file(tmp_path, fmt)
     assert path.stat().st_size >= SIZE

@@ -9,7 +9,6 @@ import pytest
 
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
-from wbsrun.dsl.rows import MAX_JSON
 from wbsrun.errors import Diagnostic, ScenarioError
 from wbsrun.protocols.registry import provides
 
@@ -142,16 +141,26 @@ def test_an_unknown_extension_needs_a_format(tmp_path: Path) -> None:
     assert plan.data["people"].format == "jsonl"
 
 
-def test_a_json_source_over_the_size_cap_is_refused_with_a_pointer_to_jsonl(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('{"name": "ann"}', 1, "one array of objects"),
+        ("[\n  1,\n  2\n]", 2, "not an object"),
+        ('[\n  {"name": "ann"\n', 2, "ends inside an item"),
+        ('[\n  {"name": ann}\n]', 2, "invalid JSON"),
+        ("[]", 1, "no rows"),
+    ],
+)
+def test_a_json_file_that_is_not_an_array_of_objects_is_refused(
+    tmp_path: Path, text: str, line: int, words: str
 ) -> None:
     (tmp_path / "bundle").mkdir()
-    row = '{"name": "' + "x" * 1000 + '"},'
-    count = MAX_JSON // len(row) + 1
-    (tmp_path / "bundle" / "people.json").write_text("[" + row * count + '{"name": "z"}]')
+    (tmp_path / "bundle" / "people.json").write_text(text)
     found = _one(tmp_path, ("file: people.csv", "file: people.json"))
     assert found.code == "bad-data-file"
-    assert "JSONL" in found.message
+    assert words in found.message
+    if words != "no rows":
+        assert f"people.json:{line}: " in found.message
 
 
 def test_json_and_jsonl_fields_are_not_judged_before_the_run(tmp_path: Path) -> None:

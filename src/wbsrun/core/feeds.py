@@ -109,9 +109,20 @@ class Feed:
                 return self._used_up()
             return row
         except RowError as exc:
-            if exc.after is not None and mode not in ("random", "shuffled"):
-                self.cursor = exc.after  # the next pass reads the next record
+            if mode not in ("random", "shuffled"):
+                self._skip(exc)
             return FeedProblem(DATA_ERROR, f"data source '{self.spec.name}': {exc}")
+
+    def _skip(self, exc: RowError) -> None:
+        """Past a bad record: the next pass reads the next one; where its end cannot be told
+        (a JSON array cut inside an item), the file ends there: from the top again, or used
+        up (`sequential`, `unique`)."""
+        if exc.after is not None:
+            self.cursor = exc.after
+        elif self.spec.mode in ("circular", "per-user"):
+            self.cursor = self.rows.first
+        else:
+            self.exhausted = True
 
     def _used_up(self) -> FeedProblem:
         spec = self.spec

@@ -1,10 +1,9 @@
 """Rows of a data feeder file (docs/dsl.md "Data feeders"), read as a stream.
 
-CSV and JSONL files are never loaded whole: a read starts at a byte offset and takes one
-record (at most MAX_ROW bytes), so the memory a source holds is its file buffer, plus an
-index of two integers a row for the modes that need random access (`random`, `shuffled`).
-A JSON file (one array of objects) is parsed whole, so it is refused above MAX_JSON bytes:
-larger data goes in JSONL, one object a line.
+No file is loaded whole: a read starts at a byte offset and takes one record (a CSV row, a
+JSONL line, an item of a JSON array; at most MAX_ROW bytes), so the memory a source holds is
+its file buffer, plus an index of two integers a row for the modes that need random access
+(`random`, `shuffled`).
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
-__all__ = ["FORMATS", "MAX_JSON", "MAX_ROW", "RowError", "RowFile", "format_of"]
+from wbsrun.dsl._json_rows import JsonItemError, array_start, read_item
+
+__all__ = ["FORMATS", "MAX_ROW", "RowError", "RowFile", "format_of"]
 
 MAX_ROW: Final = 1 << 20
 """Longest record of a CSV or JSONL source, in bytes."""
-MAX_JSON: Final = 8 << 20
-"""Largest JSON (array) source, in bytes: it is parsed whole."""
 FORMATS: Final = ("csv", "json", "jsonl")
 _EXTENSIONS: Final = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -61,7 +60,6 @@ class RowFile:
         self.fields: tuple[str, ...] = ()
         self.first: tuple[int, int] = (0, 0)
         self._file: IO[bytes] | None = None
-        self._json: list[Row] | None = None
         # Filled by `index()`: where each record starts.
         self.offsets: array[int] = array("q")
         self.lines: array[int] = array("q")
@@ -70,14 +68,16 @@ class RowFile:
     def open(self) -> None:
         """Open the file and read what precedes the records (the CSV header); RowError."""
         try:
-            if self.format == "json":
-                self._json = self._load_json()
-                return
             self._file = open(self.path, "rb")  # noqa: SIM115 - held for the run
         except OSError as exc:
             raise RowError(self.display, f"cannot read the file: {exc.strerror}") from None
         if self.format == "csv":
             self._header()
+        elif self.format == "json":
+            try:
+                self.first = array_start(self._file)
+            except JsonItemError as exc:
+                raise RowError(f"{self.display}:{exc.line}", exc.message) from None
 
     def close(self) -> None:
         if self._file is not None:
@@ -97,36 +97,14 @@ class RowFile:
         self.fields = tuple(fields)
         self.first = after
 
-    def _load_json(self) -> list[Row]:
-        size = self.path.stat().st_size
-        if size > MAX_JSON:
-            message = (
-                f"a JSON source is parsed whole: {size:,} bytes is over {MAX_JSON:,}; "
-                "write it as JSONL (one object a line), which is streamed"
-            )
-            raise RowError(self.display, message)
-        try:
-            value = json.loads(self.path.read_bytes().decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            raise RowError(self.display, f"not UTF-8 text: {exc.reason}") from None
-        except json.JSONDecodeError as exc:
-            raise RowError(f"{self.display}:{exc.lineno}", f"invalid JSON: {exc.msg}") from None
-        if not isinstance(value, list):
-            raise RowError(self.display, "a JSON source must be one array of objects")
-        for i, row in enumerate(value):
-            if not isinstance(row, dict):
-                message = f"item {i} of the array is not an object"
-                raise RowError(self.display, message)
-        return value
-
     # -- records ---------------------------------------------------------------------------
     def read(self, at: tuple[int, int]) -> tuple[Row | None, tuple[int, int]]:
         """The record at position `at` (None at the end) and the next position; RowError."""
-        if self._json is not None:
-            i = at[0]
-            if i >= len(self._json):
-                return None, at
-            return self._json[i], (i + 1, i + 1)
+        if self.format == "json":
+            try:
+                return read_item(self._seek(at[0]), at, at == self.first, MAX_ROW)
+            except JsonItemError as exc:
+                raise RowError(f"{self.display}:{exc.line}", exc.message, exc.after) from None
         if self.format == "jsonl":
             return self._jsonl_record(*at)
         while True:
@@ -218,8 +196,6 @@ class RowFile:
     def index(self) -> int:
         """Scan the file once, keeping where each record starts; the number of records.
         A malformed record keeps its place: the pass that picks it fails (`data-error`)."""
-        if self._json is not None:
-            return len(self._json)
         offsets, lines = array("q"), array("q")
         at = self.first
         while True:
@@ -240,8 +216,6 @@ class RowFile:
 
     def read_index(self, i: int) -> Row:
         """Record `i` of the index (`index()` first)."""
-        if self._json is not None:
-            return self._json[i]
         row, _ = self.read((self.offsets[i], self.lines[i]))
         if row is None:  # the file changed under the run
             raise RowError(self.display, f"record {i + 1} is gone (the file changed?)")
