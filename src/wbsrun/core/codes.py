@@ -11,6 +11,8 @@ __all__ = [
     "BODY_TOO_LARGE",
     "CAPTURE_FAILED",
     "CHECK_FAILED",
+    "DATA_ERROR",
+    "DATA_EXHAUSTED",
     "DESCRIPTIONS",
     "EXPRESSION_ERROR",
     "EXPRESSION_LIMIT",
@@ -50,6 +52,9 @@ PERSIST_ERROR = "persist-error"
 # Captures and checks (docs/dsl.md "Captures and checks").
 CAPTURE_FAILED = "capture-failed"
 CHECK_FAILED = "check-failed"
+# Data feeders (docs/dsl.md "Data feeders").
+DATA_EXHAUSTED = "data-exhausted"
+DATA_ERROR = "data-error"
 
 # What each code means, for docs and messages (the HTTP transports add `protocol-error`).
 DESCRIPTIONS: Mapping[str, str] = {
@@ -69,6 +74,9 @@ DESCRIPTIONS: Mapping[str, str] = {
     STEP_LIMIT: "a pass visited too many nodes (a loop without an exit)",
     BODY_TOO_LARGE: "a response body over the max-body limit (announced or received; the"
     " connection is dropped), or a persist file that would be",
+    DATA_EXHAUSTED: "a sequential or unique data source with no row left (on-exhausted: error)",
+    DATA_ERROR: "a data source's row that cannot be read (malformed CSV or JSON, not UTF-8,"
+    " too long): the message names file:line",
     PERSIST_ERROR: "a save-as persist file that cannot be written: a file name that is not"
     " a single safe name, or a failed write",
     CAPTURE_FAILED: "a capture found nothing and has no default (and is not optional)",
@@ -84,6 +92,8 @@ PERMANENT_BY_DEFAULT = frozenset(
         NO_TRANSITION,
         EXPRESSION_ERROR,
         EXPRESSION_LIMIT,
+        DATA_EXHAUSTED,
+        DATA_ERROR,
     }
 )
 

@@ -10,12 +10,14 @@ from typing import Any, Final
 from wbsrun.core import codes
 from wbsrun.core.checks import respond
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
+from wbsrun.core.feeds import Feed, FeedProblem
 from wbsrun.core.handlers import HandlerRunner, Jump, copy_state
 from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ledger import Snapshot
 from wbsrun.core.ports import ActionOutcome
 from wbsrun.core.scope import scope_of
 from wbsrun.core.task import Checkpoint, RunContext, Task, UserState
+from wbsrun.dsl.data import sources_read
 from wbsrun.dsl.expr import ExprError
 from wbsrun.dsl.plan import ActionSpec, Milestone, NodeSpec, ScenarioSpec, WorkflowSpec
 
@@ -83,6 +85,13 @@ class Executor(HandlerRunner):
             if n.type == "checkpoint"
         }
         self._start: Snapshot | None = None
+        # The data sources this scenario's templates read (None: the plan has none), and
+        # whether one ran out: then no user of the scenario starts another pass.
+        self.feeds: tuple[Feed, ...] | None = None
+        if run.plan.data:
+            read = sources_read(self.workflow, run.plan.exits.values(), run.plan.data)
+            self.feeds = tuple(run.feeds[name] for name in read if name in run.feeds)
+        self.data_done = False
 
     def bind_limits(self) -> None:
         """Action nodes without a timeout get their component's request timeout (`limit_of`);
@@ -98,12 +107,33 @@ class Executor(HandlerRunner):
         return tuple((spec.context_path(k), v) for k, v in self.scenario.context.items())
 
     # -- one pass ---------------------------------------------------------------------------------
+    def pick_rows(self, user: UserState) -> tuple[dict[str, Any], FeedProblem | None]:
+        """This pass's row of each source the scenario reads, once, before its first node
+        (every action of the pass sees the same rows); the first problem met, if any."""
+        rows: dict[str, Any] = {}
+        assert self.feeds is not None
+        for feed in self.feeds:
+            got = feed.pick(user.rows)
+            if isinstance(got, FeedProblem):
+                if got.exhausted:
+                    self.data_done = True
+                return rows, got
+            rows[feed.spec.name] = got
+        return rows, None
+
     async def run_task(self, user: UserState, iteration: int) -> str:
         run = self.run
+        rows: dict[str, Any] | None = None
+        problem: FeedProblem | None = None
+        if self.feeds is not None:
+            rows, problem = self.pick_rows(user)
+            if problem is not None and problem.stop:
+                return "closing.exhausted"  # no pass: the scheduler ends the user
         entry = run.workbook.open(
             user.handle.user_id, f"{user.handle.user_id}-t{iteration}", self.scenario.name
         )
         task = Task(run, self.scenario, self.workflow, user, entry, iteration)
+        task.data = rows
         for name, value in self._var_context:
             entry.vars[name] = value
         if self._book_context:
@@ -131,7 +161,9 @@ class Executor(HandlerRunner):
             jump: Jump | None = None
             timed_out = False
             try:
-                if self.scenario.inherit and run.leases is not None:
+                if problem is not None:
+                    jump = await self.fail(task, None, problem.code, problem.message)
+                elif self.scenario.inherit and run.leases is not None:
                     self.transition(task, "executing.waiting_resource", "lease")
                     failed = self.lease_nowait(task, self.scenario.inherit)
                     if failed is WOULD_WAIT:

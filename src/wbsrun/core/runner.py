@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wbsrun.core.events import ProgressSink, Service
+from wbsrun.core.feeds import open_feeds
 from wbsrun.core.leases import LeaseBook
 from wbsrun.core.ledger import open_workbook
 from wbsrun.core.limits import DEFAULT_MAX_BODY
@@ -20,6 +21,8 @@ from wbsrun.core.sinks import as_sink
 from wbsrun.core.stats import RunStats
 from wbsrun.core.task import RunContext
 from wbsrun.dsl.plan import Plan, SamplingMode, SamplingSpec
+from wbsrun.dsl.rows import RowError
+from wbsrun.errors import RunError
 
 __all__ = ["DEFAULT_GRACEFUL_STOP", "RunOptions", "Runner"]
 
@@ -147,6 +150,11 @@ class Runner:
         ctx.t0 = ctx.clock()
         self.started_wall = time.time()
         deadline = ctx.t0 + self.options.duration if self.options.duration else None
+        try:
+            # Before the users: the random-access modes scan their file once (index).
+            ctx.feeds = open_feeds(self.plan.data)
+        except RowError as exc:
+            raise RunError(f"data source cannot be read: {exc}") from None
         several = len(self.plan.scenarios) > 1
         self.schedulers = [
             Scheduler(
@@ -212,6 +220,8 @@ class Runner:
             gc.set_threshold(*thresholds)
             if self.options.gc_freeze:
                 gc.unfreeze()
+            for feed in ctx.feeds.values():
+                feed.close()
             for component in reversed(started):
                 await component.release()
             ctx.persist.flush()

@@ -165,7 +165,7 @@ class Scheduler:
         s = self.scenario
         run = self.run
         now = run.clock()
-        if run.draining:
+        if run.draining or self.executor.data_done:
             return False
         stop = self.stop_time()
         if stop is not None and now >= stop:

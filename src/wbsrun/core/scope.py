@@ -91,6 +91,8 @@ class TaskScope(Mapping[str, Any]):
         t = self._task
         if root is not None:
             return root(t)
+        if key == "data" and t.data is not None:
+            return t.data
         for store in (t.vars, t.entry.vars, t.user.vars, t.run.global_vars):
             value = store.get(key, _MISSING)
             if value is not _MISSING:
@@ -100,6 +102,8 @@ class TaskScope(Mapping[str, Any]):
     def __iter__(self) -> Iterator[str]:
         t = self._task
         yield from _ROOTS
+        if t.data is not None:
+            yield "data"
         yield from {**t.run.global_vars, **t.user.vars, **t.entry.vars, **t.vars}
 
     def __len__(self) -> int:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from wbsrun.core.components import ComponentBase, as_component
 from wbsrun.core.deadlines import DeadlineWheel
+from wbsrun.core.feeds import Feed
 from wbsrun.core.ledger import Ledger, LedgerEntry, Snapshot, WorkbookView
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LogSink, UserHandle
@@ -60,6 +61,8 @@ class RunContext:
     events: Sink = field(default_factory=NullSink)
     # Pass and action timeouts (see core/deadlines.py for why not asyncio.timeout).
     deadlines: DeadlineWheel = field(default_factory=DeadlineWheel)
+    # `data:` sources by name, opened by the runner (core/feeds.py).
+    feeds: dict[str, Feed] = field(default_factory=dict)
 
     # `components` as the runner calls them (native calls on the built-ins; see
     # core/components.py).
@@ -79,6 +82,8 @@ class UserState:
     vars: dict[str, Any] = field(default_factory=dict)
     # This user's own `rate-limit` schedules, by node id.
     rate_guard: RateGuard = field(default_factory=RateGuard)
+    # The rows of `per-user` data sources, by source name: fixed for the run.
+    rows: dict[str, Any] = field(default_factory=dict)
 
 
 @final
@@ -113,6 +118,7 @@ class Task:
 
     __slots__ = (
         "checkpoint",
+        "data",
         "deferred",
         "entry",
         "error",
@@ -182,6 +188,9 @@ class Task:
         # The template scope, built on first use (`scope_of`) and dropped at the close: it
         # refers back to the task.
         self.scope: TaskScope | None = None
+        # `data.NAME`: this pass's row of each source it reads (None: no `data:` section,
+        # `data` is then an ordinary variable name).
+        self.data: dict[str, Any] | None = None
 
     # -- ProgressSubject: what a progress sink reads ------------------------------------------
 

@@ -90,6 +90,7 @@ class FlowChecker:
         failed: Failed = NONE,
         open_edges: frozenset[str] = frozenset(),
         unknown_roots: frozenset[str] = frozenset(),
+        data: Mapping[str, frozenset[str] | None] | None = None,
     ) -> None:
         self.doc = doc
         self.workbook = workbook
@@ -98,6 +99,8 @@ class FlowChecker:
         self.failed = failed
         self.open_edges = open_edges
         self.unknown_roots = unknown_roots
+        # `data:` sources and their fields (None: unknown); None: no `data:` section.
+        self.data = data
         self.diagnostics: list[Diagnostic] = []
         self._seen: set[tuple[Path_, str]] = set()
         # Per workflow: the node ids reachable from its entry (filled by `reachability`).
@@ -307,6 +310,8 @@ class FlowChecker:
         # Match the part that is wrong: the root when it is unknown, else the field under it.
         known_root = name[0] in _RUNTIME_ROOTS or name[0] in ctx.all_vars
         word = name[1] if known_root and len(name) > 1 else name[0]
+        if name[0] == "data" and self.data is not None and len(name) > 1:
+            word = name[2] if len(name) > 2 and name[1] in self.data else name[1]
         close = difflib.get_close_matches(word, candidates, n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
@@ -350,6 +355,8 @@ class FlowChecker:
                     sorted(ERROR_NAMES),
                 )
             return None
+        if root == "data" and self.data is not None:
+            return self._data_problem(rest)
         if root == "resource":
             return self._resource_problem(rest, ctx)
         if root == "workbook":
@@ -369,6 +376,25 @@ class FlowChecker:
             "a save-as or capture variable or one of resource, workbook, env, global",
             known,
         )
+
+    def _data_problem(self, rest: tuple[str, ...]) -> tuple[str, str, list[str]] | None:
+        sources = self.data or {}
+        if not rest:
+            return None
+        if rest[0] not in sources:
+            return (
+                f"'data.{rest[0]}' is not a data source",
+                "data.<one of the sources under data:>",
+                sorted(sources),
+            )
+        fields = sources[rest[0]]
+        if len(rest) > 1 and fields is not None and rest[1] not in fields:
+            return (
+                f"'data.{rest[0]}.{rest[1]}' is not a field of data source '{rest[0]}'",
+                "one of the header's fields: " + ", ".join(sorted(fields)),
+                sorted(fields),
+            )
+        return None
 
     def _resource_problem(
         self, rest: tuple[str, ...], ctx: _Context

@@ -6,7 +6,7 @@ validation reports every mistake, each once, where it is."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -18,8 +18,10 @@ from wbsrun.dsl._retry import check_retry_budgets
 from wbsrun.dsl._stubs import as_map, as_seq
 from wbsrun.dsl._thresholds_check import check_thresholds, merge_thresholds
 from wbsrun.dsl.bundle import Bundle, locate_bundle
+from wbsrun.dsl.data import build_data
 from wbsrun.dsl.plan import (
     ActionSpec,
+    DataSpec,
     ExitSpec,
     Plan,
     ProfileSpec,
@@ -56,6 +58,7 @@ class _Built:
     exits: dict[str, ExitSpec]
     resources: dict[str, ResourceSpec]
     globals: Mapping[str, Any]
+    data: Mapping[str, DataSpec] = field(default_factory=dict)
 
 
 def load_plan(path: Path, provides: Mapping[str, frozenset[str]]) -> Plan:
@@ -116,7 +119,9 @@ def _build_and_flow(
     builder = PlanBuilder(doc, bundle.res_dir, raw_text, failed, reported)
     built = _build(builder, failed)
     thresholds, found = _thresholds(doc, bundle, raw_text, failed, _names(built, builder))
-    built = replace(built, thresholds=thresholds)
+    data, data_found = build_data(doc, bundle.res_dir, failed)
+    found += data_found + _data_clashes(doc, data, built.actions)
+    built = replace(built, thresholds=thresholds, data=MappingProxyType(data))
     flow = FlowChecker(
         doc,
         built.workbook,
@@ -125,12 +130,47 @@ def _build_and_flow(
         failed,
         open_edges | builder.open_graphs,
         _unknown_roots(failed, builder),
+        _data_fields(doc, built.data),
     )
     _check_flow(flow, built)
     retry = check_retry_budgets(
         doc, built.workbook, built.workflows, built.scenarios, flow.reachable
     )
     return built, [*builder.diagnostics, *flow.diagnostics, *retry, *found]
+
+
+def _data_fields(
+    doc: SourceDoc, data: Mapping[str, DataSpec]
+) -> Mapping[str, frozenset[str] | None] | None:
+    """What `data.NAME.field` may read: None without a `data:` section (then `data` is an
+    ordinary variable name); a source's fields None when they are not known (JSON, JSONL)."""
+    section = as_map(doc.data).get("data")
+    if section is None:
+        return None
+    # A source that failed a check is still a name templates may read.
+    known: dict[str, frozenset[str] | None] = dict.fromkeys(as_map(section))
+    for name, spec in data.items():
+        known[name] = None if spec.fields is None else frozenset(spec.fields)
+    return known
+
+
+def _data_clashes(
+    doc: SourceDoc, data: Mapping[str, DataSpec], actions: Mapping[str, ActionSpec]
+) -> list[Diagnostic]:
+    """A variable saved as `data` would be hidden by the data sources."""
+    if "data" not in as_map(doc.data):
+        return []
+    return [
+        doc.diag(
+            ("actions", name, "save-as"),
+            "name-clash",
+            f"action '{name}' saves a variable named 'data', which the data sources hide",
+            value="data",
+            hint="save it under another name",
+        )
+        for name, action in actions.items()
+        if action.save_as is not None and action.save_as.var == "data"
+    ]
 
 
 def _names(built: _Built, builder: PlanBuilder) -> PlanNames:
@@ -207,6 +247,8 @@ def _unknown_roots(failed: Failed, builder: PlanBuilder) -> frozenset[str]:
         roots.add("workbook")
     if failed.under(("globals",)):
         roots.add("global")
+    if ("data",) in failed:
+        roots.add("data")
     lost_workflow = any(e[:1] == ("workflows",) and len(e) <= 2 for e in failed.elements)
     if builder.unknown_saves or ("actions",) in failed or lost_workflow:
         roots.add("*")  # which variables the actions (or a lost workflow) save is unknown
@@ -233,6 +275,7 @@ def _plan(doc: SourceDoc, bundle: Bundle, built: _Built, diagnostics: list[Diagn
         wbs=build_wbs(str(data.get("name", "")), version, built.scenarios, built.workflows),
         warnings=tuple(d for d in diagnostics if d.severity == "warning"),
         thresholds=built.thresholds,
+        data=built.data,
     )
 
 

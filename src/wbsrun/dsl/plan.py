@@ -19,6 +19,7 @@ __all__ = [
     "RUNNER_FIELDS",
     "ActionSpec",
     "ComponentSpec",
+    "DataSpec",
     "ExitSpec",
     "GotoKind",
     "Handler",
@@ -362,6 +363,34 @@ class ProgressSpec:
     sampling: SamplingSpec = SamplingSpec()
 
 
+DataMode = Literal["per-user", "sequential", "random", "shuffled", "circular", "unique"]
+DATA_MODES: tuple[DataMode, ...] = (
+    "per-user",
+    "sequential",
+    "random",
+    "shuffled",
+    "circular",
+    "unique",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec:
+    """A `data:` source (docs/dsl.md "Data feeders"): a file inside the bundle and the way
+    passes take its rows."""
+
+    name: str
+    file: Path  # resolved, inside the bundle
+    display: str  # as written, for messages
+    format: Literal["csv", "json", "jsonl"]
+    mode: DataMode = "circular"
+    on_exhausted: Literal["stop", "error"] = "stop"
+    delimiter: str = ","
+    quote: str = '"'
+    # CSV: the header's field names (what `data.NAME.<field>` may read); None: not known.
+    fields: tuple[str, ...] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class WbsNode:
     """One element of the work breakdown structure (L0 program … L5 action)."""
@@ -392,3 +421,5 @@ class Plan:
     warnings: tuple[Diagnostic, ...] = field(default=())
     # `thresholds:` of the scenario and its config.yaml (docs/dsl.md "Thresholds").
     thresholds: tuple[ThresholdRule, ...] = field(default=())
+    # `data:` sources by name (docs/dsl.md "Data feeders").
+    data: Mapping[str, DataSpec] = field(default_factory=dict)

@@ -56,6 +56,8 @@ BUILTIN_ERROR_CODES: Final = frozenset(
         "protocol-error",
         "capture-failed",
         "check-failed",
+        "data-exhausted",
+        "data-error",
     }
 )
 # Families of metric name: (root, what follows). Used for did-you-mean and the docs.

@@ -1,0 +1,165 @@
+"""Data feeders at run time: which row of each `data:` source a pass gets (docs/dsl.md
+"Data feeders"). One `Feed` per source, shared by every scenario and user of the run; a
+pass picks its rows once, before its first node, so all its actions see the same rows."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any, Final, final
+
+from wbsrun.core.codes import DATA_ERROR, DATA_EXHAUSTED
+from wbsrun.dsl.plan import DataSpec
+from wbsrun.dsl.rows import RowError, RowFile
+
+__all__ = ["Feed", "FeedProblem", "Permutation", "open_feeds"]
+
+_ROUNDS: Final = 4
+
+
+@final
+class FeedProblem:
+    """No row for this pass: the code, a message, and whether the source is used up."""
+
+    __slots__ = ("code", "exhausted", "message", "stop")
+
+    def __init__(self, code: str, message: str, exhausted: bool = False, stop: bool = False):
+        self.code = code
+        self.message = message
+        # The source is used up: no later pass gets a row either.
+        self.exhausted = exhausted
+        # `on-exhausted: stop`: the user ends without starting the pass (else it fails).
+        self.stop = stop
+
+
+@final
+class Permutation:
+    """A random permutation of range(n) in constant memory: a 4-round Feistel network
+    over the next power of four, walking the cycle until the value falls below n."""
+
+    __slots__ = ("_half", "_keys", "_mask", "n")
+
+    def __init__(self, n: int, rng: random.Random) -> None:
+        self.n = n
+        bits = max(2, (max(n, 2) - 1).bit_length())
+        bits += bits % 2
+        self._half = bits // 2
+        self._mask = (1 << self._half) - 1
+        self._keys = tuple(rng.getrandbits(32) for _ in range(_ROUNDS))
+
+    def _round(self, value: int, key: int) -> int:
+        return ((value * 0x9E3779B1) ^ key ^ (value >> 3)) * 0x85EBCA6B & self._mask
+
+    def __getitem__(self, i: int) -> int:
+        value = i
+        while True:
+            left, right = value >> self._half, value & self._mask
+            for key in self._keys:
+                left, right = right, left ^ self._round(right, key)
+            value = (left << self._half) | right
+            if value < self.n:
+                return value
+
+
+class Feed:
+    """One source: its file, its mode's cursor, and whether it ran out."""
+
+    def __init__(self, spec: DataSpec, rng: random.Random | None = None) -> None:
+        self.spec = spec
+        self.rows = RowFile(spec.file, spec.display, spec.format, spec.delimiter, spec.quote)
+        self.rng = rng or random.Random()
+        self.cursor: tuple[int, int] = (0, 0)
+        self.count = 0
+        self.exhausted = False
+        self._order: Permutation | None = None
+        self._dealt = 0
+
+    def open(self) -> None:
+        """Open the file; the modes with random access scan it once for the index."""
+        self.rows.open()
+        self.cursor = self.rows.first
+        if self.spec.mode in ("random", "shuffled"):
+            self.count = self.rows.index()
+            if self.count == 0:
+                raise RowError(self.spec.display, "the file has no rows")
+
+    def close(self) -> None:
+        self.rows.close()
+
+    def pick(self, user_rows: dict[str, Any]) -> dict[str, Any] | FeedProblem:
+        """This pass's row; `user_rows` holds the user's own (mode per-user)."""
+        mode = self.spec.mode
+        try:
+            if mode == "per-user":
+                mine: dict[str, Any] | None = user_rows.get(self.spec.name)
+                if mine is None:
+                    mine = user_rows[self.spec.name] = self._wrapped()
+                return mine
+            if mode == "random":
+                return self.rows.read_index(self.rng.randrange(self.count))
+            if mode == "shuffled":
+                return self._shuffled()
+            if mode == "circular":
+                return self._wrapped()
+            if self.exhausted:
+                return self._used_up()
+            row, self.cursor = self.rows.read(self.cursor)
+            if row is None:
+                self.exhausted = True
+                return self._used_up()
+            return row
+        except RowError as exc:
+            if mode not in ("random", "shuffled"):
+                self._skip(exc)
+            return FeedProblem(DATA_ERROR, f"data source '{self.spec.name}': {exc}")
+
+    def _skip(self, exc: RowError) -> None:
+        """Past a bad record: the next pass reads the next one; where its end cannot be told
+        (a JSON array cut inside an item), the file ends there: from the top again, or used
+        up (`sequential`, `unique`)."""
+        if exc.after is not None:
+            self.cursor = exc.after
+        elif self.spec.mode in ("circular", "per-user"):
+            self.cursor = self.rows.first
+        else:
+            self.exhausted = True
+
+    def _used_up(self) -> FeedProblem:
+        spec = self.spec
+        message = f"data source '{spec.name}' ({spec.mode}) has no row left in {spec.display}"
+        return FeedProblem(DATA_EXHAUSTED, message, True, spec.on_exhausted == "stop")
+
+    def _wrapped(self) -> dict[str, Any]:
+        """The next row in file order, from the top again after the last."""
+        row, after = self.rows.read(self.cursor)
+        if row is None:
+            row, after = self.rows.read(self.rows.first)
+            if row is None:
+                raise RowError(self.spec.display, "the file has no rows")
+        self.cursor = after
+        return row
+
+    def _shuffled(self) -> dict[str, Any]:
+        if self._order is None or self._dealt >= self.count:
+            # A new cycle: every row once, in a new random order.
+            self._order = Permutation(self.count, self.rng)
+            self._dealt = 0
+        i = self._order[self._dealt]
+        self._dealt += 1
+        return self.rows.read_index(i)
+
+
+def open_feeds(specs: Mapping[str, DataSpec], seed: int | None = None) -> dict[str, Feed]:
+    """A feed per source, opened; RowError (the others closed) when one cannot be."""
+    rng = random.Random(seed)
+    feeds: dict[str, Feed] = {}
+    try:
+        for name, spec in specs.items():
+            feed = Feed(spec, random.Random(rng.getrandbits(64)))
+            feeds[name] = feed
+            feed.open()
+    except BaseException:
+        for feed in feeds.values():
+            feed.close()
+        raise
+    return feeds
