@@ -202,12 +202,26 @@ class ExitSpec:
 @dataclass(frozen=True, slots=True)
 class ProfileSpec:
     name: str
-    kind: Literal["ramp", "constant", "phases"]
+    kind: Literal[
+        "ramp", "constant", "phases", "stages", "constant-arrival-rate", "ramping-arrival-rate"
+    ]
     start_users: int = 0
     end_users: int = 0
     users: int = 0
     duration: float = 0.0
     phases: tuple[tuple[float, int], ...] = ()
+    # `stages` (targets in users) and `ramping-arrival-rate` (targets in iterations per
+    # second): (duration, target) steps, linear from the previous level.
+    stages: tuple[tuple[float, float], ...] = ()
+    # Arrival-rate profiles: iterations per second (the start rate of a ramping one), users
+    # created before the start, and the most users that may run at once.
+    rate: float = 0.0
+    pre_allocated: int = 0
+    max_users: int = 0
+
+    @property
+    def arrival(self) -> bool:
+        return self.kind in ("constant-arrival-rate", "ramping-arrival-rate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +260,8 @@ class ScenarioSpec:
     wbs_level: str
     # Passes in flight when the window ends may finish for this long (None: the run's).
     graceful_stop: float | None = None
+    # Seconds after the run starts before this scenario starts (its own clock starts then).
+    start_after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,100 @@
+"""The open model against a real server with a known service time: arrival-rate profiles
+start iterations on schedule whether or not earlier ones finished, count the ones no free
+user could take (`dropped_iterations`), warn when the rate cannot be held, and report how
+late iterations started against their schedule."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from scenario_kit import Doc, Ran, act, document, edge, end, graph, http, on, run
+from wbsrun.target import TargetKnobs, TargetProcess
+
+SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
+
+
+def arrival_doc(**profile: Any) -> Doc:
+    """One GET of /asset per pass, under a profile `p`."""
+    flow = graph(act("probe", "fetch", edge("done")), end(), on_error=[{"goto": "error_out"}])
+    doc = document({"fetch": http("get")}, flow, 1)
+    doc["load"]["profiles"] = {"p": {k.replace("_", "-"): v for k, v in profile.items()}}
+    doc["load"]["scenarios"][0]["profile"] = "p"
+    return doc
+
+
+def start_times(ran: Ran) -> list[float]:
+    """When each pass started, seconds after the run started, ascending."""
+    return sorted(e.trace[0][2] - ran.runner.started_wall for e in ran.entries)
+
+
+def slow_target(factory: Callable[..., TargetProcess], ms: float = 300) -> TargetProcess:
+    return factory(knobs=TargetKnobs(latency_ms=ms))
+
+
+def test_a_constant_arrival_rate_holds_its_rate_against_a_slow_server(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    # 20 iterations/s of 300 ms each: ~6 run at once, more than any closed loop of the
+    # pre-allocated users would start (4 users x 1/0.3 s = 13.3/s).
+    target = slow_target(target_factory)
+    doc = arrival_doc(
+        type="constant-arrival-rate", rate=20, duration="4s", pre_allocated_users=4, max_users=20
+    )
+    ran = run(tmp_path, doc, on(target))
+    starts = start_times(ran)
+    assert len(starts) == 80
+    # Over the window: 20/s within 2 % (79 intervals between the first and the last start).
+    rate = (len(starts) - 1) / (starts[-1] - starts[0])
+    assert abs(rate - 20) / 20 < 0.02, rate
+    # And every second of it: 20 started (one may slip across a second's edge).
+    per_second = Counter(int(t - starts[0]) for t in starts)
+    assert all(abs(n - 20) <= 1 for n in per_second.values()), per_second
+    result = ran.result
+    jsonschema.validate(result, json.loads(SCHEMA.read_text("utf-8")))
+    assert result["dropped_iterations"] == 0
+    arrival = result["scenarios"]["s"]["arrival"]
+    assert arrival["planned"] == arrival["started"] == 80
+    assert arrival["dropped"] == 0
+    assert abs(arrival["achieved_per_second"] - 20) < 0.01
+    # Users were added beyond the 4 pre-allocated, never past max-users.
+    assert 6 <= result["users"]["started"] <= 20
+    # The pass seen from its scheduled start is at least the service time.
+    assert arrival["from_schedule_ms"]["p50"] >= 300
+    assert arrival["iteration_delay_ms"]["count"] == 80
+    assert arrival["iteration_delay_ms"]["p50"] < 50
+    assert result["progress"]["planned_tasks"] == 80
+
+
+def test_too_few_max_users_drop_iterations_count_them_and_warn(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    # 2 users of 300 ms passes hold at most ~6.7/s of the 20/s asked.
+    target = slow_target(target_factory)
+    doc = arrival_doc(
+        type="constant-arrival-rate", rate=20, duration="3s", pre_allocated_users=1, max_users=2
+    )
+    ran = run(tmp_path, doc, on(target))
+    result = ran.result
+    jsonschema.validate(result, json.loads(SCHEMA.read_text("utf-8")))
+    arrival = result["scenarios"]["s"]["arrival"]
+    started = len(ran.entries)
+    assert arrival["planned"] == 60
+    assert arrival["started"] == started
+    assert arrival["dropped"] == 60 - started
+    assert 15 <= started <= 24  # ~6.7/s for 3 s
+    assert result["dropped_iterations"] == result["scenarios"]["s"]["dropped_iterations"]
+    assert result["dropped_iterations"] == 60 - started
+    assert result["users"]["started"] == 2
+    warnings = [line for line in ran.log.recent if "arrival rate cannot be held" in line]
+    assert len(warnings) == 1, ran.log.recent
+    assert "asked 20 iterations/s" in warnings[0]
+    assert "all 2 max-users" in warnings[0]
+    # The same warning, once, for the console.
+    (notice,) = ran.runner.ctx.stats.notices
+    assert notice in warnings[0]
