@@ -5,6 +5,7 @@ late iterations started against their schedule."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -12,9 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from rich.console import Console
 
 from scenario_kit import Doc, Ran, act, document, edge, end, graph, http, on, run
+from wbsrun.progress.report import progress_snapshot
 from wbsrun.target import TargetKnobs, TargetProcess
+from wbsrun.telemetry.console import LiveLine, live_fields
+from wbsrun.telemetry.metrics._families import families
+from wbsrun.telemetry.metrics._sample import RunSources, take_sample
 
 SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
 
@@ -95,6 +101,36 @@ def test_too_few_max_users_drop_iterations_count_them_and_warn(
     assert len(warnings) == 1, ran.log.recent
     assert "asked 20 iterations/s" in warnings[0]
     assert "all 2 max-users" in warnings[0]
-    # The same warning, once, for the console.
+    # The same warning, once, on the console (above the live line).
     (notice,) = ran.runner.ctx.stats.notices
     assert notice in warnings[0]
+    out = io.StringIO()
+    line = LiveLine(ran.runner, Console(file=out, width=400))
+    line.notices()
+    line.notices()
+    assert out.getvalue().count("arrival rate cannot be held") == 1
+    # The live line says how many were dropped, after the errors.
+    fields = live_fields(ran.runner, progress_snapshot(ran.runner), 0.0)
+    at = fields.index(f"dropped {60 - started}")
+    assert fields[at - 1].startswith("errors ")
+    # The exporter counts them per scenario.
+    (family,) = (
+        f
+        for f in families(take_sample(RunSources(ran.runner)))
+        if f.name.endswith("dropped_iterations")
+    )
+    assert [(x.name, x.labels, x.value) for x in family.samples] == [
+        ("wbsrun_dropped_iterations_total", {"scenario": "s"}, 60 - started)
+    ]
+
+
+def test_the_live_line_has_no_dropped_field_while_none_were(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    target = target_factory()
+    doc = arrival_doc(type="constant-arrival-rate", rate=10, duration="1s", pre_allocated_users=2)
+    ran = run(tmp_path, doc, on(target))
+    assert ran.result["dropped_iterations"] == 0
+    fields = live_fields(ran.runner, progress_snapshot(ran.runner), 0.0)
+    assert not [f for f in fields if f.startswith("dropped")]
+    assert ran.runner.ctx.stats.notices == []

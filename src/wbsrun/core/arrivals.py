@@ -69,8 +69,8 @@ class ArrivalSchedule:
             while k < end - 1e-9:
                 m = k - done
                 # a·τ + (b−a)·τ²/(2d) = m, in the form stable when a is 0.
-                root = a if b == a else math.sqrt(a * a + 2 * (b - a) * m / d)
-                tau = 2 * m / (a + root)
+                root = a if b == a else math.sqrt(max(0.0, a * a + 2 * (b - a) * m / d))
+                tau = 2 * m / (a + root) if m > 0 else 0.0
                 yield t0 + tau
                 k += 1
             done = end
@@ -89,8 +89,9 @@ def arrival_schedule(p: ProfileSpec) -> ArrivalSchedule | None:
 
 @dataclass(frozen=True, slots=True)
 class StageCurve:
-    """A `stages` profile's target users over time: ⌈level⌉ of the linear level, so a ramp
-    from 0 to n starts user k (from 0) at k/n of its stage, as the `ramp` profile does."""
+    """A `stages` profile's target users over time: a ramp from 0 to n starts user k (from 0)
+    at k/n of its stage, as the `ramp` profile does; a ramp down retires one each time the
+    linear level reaches a whole number (the last started first)."""
 
     segments: tuple[Segment, ...]
 
@@ -99,11 +100,19 @@ class StageCurve:
         return self.segments[-1][1] if self.segments else 0.0
 
     def target(self, t: float) -> int:
+        """Users due at `t`, as `windows` starts and retires them: rising from lo to hi, user
+        k (from 0) of the step joins at k/(hi − lo) of it; falling, one leaves each time the
+        level reaches a whole number."""
         for t0, t1, a, b in self.segments:
             if t < t1:
-                level = a + (b - a) * max(0.0, t - t0) / (t1 - t0) if t1 > t0 else b
-                return math.ceil(level - 1e-9)
-        return math.ceil(self.segments[-1][3] - 1e-9) if self.segments else 0
+                lo, hi = round(a), round(b)
+                f = max(0.0, t - t0) / (t1 - t0)
+                if hi > lo:
+                    return lo + min(hi - lo, math.floor(f * (hi - lo) + 1e-9) + 1)
+                if hi < lo:
+                    return hi + math.ceil((1.0 - f) * (lo - hi) - 1e-9)
+                return lo
+        return round(self.segments[-1][3]) if self.segments else 0
 
     def windows(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """When each planned user starts and leaves: a user starts each time the target

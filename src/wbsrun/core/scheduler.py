@@ -240,10 +240,9 @@ class Scheduler:
         if stop is not None and now >= stop:
             return False
         curve = self.plan.curve
-        if curve is not None and self.active > curve.target(
-            now - self.started_at - self.plan.offset
-        ):
-            # Above the stage's target: leave (after the pass just finished, if any).
+        if curve is not None and iteration and self.active > curve.target(now - self.zero):
+            # Above the stage's target: leave after the pass just finished. (Not before the
+            # first: the plan started this user at its time, and a timer may fire a hair early.)
             return False
         if s.iterations is not None:
             return iteration < s.iterations

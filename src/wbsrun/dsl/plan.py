@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,6 +223,36 @@ class ProfileSpec:
     @property
     def arrival(self) -> bool:
         return self.kind in ("constant-arrival-rate", "ramping-arrival-rate")
+
+    @property
+    def window(self) -> float:
+        """The profile's own duration: its `duration`, or its stages' total."""
+        return sum(d for d, _ in self.stages) if self.stages else self.duration
+
+    def planned_iterations(self) -> int:
+        """Arrival-rate: the iterations its schedule starts, ⌈∫ rate dt⌉ (core/arrivals.py
+        starts iteration k when the integral reaches k); 0 for the other kinds."""
+        if self.kind == "constant-arrival-rate":
+            total = self.rate * self.duration
+        elif self.kind == "ramping-arrival-rate":
+            total, level = 0.0, self.rate
+            for duration, target in self.stages:
+                total += (level + target) * duration / 2
+                level = target
+        else:
+            return 0
+        return max(0, math.ceil(total - 1e-9))
+
+    @property
+    def peak_users(self) -> int:
+        """The most users the profile runs at once (arrival-rate: its max-users)."""
+        if self.arrival:
+            return max(self.max_users, self.pre_allocated)
+        if self.kind == "stages":
+            return max([self.start_users, *(round(t) for _, t in self.stages)])
+        if self.kind == "phases":
+            return sum(n for _, n in self.phases)
+        return max(self.end_users, self.users, self.start_users)
 
 
 @dataclass(frozen=True, slots=True)

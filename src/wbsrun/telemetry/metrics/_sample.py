@@ -131,6 +131,8 @@ class RunSample:
     poller_gauges: _PollerGauges | None = None
     logs: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
+    # Arrival-rate scenarios: iterations dropped (every user busy), by scenario.
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -255,6 +257,7 @@ def take_sample(sources: RunSources) -> RunSample:
         errors=by_class,
         action_errors=by_action,
         exits=dict(st.exits),
+        dropped={name: a.dropped for name, a in st.arrivals.items()},
         milestones_reached=dict(st.milestones),
         tasks_in_flight=len(runner.ctx.inflight),
         workbook=workbook,
