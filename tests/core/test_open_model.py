@@ -134,3 +134,25 @@ def test_the_live_line_has_no_dropped_field_while_none_were(
     fields = live_fields(ran.runner, progress_snapshot(ran.runner), 0.0)
     assert not [f for f in fields if f.startswith("dropped")]
     assert ran.runner.ctx.stats.notices == []
+
+
+def test_a_ramping_arrival_rate_follows_its_stages(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    # 0 → 20/s over 2 s (N(t) = 5 t²: 5 in the first second, 15 in the second), then 20/s.
+    target = slow_target(target_factory, 100)
+    doc = arrival_doc(
+        type="ramping-arrival-rate",
+        start_rate=0,
+        stages=[{"duration": "2s", "target": 20}, {"duration": "1s", "target": 20}],
+        pre_allocated_users=2,
+        max_users=10,
+    )
+    ran = run(tmp_path, doc, on(target))
+    starts = start_times(ran)
+    assert len(starts) == 40
+    per_second = Counter(int(t - starts[0] + 0.01) for t in starts)
+    assert abs(per_second[0] - 5) <= 1
+    assert abs(per_second[1] - 15) <= 1
+    assert abs(per_second[2] - 20) <= 1
+    assert ran.result["scenarios"]["s"]["arrival"]["dropped"] == 0

@@ -24,6 +24,7 @@ from wbsrun.core.scheduler import spawn_plan
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import ProfileSpec, ScenarioSpec
 from wbsrun.dsl.wbs import render_wbs
+from wbsrun.errors import ScenarioError
 from wbsrun.progress.baseline import baselines
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess
@@ -123,6 +124,44 @@ def test_a_stages_plan_starts_users_up_the_ramp_and_retires_them_down_it() -> No
     # Due users: those the plan has started and not yet retired.
     due = [plan.curve.target(t) for t in (0.0, 0.25, 1.0, 2.5, 3.6, 4.9, 5.0)]
     assert due == [1, 1, 3, 4, 3, 1, 0]
+
+
+def test_an_arrival_plan_counts_its_iterations_within_the_window(tmp_path: Path) -> None:
+    doc = profiled(
+        fetch_doc(),
+        type="constant-arrival-rate",
+        rate=30,
+        time_unit="1m",
+        duration="10s",
+        pre_allocated_users=2,
+        max_users=4,
+    )
+    plan = load_plan(write_bundle(tmp_path, doc, [("127.0.0.1", 1)]), provides())
+    (base,) = baselines(plan)
+    # 30 a minute for 10 s: 5, at 0, 2, 4, 6 and 8 s; --duration 5s keeps those before 5 s.
+    assert (base.planned_tasks, base.users, base.schedule_end) == (5, 4, 10.0)
+    (capped,) = baselines(plan, duration=5.0)
+    assert capped.planned_tasks == 3
+    (more,) = baselines(plan, users=8)
+    assert more.users == 8
+
+
+def test_max_users_below_pre_allocated_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    doc = profiled(
+        fetch_doc(),
+        type="constant-arrival-rate",
+        rate=5,
+        duration="1s",
+        pre_allocated_users=4,
+        max_users=2,
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_plan(write_bundle(tmp_path, doc, [("127.0.0.1", 1)]), provides())
+    (diag,) = (d for d in info.value.diagnostics if d.severity == "error")
+    assert diag.code == "bad-max-users"
+    assert diag.line > 0
+    assert diag.value == "2"
+    assert diag.expected == "at least 4"
 
 
 # -- the WBS ---------------------------------------------------------------------------------

@@ -283,7 +283,7 @@ class Scheduler:
             for component in run.components.values():
                 await component.release_user(handle)
 
-    def _spawn(self, tg: asyncio.TaskGroup, index: int, loop: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, tg: asyncio.TaskGroup, loop: Coroutine[Any, Any, None]) -> None:
         user = tg.create_task(loop)
         self._users.add(user)
         user.add_done_callback(self._users.discard)
@@ -303,7 +303,7 @@ class Scheduler:
             slot = _Slot(made)
             made += 1
             idle.append(slot)
-            self._spawn(tg, slot.index, self._arrival_user(slot, idle, stats))
+            self._spawn(tg, self._arrival_user(slot, idle, stats))
         stop = self._stop_at
         try:
             for offset in plan.offsets():
@@ -318,7 +318,7 @@ class Scheduler:
                 elif made < plan.max_users:
                     slot = _Slot(made)
                     made += 1
-                    self._spawn(tg, slot.index, self._arrival_user(slot, idle, stats))
+                    self._spawn(tg, self._arrival_user(slot, idle, stats))
                 else:
                     stats.dropped += 1
                     run.stats.dropped_iterations += 1
