@@ -21,6 +21,7 @@ from wbsrun.target import TargetKnobs, TargetProcess
 from wbsrun.telemetry.console import LiveLine, live_fields
 from wbsrun.telemetry.metrics._families import families
 from wbsrun.telemetry.metrics._sample import RunSources, take_sample
+from wbsrun.telemetry.summary import print_summary
 
 SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
 
@@ -113,6 +114,11 @@ def test_too_few_max_users_drop_iterations_count_them_and_warn(
     fields = live_fields(ran.runner, progress_snapshot(ran.runner), 0.0)
     at = fields.index(f"dropped {60 - started}")
     assert fields[at - 1].startswith("errors ")
+    # The end summary gives the scenario's arrivals: started of planned, rates, dropped.
+    summary = io.StringIO()
+    print_summary(Console(file=summary, width=200), result)
+    assert f"arrivals  s: {started} of 60 (" in summary.getvalue()
+    assert f"/s of 20/s) · {60 - started} dropped" in summary.getvalue()
     # The exporter counts them per scenario.
     (family,) = (
         f

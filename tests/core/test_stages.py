@@ -121,6 +121,11 @@ def test_a_stages_plan_starts_users_up_the_ramp_and_retires_them_down_it() -> No
     assert plan.ends == pytest.approx((5.5, 5.0, 4.5, 4.0))
     assert plan.stop_after == pytest.approx(5.5)
     assert plan.curve is not None
+    # A zero-length step jumps (a time a hair before the start included).
+    jump = spawn_plan(spec(ProfileSpec("p", "stages", stages=((0.0, 3.0), (1.0, 3.0)))))
+    assert jump.curve is not None
+    assert [jump.curve.target(t) for t in (-0.001, 0.0, 0.5, 1.0)] == [3, 3, 3, 3]
+    assert jump.starts == (0.0, 0.0, 0.0)
     # Due users: those the plan has started and not yet retired.
     due = [plan.curve.target(t) for t in (0.0, 0.25, 1.0, 2.5, 3.6, 4.9, 5.0)]
     assert due == [1, 1, 3, 4, 3, 1, 0]

@@ -106,6 +106,8 @@ class StageCurve:
         for t0, t1, a, b in self.segments:
             if t < t1:
                 lo, hi = round(a), round(b)
+                if t1 <= t0:  # a zero-length step jumps to its target
+                    return hi
                 f = max(0.0, t - t0) / (t1 - t0)
                 if hi > lo:
                     return lo + min(hi - lo, math.floor(f * (hi - lo) + 1e-9) + 1)
