@@ -123,6 +123,7 @@ async def _run(
         if ticker is not None:
             ticker.cancel()
             line.clear()
+            line.notices()  # a warning raised after the last live line
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
+from wbsrun.core.arrivals import ArrivalSchedule, StageCurve, arrival_schedule, stage_curve
 from wbsrun.core.executor import Executor
 from wbsrun.core.pacing import Pacer, user_seed
 from wbsrun.core.ports import UserHandle
+from wbsrun.core.stats import ArrivalStats
 from wbsrun.core.task import RunContext, UserState
 from wbsrun.dsl.plan import ProfileSpec, ScenarioSpec
 
@@ -17,14 +20,30 @@ __all__ = ["Scheduler", "SpawnPlan", "spawn_plan"]
 
 @dataclass(frozen=True, slots=True)
 class SpawnPlan:
-    """When each user starts (seconds after the scenario starts) and when users must stop."""
+    """When each user starts and when users must stop, in seconds after the run starts (a
+    scenario's `start-after` shifts them). A `stages` plan has its target curve (users above
+    it leave after their pass) and each planned user's leaving time; an arrival-rate plan its
+    iteration schedule (`starts` are its pre-allocated users)."""
 
     starts: tuple[float, ...]
     stop_after: float | None
+    offset: float = 0.0
+    curve: StageCurve | None = None
+    ends: tuple[float, ...] = ()
+    arrivals: ArrivalSchedule | None = None
 
     @property
     def users(self) -> int:
+        if self.arrivals is not None:
+            return self.arrivals.max_users
         return len(self.starts)
+
+    def planned_iterations(self, until: float | None = None) -> int | None:
+        """Arrival-rate plans: the iterations that start before `until` (seconds after the
+        run starts; None: all of them). Else None."""
+        if self.arrivals is None:
+            return None
+        return self.arrivals.planned(None if until is None else until - self.offset)
 
 
 def _even(count: int, rate: float | None, offset: float = 0.0) -> Iterator[float]:
@@ -51,15 +70,58 @@ def _profile_starts(p: ProfileSpec, rate: float | None) -> tuple[tuple[float, ..
 
 
 def spawn_plan(s: ScenarioSpec, users: int | None = None) -> SpawnPlan:
-    """The scenario's spawn times; `users` (a --users override) rescales the plan.
-    No users (an override of 0 or less) is an empty plan, never a division by zero."""
+    """The scenario's spawn times; `users` (a --users override) rescales the plan (an
+    arrival-rate plan: its max-users). No users (an override of 0 or less) is an empty plan,
+    never a division by zero."""
+    plan = _spawn_plan(s, users)
+    shift = s.start_after
+    if not shift:
+        return plan
+    stop = plan.stop_after
+    return replace(
+        plan,
+        starts=tuple(t + shift for t in plan.starts),
+        stop_after=None if stop is None else stop + shift,
+        offset=shift,
+        ends=tuple(t + shift for t in plan.ends),
+    )
+
+
+def _spawn_plan(s: ScenarioSpec, users: int | None) -> SpawnPlan:
+    p = s.profile
+    if p is not None and p.arrival:
+        arrivals = arrival_schedule(p)
+        assert arrivals is not None
+        if users is not None:
+            cap = max(0, users)
+            arrivals = replace(
+                arrivals, max_users=cap, pre_allocated=min(arrivals.pre_allocated, cap)
+            )
+        return SpawnPlan((0.0,) * arrivals.pre_allocated, arrivals.duration, arrivals=arrivals)
+    curve = stage_curve(p) if p is not None else None
+    if p is not None and curve is not None:
+        peak = max([p.start_users, *(t for _, t in p.stages)])
+        if users is not None and users <= 0:
+            return SpawnPlan((), curve.duration)
+        if users is not None and peak > 0:
+            # Keep the stages' shape, scale their population to a peak of `users`.
+            k = users / peak
+            scaled = replace(
+                p,
+                start_users=round(p.start_users * k),
+                stages=tuple((d, t * k) for d, t in p.stages),
+            )
+            curve = stage_curve(scaled)
+            assert curve is not None
+        starts, ends = curve.windows()
+        return SpawnPlan(starts, curve.duration, curve=curve, ends=ends)
     if users is not None and users <= 0:
-        stop = _profile_starts(s.profile, s.spawn_rate)[1] if s.profile is not None else None
+        stop = _profile_starts(p, s.spawn_rate)[1] if p is not None else None
         return SpawnPlan((), stop)
-    if s.profile is None:
+    if p is None:
         count = users if users is not None else s.user_count
         return SpawnPlan(tuple(_even(count, s.spawn_rate)), None)
-    starts, stop = _profile_starts(s.profile, s.spawn_rate)
+    starts, stop = _profile_starts(p, s.spawn_rate)
     if users is not None and starts and users != len(starts):
         # Keep the profile's shape, scale its population.
         factor = len(starts) / users
@@ -87,6 +149,7 @@ class Scheduler:
         self.executor = Executor(run, scenario)
         self.prefix = prefix
         self.started_at = 0.0
+        self.zero = 0.0
         # No pass starts after this (monotonic clock): --duration, max-duration, profile end.
         self.deadline = deadline
         self.active = 0
@@ -100,6 +163,8 @@ class Scheduler:
         self._users: set[asyncio.Task[None]] = set()
         self._stop_known = False
         self._stop_at: float | None = None
+        # Arrival-rate: the schedule is over, users leave after their pass.
+        self._closing = False
 
     def stop_time(self) -> float | None:
         if self._stop_known:
@@ -108,7 +173,7 @@ class Scheduler:
         if self.plan.stop_after is not None:
             times.append(self.started_at + self.plan.stop_after)
         if self.scenario.max_duration is not None:
-            times.append(self.started_at + self.scenario.max_duration)
+            times.append(self.started_at + self.plan.offset + self.scenario.max_duration)
         return min(times) if times else None
 
     async def run_users(self) -> None:
@@ -116,6 +181,8 @@ class Scheduler:
         self.executor.bind_limits()
         clock = self.run.clock
         self.started_at = clock()
+        # The scenario's own start (after its start-after).
+        self.zero = self.started_at + self.plan.offset
         self._stop_known = False
         self._stop_at = self.stop_time()
         self._stop_known = True  # fixed from here on, and read twice a pass
@@ -123,6 +190,9 @@ class Scheduler:
             guard = outer.create_task(self._guard())
             try:
                 async with asyncio.TaskGroup() as tg:
+                    if self.plan.arrivals is not None:
+                        await self._dispatch(tg, self.plan.arrivals)
+                        return
                     for i, offset in enumerate(self.plan.starts):
                         at = self.started_at + offset
                         stop = self._stop_at
@@ -170,6 +240,11 @@ class Scheduler:
         stop = self.stop_time()
         if stop is not None and now >= stop:
             return False
+        curve = self.plan.curve
+        if curve is not None and iteration and self.active > curve.target(now - self.zero):
+            # Above the stage's target: leave after the pass just finished. (Not before the
+            # first: the plan started this user at its time, and a timer may fire a hair early.)
+            return False
         if s.iterations is not None:
             return iteration < s.iterations
         if s.task_duration is not None:
@@ -215,3 +290,110 @@ class Scheduler:
             run.stats.users_finished += 1
             for component in run.components.values():
                 await component.release_user(handle)
+
+    def _spawn(self, tg: asyncio.TaskGroup, loop: Coroutine[Any, Any, None]) -> None:
+        user = tg.create_task(loop)
+        self._users.add(user)
+        user.add_done_callback(self._users.discard)
+
+    async def _dispatch(self, tg: asyncio.TaskGroup, plan: ArrivalSchedule) -> None:
+        """Open model: iteration k starts at its scheduled time on a free user (a new one while
+        fewer than max-users run), whether or not earlier ones finished; with every user busy
+        it is dropped and counted."""
+        run, clock = self.run, self.run.clock
+        stats = ArrivalStats(planned=plan.planned(), duration=plan.duration)
+        stats.asked_per_second = stats.planned / plan.duration if plan.duration else 0.0
+        run.stats.arrivals[self.scenario.name] = stats
+        idle: list[_Slot] = []
+        made = 0
+        zero = self.zero
+        for _ in range(plan.pre_allocated):
+            slot = _Slot(made)
+            made += 1
+            idle.append(slot)
+            self._spawn(tg, self._arrival_user(slot, idle, stats))
+        stop = self._stop_at
+        try:
+            for offset in plan.offsets():
+                at = zero + offset
+                if run.draining or (stop is not None and at >= stop):
+                    break
+                delay = at - clock()
+                if delay > 0 and not await self._sleep(delay):
+                    break
+                if idle:
+                    slot = idle.pop()
+                elif made < plan.max_users:
+                    slot = _Slot(made)
+                    made += 1
+                    self._spawn(tg, self._arrival_user(slot, idle, stats))
+                else:
+                    stats.dropped += 1
+                    run.stats.dropped_iterations += 1
+                    if stats.dropped == 1:
+                        self._warn_dropped(stats, plan, clock() - zero)
+                    continue
+                stats.started += 1
+                slot.due = at
+                slot.go.set()
+        finally:
+            # The schedule is over: idle users leave now, busy ones after their pass.
+            self._closing = True
+            for slot in idle:
+                slot.due = -1.0
+                slot.go.set()
+
+    def _warn_dropped(self, stats: ArrivalStats, plan: ArrivalSchedule, elapsed: float) -> None:
+        achieved = stats.started / elapsed if elapsed > 0 else 0.0
+        message = (
+            f"scenario '{self.scenario.name}': the arrival rate cannot be held: asked "
+            f"{stats.asked_per_second:.4g} iterations/s, achieved {achieved:.4g}/s so far; "
+            f"all {plan.max_users} max-users are busy, so iterations are dropped "
+            "(dropped_iterations): raise max-users or lower the rate"
+        )
+        self.run.log.log("warn", message)
+        self.run.stats.notices.append(message)
+
+    async def _arrival_user(self, slot: _Slot, idle: list[_Slot], stats: ArrivalStats) -> None:
+        run = self.run
+        clock = run.clock
+        handle = UserHandle(
+            user_id=f"{self.prefix}u{slot.index + 1:04d}",
+            scenario=self.scenario.name,
+            private_session=self.scenario.session_new,
+        )
+        user = UserState(handle=handle, index=slot.index)
+        run.stats.users_started += 1
+        self.active += 1
+        iteration = 0
+        try:
+            while True:
+                await slot.go.wait()
+                slot.go.clear()
+                due = slot.due
+                if due < 0:
+                    break
+                stats.delay.record((clock() - due) * 1000.0)
+                await self.executor.run_task(user, iteration)
+                stats.from_schedule.record((clock() - due) * 1000.0)
+                iteration += 1
+                if self._closing or run.draining:
+                    break
+                idle.append(slot)
+        finally:
+            self.active -= 1
+            run.stats.users_finished += 1
+            for component in run.components.values():
+                await component.release_user(handle)
+
+
+class _Slot:
+    """An arrival-rate user's mailbox: the dispatcher sets `due` (the scheduled start, or -1
+    to leave) and wakes it."""
+
+    __slots__ = ("due", "go", "index")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.due = 0.0
+        self.go = asyncio.Event()

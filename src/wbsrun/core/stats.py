@@ -11,6 +11,7 @@ __all__ = [
     "MAX_MESSAGES_PER_CODE",
     "MESSAGE_CHARS",
     "ActionStats",
+    "ArrivalStats",
     "ErrorSample",
     "Histogram",
     "RunStats",
@@ -251,6 +252,22 @@ class ActionStats:
             counts[1] += fails
 
 
+@dataclass(slots=True)
+class ArrivalStats:
+    """An arrival-rate scenario: iterations planned, started and dropped (no user free), and
+    where they started against their schedule. `delay` is scheduled start → actual start;
+    `from_schedule` scheduled start → end of the pass (the pass time an open-model client
+    sees, coordinated omission included), both in ms."""
+
+    asked_per_second: float = 0.0
+    planned: int = 0
+    started: int = 0
+    dropped: int = 0
+    duration: float = 0.0
+    delay: Histogram = field(default_factory=Histogram)
+    from_schedule: Histogram = field(default_factory=Histogram)
+
+
 class ErrorSample:
     """One distinct error message of an (action, code): how often, first and last seen (wall
     clock). `message` None is the (action, code)'s other messages, beyond the caps."""
@@ -305,6 +322,11 @@ class RunStats:
     resource_health: dict[str, dict[str, int]] = field(default_factory=dict)
     # Per scenario: passes that ran past their pacing interval (core/pacing.py).
     pacing_missed: dict[str, int] = field(default_factory=dict)
+    # Arrival-rate scenarios: iterations dropped (all users busy), in all and per scenario.
+    dropped_iterations: int = 0
+    arrivals: dict[str, ArrivalStats] = field(default_factory=dict)
+    # Warnings for the console (the run log has them too), in the order raised.
+    notices: list[str] = field(default_factory=list)
 
     def action(self, name: str) -> ActionStats:
         st = self.actions.get(name)

@@ -639,16 +639,65 @@ class PlanBuilder:
                 )
                 for i, p in enumerate(body.get("phases") or ())
             )
+            kind = body.get("type", "constant")
+            unit = self.time_unit(path, body)
+            per = 1.0 if kind == "stages" else 1.0 / unit
             out[name] = ProfileSpec(
                 name=name,
-                kind=body.get("type", "constant"),
+                kind=kind,
                 start_users=int(body.get("start-users", 0)),
                 end_users=int(body.get("end-users", 0)),
                 users=int(body.get("users", 0)),
                 duration=self.duration((*path, "duration"), body.get("duration")) or 0.0,
                 phases=phases,
+                stages=self.stages(path, body.get("stages") or (), per),
+                rate=float(body.get("rate", body.get("start-rate", 0))) * per,
+                pre_allocated=int(body.get("pre-allocated-users", 0)),
+                max_users=int(body.get("max-users", body.get("pre-allocated-users", 0))),
             )
+            self.check_users(path, out[name], body)
         return out
+
+    def time_unit(self, path: Path_, body: Mapping[str, Any]) -> float:
+        """An arrival-rate profile's `time-unit` in seconds (default 1s; never zero)."""
+        unit = self.duration((*path, "time-unit"), body.get("time-unit"))
+        if unit is not None and unit <= 0:
+            self.error(
+                (*path, "time-unit"),
+                "bad-time-unit",
+                "a time-unit must be longer than zero",
+                value=repr(body.get("time-unit")),
+                expected="e.g. 1s, 1m",
+            )
+        return unit if unit else 1.0
+
+    def stages(self, path: Path_, raw: Any, per: float) -> tuple[tuple[float, float], ...]:
+        """`stages: [{duration, target}]`, targets scaled by `per` (rates to per second)."""
+        return tuple(
+            (
+                self.duration((*path, "stages", i, "duration"), st.get("duration")) or 0.0,
+                float(st.get("target", 0)) * per,
+            )
+            for i, st in enumerate(raw)
+        )
+
+    def check_users(self, path: Path_, p: ProfileSpec, body: Mapping[str, Any]) -> None:
+        if p.arrival and p.max_users < p.pre_allocated:
+            self.error(
+                (*path, "max-users"),
+                "bad-max-users",
+                f"max-users ({p.max_users}) is below pre-allocated-users ({p.pre_allocated})",
+                value=repr(body.get("max-users")),
+                expected=f"at least {p.pre_allocated}",
+            )
+        if p.arrival and p.max_users <= 0:
+            self.error(
+                (*path, "max-users" if "max-users" in body else "pre-allocated-users"),
+                "bad-max-users",
+                "an arrival-rate profile needs users to run its iterations",
+                value=repr(body.get("max-users", body.get("pre-allocated-users"))),
+                expected="pre-allocated-users or max-users of 1 or more",
+            )
 
     def scenario(
         self, body: Mapping[str, Any], index: int, profiles: Mapping[str, ProfileSpec]
@@ -691,6 +740,7 @@ class PlanBuilder:
             graceful_stop=self.duration((*path, "graceful-stop"), get("graceful-stop")),
             think=think,
             pacing=pacing,
+            start_after=self.duration((*path, "start-after"), get("start-after")) or 0.0,
         )
 
     def pacing(self, path: Path_, body: Mapping[str, Any]) -> tuple[ThinkSpec | None, float | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,12 +209,56 @@ class ExitSpec:
 @dataclass(frozen=True, slots=True)
 class ProfileSpec:
     name: str
-    kind: Literal["ramp", "constant", "phases"]
+    kind: Literal[
+        "ramp", "constant", "phases", "stages", "constant-arrival-rate", "ramping-arrival-rate"
+    ]
     start_users: int = 0
     end_users: int = 0
     users: int = 0
     duration: float = 0.0
     phases: tuple[tuple[float, int], ...] = ()
+    # `stages` (targets in users) and `ramping-arrival-rate` (targets in iterations per
+    # second): (duration, target) steps, linear from the previous level.
+    stages: tuple[tuple[float, float], ...] = ()
+    # Arrival-rate profiles: iterations per second (the start rate of a ramping one), users
+    # created before the start, and the most users that may run at once.
+    rate: float = 0.0
+    pre_allocated: int = 0
+    max_users: int = 0
+
+    @property
+    def arrival(self) -> bool:
+        return self.kind in ("constant-arrival-rate", "ramping-arrival-rate")
+
+    @property
+    def window(self) -> float:
+        """The profile's own duration: its `duration`, or its stages' total."""
+        return sum(d for d, _ in self.stages) if self.stages else self.duration
+
+    def planned_iterations(self) -> int:
+        """Arrival-rate: the iterations its schedule starts, ⌈∫ rate dt⌉ (core/arrivals.py
+        starts iteration k when the integral reaches k); 0 for the other kinds."""
+        if self.kind == "constant-arrival-rate":
+            total = self.rate * self.duration
+        elif self.kind == "ramping-arrival-rate":
+            total, level = 0.0, self.rate
+            for duration, target in self.stages:
+                total += (level + target) * duration / 2
+                level = target
+        else:
+            return 0
+        return max(0, math.ceil(total - 1e-9))
+
+    @property
+    def peak_users(self) -> int:
+        """The most users the profile runs at once (arrival-rate: its max-users)."""
+        if self.arrival:
+            return max(self.max_users, self.pre_allocated)
+        if self.kind == "stages":
+            return max([self.start_users, *(round(t) for _, t in self.stages)])
+        if self.kind == "phases":
+            return sum(n for _, n in self.phases)
+        return max(self.end_users, self.users, self.start_users)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +318,8 @@ class ScenarioSpec:
     # pacing: passes start this far apart per user (None: none). See core/pacing.py.
     think: ThinkSpec | None = None
     pacing: float | None = None
+    # Seconds after the run starts before this scenario starts (its own clock starts then).
+    start_after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -233,6 +233,9 @@ UNIT_FIELDS: Final[tuple[tuple[tuple[str, ...], str], ...]] = (
     (("load", "scenarios", "*", "pacing"), "duration"),
     (("load", "scenarios", "*", "max-duration"), "duration"),
     (("load", "scenarios", "*", "graceful-stop"), "duration"),
+    (("load", "profiles", "*", "time-unit"), "duration"),
+    (("load", "profiles", "*", "stages", "*", "duration"), "duration"),
+    (("load", "scenarios", "*", "start-after"), "duration"),
 )
 # unit -> (diagnostic code, what is expected, parser); shared with the schema error mapping.
 UNIT_KINDS: Final[Mapping[str, tuple[str, str, Callable[[object], float]]]] = {

@@ -27,11 +27,20 @@ def portfolio_of(wf: WorkflowSpec) -> str:
 
 
 def _passes(s: ScenarioSpec) -> str:
+    """The passes the scenario plans, as the scheduler runs them (docs/dsl.md "Load model")."""
+    p = s.profile
+    if p is not None and p.arrival:
+        n = p.planned_iterations()
+        return (
+            f"{n} planned pass(es) in all, on an arrival schedule over {format_duration(p.window)}"
+        )
     if s.iterations is not None:
         return f"{s.iterations} pass(es) each"
     if s.task_duration is not None:
         return f"passes for {format_duration(s.task_duration)} each"
-    return "1 pass each"
+    if p is not None and p.window > 0 and p.kind != "phases":
+        return f"repeated passes for the profile's {format_duration(p.window)} (time-boxed)"
+    return "1 pass each (repeated passes for --duration when given)"
 
 
 def _workflow_node(wf: WorkflowSpec, s: ScenarioSpec) -> WbsNode:
@@ -45,12 +54,16 @@ def _workflow_node(wf: WorkflowSpec, s: ScenarioSpec) -> WbsNode:
         for n in sorted(wf.nodes.values(), key=lambda n: n.index)
         if n.action is not None
     )
-    users = (s.profile.end_users or s.profile.users) if s.profile else s.user_count
+    users = s.profile.peak_users if s.profile else s.user_count
+    if s.profile is not None and s.profile.arrival:
+        users_text = f"up to {users} user(s)"
+    else:
+        users_text = f"{users} user(s)"
     task = WbsNode(
         level=4,
         kind="task",
         name=f"{s.name}/task",
-        detail=f"one per user × pass: {users} user(s), {_passes(s)}",
+        detail=f"one per user × pass: {users_text}, {_passes(s)}",
         children=actions,
     )
     timeout = f", pass timeout {format_duration(wf.timeout)}" if wf.timeout else ""

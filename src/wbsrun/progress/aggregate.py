@@ -395,6 +395,9 @@ def _eta(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
     if base.planned_tasks is not None:
         if sc.closed >= base.planned_tasks and not open_tasks:
             return 0.0
+        if base.schedule_end is not None:
+            # Open model: iterations start on schedule; the last ends about a pass later.
+            return max(0.0, base.schedule_end + mean_pass - elapsed)
         # Time is spent by passes, failed or not: closed passes plus the open ones' progress.
         done = sc.closed + (sc.total - sc.closed_total)
         future = base.starts[bisect_right(base.starts, elapsed) :]

@@ -37,6 +37,9 @@ class ScenarioBaseline:
     milestones: tuple[tuple[str, float], ...] = ()
     starts: tuple[float, ...] = ()
     ends: tuple[float, ...] = ()
+    # Arrival-rate plans: when the iteration schedule ends (the last planned one starts just
+    # before); the ETA follows the schedule, not the throughput.
+    schedule_end: float | None = None
     _start_sums: tuple[float, ...] = field(default=(), repr=False, compare=False)
     _end_sums: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
@@ -80,8 +83,13 @@ class ScenarioBaseline:
 
 def _stop(spec: ScenarioSpec, spawn: SpawnPlan, duration: float | None) -> float:
     """When no pass may start any more, relative to the scenario start (inf: never)."""
-    limits = [x for x in (spawn.stop_after, spec.max_duration, duration) if x is not None]
+    limits = [x for x in (spawn.stop_after, _max_duration(spec, spawn), duration) if x is not None]
     return min(limits) if limits else math.inf
+
+
+def _max_duration(spec: ScenarioSpec, spawn: SpawnPlan) -> float | None:
+    """The scenario's max-duration on the run's clock (it counts from its start-after)."""
+    return None if spec.max_duration is None else spec.max_duration + spawn.offset
 
 
 def baseline(
@@ -96,6 +104,8 @@ def baseline(
     users = spawn.users
     windowed = spec.task_duration is not None or spawn.stop_after is not None
     windowed = windowed or duration is not None
+    if spawn.arrivals is not None:
+        return _arrival_baseline(spec, spawn, duration)
     passes: int | None
     if spec.iterations is not None:
         passes = spec.iterations
@@ -104,7 +114,8 @@ def baseline(
     else:
         passes = None
     last_start = max(spawn.starts, default=0.0)
-    candidates = [x for x in (spawn.stop_after, spec.max_duration, duration) if x is not None]
+    limits = (spawn.stop_after, _max_duration(spec, spawn), duration)
+    candidates = [x for x in limits if x is not None]
     if spec.task_duration is not None:
         candidates.append(last_start + spec.task_duration)
     planned_duration = min(candidates) if candidates else None
@@ -113,7 +124,13 @@ def baseline(
         stop = _stop(spec, spawn, duration)
         span = spec.task_duration if spec.task_duration is not None else math.inf
         # A user spawned after the stop never runs: its window is empty.
-        ends = tuple(max(s, min(s + span, stop)) for s in spawn.starts)
+        if spawn.ends:  # stages: each user leaves when the target falls below it
+            ends = tuple(
+                max(s, min(s + span, stop, e))
+                for s, e in zip(spawn.starts, spawn.ends, strict=True)
+            )
+        else:
+            ends = tuple(max(s, min(s + span, stop)) for s in spawn.starts)
     return ScenarioBaseline(
         name=spec.name,
         users=users,
@@ -126,6 +143,27 @@ def baseline(
         milestones=tuple((m.name, m.weight) for m in spec.milestones),
         starts=spawn.starts,
         ends=ends,
+    )
+
+
+def _arrival_baseline(
+    spec: ScenarioSpec, spawn: SpawnPlan, duration: float | None
+) -> ScenarioBaseline:
+    """An arrival-rate scenario plans its iterations: those scheduled before its stop."""
+    stop = _stop(spec, spawn, duration)
+    planned = spawn.planned_iterations(None if math.isinf(stop) else stop) or 0
+    arrivals = spawn.arrivals
+    end = spawn.offset + (arrivals.duration if arrivals is not None else 0.0)
+    return ScenarioBaseline(
+        name=spec.name,
+        users=spawn.users,
+        planned_tasks=planned,
+        passes_per_user=None,
+        duration=min(end, stop),
+        last_start=max(spawn.starts, default=0.0),
+        milestones=tuple((m.name, m.weight) for m in spec.milestones),
+        starts=spawn.starts,
+        schedule_end=min(end, stop),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from wbsrun.core.stats import ActionStats, RunStats, merged
+from wbsrun.core.stats import ActionStats, ArrivalStats, RunStats, merged
 
 __all__ = [
     "action_figures",
@@ -114,9 +114,10 @@ def scenario_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:
     """`scenarios`: per scenario, its actions' requests merged, and its passes that ran past
     their pacing interval."""
     out: dict[str, Any] = {}
-    for name, actions in sorted(stats.scenarios.items()):
-        st = merged(actions.values())
+    for name in sorted({*stats.scenarios, *stats.arrivals}):
+        st = merged(stats.scenarios.get(name, {}).values())
         total, failed = st.requests, st.requests_failed
+        arrival = stats.arrivals.get(name)
         out[name] = {
             "requests": {
                 "total": total,
@@ -128,5 +129,21 @@ def scenario_figures(stats: RunStats, elapsed: float) -> dict[str, Any]:
             },
             **_traffic(st),
             "pacing_missed": stats.pacing_missed.get(name, 0),
+            "dropped_iterations": arrival.dropped if arrival is not None else 0,
+            **({"arrival": arrival_figures(arrival)} if arrival is not None else {}),
         }
     return out
+
+
+def arrival_figures(a: ArrivalStats) -> dict[str, Any]:
+    """An arrival-rate scenario's schedule against what ran: iterations planned, started and
+    dropped, the rates asked and achieved (over the schedule's duration), and the delays."""
+    return {
+        "planned": a.planned,
+        "started": a.started,
+        "dropped": a.dropped,
+        "asked_per_second": round(a.asked_per_second, 3),
+        "achieved_per_second": round(a.started / a.duration, 3) if a.duration else 0.0,
+        "iteration_delay_ms": a.delay.summary(),
+        "from_schedule_ms": a.from_schedule.summary(),
+    }

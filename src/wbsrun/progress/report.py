@@ -49,8 +49,11 @@ class ProgressSnapshot:
     planned: float | None = None
 
 
-def _planned_tasks(s: Scheduler) -> int | None:
+def _planned_tasks(s: Scheduler, t0: float) -> int | None:
     spec = s.scenario
+    if s.plan.arrivals is not None:
+        stop = _planned_duration(s, t0)
+        return s.plan.planned_iterations(stop)
     if spec.iterations is not None:
         return s.plan.users * spec.iterations
     if spec.task_duration is None and s.plan.stop_after is None and s.deadline is None:
@@ -66,7 +69,7 @@ def _planned_duration(s: Scheduler, t0: float) -> float | None:
     if s.plan.stop_after is not None:
         candidates.append(s.plan.stop_after)
     if s.scenario.max_duration is not None:
-        candidates.append(s.scenario.max_duration)
+        candidates.append(s.scenario.max_duration + s.plan.offset)
     if s.deadline is not None:
         candidates.append(s.deadline - t0)
     return min(candidates) if candidates else None
@@ -118,7 +121,7 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     )
     inflight = len(ctx.inflight)
     sum_progress = ctx.progress_done + sum(ctx.inflight.values())
-    planned = [_planned_tasks(s) for s in runner.schedulers]
+    planned = [_planned_tasks(s, ctx.t0) for s in runner.schedulers]
     durations = [_planned_duration(s, ctx.t0) for s in runner.schedulers]
     finished = runner.ended_at is not None
     time_progress = None
@@ -261,6 +264,7 @@ def build_result(
             "interrupted": st.tasks_interrupted,
             "rollbacks": st.rollbacks,
         },
+        "dropped_iterations": st.dropped_iterations,
         "actions": action_figures(st, elapsed),
         **({"checks": checks} if (checks := check_figures(st)) else {}),
         "scenarios": scenario_figures(st, elapsed),

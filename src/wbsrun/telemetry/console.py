@@ -74,6 +74,8 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     fields.append(f"req {st.requests_total:,} ({rps:,.0f}/s)")
     fields.append(f"failed {st.requests_failed:,}")
     fields.append(f"errors {sum(st.errors.values()):,}")
+    if st.dropped_iterations:
+        fields.append(f"dropped {st.dropped_iterations:,}")
     stopping = runner.stopping()
     if stopping is not None:
         # Past the window: what the graceful stop still waits for, and until when.
@@ -138,6 +140,7 @@ class LiveLine:
         self.interval = interval if console.is_terminal else PIPED_INTERVAL
         # Per-scenario and milestone progress and the ETA's rate samples come from it.
         self.aggregator = aggregator
+        self._noticed = 0
 
     async def run(self) -> None:
         last_total, last_t = 0, 0.0
@@ -148,7 +151,17 @@ class LiveLine:
             dt = snap.elapsed - last_t
             rps = (total - last_total) / dt if dt > 0 else 0.0
             last_total, last_t = total, snap.elapsed
+            self.notices()
             self.draw(format_live(self.runner, snap, rps, self.width()))
+
+    def notices(self) -> None:
+        """The run's warnings raised since the last line (a rate that cannot be held), each
+        printed once above the live line."""
+        notices = self.runner.ctx.stats.notices
+        for message in notices[self._noticed :]:
+            self.clear()
+            self.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+        self._noticed = len(notices)
 
     def width(self) -> int | None:
         # One row only on a terminal: a wrapped line would not be redrawn in place, and the

@@ -128,6 +128,7 @@ def _print_headline(console: Console, result: Mapping[str, Any]) -> None:
     if late:
         parts.append(f"{late:,} past their pacing")
     console.print(Text("  tasks     " + DOT.join(parts)))
+    _print_arrivals(console, result)
     parts = [f"work {_pct(prog.get('work'))}", f"time {_pct(prog.get('time'))}"]
     if prog.get("milestones_weighted") is not None:
         parts.append(f"milestones {_pct(prog['milestones_weighted'])}")
@@ -139,6 +140,22 @@ def _print_headline(console: Console, result: Mapping[str, Any]) -> None:
             f"error rate {health['error_rate']:.3f}{DOT}deviation {health['deviation']:.2f})"
         )
     )
+
+
+def _print_arrivals(console: Console, result: Mapping[str, Any]) -> None:
+    """Per arrival-rate scenario: iterations asked and achieved, dropped, start delay."""
+    for name, figures in (result.get("scenarios") or {}).items():
+        a = figures.get("arrival") if isinstance(figures, Mapping) else None
+        if not isinstance(a, Mapping):
+            continue
+        delay = a.get("iteration_delay_ms", {})
+        text = (
+            f"  arrivals  {name}: {a.get('started', 0):,} of {a.get('planned', 0):,} "
+            f"({_num(a.get('achieved_per_second', 0.0))}/s of "
+            f"{_num(a.get('asked_per_second', 0.0))}/s){DOT}{a.get('dropped', 0):,} dropped"
+            f"{DOT}start delay p95 {delay.get('p95', 0.0)} ms"
+        )
+        console.print(Text(text, style="yellow" if a.get("dropped") else ""))
 
 
 def _health(result: Mapping[str, Any]) -> Mapping[str, float]:

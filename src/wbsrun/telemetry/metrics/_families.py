@@ -205,6 +205,14 @@ def _users_tasks(s: RunSample) -> Iterator[Metric]:
     for phase, n in sorted(s.open_phases.items()):
         phases.add_metric([phase], n)
     yield phases
+    dropped = CounterMetricFamily(
+        "wbsrun_dropped_iterations",
+        "Arrival-rate iterations not started: every user (max-users) was busy.",
+        labels=["scenario"],
+    )
+    for name, n in sorted(s.dropped.items()):
+        dropped.add_metric([name], n)
+    yield dropped
     exits = CounterMetricFamily("wbsrun_task_exits", "Passes by workflow exit.", labels=["exit"])
     for name, n in sorted(s.exits.items()):
         exits.add_metric([name], n)

@@ -133,6 +133,8 @@ class RunSample:
     alerts: dict[str, int] = field(default_factory=dict)
     # (action, check) → (passes, fails) of the actions' `checks:`.
     checks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # Arrival-rate scenarios: iterations dropped (every user busy), by scenario.
+    dropped: dict[str, int] = field(default_factory=dict)
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -257,6 +259,7 @@ def take_sample(sources: RunSources) -> RunSample:
         errors=by_class,
         action_errors=by_action,
         exits=dict(st.exits),
+        dropped={name: a.dropped for name, a in st.arrivals.items()},
         milestones_reached=dict(st.milestones),
         tasks_in_flight=len(runner.ctx.inflight),
         workbook=workbook,
