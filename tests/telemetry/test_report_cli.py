@@ -106,8 +106,12 @@ def test_run_writes_the_report_after_the_result(target: TargetProcess, tmp_path:
     script = tmp_path / "script.yaml"
     script.write_text(SCRIPT.replace("URL", target.url()), encoding="utf-8")
     out, page = tmp_path / "r.json", tmp_path / "out" / "r.html"
-    proc = wbsrun_cli("run", str(script), "--json", str(out), "--report", str(page))
+    log = tmp_path / "logs" / "run.log"  # a directory made when the log is opened
+    proc = wbsrun_cli(
+        "run", str(script), "--json", str(out), "--report", str(page), "--log", str(log)
+    )
     assert proc.returncode == 0, proc.stderr
+    assert log.is_file()
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["requests"]["total"] == target.stats()["received"] == 10
     shown = figures(page.read_text(encoding="utf-8"))

@@ -255,25 +255,14 @@ def _exit(result: dict[str, Any]) -> None:
 
 
 def _check_writable(paths: dict[str, Path | None]) -> None:
-    """Refuse, before the run, output files that could not be written after it (their
-    directories are made now): a run's result is never lost to a bad path."""
+    """Refuse, before the run, output files that could not be written after it, so a run's
+    result is never lost to a bad path. Nothing is made here: the nearest existing ancestor
+    must be a directory this process may write in (the run makes the rest)."""
     problems: list[Diagnostic] = []
     for flag, path in paths.items():
         if path is None or str(path) == "-":
             continue
-        problem = None
-        if path.is_dir():
-            problem = "is a directory"
-        else:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                problem = f"its directory cannot be made ({exc.strerror or exc})"
-            else:
-                if not os.access(path.parent, os.W_OK) or (
-                    path.exists() and not os.access(path, os.W_OK)
-                ):
-                    problem = "cannot be written"
+        problem = _unwritable(path)
         if problem is not None:
             problems.append(
                 Diagnostic(
@@ -285,6 +274,22 @@ def _check_writable(paths: dict[str, Path | None]) -> None:
             )
     if problems:
         raise ScenarioError(problems)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why `path` could not be written (None: it can)."""
+    if path.is_dir():
+        return "is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "cannot be written"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"its directory cannot be made ({ancestor} is not a directory)"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"its directory cannot be made ({ancestor} cannot be written)"
+    return None
 
 
 def _check_out(plan: Plan, options: RunOptions) -> None:

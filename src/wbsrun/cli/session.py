@@ -285,6 +285,8 @@ def execute(
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options):
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     out: TextIO | None = log_file.open("w", encoding="utf-8") if log_file else None
     exporter: MetricsExporter | None = None
     try:
