@@ -303,14 +303,15 @@ def _action(seed: int) -> ActionStats:
         bytes_received=1000 + seed,
     )
     a.status = {200: 5 + seed, 0: seed + 1}
+    a.checks = {"status": [3 + seed, 1], f"only-{seed}": [1, seed]}
     for ms in (1.0 + seed, 2.5, 40.0 * (seed + 1)):
         a.latency.record(ms)
     return a
 
 
 def test_merging_action_figures_adds_every_counter_and_status() -> None:
-    merged = _action(1)
-    merged.merge(_action(2))
+    merged, other = _action(1), _action(2)
+    merged.merge(other)
     one, two = _action(1), _action(2)
     for name in (
         "count",
@@ -325,6 +326,9 @@ def test_merging_action_figures_adds_every_counter_and_status() -> None:
     ):
         assert getattr(merged, name) == getattr(one, name) + getattr(two, name), name
     assert merged.status == {200: 6 + 7, 0: 2 + 3}
+    assert merged.checks == {"status": [4 + 5, 2], "only-1": [1, 1], "only-2": [1, 2]}
+    merged.checks["only-2"][0] += 1
+    assert other.checks == two.checks  # the merged-in figures are copied, not shared
     assert merged.latency.count == 6
     assert (merged.latency.min, merged.latency.max) == (2.0, 120.0)
 

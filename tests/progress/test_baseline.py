@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from wbsrun.core.arrivals import ArrivalSchedule
 from wbsrun.core.scheduler import SpawnPlan
 from wbsrun.dsl.plan import Milestone, Plan, ScenarioSpec
 from wbsrun.progress.baseline import ScenarioBaseline, baseline, baselines, total_planned
@@ -144,3 +145,56 @@ def test_a_share_pushed_past_one_by_the_sums_rounding_is_one() -> None:
     total = base._end_sums[-1] - base._start_sums[-1]
     assert base.user_time(0.3) / total > 1.0
     assert base.profile_share(0.3) == 1.0
+
+
+# -- issue 20: arrival-rate plans, stages, start-after, pacing ----------------------------------
+
+
+def _arrivals(rate: float, seconds: float, users: int = 5) -> ArrivalSchedule:
+    """A constant rate for `seconds`: one flat segment."""
+    return ArrivalSchedule(((0.0, seconds, rate, rate),), pre_allocated=2, max_users=users)
+
+
+def test_an_arrival_rate_baseline_plans_the_scheduled_iterations() -> None:
+    milestones = (Milestone("m", "n", "e", 2.0),)
+    spawn = SpawnPlan((0.0, 0.0), None, arrivals=_arrivals(4.0, 10.0, users=7))
+    got = baseline(_spec(name="open", milestones=milestones), spawn)
+    assert (got.name, got.users, got.planned_tasks, got.passes_per_user) == ("open", 7, 40, None)
+    assert (got.duration, got.schedule_end, got.last_start) == (10.0, 10.0, 0.0)
+    assert got.milestones == (("m", 2.0),)
+    assert got.starts == (0.0, 0.0)
+
+
+def test_an_arrival_rate_baseline_stops_with_the_window_and_counts_from_its_offset() -> None:
+    spawn = SpawnPlan((3.0,), None, offset=3.0, arrivals=_arrivals(2.0, 10.0))
+    # The run's window ends 6 s in: 3 s of the schedule, 6 iterations.
+    got = baseline(_spec(), spawn, duration=6.0)
+    assert (got.planned_tasks, got.duration, got.schedule_end) == (6, 6.0, 6.0)
+    # Without a window the whole schedule, ending at offset + 10 s.
+    whole = baseline(_spec(), spawn)
+    assert (whole.planned_tasks, whole.duration, whole.schedule_end) == (20, 13.0, 13.0)
+    assert whole.last_start == 3.0
+
+
+def test_max_duration_counts_from_the_scenarios_start_after() -> None:
+    spawn = SpawnPlan((5.0, 5.0), None, offset=5.0)
+    got = baseline(_spec(task_duration=100.0, max_duration=4.0), spawn)
+    assert got.duration == 9.0  # 5 s start-after + 4 s max-duration, not 4
+    assert got.ends == (9.0, 9.0)
+    open_ = SpawnPlan((2.0,), None, offset=2.0, arrivals=_arrivals(1.0, 10.0))
+    capped = baseline(_spec(max_duration=3.0), open_)
+    assert (capped.planned_tasks, capped.schedule_end) == (3, 5.0)
+
+
+def test_stage_users_leave_the_plan_when_the_target_falls_below_them() -> None:
+    spawn = SpawnPlan((0.0, 1.0, 2.0), 10.0, ends=(8.0, 6.0, 20.0))
+    got = baseline(_spec(task_duration=100.0), spawn)
+    # Each user's window ends at the first of its stage end, the stop and its task span.
+    assert got.ends == (6.0, 8.0, 10.0)  # sorted
+    short = baseline(_spec(task_duration=3.0), spawn)
+    assert short.ends == (3.0, 4.0, 5.0)
+
+
+def test_pacing_is_carried_into_the_baseline() -> None:
+    assert baseline(_spec(pacing=2.5), SpawnPlan((0.0,), None)).pacing == 2.5
+    assert baseline(_spec(), SpawnPlan((0.0,), None)).pacing == 0.0
