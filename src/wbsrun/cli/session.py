@@ -25,13 +25,13 @@ from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.progress.series import Series
 from wbsrun.progress.thresholds import ThresholdEvaluator
-from wbsrun.telemetry.ticker import SeriesTicker
 from wbsrun.protocols.registry import build_components
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 from wbsrun.telemetry.html import write_report
 from wbsrun.telemetry.metrics import MetricsAddress, MetricsExporter, RunSources
+from wbsrun.telemetry.ticker import SeriesTicker
 
 __all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
 

@@ -39,6 +39,7 @@ __all__ = [
     "SamplingSpec",
     "SaveAs",
     "ScenarioSpec",
+    "TlsSpec",
     "Transition",
     "WbsNode",
     "WorkbookSpec",
@@ -68,6 +69,17 @@ GotoKind = Literal["node", "exit", "retry", "rollback"]
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """An http component's `tls:`: files resolved inside the bundle; `verify: false` accepts
+    any certificate (warned about once a run)."""
+
+    ca_file: Path | None
+    cert_file: Path | None
+    key_file: Path | None
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentSpec:
     name: str
     version: str
@@ -81,6 +93,8 @@ class ComponentSpec:
     # call that sets none in its `with`; None: the run's (docs/operations.md "Limits").
     timeout: float | None = None
     max_body: int | None = None
+    # http components: `tls:` (CA file, client certificate, verification); None: the system's.
+    tls: TlsSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +260,8 @@ class ScenarioSpec:
     wbs_level: str
     # Passes in flight when the window ends may finish for this long (None: the run's).
     graceful_stop: float | None = None
+    # `cookies: false`: the http component keeps no cookie jar for this scenario's users.
+    cookies: bool = True
 
 
 @dataclass(frozen=True, slots=True)
