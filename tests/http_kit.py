@@ -19,17 +19,19 @@ from multidict import CIMultiDict
 
 from wbsrun.core.ports import ActionOutcome, LeaseProvider, Runtime, UserHandle
 from wbsrun.core.rate import RateGuard
-from wbsrun.dsl.plan import ComponentSpec, TlsSpec
+from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.protocols.http import HttpComponent
 
 TRANSPORTS = ("fast", "aiohttp")
+SEEN: web.AppKey[list[dict[str, Any]]] = web.AppKey("seen", list)
 
 
 async def _echo(request: web.Request) -> web.Response:
     """What arrived: method, path, Cookie, Authorization, Content-Type, the parsed form or
     multipart fields, the body's size and digest, the client certificate's subject."""
-    raw = await request.read()
     fields: dict[str, Any] = {}
+    # post() reads a multipart body from the stream itself: read() would consume it first.
+    raw = b"" if request.content_type == "multipart/form-data" else await request.read()
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for name, value in (await request.post()).items():
             if isinstance(value, web.FileField):
@@ -43,19 +45,19 @@ async def _echo(request: web.Request) -> web.Response:
                 fields[name] = value
     peer = request.transport.get_extra_info("peercert") if request.transport else None
     subject = dict(x[0] for x in peer["subject"]) if peer else None
-    return web.json_response(
-        {
-            "method": request.method,
-            "path": request.path,
-            "cookie": request.headers.get("Cookie"),
-            "authorization": request.headers.get("Authorization"),
-            "content_type": request.headers.get("Content-Type"),
-            "fields": fields,
-            "size": len(raw),
-            "sha256": hashlib.sha256(raw).hexdigest(),
-            "client": subject.get("commonName") if subject else None,
-        }
-    )
+    seen = {
+        "method": request.method,
+        "path": request.path,
+        "cookie": request.headers.get("Cookie"),
+        "authorization": request.headers.get("Authorization"),
+        "content_type": request.headers.get("Content-Type"),
+        "fields": fields,
+        "size": len(raw) or request.content_length or 0,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "client": subject.get("commonName") if subject else None,
+    }
+    request.app[SEEN].append(seen)
+    return web.json_response(seen)
 
 
 async def _set(request: web.Request) -> web.Response:
@@ -76,6 +78,7 @@ class AppServer:
         self.tls = tls
         self.loop = asyncio.new_event_loop()
         self.port = 0
+        self.seen: list[dict[str, Any]] = []  # what each echoed request carried
         ready = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(ready,), daemon=True)
         self.thread.start()
@@ -88,6 +91,7 @@ class AppServer:
     def _serve(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
+        app[SEEN] = self.seen
         app.router.add_route("*", "/set", _set)
         app.router.add_route("*", "/{tail:.*}", _echo)
         self.runner = web.AppRunner(app, access_log=None)
@@ -148,6 +152,8 @@ def run_calls(
 
 
 def tls_spec(**given: Any) -> ComponentSpec:
+    from wbsrun.dsl.plan import TlsSpec  # here: the kit also runs against code without it
+
     spec = TlsSpec(
         ca_file=given.get("ca_file"),
         cert_file=given.get("cert_file"),
