@@ -15,6 +15,7 @@ from http_kit import TRANSPORTS, AppServer, _Log, run_calls, tls_spec
 from scenario_kit import act, document, edge, end, graph, run
 from wbsrun.core import codes
 from wbsrun.core.runner import RunOptions
+from wbsrun.errors import RunError
 
 
 def echoed(outcome: Any) -> dict[str, Any]:
@@ -185,3 +186,13 @@ def test_verify_off_accepts_an_unknown_certificate_and_warns_once(
     warnings = [m for level, m in log.lines if level == "warn"]
     assert len(warnings) == 1
     assert "tls.verify is false" in warnings[0]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_tls_file_that_does_not_load_stops_the_component_at_init(
+    tmp_path: Path, transport: str
+) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(RunError, match="http tls: cannot load certificates"):
+        run_calls(transport, [], spec=tls_spec(ca_file=bad))

@@ -20,9 +20,9 @@ from scenario_kit import Doc, act, document, edge, end, graph, http, on
 from wbsrun.cli.session import execute
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.loader import load_plan
-from wbsrun.telemetry.ticker import SeriesTicker
 from wbsrun.protocols.registry import provides
 from wbsrun.target import TargetKnobs, TargetProcess
+from wbsrun.telemetry.ticker import SeriesTicker
 
 SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
 

@@ -8,32 +8,23 @@ result mapping and the same error codes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from itertools import chain
 from time import perf_counter
 from typing import Any, ClassVar, Final, cast, final
-from urllib.parse import urljoin
 
 from wbsrun.core import codes
 from wbsrun.core.components import ComponentBase
 from wbsrun.core.limits import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
-from wbsrun.core.ports import ActionOutcome, LeaseError, LeaseProvider, Runtime, UserHandle
+from wbsrun.core.ports import ActionOutcome, LeaseError, Runtime, UserHandle
 from wbsrun.core.stats import round_to
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.dsl.template import to_text
 from wbsrun.dsl.units import UnitError, parse_duration, parse_size
 from wbsrun.errors import RunError
-from wbsrun.protocols._conveniences import (
-    ConvenienceError,
-    auth_header,
-    form_body,
-    multipart_body,
-    redirect_location,
-    set_cookies,
-    tls_context,
-)
+from wbsrun.protocols._conveniences import ConvenienceError, tls_context
+from wbsrun.protocols._extras import JAR, Extras, cookies_for, follow, store_cookies, with_cookie
 from wbsrun.protocols._transport import (
     DEFAULT_TRANSPORT,
     TRANSPORTS,
@@ -41,16 +32,7 @@ from wbsrun.protocols._transport import (
     HeaderItems,
     Transport,
 )
-from wbsrun.protocols.cookies import CookieJar
-from wbsrun.protocols.h1 import (
-    BodyTooLarge,
-    ProtocolViolation,
-    RawHeaders,
-    Timeout,
-    Timeouts,
-    TransportError,
-    parse_target,
-)
+from wbsrun.protocols.h1 import RawHeaders, Timeouts, TransportError, parse_target
 
 __all__ = ["HttpComponent", "HttpResult", "choose_transport"]
 
@@ -67,22 +49,7 @@ _KEYS: Final = ("status", "ok", "body", "json", "headers", "latency_ms")
 _UNSET: Final = object()
 _CACHE_LIMIT: Final = 10_000
 _FALSE: Final = frozenset({"", "false", "no", "off", "0"})
-_JAR: Final = "http.cookies"  # the user's CookieJar in UserHandle.state
-_OCTETS: Final = "application/octet-stream"
-MAX_REDIRECTS: Final = 10
-
-
-def _with_cookie(headers: HeaderItems, value: str | None) -> HeaderItems:
-    """The jar's Cookie header added, unless there is none or the scenario sets its own."""
-    if value is None or any(h[0].lower() == "cookie" for h in headers):
-        return headers
-    return (*headers, ("Cookie", value))
-
-
-def _blob_too_large(name: str, size: int, limit: int) -> BodyTooLarge:
-    return BodyTooLarge(
-        f"request body from file_blob '{name}' is {size} bytes, over the max-body limit of {limit}"
-    )
+_SET_COOKIE: Final = b"\nset-cookie:"
 
 
 @final
@@ -261,8 +228,7 @@ class HttpComponent(ComponentBase):
         # Cookies: a jar per user unless every scenario says `cookies: false` (these do).
         self._cookies = True
         self._no_cookies: frozenset[str] = frozenset()
-        self._leases: LeaseProvider | None = None
-        self._blobs: dict[str, bytes] = {}  # file_blob bytes read for bodies, once a run
+        self._extras = Extras(None)  # auth and bodies; file_blob bytes read once a run
 
     async def init(self, runtime: Runtime) -> None:
         # The component's config > the run's option > the default.
@@ -273,7 +239,7 @@ class HttpComponent(ComponentBase):
         )
         max_body = spec.max_body if spec is not None else None
         self.max_body = int(max_body or extras.get("max-body") or DEFAULT_MAX_BODY)
-        self._leases = runtime.leases
+        self._extras = Extras(runtime.leases)
         self._no_cookies = frozenset(extras.get("no-cookies") or ())
         tls = spec.tls if spec is not None else None
         context = tls_context(tls) if tls is not None else None
@@ -398,8 +364,8 @@ class HttpComponent(ComponentBase):
         # Without `with.timeout` the runner bounds the call (`request_timeout`).
         timeout = d.get("timeout")
         timeouts = self._timeout(timeout) if timeout is not None else None
-        follow = d.get("follow-redirects")
-        follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
+        redirects = d.get("follow-redirects")
+        follow_redirects = bool(redirects) and str(redirects).lower() not in _FALSE
         limit = self.max_body
         given = d.get("max-body")
         if given is not None:
@@ -411,7 +377,7 @@ class HttpComponent(ComponentBase):
         auth = False
         if "auth" in d or "form" in d or "multipart" in d or "body-from" in d:
             try:
-                headers, body, content_type, auth = self._conveniences(
+                headers, body, content_type, auth = self._extras.apply(
                     d, headers, body, content_type, limit
                 )
             except (ConvenienceError, TransportError, LeaseError) as exc:
@@ -421,15 +387,15 @@ class HttpComponent(ComponentBase):
                 return ActionOutcome(None, error=code, message=f"{method} {url}: {exc}")
         cookies = self._cookies
         if cookies and (self._no_cookies or "cookies" in d):
-            cookies = self._cookies_for(d, user)
+            cookies = cookies_for(d, user.scenario, self._no_cookies)
         if follow_redirects:
-            return await self._follow(
-                user, method, url, headers, body, content_type, timeouts, limit, auth, cookies
+            return await follow(
+                self, user, method, url, headers, body, content_type, timeouts, limit, auth, cookies
             )
         if cookies:
-            jar: CookieJar | None = user.state.get(_JAR)
+            jar = user.state.get(JAR)
             if jar is not None:
-                headers = _with_cookie(headers, jar.header(url))
+                headers = with_cookie(headers, jar.header(url))
         t0 = perf_counter()
         fast = self._fast
         try:
@@ -452,11 +418,13 @@ class HttpComponent(ComponentBase):
                 requests=1,
             )
         ms = (perf_counter() - t0) * 1000.0
-        if cookies:
-            self._store(user, url, headers_in)
-        return self._outcome(method, url, status, headers_in, raw, sent, received, ms)
+        if cookies and (
+            headers_in.__class__ is not RawHeaders or headers_in.head.lower().find(_SET_COOKIE) >= 0
+        ):
+            store_cookies(user.state, url, headers_in)  # the usual answer sets none: no call
+        return self.outcome(method, url, status, headers_in, raw, sent, received, ms)
 
-    def _outcome(
+    def outcome(
         self,
         method: str,
         url: str,
@@ -482,7 +450,7 @@ class HttpComponent(ComponentBase):
             received,
         )
 
-    async def _send(
+    async def send(
         self,
         user: UserHandle,
         method: str,
@@ -493,7 +461,7 @@ class HttpComponent(ComponentBase):
         timeouts: Timeouts | None,
         limit: int,
     ) -> tuple[int, Any, bytes, int, int]:
-        """One request, no redirect followed: the component follows them itself (_follow),
+        """One request, no redirect followed: the component follows them itself (_extras),
         so cookies and auth apply at every hop on both transports alike."""
         fast = self._fast
         if fast is not None:
@@ -503,141 +471,6 @@ class HttpComponent(ComponentBase):
         return await self.transport.request(
             user, method, url, headers, body, content_type, timeouts, False, limit
         )
-
-    async def _follow(
-        self,
-        user: UserHandle,
-        method: str,
-        url: str,
-        headers: HeaderItems,
-        body: bytes | None,
-        content_type: str | None,
-        timeouts: Timeouts | None,
-        limit: int,
-        auth: bool,
-        cookies: bool,
-    ) -> ActionOutcome:
-        """A request and the redirects it meets (at most MAX_REDIRECTS): cookies stored and
-        sent at each hop; an `auth:` Authorization header is not sent to another origin."""
-        t0 = perf_counter()
-        first = parse_target(url, credentials=True).origin
-        deadline = None
-        if timeouts is not None and timeouts.total is not None:
-            deadline = t0 + timeouts.total
-        sent = received = 0
-        try:
-            for _ in range(MAX_REDIRECTS + 1):
-                hop = headers
-                if auth and parse_target(url, credentials=True).origin != first:
-                    hop = tuple(h for h in headers if h[0].lower() != "authorization")
-                if cookies:
-                    jar: CookieJar | None = user.state.get(_JAR)
-                    if jar is not None:
-                        hop = _with_cookie(hop, jar.header(url))
-                hop_timeouts = timeouts
-                if timeouts is not None and deadline is not None:
-                    left = deadline - perf_counter()
-                    if left <= 0:
-                        raise Timeout("total timeout")
-                    hop_timeouts = Timeouts(timeouts.connect, timeouts.read, left)
-                status, headers_in, raw, out, came = await self._send(
-                    user, method, url, hop, body, content_type, hop_timeouts, limit
-                )
-                sent += out
-                received += came
-                if cookies:
-                    self._store(user, url, headers_in)
-                location = redirect_location(status, headers_in)
-                if location is None:
-                    ms = (perf_counter() - t0) * 1000.0
-                    return self._outcome(method, url, status, headers_in, raw, sent, received, ms)
-                url = urljoin(url, location)
-                parse_target(url, credentials=True)  # InvalidRequest for a non-http Location
-                if (status == 303 and method != "HEAD") or (
-                    status in (301, 302) and method == "POST"
-                ):
-                    method, body, content_type = "GET", None, None
-            raise ProtocolViolation(f"more than {MAX_REDIRECTS} redirects")
-        except TransportError as exc:
-            ms = (perf_counter() - t0) * 1000.0
-            return ActionOutcome(
-                None,
-                error=exc.code,
-                message=f"{method} {url}: {exc}",
-                latency_ms=ms,
-                requests=1,
-            )
-
-    # -- conveniences (protocols/_conveniences.py) ---------------------------------------------
-    def _cookies_for(self, d: Mapping[str, Any], user: UserHandle) -> bool:
-        """Cookies for this request: off for a `cookies: false` scenario or `with`."""
-        if user.scenario in self._no_cookies:
-            return False
-        given = d.get("cookies", True)
-        return given is True or (given is not False and str(given).lower() not in _FALSE)
-
-    def _store(self, user: UserHandle, url: str, headers_in: Any) -> None:
-        found = set_cookies(headers_in)
-        if found:
-            jar: CookieJar | None = user.state.get(_JAR)
-            if jar is None:
-                jar = user.state[_JAR] = CookieJar()
-            jar.store(url, found)
-
-    def _conveniences(
-        self,
-        d: Mapping[str, Any],
-        headers: HeaderItems,
-        body: bytes | None,
-        content_type: str | None,
-        limit: int,
-    ) -> tuple[HeaderItems, bytes | None, str | None, bool]:
-        """`auth`, `form`, `multipart`, `body-from` applied: (headers, body, content type,
-        whether an Authorization header came from `auth`)."""
-        bodies = [k for k in ("body", "form", "multipart", "body-from") if d.get(k) is not None]
-        if len(bodies) > 1:
-            raise ConvenienceError(f"{' and '.join(bodies)}: give one request body, not several")
-        if d.get("form") is not None:
-            body, content_type = form_body(d["form"]), "application/x-www-form-urlencoded"
-        elif d.get("multipart") is not None:
-            body, content_type = multipart_body(d["multipart"], lambda n: self._blob(n, limit))
-        elif d.get("body-from") is not None:
-            body, content_type = self._blob(to_text(d["body-from"]), limit), _OCTETS
-        auth = d.get("auth")
-        if auth is None:
-            return headers, body, content_type, False
-        value = auth_header(auth)
-        kept = tuple(h for h in headers if h[0].lower() != "authorization")
-        return (*kept, ("Authorization", value)), body, content_type, True
-
-    def _blob(self, name: str, limit: int) -> bytes:
-        """A file_blob's bytes, read once a run (the file is checksummed: its digest must be
-        the one taken at start) and shared by every request; over `limit`: BodyTooLarge."""
-        data = self._blobs.get(name)
-        if data is None:
-            leases = self._leases
-            if leases is None:
-                raise ConvenienceError(f"file_blob '{name}': no resource provider in this run")
-            try:
-                blob = leases.mount(name)
-            except NotImplementedError:
-                raise ConvenienceError(
-                    f"file_blob '{name}': its provider mounts no blobs"
-                ) from None
-            size = int(blob.get("size", 0))
-            if size > limit:
-                raise _blob_too_large(name, size, limit)
-            try:
-                with open(str(blob["path"]), "rb") as handle:
-                    data = handle.read(limit + 1)
-            except OSError as exc:
-                raise ConvenienceError(f"file_blob '{name}': {exc}") from exc
-            if hashlib.sha256(data).hexdigest() != blob.get("sha256"):
-                raise ConvenienceError(f"file_blob '{name}': the file changed during the run")
-            self._blobs[name] = data
-        if len(data) > limit:
-            raise _blob_too_large(name, len(data), limit)
-        return data
 
     async def release_user(self, user: UserHandle) -> None:
         await self.transport.release_user(user)
