@@ -95,3 +95,15 @@ def test_the_loaded_document_round_trips_as_yaml(tmp_path: Path) -> None:
     bundle = bundle_with(tmp_path, {"form": {"a": [1, 2]}, "auth": {"bearer": "t"}})
     assert yaml.safe_load((bundle / "script.yaml").read_text())["actions"]["go"]["with"]["form"]
     load_plan(bundle, provides())
+
+
+def test_verify_off_is_one_start_warning_of_the_run(tmp_path: Path) -> None:
+    from wbsrun.cli.session import start_warnings
+    from wbsrun.core.runner import RunOptions
+    from wbsrun.resources.pool import PoolManager
+
+    plan = load_plan(bundle_with(tmp_path, {}, component={"tls": {"verify": False}}), provides())
+    warnings = start_warnings(plan, PoolManager(plan), RunOptions())
+    assert warnings == [
+        "component 'http': tls.verify is false: https server certificates are not checked"
+    ]
