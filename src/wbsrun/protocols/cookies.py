@@ -6,8 +6,9 @@ here and adds the `Cookie` header before each request, so both transports behave
 **Choice (measured):** not `http.cookies` / `http.cookiejar`. `SimpleCookie` costs ~12 µs a
 header, refuses values browsers accept and has no domain/path matching; `http.cookiejar`
 wants urllib Request/Response objects and applies RFC 2965/Netscape rules, not RFC 6265.
-This parser follows RFC 6265 section 5.2 (lenient, as browsers) and costs ~3 µs a header;
-only responses carrying `Set-Cookie` and requests to a user's jar pay anything.
+This parser follows RFC 6265 section 5.2 (lenient, as browsers): ~3.4 µs a header with an
+Expires date (http2time is most of it), ~1.1 µs without; only responses carrying `Set-Cookie`
+and requests of a user with a jar pay anything.
 
 Not implemented: a public-suffix list (a `Domain` attribute must only domain-match the
 request host), `SameSite` and `HttpOnly` (no scripts, no cross-site context: stored, ignored).
