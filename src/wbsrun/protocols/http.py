@@ -380,11 +380,14 @@ class HttpComponent(ComponentBase):
                 headers, body, content_type, auth = self._extras.apply(
                     d, headers, body, content_type, limit
                 )
-            except (ConvenienceError, TransportError, LeaseError) as exc:
+            except (ConvenienceError, TransportError, LeaseError) as refused:
+                # Its own name: compiled, a name bound by two handlers keeps the first's type.
                 code = (
-                    codes.INVALID_CONFIGURATION if isinstance(exc, ConvenienceError) else exc.code
+                    codes.INVALID_CONFIGURATION
+                    if isinstance(refused, ConvenienceError)
+                    else refused.code
                 )
-                return ActionOutcome(None, error=code, message=f"{method} {url}: {exc}")
+                return ActionOutcome(None, error=code, message=f"{method} {url}: {refused}")
         cookies = self._cookies
         if cookies and (self._no_cookies or "cookies" in d):
             cookies = cookies_for(d, user.scenario, self._no_cookies)
