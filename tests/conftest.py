@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+# -- HTTP transport: scenario and CLI tests run on both ---------------------------------------
+# Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
+from http_kit import app, pki, tls_app  # noqa: F401
 from property_kit import load_profile
 
 # The HTML report: a real demo run with `--report`, and headless Chromium (session-wide).
 from report_kit import chromium, demo_report  # noqa: F401
-
-# -- HTTP transport: scenario and CLI tests run on both ---------------------------------------
-# Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
 from transport_kit import hostile, nginx, self_signed, tls_hostile  # noqa: F401
 from wbsrun.target import TargetProcess, loopback_hosts
 

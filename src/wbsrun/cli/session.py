@@ -59,6 +59,11 @@ def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[
             for pool in s.inherit
             if pools.is_exclusive(pool) and pools.item_count(pool) < users
         )
+    out.extend(
+        f"component '{c.name}': tls.verify is false: https server certificates are not checked"
+        for c in plan.components.values()
+        if c.tls is not None and not c.tls.verify
+    )
     return out
 
 

@@ -229,7 +229,7 @@ class Runner:
             ctx.workbook.finish()
 
     def _extras(self) -> dict[str, object]:
-        """Run options for the components (`http` reads these three)."""
+        """Run options for the components (`http` reads these)."""
         options = self.options
         extras: dict[str, object] = {}
         if options.transport:
@@ -238,6 +238,9 @@ class Runner:
             extras["request-timeout"] = options.request_timeout
         if options.max_body:
             extras["max-body"] = options.max_body
+        no_cookies = frozenset(s.name for s in self.plan.scenarios if not s.cookies)
+        if no_cookies:
+            extras["no-cookies"] = no_cookies  # scenarios with `cookies: false`
         return extras
 
     async def _flush_loop(self) -> None:

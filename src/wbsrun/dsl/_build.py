@@ -36,6 +36,7 @@ from wbsrun.dsl.plan import (
     SaveAs,
     ScenarioSpec,
     ThinkSpec,
+    TlsSpec,
     Transition,
     WorkbookSpec,
     WorkflowSpec,
@@ -227,8 +228,26 @@ class PlanBuilder:
                 transport=item.get("transport"),
                 timeout=self.duration((*path, "timeout"), item.get("timeout")),
                 max_body=self.size((*path, "max-body"), item.get("max-body")),
+                tls=self.tls(item.get("tls")),
             )
         return out
+
+    def tls(self, raw: Any) -> TlsSpec | None:
+        """An http component's `tls:` (the schema checked its keys; the bundle checks, its
+        files: inside the bundle and present)."""
+        if not isinstance(raw, Mapping):
+            return None
+
+        def file(key: str) -> Path | None:
+            value = raw.get(key)
+            return (self.res_dir / value).resolve() if isinstance(value, str) else None
+
+        return TlsSpec(
+            ca_file=file("ca-file"),
+            cert_file=file("cert-file"),
+            key_file=file("key-file"),
+            verify=raw.get("verify") is not False,
+        )
 
     def action(self, name: str, body: Mapping[str, Any], path: Path_) -> ActionSpec:
         component = ALIASES.get(body.get("component", ""), body.get("component", ""))
@@ -741,6 +760,7 @@ class PlanBuilder:
             think=think,
             pacing=pacing,
             start_after=self.duration((*path, "start-after"), get("start-after")) or 0.0,
+            cookies=get("cookies") is not False,
         )
 
     def pacing(self, path: Path_, body: Mapping[str, Any]) -> tuple[ThinkSpec | None, float | None]:

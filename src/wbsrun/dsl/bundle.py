@@ -44,6 +44,9 @@ BUNDLE_FILES: Final[tuple[tuple[tuple[str, ...], bool], ...]] = (
     (("resources", "*", "config", "file"), True),
     (("components", "*", "entry"), False),
     (("components", "*", "wit"), False),
+    (("components", "*", "tls", "ca-file"), True),
+    (("components", "*", "tls", "cert-file"), True),
+    (("components", "*", "tls", "key-file"), True),
     (("actions", "*", "save-as", "persist", "dir"), False),
 )
 

@@ -44,6 +44,7 @@ __all__ = [
     "ScenarioSpec",
     "ThinkKind",
     "ThinkSpec",
+    "TlsSpec",
     "Transition",
     "WbsNode",
     "WorkbookSpec",
@@ -73,6 +74,17 @@ GotoKind = Literal["node", "exit", "retry", "rollback"]
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSpec:
+    """An http component's `tls:`: files resolved inside the bundle; `verify: false` accepts
+    any certificate (warned about once a run)."""
+
+    ca_file: Path | None
+    cert_file: Path | None
+    key_file: Path | None
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentSpec:
     name: str
     version: str
@@ -86,6 +98,8 @@ class ComponentSpec:
     # call that sets none in its `with`; None: the run's (docs/operations.md "Limits").
     timeout: float | None = None
     max_body: int | None = None
+    # http components: `tls:` (CA file, client certificate, verification); None: the system's.
+    tls: TlsSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +334,8 @@ class ScenarioSpec:
     pacing: float | None = None
     # Seconds after the run starts before this scenario starts (its own clock starts then).
     start_after: float = 0.0
+    # `cookies: false`: the http component keeps no cookie jar for this scenario's users.
+    cookies: bool = True
 
 
 @dataclass(frozen=True, slots=True)

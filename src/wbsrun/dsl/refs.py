@@ -236,6 +236,24 @@ def _check_actions(ctx: _Ctx) -> None:
         body, base = _map(action), ("actions", name)
         comp, call = body.get("component"), body.get("call")
         _check_call(ctx, comp, call, (*base, "component"), (*base, "call"))
+        if comp == "http":
+            _check_blobs(ctx, _map(body.get("with")), (*base, "with"))
+
+
+def _check_blobs(ctx: _Ctx, args: Mapping[str, Any], base: PathKey) -> None:
+    """http `body-from` and multipart `file` name a file_blob resource (unless templated)."""
+    if ctx.unknowable(("resources",)):
+        return
+    blobs = [n for n, r in ctx.resources.items() if _map(r).get("type") == "file_blob"]
+    found = [((*base, "body-from"), args.get("body-from"))]
+    parts = args.get("multipart")
+    if isinstance(parts, list):
+        found += [
+            ((*base, "multipart", i, "file"), _map(p).get("file")) for i, p in enumerate(parts)
+        ]
+    for path, value in found:
+        if isinstance(value, str) and "{{" not in value:
+            _check_name(ctx, value, path, blobs, "unknown-resource", "file_blob resource")
 
 
 def _handler_lists(ctx: _Ctx) -> Iterator[tuple[PathKey, Any, frozenset[str] | None]]:

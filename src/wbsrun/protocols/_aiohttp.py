@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final, final
 
@@ -116,8 +117,9 @@ class AiohttpTransport:
     name = "aiohttp"
     _STATE_KEY: Final = "http.session"
 
-    def __init__(self, connection_limit: int) -> None:
+    def __init__(self, connection_limit: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self._limit = connection_limit
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._shared: aiohttp.ClientSession | None = None
         # Private sessions of users not released yet: closed with the transport at the end.
         self._private: set[aiohttp.ClientSession] = set()
@@ -130,16 +132,19 @@ class AiohttpTransport:
         if user.private_session:
             session: aiohttp.ClientSession | None = user.state.get(self._STATE_KEY)
             if session is None:
+                # Cookies live in the http component's jar (protocols/cookies.py), as on
+                # the fast transport: aiohttp's own would store them a second time.
                 session = user.state[self._STATE_KEY] = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0),
+                    connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl),
                     timeout=aiohttp.ClientTimeout(total=None),
+                    cookie_jar=aiohttp.DummyCookieJar(),
                 )
                 self._private.add(session)
             return session
         if self._shared is None:
-            # Cookies would leak between users on a shared pool: keep none there.
+            # Cookies are per user, in the http component's jar: the session keeps none.
             self._shared = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit),
+                connector=aiohttp.TCPConnector(limit=self._limit, ssl=self._ssl),
                 timeout=aiohttp.ClientTimeout(total=None),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )

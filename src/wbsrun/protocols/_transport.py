@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Coroutine, Mapping
 from typing import Any, Final, Protocol, final
 
@@ -55,9 +56,10 @@ class FastTransport:
     name = "fast"
     _STATE_KEY: Final = "http.pool"
 
-    def __init__(self, connection_limit: int) -> None:
+    def __init__(self, connection_limit: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self._client = H1Client()
-        self._shared = ConnectionPool(limit=connection_limit)
+        self._ssl = ssl_context  # None: the system's trust store (h1.default_ssl_context)
+        self._shared = ConnectionPool(limit=connection_limit, ssl_context=ssl_context)
         # Private pools of users not released yet: closed with the transport at the end.
         self._private: set[ConnectionPool] = set()
 
@@ -66,7 +68,7 @@ class FastTransport:
             return self._shared
         pool: ConnectionPool | None = user.state.get(self._STATE_KEY)
         if pool is None:
-            pool = user.state[self._STATE_KEY] = ConnectionPool()
+            pool = user.state[self._STATE_KEY] = ConnectionPool(ssl_context=self._ssl)
             self._private.add(pool)
         return pool
 

@@ -17,12 +17,14 @@ from typing import Any, ClassVar, Final, cast, final
 from wbsrun.core import codes
 from wbsrun.core.components import ComponentBase
 from wbsrun.core.limits import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT
-from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
+from wbsrun.core.ports import ActionOutcome, LeaseError, Runtime, UserHandle
 from wbsrun.core.stats import round_to
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.dsl.template import to_text
 from wbsrun.dsl.units import UnitError, parse_duration, parse_size
 from wbsrun.errors import RunError
+from wbsrun.protocols._conveniences import ConvenienceError, tls_context
+from wbsrun.protocols._extras import JAR, Extras, cookies_for, follow, store_cookies, with_cookie
 from wbsrun.protocols._transport import (
     DEFAULT_TRANSPORT,
     TRANSPORTS,
@@ -47,6 +49,7 @@ _KEYS: Final = ("status", "ok", "body", "json", "headers", "latency_ms")
 _UNSET: Final = object()
 _CACHE_LIMIT: Final = 10_000
 _FALSE: Final = frozenset({"", "false", "no", "off", "0"})
+_SET_COOKIE: Final = b"\nset-cookie:"
 
 
 @final
@@ -244,6 +247,10 @@ class HttpComponent(ComponentBase):
         self._timeouts: dict[Any, Timeouts] = {}
         self._checked: dict[str, str | None] = {}  # URL → why it is invalid (None: valid)
         self._texts: dict[int, tuple[tuple[str, ...], str]] = {}  # see _text
+        # Cookies: a jar per user unless every scenario says `cookies: false` (these do).
+        self._cookies = True
+        self._no_cookies: frozenset[str] = frozenset()
+        self._extras = Extras(None)  # auth and bodies; file_blob bytes read once a run
 
     async def init(self, runtime: Runtime) -> None:
         # The component's config > the run's option > the default.
@@ -254,14 +261,24 @@ class HttpComponent(ComponentBase):
         )
         max_body = spec.max_body if spec is not None else None
         self.max_body = int(max_body or extras.get("max-body") or DEFAULT_MAX_BODY)
+        self._extras = Extras(runtime.leases)
+        self._no_cookies = frozenset(extras.get("no-cookies") or ())
+        tls = spec.tls if spec is not None else None
+        context = tls_context(tls) if tls is not None else None
+        if tls is not None and not tls.verify:
+            runtime.log.log(
+                "warn",
+                f"component '{spec.name if spec else 'http'}': tls.verify is false: "
+                "server certificates are not checked",
+            )
         choice = choose_transport(self.spec, runtime)
         if choice == "aiohttp":
             from wbsrun.protocols._aiohttp import AiohttpTransport
 
-            self.transport = AiohttpTransport(runtime.connection_limit)
+            self.transport = AiohttpTransport(runtime.connection_limit, context)
             self._fast = None
         else:
-            self.transport = self._fast = FastTransport(runtime.connection_limit)
+            self.transport = self._fast = FastTransport(runtime.connection_limit, context)
 
     def _timeout(self, value: Any) -> Timeouts:
         if isinstance(value, Mapping):
@@ -369,8 +386,8 @@ class HttpComponent(ComponentBase):
         # Without `with.timeout` the runner bounds the call (`request_timeout`).
         timeout = d.get("timeout")
         timeouts = self._timeout(timeout) if timeout is not None else None
-        follow = d.get("follow-redirects")
-        follow_redirects = bool(follow) and str(follow).lower() not in _FALSE
+        redirects = d.get("follow-redirects")
+        follow_redirects = bool(redirects) and str(redirects).lower() not in _FALSE
         limit = self.max_body
         given = d.get("max-body")
         if given is not None:
@@ -379,32 +396,42 @@ class HttpComponent(ComponentBase):
                 message = f"{method} {url}: {parsed}"
                 return ActionOutcome(None, error=codes.INVALID_CONFIGURATION, message=message)
             limit = parsed
+        auth = False
+        if "auth" in d or "form" in d or "multipart" in d or "body-from" in d:
+            try:
+                headers, body, content_type, auth = self._extras.apply(
+                    d, headers, body, content_type, limit
+                )
+            except (ConvenienceError, TransportError, LeaseError) as refused:
+                # Its own name: compiled, a name bound by two handlers keeps the first's type.
+                code = (
+                    codes.INVALID_CONFIGURATION
+                    if isinstance(refused, ConvenienceError)
+                    else refused.code
+                )
+                return ActionOutcome(None, error=code, message=f"{method} {url}: {refused}")
+        cookies = self._cookies
+        if cookies and (self._no_cookies or "cookies" in d):
+            cookies = cookies_for(d, user.scenario, self._no_cookies)
+        if follow_redirects:
+            return await follow(
+                self, user, method, url, headers, body, content_type, timeouts, limit, auth, cookies
+            )
+        if cookies:
+            jar = user.state.get(JAR)
+            if jar is not None:
+                headers = with_cookie(headers, jar.header(url))
         t0 = perf_counter()
         fast = self._fast
         try:
+            # Inline, not through _send: one coroutine frame less per request.
             if fast is not None:
                 status, headers_in, raw, sent, received = await fast.request(
-                    user,
-                    method,
-                    url,
-                    headers,
-                    body,
-                    content_type,
-                    timeouts,
-                    follow_redirects,
-                    limit,
+                    user, method, url, headers, body, content_type, timeouts, False, limit
                 )
             else:
                 status, headers_in, raw, sent, received = await self.transport.request(
-                    user,
-                    method,
-                    url,
-                    headers,
-                    body,
-                    content_type,
-                    timeouts,
-                    follow_redirects,
-                    limit,
+                    user, method, url, headers, body, content_type, timeouts, False, limit
                 )
         except TransportError as exc:
             ms = (perf_counter() - t0) * 1000.0
@@ -416,6 +443,23 @@ class HttpComponent(ComponentBase):
                 requests=1,
             )
         ms = (perf_counter() - t0) * 1000.0
+        if cookies and (
+            headers_in.__class__ is not RawHeaders or headers_in.head.lower().find(_SET_COOKIE) >= 0
+        ):
+            store_cookies(user.state, url, headers_in)  # the usual answer sets none: no call
+        return self.outcome(method, url, status, headers_in, raw, sent, received, ms)
+
+    def outcome(
+        self,
+        method: str,
+        url: str,
+        status: int,
+        headers_in: Any,
+        raw: bytes,
+        sent: int,
+        received: int,
+        ms: float,
+    ) -> ActionOutcome:
         result = HttpResult(status, raw, headers_in, ms)
         if status < 400:
             # Positional: keyword passing costs ~150 ns more (outcome.py).
@@ -429,6 +473,28 @@ class HttpComponent(ComponentBase):
             status,
             sent,
             received,
+        )
+
+    async def send(
+        self,
+        user: UserHandle,
+        method: str,
+        url: str,
+        headers: HeaderItems,
+        body: bytes | None,
+        content_type: str | None,
+        timeouts: Timeouts | None,
+        limit: int,
+    ) -> tuple[int, Any, bytes, int, int]:
+        """One request, no redirect followed: the component follows them itself (_extras),
+        so cookies and auth apply at every hop on both transports alike."""
+        fast = self._fast
+        if fast is not None:
+            return await fast.request(
+                user, method, url, headers, body, content_type, timeouts, False, limit
+            )
+        return await self.transport.request(
+            user, method, url, headers, body, content_type, timeouts, False, limit
         )
 
     async def release_user(self, user: UserHandle) -> None:
