@@ -198,3 +198,10 @@ def test_stage_users_leave_the_plan_when_the_target_falls_below_them() -> None:
 def test_pacing_is_carried_into_the_baseline() -> None:
     assert baseline(_spec(pacing=2.5), SpawnPlan((0.0,), None)).pacing == 2.5
     assert baseline(_spec(), SpawnPlan((0.0,), None)).pacing == 0.0
+
+
+def test_an_arrival_window_closed_before_its_start_plans_nothing() -> None:
+    # start-after 5 s, the run's window 3 s: no iteration is ever due.
+    spawn = SpawnPlan((), None, offset=5.0, arrivals=_arrivals(4.0, 10.0))
+    got = baseline(_spec(), spawn, duration=3.0)
+    assert (got.planned_tasks, got.last_start, got.starts) == (0, 0.0, ())

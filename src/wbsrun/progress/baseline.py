@@ -153,7 +153,8 @@ def _arrival_baseline(
     stop = _stop(spec, spawn, duration)
     planned = spawn.planned_iterations(None if math.isinf(stop) else stop) or 0
     arrivals = spawn.arrivals
-    end = spawn.offset + (arrivals.duration if arrivals is not None else 0.0)
+    assert arrivals is not None  # `baseline` sends only arrival-rate plans here
+    end = spawn.offset + arrivals.duration
     return ScenarioBaseline(
         name=spec.name,
         users=spawn.users,
