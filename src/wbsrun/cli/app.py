@@ -1,4 +1,4 @@
-"""The `wbsrun` command: validate, wbs, run, ledger, demo, report, compare. Wiring only."""
+"""The `wbsrun` command: init, validate, wbs, run, ledger, demo, report, compare. Wiring only."""
 
 from __future__ import annotations
 
@@ -421,6 +421,31 @@ def demo(
 
 
 cli.add_command(compare_command)
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8080/",
+    show_default=True,
+    help="The URL the scaffolded scenario calls.",
+)
+def init(directory: Path, url: str) -> None:
+    """Write a small working bundle into DIR (new or empty), with the JSON Schema for editors."""
+    from wbsrun.cli.scaffold import scaffold
+
+    if not url.startswith(("http://", "https://")) or '"' in url or "\n" in url:
+        click.echo(f"error: --url {url!r}: expected an http:// or https:// URL", err=True)
+        sys.exit(EXIT_INVALID)
+    try:
+        written = scaffold(directory, url)
+    except OSError as exc:
+        click.echo(f"error: {exc}; expected a new or empty directory", err=True)
+        sys.exit(EXIT_INVALID)
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: wbsrun validate {directory} && wbsrun run {directory}")
 
 
 @cli.command()
