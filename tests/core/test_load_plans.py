@@ -146,6 +146,32 @@ def test_task_duration_repeats_passes_until_it_has_passed(
     assert ran.runner.elapsed < 1.0
 
 
+def test_passes_that_fail_before_any_io_do_not_starve_the_loop_or_overrun_the_window(
+    tmp_path: Path, target: TargetProcess
+) -> None:
+    # The URL's expression fails at render time: the pass ends without ever suspending.
+    failing = {
+        "component": "http",
+        "call": "get",
+        "with": {"url": "http://127.0.0.1:9/{{ 1 // 0 }}"},
+    }
+    flow = graph(act("probe", "fetch", edge("done")), end(), on_error=[{"goto": "error_out"}])
+    doc = document({"fetch": failing}, flow, 2, task_duration="1s")
+    ticks: list[float] = []
+
+    async def watch(runner: Runner) -> None:
+        # Another coroutine on the loop: it must keep getting turns while the users spin.
+        while runner.active_users() or not ticks:
+            ticks.append(runner.elapsed)
+            await asyncio.sleep(0.01)
+
+    ran = run(tmp_path, doc, on(target), during=watch)
+    assert ran.result["tasks"]["failed"] > 100
+    assert ran.runner.elapsed < 1.5
+    busy = [t for t in ticks if t < 1.0]
+    assert len(busy) >= 20, ticks[:10]
+
+
 def test_spawn_rate_starts_users_at_its_pace(tmp_path: Path, target: TargetProcess) -> None:
     ran = run(tmp_path, fetch_doc(users=3, spawn_rate="5/s"), on(target))
 

@@ -74,9 +74,22 @@ THRESHOLD_INTERVAL = 1.0
 async def _watch_thresholds(wired: WiredRun, console: Console, live: bool) -> None:
     """Every second: the rules on the live result; a crossing is an alert in the run log (and
     on the console unless quiet); an abort-on-fail rule past its delay drains the run."""
+    failed = False
     while True:
         await asyncio.sleep(THRESHOLD_INTERVAL)
-        for crossing in wired.thresholds.check(wired.live_result(), wired.runner.elapsed):
+        try:
+            crossings = wired.thresholds.check(wired.live_result(), wired.runner.elapsed)
+        except Exception as exc:  # a live check must never end the run
+            # Said once (not every second); the end-of-run evaluation still decides the exit.
+            if not failed:
+                failed = True
+                wired.log.log(
+                    "error",
+                    f"live threshold evaluation failed ({type(exc).__name__}: {exc}); "
+                    "thresholds are still evaluated at the end of the run",
+                )
+            continue
+        for crossing in crossings:
             wired.log.log("warn", crossing.message)
             if live:
                 console.print(f"[red]{crossing.message}[/red]", highlight=False)
