@@ -16,7 +16,9 @@ import jsonschema
 from rich.console import Console
 
 from scenario_kit import Doc, Ran, act, document, edge, end, graph, http, on, run
+from wbsrun.dsl.thresholds import PlanNames, parse_metric
 from wbsrun.progress.report import progress_snapshot
+from wbsrun.progress.thresholds import observe
 from wbsrun.target import TargetKnobs, TargetProcess
 from wbsrun.telemetry.console import LiveLine, live_fields
 from wbsrun.telemetry.metrics._families import families
@@ -98,6 +100,10 @@ def test_too_few_max_users_drop_iterations_count_them_and_warn(
     assert result["dropped_iterations"] == result["scenarios"]["s"]["dropped_iterations"]
     assert result["dropped_iterations"] == 60 - started
     assert result["users"]["started"] == 2
+    # Thresholds read the count, overall and per scenario (k6's dropped_iterations).
+    names = PlanNames(scenarios=frozenset({"s"}))
+    for metric in ("dropped_iterations", "scenarios.s.dropped_iterations"):
+        assert observe(parse_metric(metric, names), result) == 60 - started
     warnings = [line for line in ran.log.recent if "arrival rate cannot be held" in line]
     assert len(warnings) == 1, ran.log.recent
     assert "asked 20 iterations/s" in warnings[0]

@@ -266,7 +266,15 @@ def test_every_name_of_the_catalogue_parses_to_itself() -> None:
 
 
 @pytest.mark.parametrize(
-    "metric", ["http.status.600", "http.status.6xx", "http.latency_ms.p42", "actions.probe-get"]
+    "metric",
+    [
+        "http.status.600",
+        "http.status.6xx",
+        "http.latency_ms.p42",
+        "actions.probe-get",
+        "dropped_iteration",
+        "actions.probe-get.dropped_iterations",  # a scenario's count, not an action's
+    ],
 )
 def test_names_outside_the_catalogue_are_refused(metric: str) -> None:
     with pytest.raises(RuleError):

@@ -48,6 +48,8 @@ def result(**over: Any) -> dict[str, Any]:
             "bulk": {
                 "requests": {"total": 200, "ok": 190, "failed": 10, "failed_rate": 0.05},
                 "latency_ms": _lat(200, 30.0),
+                "dropped_iterations": 7,
+                "pacing_missed": 3,
             },
             "idle": {
                 "requests": {"total": 0, "failed": 0, "failed_rate": 0},
@@ -55,6 +57,7 @@ def result(**over: Any) -> dict[str, Any]:
             },
         },
         "errors": {"http-5xx": 10},
+        "dropped_iterations": 7,
         "progress": {
             "work": 0.75,
             "time": 0.5,
@@ -107,6 +110,10 @@ def value(metric: str, r: dict[str, Any] | None = None) -> float | None:
         ("tasks.failed_rate", 2 / 8),
         ("errors.http-5xx", 10),
         ("errors.network-timeout", 0),
+        ("dropped_iterations", 7),
+        ("scenarios.bulk.dropped_iterations", 7),
+        ("scenarios.bulk.pacing_missed", 3),
+        ("scenarios.idle.dropped_iterations", 0),  # a closed-model scenario drops none
     ],
 )
 def test_each_metric_reads_the_value_it_names(metric: str, expected: float) -> None:

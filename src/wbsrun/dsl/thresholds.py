@@ -19,6 +19,7 @@ __all__ = [
     "BUILTIN_ERROR_CODES",
     "LATENCY_STATS",
     "OPERATORS",
+    "SCENARIO_COUNTS",
     "STATUS_CLASSES",
     "Metric",
     "PlanNames",
@@ -70,7 +71,10 @@ _PLAIN: Final = (
     "progress.milestones",
     "health.score",
     "tasks.failed_rate",
+    "dropped_iterations",
 )
+# Counts of a scenario's own (`scenarios.NAME.FIELD`).
+SCENARIO_COUNTS: Final = ("dropped_iterations", "pacing_missed")
 _OP_CHARS: Final = "<>=!≤≥≠"
 _METRIC_RE: Final = re.compile(r"[A-Za-z0-9_.\-]+")
 _NUMBER_RE: Final = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
@@ -175,6 +179,7 @@ def metric_names(names: PlanNames) -> Iterator[str]:
         yield from (f"scenarios.{sc}.progress.{f}" for f in PROGRESS_FIELDS)
         yield from (f"scenarios.{sc}.latency_ms.{s}" for s in LATENCY_STATS)
         yield f"scenarios.{sc}.failed_rate"
+        yield from (f"scenarios.{sc}.{c}" for c in SCENARIO_COUNTS)
     yield from (f"progress.milestones.{m}" for m in sorted(names.milestones))
     yield from (f"errors.{c}" for c in sorted(names.error_codes))
     if names.checks:
@@ -288,6 +293,8 @@ def _of_element(text: str, root: str, rest: str, names: PlanNames) -> Metric:
         return Metric(f"{root}.failed_rate", name)
     if root == "actions" and field == "count":
         return Metric("actions.count", name)
+    if root == "scenarios" and field in SCENARIO_COUNTS:
+        return Metric(f"scenarios.{field}", name)
     if root == "scenarios" and field.startswith("progress."):
         dimension = field[len("progress.") :]
         if dimension in PROGRESS_FIELDS:

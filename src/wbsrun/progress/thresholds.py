@@ -85,6 +85,8 @@ def _scenario(m: Metric, r: Result) -> float | None:
         p = _map(_map(_map(r.get("progress")).get("scenarios")).get(m.name))
         return _num(p.get("milestones_weighted" if m.field == "milestones" else m.field))
     s = _map(_map(r.get("scenarios")).get(m.name))
+    if m.family in ("scenarios.dropped_iterations", "scenarios.pacing_missed"):
+        return _num(s.get(m.family.partition(".")[2], 0))
     req = _map(s.get("requests"))
     if m.family == "scenarios.failed_rate":
         if not _num(req.get("total")):
@@ -145,6 +147,8 @@ def observe(m: Metric, r: Result) -> float | None:
         return _health(r)
     if m.family == "tasks.failed_rate":
         return _tasks(r)
+    if m.family == "dropped_iterations":
+        return _num(r.get("dropped_iterations", 0))
     if m.family == "errors":
         return _num(_map(r.get("errors")).get(m.name, 0))
     if root == "checks":
