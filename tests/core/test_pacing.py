@@ -3,6 +3,7 @@ statistics, reproducible per-user sequences, and real runs against the embedded 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import random
@@ -16,10 +17,15 @@ from rich.console import Console
 
 from scenario_kit import Doc, Ran, act, document, edge, end, graph, http, on, run
 from wbsrun.core.pacing import Pacer, draw, user_seed
+from wbsrun.core.runner import Runner
 from wbsrun.dsl.plan import ScenarioSpec, ThinkSpec
 from wbsrun.progress.aggregate import Aggregator, ProgressUpdate
 from wbsrun.progress.baseline import ScenarioBaseline
+from wbsrun.progress.report import progress_snapshot
 from wbsrun.target import TargetKnobs, TargetProcess
+from wbsrun.telemetry.console import live_fields
+from wbsrun.telemetry.metrics._families import families
+from wbsrun.telemetry.metrics._sample import RunSources, take_sample
 from wbsrun.telemetry.summary import print_summary
 
 
@@ -130,7 +136,22 @@ def test_a_pass_longer_than_the_pacing_interval_starts_the_next_at_once_and_coun
     tmp_path: Path, target_factory: Any
 ) -> None:
     slow = target_factory(knobs=TargetKnobs(latency_ms=150))
-    ran = run(tmp_path, fetch_doc(iterations=4, pacing="50ms"), on(slow))
+    seen: dict[str, Any] = {}
+
+    async def midway(runner: Runner) -> None:
+        # While the user still runs (after its second or third pass), the count is live.
+        await asyncio.sleep(0.4)
+        seen["active"] = runner.active_users()
+        seen["fields"] = live_fields(runner, progress_snapshot(runner), 0.0)
+        sample = take_sample(RunSources(runner))
+        (family,) = (f for f in families(sample) if f.name == "wbsrun_pacing_missed")
+        seen["metric"] = [(x.labels, x.value) for x in family.samples]
+
+    ran = run(tmp_path, fetch_doc(iterations=4, pacing="50ms"), on(slow), during=midway)
+    assert seen["active"] == 1
+    (late,) = [f for f in seen["fields"] if f.startswith("pacing missed ")]
+    assert late in ("pacing missed 1", "pacing missed 2", "pacing missed 3")
+    assert seen["metric"] == [({"scenario": "s"}, int(late.rsplit(" ", 1)[1]))]
 
     (times,) = pass_starts(ran).values()
     gaps = [b - a for a, b in itertools.pairwise(times)]

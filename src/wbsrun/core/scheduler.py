@@ -267,6 +267,7 @@ class Scheduler:
         start = run.clock()
         iteration = 0
         pacer = Pacer(self.scenario, user_seed(run.plan.name, self.scenario.name, index))
+        seen_missed = 0
         try:
             while self._more(start, iteration):
                 began = run.clock()
@@ -279,6 +280,12 @@ class Scheduler:
                 if not self._more(start, iteration):
                     break
                 think = pacer.wait(began, run.clock())
+                if pacer.missed != seen_missed:
+                    # Counted as it happens: the live line and the metrics show it.
+                    missed = run.stats.pacing_missed
+                    name = self.scenario.name
+                    missed[name] = missed.get(name, 0) + pacer.missed - seen_missed
+                    seen_missed = pacer.missed
                 if think:
                     stop = self._stop_at
                     if stop is not None:
@@ -287,9 +294,6 @@ class Scheduler:
                     if not await self._sleep(think):
                         break
         finally:
-            if pacer.missed:
-                missed = run.stats.pacing_missed
-                missed[self.scenario.name] = missed.get(self.scenario.name, 0) + pacer.missed
             self.active -= 1
             run.stats.users_finished += 1
             for component in run.components.values():

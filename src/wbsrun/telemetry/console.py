@@ -76,6 +76,10 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     fields.append(f"errors {sum(st.errors.values()):,}")
     if st.dropped_iterations:
         fields.append(f"dropped {st.dropped_iterations:,}")
+    late = sum(st.pacing_missed.values())
+    if late:
+        # Passes that ended after the next was due: the pacing is not held.
+        fields.append(f"pacing missed {late:,}")
     stopping = runner.stopping()
     if stopping is not None:
         # Past the window: what the graceful stop still waits for, and until when.

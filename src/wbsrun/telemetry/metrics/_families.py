@@ -213,6 +213,14 @@ def _users_tasks(s: RunSample) -> Iterator[Metric]:
     for name, n in sorted(s.dropped.items()):
         dropped.add_metric([name], n)
     yield dropped
+    late = CounterMetricFamily(
+        "wbsrun_pacing_missed",
+        "Passes of a `pacing` scenario that ended after the next one was due.",
+        labels=["scenario"],
+    )
+    for name, n in sorted(s.pacing_missed.items()):
+        late.add_metric([name], n)
+    yield late
     exits = CounterMetricFamily("wbsrun_task_exits", "Passes by workflow exit.", labels=["exit"])
     for name, n in sorted(s.exits.items()):
         exits.add_metric([name], n)

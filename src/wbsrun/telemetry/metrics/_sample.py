@@ -135,6 +135,8 @@ class RunSample:
     checks: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     # Arrival-rate scenarios: iterations dropped (every user busy), by scenario.
     dropped: dict[str, int] = field(default_factory=dict)
+    # `pacing` scenarios: passes that ended after the next one was due, by scenario.
+    pacing_missed: dict[str, int] = field(default_factory=dict)
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -260,6 +262,7 @@ def take_sample(sources: RunSources) -> RunSample:
         action_errors=by_action,
         exits=dict(st.exits),
         dropped={name: a.dropped for name, a in st.arrivals.items()},
+        pacing_missed=dict(st.pacing_missed),
         milestones_reached=dict(st.milestones),
         tasks_in_flight=len(runner.ctx.inflight),
         workbook=workbook,
