@@ -59,11 +59,12 @@ class PlanBuilder(LoadBuilder):
 
     # -- progress ---------------------------------------------------------------------------
     def progress_spec(self) -> ProgressSpec:
-        prog = self.data.get("progress") or {}
-        batching = prog.get("batching") or {}
-        errors = prog.get("errors") or {}
+        # Built with the rest of the plan: parts that failed the schema read as absent.
+        prog = self.section("progress")
+        batching = self.section("progress", "batching")
+        errors = self.section("progress", "errors")
         prios = []
-        for item in (prog.get("poller") or {}).get("priorities") or ():
+        for item in self.section("progress", "poller").get("priorities") or ():
             match = {k: tuple(str(x) for x in v) for k, v in (item.get("match") or {}).items()}
             prios.append(
                 (str(item.get("name", "")), MappingProxyType(match), float(item["weight"]))
@@ -71,6 +72,16 @@ class PlanBuilder(LoadBuilder):
         flush = self.duration(
             ("progress", "batching", "flush-interval"), batching.get("flush-interval")
         )
+        if flush is not None and flush <= 0:
+            # The progress bus cannot flush every 0 s: refused here, not a crash at start.
+            self.error(
+                ("progress", "batching", "flush-interval"),
+                "bad-flush-interval",
+                "a flush-interval must be longer than zero",
+                value=repr(batching.get("flush-interval")),
+                expected="e.g. 100ms",
+            )
+            flush = None
         return ProgressSpec(
             max_batch_size=int(batching.get("max-batch-size", 100)),
             flush_interval=flush if flush is not None else 0.1,
@@ -79,7 +90,9 @@ class PlanBuilder(LoadBuilder):
             permanent=frozenset(errors.get("permanent") or ()),
             poller_priorities=tuple(prios),
             model="dense" if prog.get("model") == "dense" else "sparse",
-            sampling=sampling_spec(prog.get("sampling")),
+            sampling=sampling_spec(
+                None if ("progress", "sampling") in self.failed else prog.get("sampling")
+            ),
         )
 
     # -- workflows ------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from wbsrun.dsl.plan import (
     ExitSpec,
     Plan,
     ProfileSpec,
+    ProgressSpec,
     ResourceSpec,
     ScenarioSpec,
     WorkbookSpec,
@@ -58,6 +59,7 @@ class _Built:
     exits: dict[str, ExitSpec]
     resources: dict[str, ResourceSpec]
     globals: Mapping[str, Any]
+    progress: ProgressSpec
     data: Mapping[str, DataSpec] = field(default_factory=dict)
 
 
@@ -235,6 +237,8 @@ def _build(builder: PlanBuilder, failed: Failed) -> _Built:
         builder.exits(),
         builder.resources(),
         globals_,
+        # Built with the rest, so its findings (a zero flush-interval) are reported.
+        builder.progress_spec(),
     )
 
 
@@ -267,7 +271,7 @@ def _plan(doc: SourceDoc, bundle: Bundle, built: _Built, diagnostics: list[Diagn
         components=MappingProxyType(built.builder.components()),
         resources=MappingProxyType(built.resources),
         workbook=built.workbook,
-        progress=built.builder.progress_spec(),
+        progress=built.progress,
         actions=MappingProxyType(built.actions),
         workflows=MappingProxyType(built.workflows),
         scenarios=built.scenarios,
