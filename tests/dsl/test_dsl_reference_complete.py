@@ -128,3 +128,22 @@ def test_a_zero_flush_interval_is_refused_at_validation_not_at_the_start_of_the_
         load_plan(tmp_path, provides())
     found = [(d.code, d.line, d.path) for d in caught.value.diagnostics]
     assert found == [("bad-flush-interval", 3, "progress.batching.flush-interval")]
+
+
+@pytest.mark.parametrize("key", ["interval", "timeout"])
+def test_a_zero_health_check_interval_or_timeout_is_refused_where_it_is_written(
+    key: str, tmp_path: Path
+) -> None:
+    # It used to read as the default (30 s / 5 s) without a word.
+    for path, body in BUNDLES["pool"].items():
+        if path == "script.yaml":
+            body = body.replace(f"      {key}: ", f"      {key}: 0s  # was ", 1)
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body, encoding="utf-8")
+    with pytest.raises(ScenarioError) as caught:
+        load_plan(tmp_path, provides())
+    (found,) = caught.value.diagnostics
+    assert (found.code, found.path) == ("bad-duration", f"resources.backends.health-check.{key}")
+    assert found.value == "'0s'"
+    assert "longer than zero" in found.message

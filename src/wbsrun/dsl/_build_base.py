@@ -171,6 +171,21 @@ class BuilderBase:
             self.error(path, "bad-duration", str(exc), value=repr(value), expected="e.g. 500ms, 5s")
             return None
 
+    def positive_duration(self, path: Path_, value: Any, example: str = "5s") -> float | None:
+        """A duration that must be longer than zero (an interval, a timeout): 0 is refused
+        where it is written, never silently replaced by the default."""
+        seconds = self.duration(path, value)
+        if seconds is not None and seconds <= 0:
+            self.error(
+                path,
+                "bad-duration",
+                f"'{path[-1]}' must be longer than zero",
+                value=repr(value),
+                expected=f"a duration above zero, e.g. {example}",
+            )
+            return None
+        return seconds
+
     def size(self, path: Path_, value: Any) -> int | None:
         if value is None:
             return None

@@ -50,9 +50,13 @@ class LoadBuilder(BuilderBase):
             )
             if probe_action is not None:
                 health = HealthCheckSpec(
-                    interval=self.duration((*path, "health-check", "interval"), hc.get("interval"))
+                    interval=self.positive_duration(
+                        (*path, "health-check", "interval"), hc.get("interval"), "30s"
+                    )
                     or 30.0,
-                    timeout=self.duration((*path, "health-check", "timeout"), hc.get("timeout"))
+                    timeout=self.positive_duration(
+                        (*path, "health-check", "timeout"), hc.get("timeout"), "5s"
+                    )
                     or 5.0,
                     probe=probe_action,
                     on_failure=self.handlers(
