@@ -16,7 +16,6 @@ import selectors
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,7 +126,6 @@ def run_tutorial(workdir: Path) -> list[tuple[Command, str]]:
 
 
 def test_the_tutorial_runs_as_written_and_its_claims_hold(workdir: Path) -> None:
-    started = time.monotonic()
     ran = run_tutorial(workdir)
     # The flow the page promises: scaffold, validate, runs that pass, one that fails its gate.
     said = [(c.argv[0], c.exit_code) for c, _ in ran]
@@ -146,8 +144,8 @@ def test_the_tutorial_runs_as_written_and_its_claims_hold(workdir: Path) -> None
     assert [t["ok"] for t in result["thresholds"]] == [True, True, True]
     report = (workdir / "report.html").read_text(encoding="utf-8")
     assert report.startswith("<!DOCTYPE html>")
-    assert '"requests"' in report
-    assert time.monotonic() - started < 90  # "five minutes" for a reader: seconds for us
+    for section in ("thresholds", "charts", "actions", "scenarios", "errors", "progress"):
+        assert f'<section id="{section}">' in report  # what step 7 says the report shows
 
 
 def test_every_tutorial_file_is_written_before_it_is_needed_and_none_is_left_out() -> None:

@@ -425,7 +425,13 @@ cli.add_command(compare_command)
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0: any free port, printed).",
+)
 @click.option(
     "--host",
     default="127.0.0.1",

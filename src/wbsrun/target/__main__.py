@@ -19,7 +19,8 @@ from wbsrun.target.process import TargetKnobs, loopback_hosts, normalize_hosts
 __all__ = ["build_parser", "main"]
 
 _DESCRIPTION = """\
-Serve a small JSON asset on one port across one or many loopback addresses, with fault knobs.
+Serve a small JSON asset and a demo API on one port across one or many loopback addresses,
+with fault knobs.
 
 routes (counted in /__stats):
   GET /asset            200, the asset document (JSON)
