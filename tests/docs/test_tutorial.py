@@ -10,13 +10,11 @@ every later command and in the `http://127.0.0.1:8080` of every file and excerpt
 from __future__ import annotations
 
 import json
-import os
 import re
 import selectors
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,15 +60,6 @@ class Target:
             self.proc.kill()
             rest, _ = self.proc.communicate()
         return rest
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    """The reader's empty directory (the tutorial's `mkdir`/`cd` are the reader's shell)."""
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    yield tmp_path
-    os.chdir(cwd)
 
 
 def _local(text: str, port: str) -> str:
@@ -125,7 +114,9 @@ def run_tutorial(workdir: Path) -> list[tuple[Command, str]]:
     return ran
 
 
-def test_the_tutorial_runs_as_written_and_its_claims_hold(workdir: Path) -> None:
+def test_the_tutorial_runs_as_written_and_its_claims_hold(tmp_path: Path) -> None:
+    # tmp_path is the new empty directory the page starts in.
+    workdir = tmp_path
     ran = run_tutorial(workdir)
     # The flow the page promises: scaffold, validate, runs that pass, one that fails its gate.
     said = [(c.argv[0], c.exit_code) for c, _ in ran]
