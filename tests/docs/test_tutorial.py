@@ -125,6 +125,10 @@ def test_the_tutorial_runs_as_written_and_its_claims_hold(tmp_path: Path) -> Non
     assert said.count(("run", 0)) >= 3
     assert ("run", 99) in said
     assert said.index(("run", 99)) < len(said) - 1  # and the run after it passes again
+    slow = ran[said.index(("run", 99))][1]
+    observed = re.search(r"✗ http\.latency_ms\.p95 < 200ms  observed ([0-9.]+)", slow)
+    assert observed, slow
+    assert float(observed.group(1)) >= 250  # "a little over 250 ms": the target's latency
     result = json.loads((workdir / "result.json").read_text(encoding="utf-8"))
     assert result["requests"]["total"] == 120 == result["requests"]["ok"]
     assert result["requests"]["status_codes"] == {"200": 80, "201": 20, "204": 20}
