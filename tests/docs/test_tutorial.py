@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from doc_kit import DOCS, Block, Command, blocks, commands, missing_lines, wbsrun
+from wbsrun.dsl.loader import load_plan
+from wbsrun.protocols.registry import provides
 
 TUTORIAL = DOCS / "tutorial.md"
 DOC_PORT = "8080"
@@ -141,6 +143,19 @@ def test_the_tutorial_runs_as_written_and_its_claims_hold(tmp_path: Path) -> Non
     assert report.startswith("<!DOCTYPE html>")
     for section in ("thresholds", "charts", "actions", "scenarios", "errors", "progress"):
         assert f'<section id="{section}">' in report  # what step 7 says the report shows
+
+
+def test_every_scenario_step_of_the_tutorial_loads_without_a_warning(tmp_path: Path) -> None:
+    page = blocks(TUTORIAL)
+    for block in page:
+        if block.kind != "file":
+            continue
+        path = tmp_path / block.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(block.text, encoding="utf-8")
+        if block.name.endswith(".yaml"):
+            plan = load_plan(path.parent, provides())  # a ScenarioError names any mistake
+            assert not plan.warnings, (block.line, [w.format() for w in plan.warnings])
 
 
 def test_every_tutorial_file_is_written_before_it_is_needed_and_none_is_left_out() -> None:
