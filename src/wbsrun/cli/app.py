@@ -1,4 +1,5 @@
-"""The `wbsrun` command: init, validate, wbs, run, ledger, demo, report, compare. Wiring only."""
+"""The `wbsrun` command: init, validate, wbs, run, ledger, demo, target, report, compare.
+Wiring only."""
 
 from __future__ import annotations
 
@@ -421,6 +422,55 @@ def demo(
 
 
 cli.add_command(compare_command)
+
+
+@cli.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0: any free port, printed).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Loopback address to listen on (the target never serves beyond this machine).",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Delay added to every /asset and /api answer.",
+)
+@click.option(
+    "--jitter-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Extra random delay 0..MS on /asset and /api.",
+)
+@click.option(
+    "--error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of /asset and /api requests answered 500.",
+)
+def target(port: int, host: str, latency_ms: float, jitter_ms: float, error_rate: float) -> None:
+    """Serve the embedded target (the demo API under /api, /asset, /health) in the foreground
+    until Ctrl-C; exit 1 when the port is taken. More knobs: `python -m wbsrun.target --help`."""
+    from wbsrun.cli.serve_target import serve_target
+    from wbsrun.target import TargetKnobs
+
+    knobs = TargetKnobs(latency_ms=latency_ms, jitter_ms=jitter_ms, error_rate=error_rate)
+    try:
+        serve_target(host, port, knobs)
+    except ValueError as exc:
+        click.echo(f"error: --host {host!r}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except RunError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_RUN_ERROR)
 
 
 @cli.command()

@@ -12,20 +12,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from wbsrun.errors import RunError
+from wbsrun.target.api import DEFAULT_MAX_ITEMS, DEFAULT_MAX_SESSIONS
 from wbsrun.target.app import DEFAULT_ASSET, HANG_MAX_S, ServeConfig, serve
 from wbsrun.target.process import TargetKnobs, loopback_hosts, normalize_hosts
 
 __all__ = ["build_parser", "main"]
 
 _DESCRIPTION = """\
-Serve a small JSON asset on one port across one or many loopback addresses, with fault knobs.
+Serve a small JSON asset and a demo API on one port across one or many loopback addresses,
+with fault knobs.
 
 routes (counted in /__stats):
   GET /asset            200, the asset document (JSON)
   POST /asset           200, {"stored":true,"bytes":N} (N = request body size)
   DELETE /asset         200, {"deleted":true}
   GET|HEAD /health      200 "ok", or 503 with --fail-health
-  anything else         404 (405 for other methods on /asset)
+  POST /api/login       demo API (target/api.py; docs/tutorial.md): any user name logs in
+                        with the password secret-<name> -> {"token": T}, cookie session=T
+  GET /api/me           with "Authorization: Bearer T" or the cookie (else 401)
+  GET|POST /api/items   list (?page=1&per_page=20), create -> 201 {"id": N, ...}
+  GET|PUT|DELETE /api/items/{id}   read, replace, delete (204); another user's item is 404
+  anything else         404 (405 for other methods on /asset and /api routes)
 admin routes (not counted):
   GET /__stats          {"received","responded","by_route","by_host","by_status"}
   POST /__stats/reset   zero the counters
@@ -38,7 +45,8 @@ SIGTERM or SIGINT stops the server cleanly.
 """
 
 _KNOB_HELP = (
-    "Order on /asset: hang, then latency + jitter, then close, then status, then error-rate."
+    "They apply to /asset and /api/*, in this order: hang, then latency + jitter, then close, "
+    "then status, then error-rate."
 )
 
 
@@ -94,36 +102,55 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="MS",
-        help="delay added to every /asset response",
+        help="delay added to every /asset and /api response",
     )
     knobs.add_argument(
         "--jitter-ms",
         type=float,
         default=0.0,
         metavar="MS",
-        help="extra uniform random delay 0..MS on /asset",
+        help="extra uniform random delay 0..MS on /asset and /api",
     )
     knobs.add_argument(
         "--error-rate",
         type=float,
         default=0.0,
         metavar="FRACTION",
-        help="fraction 0..1 of /asset requests answered 500 (seeded, reproducible)",
+        help="fraction 0..1 of /asset and /api requests answered 500 (seeded, reproducible)",
     )
     knobs.add_argument(
         "--status",
         type=int,
         metavar="CODE",
-        help="answer every /asset request with this HTTP status (e.g. 401)",
+        help="answer every /asset and /api request with this HTTP status (e.g. 401)",
     )
     knobs.add_argument("--fail-health", action="store_true", help="/health answers 503")
     knobs.add_argument(
         "--hang",
         action="store_true",
-        help=f"/asset and /health never answer until the client leaves (at most {HANG_MAX_S:g} s)",
+        help=f"/asset, /api and /health never answer until the client leaves "
+        f"(at most {HANG_MAX_S:g} s)",
     )
     knobs.add_argument(
-        "--close", action="store_true", help="/asset closes the connection without answering"
+        "--close",
+        action="store_true",
+        help="/asset and /api close the connection without answering",
+    )
+
+    api = parser.add_argument_group("demo API bounds (oldest evicted first)")
+    api.add_argument(
+        "--api-max-items",
+        type=int,
+        default=DEFAULT_MAX_ITEMS,
+        metavar="N",
+        help=f"items kept, all users together (default: {DEFAULT_MAX_ITEMS})",
+    )
+    api.add_argument(
+        "--api-max-sessions",
+        type=int,
+        default=DEFAULT_MAX_SESSIONS,
+        metavar="N",
+        help=f"login sessions kept (default: {DEFAULT_MAX_SESSIONS})",
     )
 
     run = parser.add_argument_group("process")
@@ -194,8 +221,22 @@ def _config(args: argparse.Namespace) -> ServeConfig:
             raise ValueError(f"--asset {args.asset} is not valid JSON: {exc}") from None
     if args.backlog < 1:
         raise ValueError(f"--backlog must be >= 1, got {args.backlog}")
+    for flag, value in (
+        ("--api-max-items", args.api_max_items),
+        ("--api-max-sessions", args.api_max_sessions),
+    ):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     return ServeConfig(
-        _hosts(args), args.port, knobs, args.seed, asset, args.backlog, args.watch_stdin
+        _hosts(args),
+        args.port,
+        knobs,
+        args.seed,
+        asset,
+        args.backlog,
+        args.watch_stdin,
+        args.api_max_items,
+        args.api_max_sessions,
     )
 
 

@@ -18,6 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from wbsrun.errors import RunError
+from wbsrun.target.api import (
+    API_ROUTES,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_SESSIONS,
+    DemoApi,
+    api_route,
+)
 from wbsrun.target.process import KNOB_NAMES, TargetKnobs, update_knobs
 
 __all__ = [
@@ -38,7 +45,15 @@ DEFAULT_ASSET = (
 HANG_MAX_S = 300.0
 _BIND_ATTEMPTS = 8
 _JSON = "application/json"
-_ROUTES = ("GET /asset", "POST /asset", "DELETE /asset", "GET /health", "HEAD /health", "other")
+_ROUTES = (
+    "GET /asset",
+    "POST /asset",
+    "DELETE /asset",
+    "GET /health",
+    "HEAD /health",
+    *API_ROUTES,
+    "other",
+)
 _DELETED = b'{"deleted":true}'
 _FAST_ROUTES = {"GET": "GET /asset", "POST": "POST /asset", "DELETE": "DELETE /asset"}
 
@@ -56,6 +71,8 @@ class ServeConfig:
     asset: bytes = DEFAULT_ASSET
     backlog: int = 4096
     watch_stdin: bool = False
+    api_max_items: int = DEFAULT_MAX_ITEMS
+    api_max_sessions: int = DEFAULT_MAX_SESSIONS
 
 
 class _Host:
@@ -79,9 +96,11 @@ class TargetApp:
         knobs: TargetKnobs = TargetKnobs(),  # noqa: B008 - frozen, so sharing it is safe
         seed: int = 0,
         asset: bytes = DEFAULT_ASSET,
+        api: DemoApi | None = None,
     ) -> None:
         self.hosts = {name: _Host(name, knobs) for name in hosts}
         self.asset = asset
+        self.api = api or DemoApi()
         self._start_knobs = knobs
         self._global = knobs
         self._overrides: dict[str, dict[str, Any]] = {}
@@ -135,6 +154,8 @@ class TargetApp:
             admin = await self._admin(request, method, path)
             if admin is not None:
                 return admin
+        if path.startswith("/api/"):
+            return await self._api(request, host, api_route(method, path))
         route = f"{method} {path}"
         if route not in self.by_route:
             route = "other"
@@ -162,32 +183,52 @@ class TargetApp:
             return await self._send(request, web.Response(text="ok"))
         return await self._send(request, web.Response(status=404, text="not found"))
 
+    async def _api(
+        self, request: web.BaseRequest, host: _Host, route: str | None
+    ) -> web.StreamResponse:
+        # The demo API (target/api.py): counted by route, under the same knobs as /asset.
+        self.received += 1
+        host.received += 1
+        self.by_route[route or "other"] += 1
+        if host.faulty:
+            injected = await self._inject(request, host)
+            if injected is not None:
+                return injected
+        return await self._send(request, await self.api.handle(request, route))
+
     async def _asset(
         self, request: web.BaseRequest, host: _Host, body: bytes
     ) -> web.StreamResponse:
         if host.faulty:
-            knobs = host.knobs
-            if knobs.hang:
-                # Cancelled as soon as the client goes away (handler_cancellation=True).
-                await asyncio.sleep(HANG_MAX_S)
-                return await self._send(request, web.Response(status=504, text="hang limit"))
-            delay = knobs.latency_ms
-            if knobs.jitter_ms:
-                delay += self._rng.uniform(0, knobs.jitter_ms)
-            if delay:
-                await _sleep_at_least(delay / 1000)
-            if knobs.close:
-                request.protocol.force_close()
-                return web.Response(status=500)  # never written: the transport is gone
-            status = knobs.status
-            if status is None and knobs.error_rate and self._rng.random() < knobs.error_rate:
-                status = 500
-            if status is not None and status != 200:
-                text = f'{{"error":"injected","status":{status}}}'
-                return await self._send(
-                    request, web.Response(status=status, text=text, content_type=_JSON)
-                )
+            injected = await self._inject(request, host)
+            if injected is not None:
+                return injected
         return await self._send(request, web.Response(body=body, content_type=_JSON))
+
+    async def _inject(self, request: web.BaseRequest, host: _Host) -> web.StreamResponse | None:
+        """Apply the host's knobs: the injected answer, or None when the request goes on."""
+        knobs = host.knobs
+        if knobs.hang:
+            # Cancelled as soon as the client goes away (handler_cancellation=True).
+            await asyncio.sleep(HANG_MAX_S)
+            return await self._send(request, web.Response(status=504, text="hang limit"))
+        delay = knobs.latency_ms
+        if knobs.jitter_ms:
+            delay += self._rng.uniform(0, knobs.jitter_ms)
+        if delay:
+            await _sleep_at_least(delay / 1000)
+        if knobs.close:
+            request.protocol.force_close()
+            return web.Response(status=500)  # never written: the transport is gone
+        status = knobs.status
+        if status is None and knobs.error_rate and self._rng.random() < knobs.error_rate:
+            status = 500
+        if status is not None and status != 200:
+            text = f'{{"error":"injected","status":{status}}}'
+            return await self._send(
+                request, web.Response(status=status, text=text, content_type=_JSON)
+            )
+        return None
 
     async def _send(self, request: web.BaseRequest, resp: web.Response) -> web.StreamResponse:
         # Writing here rather than leaving it to aiohttp lets us count only what really went out.
@@ -356,7 +397,8 @@ def bind_sockets(hosts: Sequence[str], port: int) -> tuple[list[socket.socket], 
 async def serve(config: ServeConfig, on_ready: Callable[[int], None]) -> None:
     """Listen on every host, call `on_ready(port)`, serve until SIGTERM/SIGINT (or stdin EOF)."""
     loop = asyncio.get_running_loop()
-    app = TargetApp(config.hosts, config.knobs, config.seed, config.asset)
+    api = DemoApi(config.api_max_items, config.api_max_sessions)
+    app = TargetApp(config.hosts, config.knobs, config.seed, config.asset, api)
     socks, port = bind_sockets(config.hosts, config.port)
     servers: list[asyncio.AbstractServer] = []
     web_servers: list[web.Server] = []

@@ -39,7 +39,8 @@ _STDERR_TAIL_CHARS = 4000
 
 @dataclass(frozen=True, slots=True)
 class TargetKnobs:
-    """Fault knobs of the target; all off by default. Each applies to /asset unless noted."""
+    """Fault knobs of the target; all off by default. Each applies to /asset and the demo API
+    (/api/*) unless noted."""
 
     latency_ms: float = 0
     jitter_ms: float = 0
@@ -55,7 +56,7 @@ class TargetKnobs:
 
     @property
     def faulty(self) -> bool:
-        """True when any knob changes how /asset answers (lets the server keep a fast path)."""
+        """True when any knob changes how /asset and /api answer (lets /asset keep a fast path)."""
         return bool(
             self.latency_ms
             or self.jitter_ms
@@ -196,8 +197,12 @@ class TargetProcess:
         cpu: int | None = None,
         asset_file: Path | None = None,
         startup_timeout: float = 15.0,
+        api_max_items: int | None = None,
+        api_max_sessions: int | None = None,
     ) -> TargetProcess:
-        """Spawn `python -m wbsrun.target`, wait until every socket listens, return the handle."""
+        """Spawn `python -m wbsrun.target`, wait until every socket listens, return the handle.
+
+        `api_max_items` / `api_max_sessions` bound the demo API (None: its defaults)."""
         try:
             norm = normalize_hosts(hosts)
         except ValueError as exc:
@@ -210,6 +215,10 @@ class TargetProcess:
             args += ["--cpu", str(cpu)]
         if asset_file is not None:
             args += ["--asset", str(asset_file)]
+        if api_max_items is not None:
+            args += ["--api-max-items", str(api_max_items)]
+        if api_max_sessions is not None:
+            args += ["--api-max-sessions", str(api_max_sessions)]
         with tempfile.TemporaryDirectory(prefix="wbsrun-target-") as tmp:
             if len(norm) <= _MAX_INLINE_HOSTS:
                 for host in norm:
