@@ -209,6 +209,8 @@ class ControlServer:
         scenario, users = body.get("scenario"), body.get("users")
         if not isinstance(scenario, str):
             return problem(400, f"'scenario' must be a scenario's name, got {str(scenario)[:60]}")
+        if isinstance(users, float) and users.is_integer() and abs(users) < 2**53:
+            users = int(users)  # 7.0 is an integer to JSON Schema (the OpenAPI document's type)
         if isinstance(users, bool) or not isinstance(users, int):
             return problem(400, f"'users' must be a whole number, got {str(users)[:60]}")
         self.control.scale(scenario, users)  # its range is RunControl's to check (400)
