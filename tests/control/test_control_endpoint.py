@@ -250,6 +250,9 @@ def test_wbsrun_ctl_steers_a_run_end_to_end(
     result = json.loads(result_file.read_text())
     assert result["status"] == "interrupted"
     assert result["paused_s"] > 0
+    jsonschema.validate(result, json.loads((REPO / "src/wbsrun/result-schema.json").read_text()))
+    # The time series' paused column adds up to the run's paused seconds.
+    assert sum(result["timeseries"]["paused_s"]) == pytest.approx(result["paused_s"], abs=0.01)
     assert result["users"]["started"] == 4
     assert result["duration_s"] < 25
     gone = _wbsrun("ctl", "--url", url, "--token", token, "status")

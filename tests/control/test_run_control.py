@@ -5,10 +5,12 @@ or an arrival-rate scenario live, stop is the graceful stop."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from scenario_kit import Doc, act, document, edge, end, graph, http, on, run
@@ -17,6 +19,10 @@ from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.progress.report import build_result, progress_snapshot
 from wbsrun.target import TargetKnobs, TargetProcess
 from wbsrun.telemetry.console import live_fields
+
+RESULT_SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json").read_text()
+)
 
 
 def closed_doc(users: int, **scenario: Any) -> Doc:
@@ -62,7 +68,7 @@ def test_pause_holds_every_request_until_resume_and_the_line_says_paused(
         seen["settled"] = await received(target)
         await asyncio.sleep(1.0)
         seen["flat"] = await received(target)
-        seen["live"] = build_result(runner, {}, {})["status"]
+        seen["live"] = build_result(runner, {}, {})
         seen["line"] = live_fields(runner, progress_snapshot(runner), 0.0)
         runner.control.resume()
         await asyncio.sleep(1.0)
@@ -73,10 +79,12 @@ def test_pause_holds_every_request_until_resume_and_the_line_says_paused(
     assert seen["settled"] - seen["at_pause"] <= 4
     assert seen["flat"] == seen["settled"]
     assert seen["after"] - seen["flat"] >= 20  # 4 users, 50 ms a request, for a second
-    assert seen["live"] == "paused"
+    assert seen["live"]["status"] == "paused"
+    jsonschema.validate(seen["live"], RESULT_SCHEMA)
     assert any(f.startswith("PAUSED") for f in seen["line"])
     assert "ETA paused" in seen["line"]
     result = ran.result
+    jsonschema.validate(result, RESULT_SCHEMA)
     assert result["status"] == "completed"
     assert result["paused_s"] == pytest.approx(1.6, abs=0.3)
     assert result["tasks"]["interrupted"] == 0
@@ -201,6 +209,7 @@ def test_iterations_due_while_paused_are_counted_as_paused_not_dropped(
         runner.control.resume()
 
     result = run(tmp_path, doc, on(target), during=during).result
+    jsonschema.validate(result, RESULT_SCHEMA)
     arrival = result["scenarios"]["s"]["arrival"]
     assert arrival["paused"] == pytest.approx(10, abs=2)
     assert arrival["dropped"] == 0
