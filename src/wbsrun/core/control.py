@@ -123,6 +123,8 @@ class RunControl:
                 f"users must be a whole number from 0 to {MAX_USERS:,}, got {_short(users)}",
             )
         self._live("scale")
+        if not self._runner.schedulers:
+            raise ControlError("conflict", "cannot scale: the run has not started yet")
         for scheduler in self._runner.schedulers:
             if scheduler.scenario.name == scenario:
                 scheduler.scale(users)
