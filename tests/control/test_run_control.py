@@ -163,6 +163,35 @@ def test_scale_adds_users_with_new_ids_and_retires_those_above_after_their_pass(
     assert result["tasks"]["interrupted"] == 0
 
 
+def test_scale_pins_a_stages_scenario_to_its_users_until_the_window_ends(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    # Stages up to 6 in 2 s, then down to 0 by 4 s: pinned at 3 from 1 s on, the ramp (up
+    # and down) no longer moves the population, and the window (4 s) still ends the run.
+    target = slow(target_factory, 20)
+    doc = closed_doc(1)
+    doc["load"]["profiles"] = {
+        "p": {
+            "type": "stages",
+            "stages": [{"duration": "2s", "target": 6}, {"duration": "2s", "target": 0}],
+        }
+    }
+    doc["load"]["scenarios"][0]["profile"] = "p"
+    counts: list[int] = []
+
+    async def during(runner: Runner) -> None:
+        await asyncio.sleep(0.5)
+        runner.control.scale("s", 3)
+        for _ in range(6):
+            await asyncio.sleep(0.5)
+            counts.append(runner.active_users())
+
+    result = run(tmp_path, doc, on(target), during=during).result
+    assert counts[:5] == [3] * 5  # 1.0 to 3.0 s: neither the ramp up nor the ramp down
+    assert result["duration_s"] < 4.0 + 1.0
+    assert result["tasks"]["interrupted"] == 0
+
+
 def test_scale_changes_an_arrival_rate_scenarios_max_users_live(
     tmp_path: Path, target_factory: Callable[..., TargetProcess]
 ) -> None:
