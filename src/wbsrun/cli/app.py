@@ -1,5 +1,5 @@
-"""The `wbsrun` command: init, validate, wbs, run, ledger, demo, target, report, compare.
-Wiring only."""
+"""The `wbsrun` command: init, validate, wbs, run, ctl, ledger, demo, target, report,
+compare. Wiring only."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from wbsrun.cli.compare import compare_command
+from wbsrun.cli.ctl import control_settings, ctl, with_control
 from wbsrun.cli.exits import EXIT_INVALID, EXIT_RUN_ERROR, exit_code, threshold_lines
 from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
@@ -22,6 +23,7 @@ from wbsrun.protocols.registry import provides
 from wbsrun.telemetry.html import check_assets
 
 if TYPE_CHECKING:
+    from wbsrun.control import ControlAddress
     from wbsrun.core.runner import RunOptions
     from wbsrun.telemetry.metrics import MetricsAddress
 
@@ -182,6 +184,7 @@ def wbs(path: Path) -> None:
 )
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
 @_with_metrics
+@with_control
 def run(
     path: Path,
     users: int | None,
@@ -199,6 +202,9 @@ def run(
     quiet: bool,
     metrics: MetricsAddress | None,
     metrics_linger: float,
+    control: ControlAddress | None,
+    control_token_file: Path | None,
+    control_allow_remote: bool,
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
     failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error."""
@@ -206,6 +212,7 @@ def run(
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
 
+    steer = control_settings(control, control_token_file, control_allow_remote)
     try:
         plan = _load(path)
         bundle = locate_bundle(path)
@@ -240,11 +247,15 @@ def run(
             summary=not quiet,
             metrics=metrics,
             metrics_linger=metrics_linger,
+            control=steer,
         )
     except WbsrunError as exc:
         _fail(exc)
         return
     _exit(result)
+
+
+cli.add_command(ctl)
 
 
 def _exit(result: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.control import ControlServer, ControlSettings, new_token, write_token
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
@@ -105,10 +106,49 @@ async def _run(
     exporter: MetricsExporter | None = None,
     *,
     watch: WiredRun | None = None,
+    control: ControlSettings | None = None,
 ) -> None:
-    loop = asyncio.get_running_loop()
     if exporter is not None:
         exporter.attach()  # scrapes read the run on its loop from now on
+    endpoint = await _open_control(runner, control, console) if control is not None else None
+    try:
+        await _supervise(runner, console, live, aggregator, watch)
+    finally:
+        if endpoint is not None:
+            await endpoint.close()
+
+
+async def _open_control(
+    runner: Runner, settings: ControlSettings, console: Console
+) -> ControlServer:
+    """`--control`: the endpoint listening in this loop, its URL and token printed (and the
+    token written to `--control-token-file`) before the first user starts."""
+    token = new_token()
+    server = ControlServer(runner.control, settings.address, token)
+    try:
+        bound = await server.start()
+    except OSError as exc:
+        where = f"{settings.address.host}:{settings.address.port}"
+        raise RunError(f"--control {where}: cannot listen ({exc})") from exc
+    if settings.token_file is not None:
+        try:
+            write_token(settings.token_file, token)
+        except OSError as exc:
+            await server.close()
+            raise RunError(f"--control-token-file {settings.token_file}: {exc}") from exc
+    console.print(f"control: {bound.url()} token={token}", highlight=False, soft_wrap=True)
+    return server
+
+
+async def _supervise(
+    runner: Runner,
+    console: Console,
+    live: bool,
+    aggregator: Aggregator | None,
+    watch: WiredRun | None,
+) -> None:
+    """The run with its signals, live line and threshold watcher."""
+    loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     signals = 0
 
@@ -296,10 +336,12 @@ def execute(
     prepare: Callable[[Runner], None] | None = None,
     metrics: MetricsAddress | None = None,
     metrics_linger: float = 0.0,
+    control: ControlSettings | None = None,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
-    before the run until the result is written (and `metrics_linger` seconds more)."""
+    before the run until the result is written (and `metrics_linger` seconds more).
+    `control`: serve the live-control endpoint there while the run goes."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -312,7 +354,17 @@ def execute(
         wired = wire(plan, options, pools, log, prepare=prepare)
         if metrics is not None:
             exporter = start_metrics(metrics, wired, console)
-        run_loop(lambda: _run(wired.runner, console, live, wired.aggregator, exporter, watch=wired))
+        run_loop(
+            lambda: _run(
+                wired.runner,
+                console,
+                live,
+                wired.aggregator,
+                exporter,
+                watch=wired,
+                control=control,
+            )
+        )
         result = wired.result()
         if exporter is not None:
             exporter.finish()

@@ -92,6 +92,11 @@ class Executor(HandlerRunner):
             read = sources_read(self.workflow, run.plan.exits.values(), run.plan.data)
             self.feeds = tuple(run.feeds[name] for name in read if name in run.feeds)
         self.data_done = False
+        # The pause gate (core/control.py): while `held`, a user waits on `gate` before its
+        # next action. One attribute test an action node when not paused.
+        self.held = False
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     def bind_limits(self) -> None:
         """Action nodes without a timeout get their component's request timeout (`limit_of`);
@@ -362,6 +367,9 @@ class Executor(HandlerRunner):
             # Dispatch inline: checkpoints and termini need no coroutine of their own.
             kind = node.type
             if kind == "action":
+                if self.held:
+                    # Paused: the action before this one has ended; wait for the resume.
+                    await self.gate.wait()
                 # The action node, inline (see run_task: a coroutine level less per response).
                 action, rate, shared, limit = plans[nid]
                 if rate:

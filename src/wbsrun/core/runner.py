@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from wbsrun.core.control import RunControl
 from wbsrun.core.events import ProgressSink, Service
 from wbsrun.core.feeds import open_feeds
 from wbsrun.core.leases import LeaseBook
@@ -130,19 +131,28 @@ class Runner:
         self.started_wall = 0.0
         self.ended_at: float | None = None
         self.interrupted = False
+        # Pause, resume, scale, stop: what the control endpoint calls (core/control.py).
+        self.control = RunControl(self)
 
     @property
     def elapsed(self) -> float:
         end = self.ended_at if self.ended_at is not None else self.ctx.clock()
         return max(0.0, end - self.ctx.t0) if self.ctx.t0 else 0.0
 
+    @property
+    def active_elapsed(self) -> float:
+        """`elapsed` less the seconds spent paused: what every rate divides by."""
+        return max(0.0, self.elapsed - self.control.paused_seconds)
+
     def drain(self) -> None:
         """Stop starting passes; passes in flight get their scenario's graceful stop to end,
-        then are cancelled (counted as interrupted), and the run returns."""
+        then are cancelled (counted as interrupted), and the run returns. A pause ends: the
+        passes it held finish within the graceful stop."""
         self.interrupted = True
         self.ctx.draining = True
         for s in self.schedulers:
             s.wake.set()
+        self.control.release()
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -168,6 +178,9 @@ class Runner:
             )
             for i, s in enumerate(self.plan.scenarios)
         ]
+        if self.control.paused:  # paused before the start: the users wait from the first
+            for sched in self.schedulers:
+                sched.hold()
         runtime = Runtime(
             log=ctx.log,
             connection_limit=self.options.connection_limit,
@@ -217,6 +230,7 @@ class Runner:
                         job.cancel()
         finally:
             self.ended_at = ctx.clock()
+            self.control.release()
             gc.set_threshold(*thresholds)
             if self.options.gc_freeze:
                 gc.unfreeze()
@@ -275,4 +289,4 @@ class Runner:
         return sum(s.active for s in self.schedulers)
 
     def planned_users(self) -> int:
-        return sum(s.plan.users for s in self.schedulers)
+        return sum(s.planned_users for s in self.schedulers)

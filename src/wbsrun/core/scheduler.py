@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from wbsrun.core.arrivals import ArrivalSchedule, StageCurve, arrival_schedule, stage_curve
+from wbsrun.core.control import ControlError
 from wbsrun.core.executor import Executor
 from wbsrun.core.pacing import Pacer, user_seed
 from wbsrun.core.ports import UserHandle
@@ -165,6 +166,81 @@ class Scheduler:
         self._stop_at: float | None = None
         # Arrival-rate: the schedule is over, users leave after their pass.
         self._closing = False
+        # Live control (core/control.py). `target`: the population a scale set (closed model;
+        # None: the plan's); `max_users`: arrival-rate's cap, which a scale changes.
+        self.target: int | None = None
+        self.max_users = plan.arrivals.max_users if plan.arrivals is not None else 0
+        self._tg: asyncio.TaskGroup | None = None
+        self._starting = 0  # closed model: users spawned whose task has not begun yet
+        self._next_index = len(plan.starts)  # the index (id) of a user a scale adds
+        self._alive = 0  # arrival-rate: users spawned and not retired
+        self._idle: list[_Slot] = []
+        self._scaled = False
+
+    @property
+    def planned_users(self) -> int:
+        """The plan's users, or what a scale set."""
+        if self.plan.arrivals is not None:
+            return self.max_users
+        return self.plan.users if self.target is None else self.target
+
+    def figures(self) -> dict[str, object]:
+        """This scenario for the control endpoint's status."""
+        arrival = self.plan.arrivals is not None
+        return {
+            "model": "arrival-rate" if arrival else "closed",
+            "users": self.active,
+            "planned": self.plan.users,
+            "target": self.planned_users,
+            "scaled": self._scaled,
+            "stopping": self.cut_due is not None,
+        }
+
+    def hold(self) -> None:
+        """Pause: users wait before their next action (not once this scenario is stopping:
+        its passes in flight then have the graceful stop to end)."""
+        if self.cut_due is None:
+            self.executor.held = True
+            self.executor.gate.clear()
+
+    def release(self) -> None:
+        self.executor.held = False
+        self.executor.gate.set()
+
+    def scale(self, users: int) -> None:
+        """Closed model: from now on the scenario runs `users` users until its window ends
+        (the rest of its spawn plan, or its stages, replaced): more start at once, with ids
+        after the planned ones; those above leave after their pass. Arrival-rate: max-users
+        becomes `users`; idle users above it leave now, busy ones after their pass."""
+        tg = self._tg
+        if tg is None or self.cut_due is not None or self.run.draining:
+            state = "stopping" if self.cut_due is not None else "not running"
+            raise ControlError("conflict", f"scenario '{self.scenario.name}' is {state}")
+        self._scaled = True
+        if self.plan.arrivals is not None:
+            self.max_users = users
+            excess = self._alive - users
+            while excess > 0 and self._idle:
+                self._retire(self._idle.pop())
+                excess -= 1
+            return
+        self.target = users
+        try:
+            for _ in range(users - self.active - self._starting):
+                self._start_user(tg, self._next_index)
+        except RuntimeError:  # the task group has just finished: every user left
+            raise ControlError("conflict", f"scenario '{self.scenario.name}' is over") from None
+
+    def _start_user(self, tg: asyncio.TaskGroup, index: int) -> None:
+        self._next_index = max(self._next_index, index + 1)
+        self._spawn(tg, self.user_loop(index))
+        self._starting += 1
+
+    def _retire(self, slot: _Slot) -> None:
+        """An idle arrival-rate user leaves."""
+        self._alive -= 1
+        slot.due = -1.0
+        slot.go.set()
 
     def stop_time(self) -> float | None:
         if self._stop_known:
@@ -190,6 +266,7 @@ class Scheduler:
             guard = outer.create_task(self._guard())
             try:
                 async with asyncio.TaskGroup() as tg:
+                    self._tg = tg
                     if self.plan.arrivals is not None:
                         await self._dispatch(tg, self.plan.arrivals)
                         return
@@ -201,10 +278,17 @@ class Scheduler:
                         delay = at - clock()
                         if delay > 0 and not await self._sleep(delay):
                             break
-                        user = tg.create_task(self.user_loop(i))
-                        self._users.add(user)
-                        user.add_done_callback(self._users.discard)
+                        if self.executor.held:
+                            # Paused: spawns wait (the plan's clock runs on: those due
+                            # meanwhile start at the resume, inside the window).
+                            await self.executor.gate.wait()
+                            if self.run.draining or self.cut_due is not None:
+                                break
+                        if self.target is not None:
+                            break  # a scale replaced the rest of the plan
+                        self._start_user(tg, i)
             finally:
+                self._tg = None
                 guard.cancel()
 
     async def _guard(self) -> None:
@@ -218,6 +302,8 @@ class Scheduler:
         except TimeoutError:
             pass
         self.cut_due = self.run.clock() + self.grace
+        # Paused or not, the passes in flight have the graceful stop to end (core/control.py).
+        self.release()
         await asyncio.sleep(self.grace)
         for user in list(self._users):
             user.cancel()
@@ -241,7 +327,11 @@ class Scheduler:
         if stop is not None and now >= stop:
             return False
         curve = self.plan.curve
-        if curve is not None and iteration and self.active > curve.target(now - self.zero):
+        target = self.target
+        if target is not None:
+            if iteration and self.active > target:
+                return False  # above the population a scale set: leave after this pass
+        elif curve is not None and iteration and self.active > curve.target(now - self.zero):
             # Above the stage's target: leave after the pass just finished. (Not before the
             # first: the plan started this user at its time, and a timer may fire a hair early.)
             return False
@@ -263,13 +353,20 @@ class Scheduler:
         )
         user = UserState(handle=handle, index=index)
         run.stats.users_started += 1
+        self._starting -= 1
         self.active += 1
         start = run.clock()
         iteration = 0
         pacer = Pacer(self.scenario, user_seed(run.plan.name, self.scenario.name, index))
         seen_missed = 0
+        executor = self.executor
         try:
             while self._more(start, iteration):
+                if executor.held:
+                    # Paused: no pass starts; the window may end meanwhile.
+                    await executor.gate.wait()
+                    if not self._more(start, iteration):
+                        break
                 began = run.clock()
                 await self.executor.run_task(user, iteration)
                 iteration += 1
@@ -312,14 +409,15 @@ class Scheduler:
         stats = ArrivalStats(planned=plan.planned(), duration=plan.duration)
         stats.asked_per_second = stats.planned / plan.duration if plan.duration else 0.0
         run.stats.arrivals[self.scenario.name] = stats
-        idle: list[_Slot] = []
+        idle = self._idle
         made = 0
         zero = self.zero
         for _ in range(plan.pre_allocated):
             slot = _Slot(made)
             made += 1
+            self._alive += 1
             idle.append(slot)
-            self._spawn(tg, self._arrival_user(slot, idle, stats))
+            self._spawn(tg, self._arrival_user(slot, stats))
         stop = self._stop_at
         try:
             for offset in plan.offsets():
@@ -329,12 +427,16 @@ class Scheduler:
                 delay = at - clock()
                 if delay > 0 and not await self._sleep(delay):
                     break
+                if self.executor.held:
+                    stats.paused += 1  # due while paused: not started, not dropped
+                    continue
                 if idle:
                     slot = idle.pop()
-                elif made < plan.max_users:
+                elif self._alive < self.max_users:
                     slot = _Slot(made)
                     made += 1
-                    self._spawn(tg, self._arrival_user(slot, idle, stats))
+                    self._alive += 1
+                    self._spawn(tg, self._arrival_user(slot, stats))
                 else:
                     stats.dropped += 1
                     run.stats.dropped_iterations += 1
@@ -347,22 +449,21 @@ class Scheduler:
         finally:
             # The schedule is over: idle users leave now, busy ones after their pass.
             self._closing = True
-            for slot in idle:
-                slot.due = -1.0
-                slot.go.set()
+            while idle:
+                self._retire(idle.pop())
 
     def _warn_dropped(self, stats: ArrivalStats, plan: ArrivalSchedule, elapsed: float) -> None:
         achieved = stats.started / elapsed if elapsed > 0 else 0.0
         message = (
             f"scenario '{self.scenario.name}': the arrival rate cannot be held: asked "
             f"{stats.asked_per_second:.4g} iterations/s, achieved {achieved:.4g}/s so far; "
-            f"all {plan.max_users} max-users are busy, so iterations are dropped "
+            f"all {self.max_users} max-users are busy, so iterations are dropped "
             "(dropped_iterations): raise max-users or lower the rate"
         )
         self.run.log.log("warn", message)
         self.run.stats.notices.append(message)
 
-    async def _arrival_user(self, slot: _Slot, idle: list[_Slot], stats: ArrivalStats) -> None:
+    async def _arrival_user(self, slot: _Slot, stats: ArrivalStats) -> None:
         run = self.run
         clock = run.clock
         handle = UserHandle(
@@ -385,10 +486,12 @@ class Scheduler:
                 await self.executor.run_task(user, iteration)
                 stats.from_schedule.record((clock() - due) * 1000.0)
                 iteration += 1
-                if self._closing or run.draining:
-                    break
-                idle.append(slot)
+                if self._closing or run.draining or self._alive > self.max_users:
+                    break  # the schedule is over, or above the max-users a scale set
+                self._idle.append(slot)
         finally:
+            if slot.due >= 0:  # left by itself (a retired slot was counted out already)
+                self._alive -= 1
             self.active -= 1
             run.stats.users_finished += 1
             for component in run.components.values():

@@ -263,6 +263,8 @@ class ArrivalStats:
     planned: int = 0
     started: int = 0
     dropped: int = 0
+    # Due while the run was paused (core/control.py): not started, and not dropped either.
+    paused: int = 0
     duration: float = 0.0
     delay: Histogram = field(default_factory=Histogram)
     from_schedule: Histogram = field(default_factory=Histogram)

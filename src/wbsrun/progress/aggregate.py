@@ -324,12 +324,17 @@ class Aggregator:
             tasks_closed=u.closed,
         )
 
-    def snapshot(self, elapsed: float, *, finished: bool = False) -> ProgramProgress:
-        """The dimensions at `elapsed` seconds into the run. Also samples the work rate for
-        the ETA, so call it as often as the ETA should learn (the live line: every redraw)."""
+    def snapshot(
+        self, elapsed: float, *, finished: bool = False, paused: float = 0.0
+    ) -> ProgramProgress:
+        """The dimensions at `elapsed` seconds into the run, `paused` of them paused (left out
+        of the ETA's pace). Also samples the work rate for the ETA, so call it as often as the
+        ETA should learn (the live line: every redraw)."""
         if self._touched:
             self._fold()
-        views = tuple(_scenario_view(sc, elapsed, finished) for sc in self._scenarios.values())
+        views = tuple(
+            _scenario_view(sc, elapsed, finished, paused) for sc in self._scenarios.values()
+        )
         durations = [b.duration for b in self.baselines if b.duration]
         time_share = None
         if durations:
@@ -386,7 +391,7 @@ def _expected(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
     return max(float(sc.started), projected) if math.isfinite(projected) else None
 
 
-def _eta(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
+def _eta(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0) -> float | None:
     base = sc.base
     open_tasks = sc.started - sc.closed
     mean_pass = sc.pass_time / sc.closed if sc.closed else 0.0
@@ -408,7 +413,9 @@ def _eta(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
         last_user = passes * mean_pass + (passes - 1) * gap
         floor = max(0.0, base.last_start + last_user - elapsed)
         active = sc.users - sc.users_done
-        return sc.eta.estimate(elapsed, done, float(base.planned_tasks), active, future, floor)
+        # The estimator's clock stops while paused: its pace is of the time users could run.
+        t = max(0.0, elapsed - paused)
+        return sc.eta.estimate(t, done, float(base.planned_tasks), active, future, floor)
     end = base.window_end
     if end is None:
         return None
@@ -418,7 +425,9 @@ def _eta(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
     return max(0.0, end + mean_pass - elapsed)
 
 
-def _scenario_view(sc: _Scenario, elapsed: float, finished: bool) -> ScenarioProgress:
+def _scenario_view(
+    sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0
+) -> ScenarioProgress:
     base = sc.base
     expected = _expected(sc, elapsed, finished)
     if expected:
@@ -445,7 +454,7 @@ def _scenario_view(sc: _Scenario, elapsed: float, finished: bool) -> ScenarioPro
         time=time_share,
         work=work,
         milestones_weighted=weighted,
-        eta_s=_eta(sc, elapsed, finished),
+        eta_s=_eta(sc, elapsed, finished, paused),
         planned_tasks=base.planned_tasks,
         expected_tasks=expected,
         tasks_started=sc.started,

@@ -142,6 +142,7 @@ def arrival_figures(a: ArrivalStats) -> dict[str, Any]:
         "planned": a.planned,
         "started": a.started,
         "dropped": a.dropped,
+        **({"paused": a.paused} if a.paused else {}),
         "asked_per_second": round(a.asked_per_second, 3),
         "achieved_per_second": round(a.started / a.duration, 3) if a.duration else 0.0,
         "iteration_delay_ms": a.delay.summary(),

@@ -47,6 +47,14 @@ class ProgressSnapshot:
     detail: ProgramProgress | None = None
     # The share of the plan due by now (`planned_share`): what the health's deviation is from.
     planned: float | None = None
+    # Live control (core/control.py): paused now, and the seconds paused so far; rates divide
+    # by `elapsed - paused_s`.
+    paused: bool = False
+    paused_s: float = 0.0
+
+    @property
+    def active_s(self) -> float:
+        return max(0.0, self.elapsed - self.paused_s)
 
 
 def _planned_tasks(s: Scheduler, t0: float) -> int | None:
@@ -112,6 +120,8 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
+    paused_s = runner.control.paused_seconds
+    active = max(0.0, elapsed - paused_s)
     done = (
         st.tasks_succeeded
         + st.tasks_failed
@@ -133,7 +143,7 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     if planned_tasks is not None:
         work = sum_progress / planned_tasks if planned_tasks else 1.0
         if done and not finished:
-            eta = max(0.0, (planned_tasks - done) * elapsed / done)
+            eta = max(0.0, (planned_tasks - done) * active / done)
     else:
         # Time-boxed plan: the work planned so far is what the elapsed share projects.
         share = time_progress or 0.0
@@ -147,7 +157,7 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
             work = sum_progress / done if done else 0.0
     detail = None
     if aggregator is not None:
-        detail = aggregator.snapshot(elapsed, finished=finished)
+        detail = aggregator.snapshot(elapsed, finished=finished, paused=paused_s)
         work, time_progress, eta = detail.work, detail.time, detail.eta_s
     due = planned_share(elapsed, time_progress, detail, aggregator)
     return ProgressSnapshot(
@@ -162,6 +172,8 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
         planned_users=runner.planned_users(),
         detail=detail,
         planned=due,
+        paused=runner.control.paused,
+        paused_s=paused_s,
     )
 
 
@@ -221,6 +233,13 @@ def error_messages(stats: RunStats, started_wall: float) -> list[dict[str, Any]]
     ]
 
 
+def _status(runner: Runner) -> str:
+    """`paused` only in a live result, while paused; then interrupted (drained) or completed."""
+    if runner.control.paused and runner.ended_at is None:
+        return "paused"
+    return "interrupted" if runner.interrupted else "completed"
+
+
 def build_result(
     runner: Runner,
     resources: Mapping[str, Mapping[str, int]],
@@ -238,6 +257,8 @@ def build_result(
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
+    # Rates leave the paused seconds out (core/control.py).
+    active = runner.active_elapsed
     snap = progress_snapshot(runner, aggregator)
     detail = snap.detail
     milestone_weights = {m.name: m.weight for s in runner.plan.scenarios for m in s.milestones}
@@ -248,13 +269,14 @@ def build_result(
         "source": runner.plan.source,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(runner.started_wall)),
         "duration_s": round(elapsed, 3),
-        "status": "interrupted" if runner.interrupted else "completed",
+        "status": _status(runner),
+        **({"paused_s": round(snap.paused_s, 3)} if snap.paused_s else {}),
         "users": {
             "planned": runner.planned_users(),
             "started": st.users_started,
             "finished": st.users_finished,
         },
-        "requests": request_figures(st, elapsed),
+        "requests": request_figures(st, active),
         "tasks": {
             "started": st.tasks_started,
             "succeeded": st.tasks_succeeded,
@@ -265,9 +287,9 @@ def build_result(
             "rollbacks": st.rollbacks,
         },
         "dropped_iterations": st.dropped_iterations,
-        "actions": action_figures(st, elapsed),
+        "actions": action_figures(st, active),
         **({"checks": checks} if (checks := check_figures(st)) else {}),
-        "scenarios": scenario_figures(st, elapsed),
+        "scenarios": scenario_figures(st, active),
         "exits": dict(sorted(st.exits.items())),
         "errors": dict(sorted(st.errors.items())),
         "error_messages": error_messages(st, runner.started_wall),

@@ -32,8 +32,8 @@ DEFAULT_CAP: Final = 3_600
 MAX_CODES: Final = 32
 OTHER_CODE: Final = "(other)"
 # Stored columns besides the error codes (t, requests, failed, latency count, 5 latency knots,
-# 8 gauges), for the memory bound.
-_COLUMNS: Final = 17
+# 8 gauges, paused seconds), for the memory bound.
+_COLUMNS: Final = 18
 _NAN: Final = math.nan
 _KNOTS: Final = (0.0, 0.5, 0.95, 0.99, 1.0)
 # Gauges: their state at the end of each interval; a merged point keeps the later one's.
@@ -125,6 +125,9 @@ class Series:
         self._n = array("q")
         self._lat = [array("d") for _ in _KNOTS]
         self._gauges: dict[str, array[float]] = {k: array("d") for k in _GAUGES}
+        # Seconds of each interval the run was paused (core/control.py): left out of its rps.
+        self._paused = array("d")
+        self._prev_paused = 0.0
         # The cumulative figures of the previous sample.
         self._prev_t = 0.0
         self._prev_requests = 0
@@ -162,10 +165,14 @@ class Series:
         eta_s: float | None,
         health: float | None,
         leases: int,
+        paused_s: float = 0.0,
     ) -> None:
-        """The run's cumulative figures at `now` (seconds since its start, increasing); the
-        interval since the previous sample becomes a point (or part of the last one)."""
+        """The run's cumulative figures at `now` (seconds since its start, increasing; of
+        them `paused_s` paused); the interval since the previous sample becomes a point (or
+        part of the last one)."""
         span = now - self._prev_t
+        d_paused = max(0.0, min(span, paused_s - self._prev_paused))
+        self._prev_paused = paused_s
         d_req = requests - self._prev_requests
         d_failed = failed - self._prev_failed
         d_err = self._error_deltas(errors)
@@ -175,8 +182,8 @@ class Series:
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
         gauges = (users, work, time, planned, milestones, eta_s, health, leases)
         self.samples += 1
-        self._add(now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges))
-        self._latest = self._point_json(now, span, d_req, d_failed, d_err, lat, gauges)
+        self._add(now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges), d_paused)
+        self._latest = self._point_json(now, span, d_req, d_failed, d_err, lat, gauges, d_paused)
 
     def _error_deltas(self, errors: Mapping[str, int]) -> dict[str, int]:
         """Per column code, the errors since the previous sample (codes past MAX_CODES under
@@ -206,6 +213,7 @@ class Series:
         d_err: Mapping[str, int],
         lat: tuple[float, ...],
         gauges: tuple[float, ...],
+        paused: float = 0.0,
     ) -> None:
         for code in d_err:
             if code not in self._errors:
@@ -214,9 +222,11 @@ class Series:
             self._downsample()  # a new point would be one too many
         if self._t and self._last_raw < self.stride:
             self._fold_last(now, d_req, d_failed, d_err, lat, gauges)
+            self._paused[-1] += paused
             self._last_raw += 1
             return
         self._t.append(now)
+        self._paused.append(paused)
         self._requests.append(d_req)
         self._failed.append(d_failed)
         for code, col in self._errors.items():
@@ -265,7 +275,7 @@ class Series:
         if size % 2:
             self._pair(size // 2, size - 1, None)
         keep = (size + 1) // 2
-        for col_f in (self._t, *self._lat):
+        for col_f in (self._t, self._paused, *self._lat):
             del col_f[keep:]
         for col_e in (self._requests, self._failed, self._n, *self._errors.values()):
             del col_e[keep:]
@@ -280,6 +290,7 @@ class Series:
         lat = self._knots(a) if b is None else _merge_knots(self._knots(a), self._knots(b))
         last = b if b is not None else a
         self._t[dst] = self._t[last]
+        self._paused[dst] = self._paused[a] + (self._paused[b] if b is not None else 0.0)
         self._requests[dst] = self._requests[a] + (self._requests[b] if b is not None else 0)
         self._failed[dst] = self._failed[a] + (self._failed[b] if b is not None else 0)
         for col in self._errors.values():
@@ -305,13 +316,15 @@ class Series:
         d_err: Mapping[str, int],
         lat: tuple[float, ...],
         gauges: tuple[float | int | None, ...],
+        paused: float = 0.0,
     ) -> dict[str, Any]:
+        active = span - paused
         out: dict[str, Any] = {
             "t": round(now, 3),
             "interval_s": round(span, 3),
             "requests": d_req,
             "failed": d_failed,
-            "rps": round(d_req / span, 2) if span > 0 else 0.0,
+            "rps": round(d_req / active, 2) if active > 1e-9 else 0.0,
             "errors": dict(sorted(d_err.items())),
             "p50": _ms(lat[2]),
             "p95": _ms(lat[3]),
@@ -319,6 +332,8 @@ class Series:
         }
         for k, g in zip(_GAUGES, gauges, strict=True):
             out[k] = _gauge(k, _f(g))
+        if paused:
+            out["paused_s"] = round(paused, 3)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -326,8 +341,8 @@ class Series:
         t = list(self._t)
         starts = [0.0, *t][: len(t)]
         rps = [
-            round(n / (end - start), 2) if end > start else 0.0
-            for n, start, end in zip(self._requests, starts, t, strict=True)
+            round(n / (end - start - p), 2) if end - start - p > 1e-9 else 0.0
+            for n, start, end, p in zip(self._requests, starts, t, self._paused, strict=True)
         ]
         out: dict[str, Any] = {
             "interval_s": self.interval_s,
@@ -343,6 +358,8 @@ class Series:
         }
         for k, col in self._gauges.items():
             out[k] = [_gauge(k, x) for x in col]
+        if any(self._paused):  # only a run that was paused has the column
+            out["paused_s"] = [round(x, 3) for x in self._paused]
         return out
 
 

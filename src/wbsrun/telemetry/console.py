@@ -64,10 +64,13 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     resource trouble, tasks and the per-scenario detail. `fit_fields` drops from the end."""
     st = runner.ctx.stats
     detail = snap.detail
-    fields = [f"{snap.elapsed:6.1f}s", f"work {_pct(snap.work)}", f"time {_pct(snap.time)}"]
+    fields = [f"{snap.elapsed:6.1f}s"]
+    if snap.paused:  # live control: said first, so that no terminal width hides it
+        fields.append(f"PAUSED {snap.paused_s:.0f}s")
+    fields += [f"work {_pct(snap.work)}", f"time {_pct(snap.time)}"]
     if detail is not None and detail.milestones_weighted is not None:
         fields.append(f"milestones {_pct(detail.milestones_weighted)}")
-    fields.append(f"ETA {_eta(snap.eta_s)}")
+    fields.append("ETA paused" if snap.paused else f"ETA {_eta(snap.eta_s)}")
     health = run_health(snap.work, snap.planned, st.requests_total, st.requests_failed)
     fields.append(f"health {health.score:.2f}")
     fields.append(f"users {snap.active_users}/{snap.planned_users}")
@@ -152,9 +155,10 @@ class LiveLine:
             await asyncio.sleep(self.interval)
             snap = progress_snapshot(self.runner, self.aggregator)
             total = self.runner.ctx.stats.requests_total
-            dt = snap.elapsed - last_t
-            rps = (total - last_total) / dt if dt > 0 else 0.0
-            last_total, last_t = total, snap.elapsed
+            # Over the time not paused: a line during a pause says 0/s, not a falling rate.
+            dt = snap.active_s - last_t
+            rps = (total - last_total) / dt if dt > 1e-9 else 0.0
+            last_total, last_t = total, snap.active_s
             self.notices()
             self.draw(format_live(self.runner, snap, rps, self.width()))
 

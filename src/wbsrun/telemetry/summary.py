@@ -102,6 +102,8 @@ def _print_headline(console: Console, result: Mapping[str, Any]) -> None:
     head = Text(f"{result.get('scenario', '?')} ", style="bold")
     head.append(status, style=colour)
     head.append(f" in {result.get('duration_s', 0)}s")
+    if result.get("paused_s"):
+        head.append(f" ({result['paused_s']}s of it paused, left out of the rates)")
     console.print(head)
     text = (
         f"  requests  {req.get('total', 0):,} ({_num(req.get('per_second', 0.0))}/s){DOT}"

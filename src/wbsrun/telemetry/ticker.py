@@ -87,6 +87,7 @@ class SeriesTicker:
             eta_s=snap.eta_s,
             health=health.score,
             leases=self._leases(),
+            paused_s=snap.paused_s,
         )
         for listener in self.listeners:
             listener(self.series)

@@ -238,6 +238,16 @@ def families(s: RunSample) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "wbsrun_run_elapsed_seconds", "Seconds since the run started.", value=s.snapshot.elapsed
     )
+    yield GaugeMetricFamily(
+        "wbsrun_run_paused",
+        "1 while the run is paused (live control), else 0.",
+        value=int(s.snapshot.paused),
+    )
+    yield GaugeMetricFamily(
+        "wbsrun_run_paused_seconds",
+        "Seconds the run has spent paused (left out of every rate).",
+        value=s.snapshot.paused_s,
+    )
     yield from _requests(s)
     yield from _actions(s)
     yield from _errors(s)
