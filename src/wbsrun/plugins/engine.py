@@ -71,8 +71,10 @@ def compile_component(wasm: bytes, where: Path | None = None) -> Compiled:
     path = folder / (_key(digest) + _SUFFIX)
     eng = engine()
     if path.is_file():
+        # Read, not mapped (`deserialize_file` maps the file: one rewritten in place under
+        # a live component would crash the process).
         try:
-            return Compiled(Component.deserialize_file(eng, str(path)), digest, True)
+            return Compiled(Component.deserialize(eng, path.read_bytes()), digest, True)
         except (OSError, wasmtime.WasmtimeError):
             pass  # another wasmtime's or a damaged artifact: compiled again below
     component = Component(eng, wasm)

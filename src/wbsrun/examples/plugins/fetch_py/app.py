@@ -2,8 +2,9 @@
 the world wbsrun:plugin/plugin.
 
 `fetch` sends one request (`with`: url, method (default GET), body, headers) through the
-host and saves {"status", "json", "count"}: `count` is how many actions this instance has
-answered for the user (one instance per user with `isolation: per-user`). An answer of 4xx
+host and saves {"status", "json", "count", "served"}: `count` is how many actions this
+instance has answered for the user, `served` how many it has answered in all (the same with
+`isolation: per-user`, one instance a user; every user's with `per-worker`). An answer of 4xx
 or 5xx fails the action with `http-4xx` / `http-5xx`, as the built-in `http` would.
 `with.rate` (per second) paces the calls through the run's rate guard first.
 """
@@ -22,10 +23,19 @@ def _done(value: object = None, code: str = "", message: str = "") -> types.Step
     return types.Step_Done(types.Outcome(json.dumps(value) if value is not None else "", error))
 
 
+class _State:
+    """The instance's state: module-level, since componentize-py makes a new `Frame` for
+    every call into the component."""
+
+    counts: dict[str, int] = {}  # noqa: RUF012 - one instance a component instance
+    served = 0
+    pending: dict[str, dict[str, object]] = {}  # noqa: RUF012
+
+
 class Frame(exports.Frame):
     def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.pending: dict[str, dict[str, object]] = {}
+        self.counts = _State.counts
+        self.pending = _State.pending
 
     def init(self, config_json: str) -> None:
         config = json.loads(config_json)
@@ -73,11 +83,12 @@ class Frame(exports.Frame):
         if answer.error is not None:
             return _done(code=answer.error.code, message=answer.error.message)
         count = self.counts[user] = self.counts.get(user, 0) + 1
+        _State.served += 1
         try:
             parsed = json.loads(answer.body) if answer.body else None
         except ValueError:
             parsed = None
-        value = {"status": answer.status, "json": parsed, "count": count}
+        value = {"status": answer.status, "json": parsed, "count": count, "served": _State.served}
         if answer.status >= 400:
             code = "http-5xx" if answer.status >= 500 else "http-4xx"
             return _done(value, code, f"HTTP {answer.status} from {args['url']}")
@@ -91,3 +102,4 @@ class Frame(exports.Frame):
 
     def release(self) -> None:
         self.counts.clear()
+        self.pending.clear()

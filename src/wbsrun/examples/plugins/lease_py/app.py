@@ -15,12 +15,16 @@ from wit_world import exports
 from wit_world.imports import pool as host
 from wit_world.imports import types
 
+# pool → per item: its holder ("" when free) and how often it was leased. Module-level:
+# componentize-py makes a new `Provider` for every call into the component.
+HOLDERS: dict[str, list[str]] = {}
+LEASED: dict[str, list[int]] = {}
+
 
 class Provider(exports.Provider):
     def __init__(self) -> None:
-        # pool → per item: its holder ("" when free) and how often it was leased
-        self.holders: dict[str, list[str]] = {}
-        self.leased: dict[str, list[int]] = {}
+        self.holders = HOLDERS
+        self.leased = LEASED
 
     def _pool(self, pool: str) -> tuple[list[str], list[int]]:
         if pool not in self.holders:
