@@ -1,10 +1,12 @@
 """Calls into a component instance with the function's types looked up once.
 
-wasmtime-py's `Func.__call__` asks the store for the function's type on every call (about
-half of a small call's cost, docs/benchmarks.md "WebAssembly plugins"); `TypedFunc` keeps the
-parameter and result types it read when the export was first looked up, and otherwise does
-what `Func.__call__` does. It uses wasmtime-py's C-API bindings (`wasmtime._ffi`): the
-pinned range of the `wasi` extra is the one this was written against.
+wasmtime-py's `Func.__call__` asks the store for the function's type on every call, and its
+value types ask the C API for their fields and cases every time a value is converted (most
+of a small call's cost, docs/benchmarks.md "WebAssembly plugins"). `TypedFunc` keeps the
+parameter and result types it read when the export was first looked up, with their fields
+and cases read once (`cache_types`), and otherwise does what `Func.__call__` does. It uses
+wasmtime-py's C-API bindings (`wasmtime._ffi`): the pinned range of the `wasi` extra is the
+one this was written against.
 """
 
 from __future__ import annotations
@@ -15,9 +17,116 @@ from typing import Any, final
 import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import Func, Instance
+from wasmtime.component import _types as wt
 from wasmtime.component._enter import enter_wasm
 
-__all__ = ["MissingExport", "TypedFunc", "WrongType", "describe", "export", "signature"]
+__all__ = [
+    "MissingExport",
+    "TypedFunc",
+    "WrongType",
+    "cache_types",
+    "describe",
+    "export",
+    "signature",
+]
+
+
+# Subclasses whose structure (cases, fields, payloads) is read from the C API once: a
+# type's structure never changes, and reading it was ~2/3 of a call that returns a variant.
+class _Variant(wt.VariantType):
+    @property
+    def cases(self) -> Any:
+        got = self.__dict__.get("_cases_memo")
+        if got is None:
+            got = [(n, cache_types(t)) for n, t in wt.VariantType.cases.fget(self)]  # type: ignore[attr-defined]
+            self.__dict__["_cases_memo"] = got
+        return got
+
+    def _tagged(self) -> bool:
+        got = self.__dict__.get("_tagged_memo")
+        if got is None:
+            got = self.__dict__["_tagged_memo"] = super()._tagged()
+        return bool(got)
+
+
+class _Record(wt.RecordType):
+    @property
+    def fields(self) -> Any:
+        got = self.__dict__.get("_fields_memo")
+        if got is None:
+            got = [(n, cache_types(t)) for n, t in wt.RecordType.fields.fget(self)]  # type: ignore[attr-defined]
+            self.__dict__["_fields_memo"] = got
+        return got
+
+
+class _Option(wt.OptionType):
+    @property
+    def payload(self) -> Any:
+        if "_payload_memo" not in self.__dict__:
+            self.__dict__["_payload_memo"] = cache_types(wt.OptionType.payload.fget(self))  # type: ignore[attr-defined]
+        return self.__dict__["_payload_memo"]
+
+    def _tagged(self) -> bool:
+        got = self.__dict__.get("_tagged_memo")
+        if got is None:
+            got = self.__dict__["_tagged_memo"] = super()._tagged()
+        return bool(got)
+
+
+class _Result(wt.ResultType):
+    @property
+    def ok(self) -> Any:
+        if "_ok_memo" not in self.__dict__:
+            self.__dict__["_ok_memo"] = cache_types(wt.ResultType.ok.fget(self))  # type: ignore[attr-defined]
+        return self.__dict__["_ok_memo"]
+
+    @property
+    def err(self) -> Any:
+        if "_err_memo" not in self.__dict__:
+            self.__dict__["_err_memo"] = cache_types(wt.ResultType.err.fget(self))  # type: ignore[attr-defined]
+        return self.__dict__["_err_memo"]
+
+    def _tagged(self) -> bool:
+        got = self.__dict__.get("_tagged_memo")
+        if got is None:
+            got = self.__dict__["_tagged_memo"] = super()._tagged()
+        return bool(got)
+
+
+class _List(wt.ListType):
+    @property
+    def element(self) -> Any:
+        if "_element_memo" not in self.__dict__:
+            self.__dict__["_element_memo"] = cache_types(wt.ListType.element.fget(self))  # type: ignore[attr-defined]
+        return self.__dict__["_element_memo"]
+
+
+class _Tuple(wt.TupleType):
+    @property
+    def elements(self) -> Any:
+        got = self.__dict__.get("_elements_memo")
+        if got is None:
+            got = [cache_types(t) for t in wt.TupleType.elements.fget(self)]  # type: ignore[attr-defined]
+            self.__dict__["_elements_memo"] = got
+        return got
+
+
+_MEMO: dict[type, type] = {
+    wt.VariantType: _Variant,
+    wt.RecordType: _Record,
+    wt.OptionType: _Option,
+    wt.ResultType: _Result,
+    wt.ListType: _List,
+    wt.TupleType: _Tuple,
+}
+
+
+def cache_types(ty: Any) -> Any:
+    """`ty` (and the types inside it, as they are read) with its structure memoised."""
+    memo = _MEMO.get(type(ty))
+    if memo is not None:
+        ty.__class__ = memo
+    return ty
 
 
 class MissingExport(Exception):
@@ -47,8 +156,8 @@ class TypedFunc:
         self.name = name
         self.types_cached = types_cached
         fty = func.type(store)
-        self._params = [ty for _name, ty in fty.params]
-        self._result = fty.result
+        self._params = [cache_types(ty) for _name, ty in fty.params]
+        self._result = cache_types(fty.result)
         actual = signature(func, store) if expected is not None else None
         self.mismatch: str | None = (
             f"its export '{name}' is {actual}; its world says {expected}"
