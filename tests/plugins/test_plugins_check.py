@@ -41,10 +41,21 @@ def _entry_line(bundle: Path, name: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if f"entry: plugins/{name}.wasm" in line)
 
 
-def test_components_of_their_world_pass(tmp_path: Path, built_plugins: Built) -> None:
+def test_the_examples_target_their_worlds(tmp_path: Path, built_plugins: Built) -> None:
     bundle = _bundle(tmp_path, {"ping": built_plugins.ping, "fetch": built_plugins.fetch}, [])
+    script = bundle / "script.yaml"
+    lease = put(bundle, built_plugins.lease, "lease")
+    script.write_text(
+        script.read_text("utf-8").replace(
+            "components:\n",
+            f"components:\n- {{name: leases, kind: wasi-component, entry: {lease}}}\n",
+            1,
+        ),
+        "utf-8",
+    )
     results = check_bundle(bundle)
     assert [(r.name, r.world, r.diagnostic) for r in results] == [
+        ("leases", "lease-provider", None),
         ("ping", "plugin", None),
         ("fetch", "plugin", None),
     ]

@@ -78,7 +78,7 @@ def _world_of(wasm: Path, meta: Mapping[str, Any]) -> str:
         return named
     shown = _run(["component", "wit", str(wasm)])
     for world, (_folder, marker) in WORLDS.items():
-        if f"export {marker}" in shown.stdout:
+        if f"export {marker}" in shown.stdout.replace("%", ""):  # %resource: a keyword
             return world
     return "plugin"
 
