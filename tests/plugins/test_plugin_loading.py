@@ -135,3 +135,14 @@ def test_bad_isolation_metadata_refuses_the_start(tmp_path: Path, built_plugins:
     doc["components"][0]["metadata"] = {"isolation": "per-galaxy"}
     with pytest.raises(RunError, match=r"metadata\.isolation is 'per-galaxy', expected per-worker"):
         _components(tmp_path, doc)
+
+
+def test_a_memory_limit_below_the_plugins_minimum_refuses_the_start(
+    tmp_path: Path, built_plugins: Built
+) -> None:
+    doc = _http_as_plugin(tmp_path, built_plugins.fetch)
+    doc["components"][0]["metadata"] = {"memory-limit": "1MiB"}
+    with pytest.raises(RunError) as caught:
+        _components(tmp_path, doc)
+    assert "cannot be instantiated: memory minimum size of 199 pages exceeds memory limits" \
+        " (metadata.memory-limit: 1048576 bytes)" in str(caught.value)  # fmt: skip

@@ -70,7 +70,10 @@ def load_component(
     try:
         probe = built.pool.new()
     except (WasmtimeError, MissingExport, WrongType) as exc:
-        raise RunError(f"cannot be instantiated: {_first_line(exc)}") from exc
+        reason = _first_line(exc)
+        if "exceeds memory limits" in reason:
+            reason += f" (metadata.memory-limit: {settings.memory} bytes)"
+        raise RunError(f"cannot be instantiated: {reason}") from exc
     if settings.isolation == "per-worker" or isinstance(built, WasmLeaseProvider):
         built.pool.adopt(probe)
     return built
