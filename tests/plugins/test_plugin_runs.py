@@ -69,7 +69,9 @@ def test_procurement_register_records_entry_wit_and_source(
     assert notices, "an absent entry falls back to the built-in with a notice"
 
 
-def _fetch_run(tmp_path: Path, target: TargetProcess, built: Built, isolation: str) -> list[Any]:
+def _fetch_run(
+    tmp_path: Path, target: TargetProcess, built: Built, isolation: str
+) -> tuple[list[Any], list[str]]:
     entry = put(tmp_path / "bundle", built.fetch, "fetch")
     doc = document({"fetch": _plugin_action("fetch", "fetch")}, {"steps": [{"ref": "fetch"}]},
                    users=2, iterations=3)  # fmt: skip
@@ -78,13 +80,18 @@ def _fetch_run(tmp_path: Path, target: TargetProcess, built: Built, isolation: s
     assert routes(target) == {"GET /asset": 6}
     assert ran.result["tasks"]["succeeded"] == 6
     assert ran.result["actions"]["fetch"]["requests"] == 6
-    return [e.vars["fetch_out"] for e in ran.entries]
+    return [e.vars["fetch_out"] for e in ran.entries], ran.log.recent
 
 
 def test_python_plugin_per_user_keeps_one_instance_a_user(
     tmp_path: Path, target: TargetProcess, built_plugins: Built
 ) -> None:
-    saved = _fetch_run(tmp_path, target, built_plugins, "per-user")
+    saved, log = _fetch_run(tmp_path, target, built_plugins, "per-user")
+    # The plugin's host.log lines are the run's, under its name and the user's id.
+    assert sorted(line.split(" ", 1)[1] for line in log if "first fetch" in line) == [
+        "u0001 fetch: first fetch: HTTP 200",
+        "u0002 fetch: first fetch: HTTP 200",
+    ]
     assert all(v["status"] == 200 and v["json"] is not None for v in saved)
     # Each user's instance has served that user only: count == served, 1..3 each.
     assert sorted(v["served"] for v in saved) == [1, 1, 2, 2, 3, 3]
@@ -94,9 +101,25 @@ def test_python_plugin_per_user_keeps_one_instance_a_user(
 def test_python_plugin_per_worker_shares_one_instance(
     tmp_path: Path, target: TargetProcess, built_plugins: Built
 ) -> None:
-    saved = _fetch_run(tmp_path, target, built_plugins, "per-worker")
+    saved, _log = _fetch_run(tmp_path, target, built_plugins, "per-worker")
     assert sorted(v["served"] for v in saved) == [1, 2, 3, 4, 5, 6]
     assert sorted(v["count"] for v in saved) == [1, 1, 2, 2, 3, 3]
+
+
+def test_python_plugin_paces_itself_with_the_runs_rate_guard(
+    tmp_path: Path, target: TargetProcess, built_plugins: Built
+) -> None:
+    entry = put(tmp_path / "bundle", built_plugins.fetch, "fetch")
+    action = _plugin_action("fetch", "fetch", rate=20)
+    doc = document({"fetch": action}, {"steps": [{"ref": "fetch"}]}, users=2, iterations=4)
+    doc["components"].append(plugin_component("fetch", entry, "fetch"))
+
+    ran = run(tmp_path, doc, on(target), wasm=wasm_loader())
+
+    assert routes(target) == {"GET /asset": 8}
+    assert ran.result["tasks"]["succeeded"] == 8
+    # 8 slots of a 20/s schedule shared by both users: the last one 7/20 s after the first.
+    assert ran.result["duration_s"] >= 0.33
 
 
 def test_lease_provider_component_drives_the_pool(
