@@ -94,8 +94,9 @@ class WasmPlugin(ComponentBase):
         self.settings = settings
         self.sender = sender
         self._runtime: Runtime | None = None
+        # What the plugin queued with `send` during the call in progress (calls never
+        # overlap: each runs to its end on the loop's thread).
         self._queue: list[tuple[int, Any]] = []
-        self._user = ""
         self._tickets = 0
         linker = Linker(engine())
         self._define_host(linker)
@@ -154,25 +155,24 @@ class WasmPlugin(ComponentBase):
         uid = user.user_id
         totals = _Totals()
         try:
-            step = self._enter(uid, "run-action", uid, call, to_json(dict(args)))
+            step, queued = self._enter(uid, "run-action", uid, call, to_json(dict(args)))
             for _ in range(MAX_ROUNDS):
-                if step is None:  # wait: send what was queued
-                    sent, self._queue = self._queue, []
-                    answers = await asyncio.gather(*(self._one(r, user, totals) for r in sent))
-                    step = self._enter(uid, "resume", uid, list(answers))
+                if step is None:  # wait: send what this call queued
+                    answers = await asyncio.gather(*(self._one(r, user, totals) for r in queued))
+                    step, queued = self._enter(uid, "resume", uid, list(answers))
                 elif isinstance(step, int) and not isinstance(step, bool):
                     await asyncio.sleep(step / 1000)
-                    step = self._enter(uid, "resume", uid, [])
+                    step, queued = self._enter(uid, "resume", uid, [])
                 else:
                     return totals.outcome(self._done(step))
             raise _Failed(codes.STEP_LIMIT, f"no answer after {MAX_ROUNDS} wait/sleep rounds")
         except _Failed as exc:
-            self._queue = []
             return totals.outcome((None, exc.code, f"plugin '{self.name}': {exc.message}"))
 
-    def _enter(self, uid: str, func: str, *args: Any) -> Any:
-        """One call into the user's instance; a failure is data (`_Failed`), never raised
-        past the action."""
+    def _enter(self, uid: str, func: str, *args: Any) -> tuple[Any, list[tuple[int, Any]]]:
+        """One call into the user's instance: its step, and the requests it queued (sent
+        only when the step is `wait`). A failure is data (`_Failed`), never raised past
+        the action."""
         try:
             inst = self.pool.get(uid)
         except RunError as exc:
@@ -180,7 +180,7 @@ class WasmPlugin(ComponentBase):
         except Exception as exc:
             code, message = failure_of(self.name, exc, self.settings)
             raise _Failed(code, f"cannot instantiate: {message}") from exc
-        self._user = uid
+        self._queue = []
         try:
             step = inst.call(func, *args)
         except _Failed:
@@ -190,9 +190,11 @@ class WasmPlugin(ComponentBase):
             self.pool.drop(uid)  # a trapped instance may not be entered again
             code, message = failure_of(self.name, exc, self.settings)
             raise _Failed(code, message) from exc
+        finally:
+            queued, self._queue = self._queue, []
         if isinstance(step, Variant):  # wasmtime-py tags a variant only when it must
             step = None if step.tag == "wait" else step.payload
-        return step
+        return step, queued
 
     def _done(self, outcome: Any) -> tuple[Mapping[str, Any] | None, str | None, str]:
         text = _field(outcome, "value-json", str)
