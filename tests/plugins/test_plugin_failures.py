@@ -118,6 +118,23 @@ def test_a_trapped_instance_is_replaced_and_the_next_call_succeeds(
     assert plugin.pool.instantiated == 3  # at load, after the trap, after the spin
 
 
+def test_requests_queued_by_a_call_that_did_not_wait_are_never_sent(
+    built_plugins: Built,
+) -> None:
+    """`q` queues a request (to a closed port) and answers done; `w` answers wait with
+    nothing queued: the first request must not ride along with the second call's wait."""
+    plugin = _plugin(built_plugins.hostile)
+    user = UserHandle("u0001", "s", False)
+
+    async def calls() -> list[int]:
+        await plugin.init(Runtime(RunLog(), 0, time.monotonic, RateGuard()))
+        sent = [(await plugin.run_action(c, {}, user)).requests for c in ("q", "w")]
+        await plugin.release()
+        return sent
+
+    assert asyncio.run(calls()) == [0, 0]
+
+
 @pytest.mark.parametrize("isolation", ["per-user", "per-worker"])
 def test_isolation_decides_how_many_instances_serve_the_users(
     built_plugins: Built, isolation: str

@@ -1,11 +1,16 @@
 ;; A plugin that misbehaves on request (tests/plugins): its call's first letter decides.
 ;; t: traps (unreachable); s: spins forever; g: grows memory until refused, then traps;
-;; j: answers value-json "[1]" (not an object); anything else: done({"ok":true}).
+;; j: answers value-json "[1]" (not an object); q: queues a GET of /asset on 127.0.0.1:9
+;; and answers done; w: answers wait (having queued nothing); anything else: done({"ok":true}).
 (module
+  (import "wbsrun:plugin/host@0.1.0" "send"
+    (func $send (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (data (i32.const 0) "{\"ok\":true}")
   (data (i32.const 16) "[1]")
+  (data (i32.const 32) "GET")
+  (data (i32.const 48) "http://127.0.0.1:9/asset")
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
     (local $p i32)
     (local.set $p (global.get $heap))
@@ -33,6 +38,13 @@
         unreachable))
     (if (i32.eq (local.get $c) (i32.const 106))
       (then (return (call $done (i32.const 16) (i32.const 3)))))
+    (if (i32.eq (local.get $c) (i32.const 113))
+      (then (drop (call $send (i32.const 32) (i32.const 3) (i32.const 48) (i32.const 24)
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))))
+    (if (i32.eq (local.get $c) (i32.const 119))
+      (then
+        (i32.store8 (i32.const 1024) (i32.const 1))
+        (return (i32.const 1024))))
     (call $done (i32.const 0) (i32.const 11)))
   (func (export "wbsrun:plugin/frame@0.1.0#resume") (param i32 i32 i32 i32) (result i32)
     (call $done (i32.const 0) (i32.const 11)))
