@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Final
 from wasmtime.component import Linker, Variant
 
 from wbsrun.core import codes
-from wbsrun.core.components import ComponentBase
 from wbsrun.core.ports import ActionOutcome, Runtime, UserHandle
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.plugins.engine import engine
@@ -49,7 +48,7 @@ def _result(value: Any) -> tuple[bool, Any]:
     return True, value
 
 
-class WasmLeaseProvider(ComponentBase):
+class WasmLeaseProvider:
     """acquire / release / mount / track-lease answered by the component."""
 
     CALLS: ClassVar[frozenset[str]] = frozenset(PROVIDER_FUNCS)

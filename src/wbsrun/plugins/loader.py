@@ -15,7 +15,6 @@ from typing import Any
 
 from wasmtime import WasmtimeError
 
-from wbsrun.core.components import ComponentBase
 from wbsrun.core.ports import Component
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.errors import RunError
@@ -43,7 +42,7 @@ def _sender(spec: ComponentSpec, factories: Mapping[str, Any]) -> Component:
 
 def load_component(
     spec: ComponentSpec, path: Path, factories: Mapping[str, Any], types_cached: bool = True
-) -> ComponentBase:
+) -> Component:
     """The component of `spec`, whose entry is `path`; RunError saying why it cannot be."""
     settings = PluginSettings.of(spec)
     try:

@@ -20,7 +20,6 @@ from wasmtime.component import Component as WasmComponent
 from wasmtime.component import Linker, Variant
 
 from wbsrun.core import codes
-from wbsrun.core.components import ComponentBase
 from wbsrun.core.ports import ActionOutcome, Component, Runtime, UserHandle
 from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.errors import RunError
@@ -76,8 +75,12 @@ def _field(rec: Any, name: str, kind: type) -> Any:
     return value
 
 
-class WasmPlugin(ComponentBase):
-    """`run_action` → the plugin's `run-action`, `resume`d until `done`."""
+class WasmPlugin:
+    """`run_action` → the plugin's `run-action`, `resume`d until `done`.
+
+    A plain `Component` (core/ports.py), not a `ComponentBase`: that base is compiled with
+    the hot path, and interpreted code cannot subclass a compiled class; the runner wraps
+    it in a `ForwardingComponent`."""
 
     CALLS: ClassVar[frozenset[str]] = frozenset()
 
