@@ -3,12 +3,16 @@ WebAssembly loader `wbsrun run` hands the component registry (docs/wasi.md)."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
 from wbsrun.cli.exits import EXIT_INVALID, EXIT_RUN_ERROR
+from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.errors import BundleError, RunError, WbsrunError
 from wbsrun.plugins.check import CheckResult, check_bundle
 from wbsrun.protocols.registry import WasmLoader
@@ -18,12 +22,17 @@ __all__ = ["check_for_validate", "plugins_group", "wasm_loader"]
 
 def wasm_loader() -> WasmLoader | None:
     """The WebAssembly host, or None when the `wasi` extra (wasmtime) is not installed: a
-    component with its entry in the bundle then refuses the start, or falls back."""
-    try:
-        from wbsrun.plugins.loader import load_component
-    except ImportError:
+    component with its entry in the bundle then refuses the start, or falls back. wasmtime
+    is imported at the first component loaded, not by every run."""
+    if importlib.util.find_spec("wasmtime") is None:
         return None
-    return load_component
+
+    def load(spec: ComponentSpec, path: Path, factories: Mapping[str, Any]) -> Any:
+        from wbsrun.plugins.loader import load_component
+
+        return load_component(spec, path, factories)
+
+    return load
 
 
 def _report(results: list[CheckResult]) -> int:
