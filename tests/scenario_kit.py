@@ -19,7 +19,7 @@ from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.loader import load_plan
 from wbsrun.progress.report import build_result
-from wbsrun.protocols.registry import build_components, provides
+from wbsrun.protocols.registry import WasmLoader, build_components, provides
 from wbsrun.resources import attach_health_checks
 from wbsrun.resources.pool import PoolManager
 from wbsrun.target import TargetProcess
@@ -158,8 +158,10 @@ def run(
     during: Callable[[Runner], Coroutine[Any, Any, None]] | None = None,
     events: ProgressSink | None = None,
     factories: Mapping[str, Any] | None = None,
+    wasm: WasmLoader | None = None,
 ) -> Ran:
-    """Write the bundle (script.yaml + resource.yaml), run it to the end, collect the result."""
+    """Write the bundle (script.yaml + resource.yaml), run it to the end, collect the result
+    (`wasm`: the WebAssembly loader, tests/plugin_kit.py)."""
     bundle = write_bundle(tmp_path, doc, items)
     plan = load_plan(bundle, provides(factories))
     # The transport tests/conftest.py chose (WBSRUN_TRANSPORT), unless the test set one.
@@ -168,7 +170,7 @@ def run(
         options = dataclasses.replace(options, transport=os.environ["WBSRUN_TRANSPORT"])
     pools = PoolManager(plan)
     run_log = RunLog()
-    components = build_components(plan, run_log, factories)
+    components = build_components(plan, run_log, factories, wasm)
     runner = Runner(plan, components, pools, run_log, options, events=events)
     attach_health_checks(runner, pools)
 

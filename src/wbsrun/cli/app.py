@@ -1,5 +1,5 @@
 """The `wbsrun` command: init, validate, wbs, run, ctl, ledger, demo, target, report,
-compare. Wiring only."""
+compare, plugins. Wiring only."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import click
 from wbsrun.cli.compare import compare_command
 from wbsrun.cli.ctl import control_settings, ctl, with_control
 from wbsrun.cli.exits import EXIT_INVALID, EXIT_RUN_ERROR, exit_code, threshold_lines
+from wbsrun.cli.plugins import check_for_validate, plugins_group
 from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
@@ -108,12 +109,17 @@ def cli() -> None:
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 def validate(path: Path) -> None:
-    """Validate a scenario bundle (directory or file); exit 0 if valid, 2 if not."""
+    """Validate a scenario bundle (directory or file); exit 0 if valid, 2 if not. A
+    WebAssembly component in the bundle is checked against its WIT world too."""
     try:
         plan = _load(path)
     except WbsrunError as exc:
         _fail(exc)
         return
+    bad = check_for_validate(path)
+    if bad:
+        click.echo(f"{bad} component(s) do not target their world; not valid", err=True)
+        sys.exit(EXIT_INVALID)
     click.echo(f"{plan.source}: valid ({len(plan.warnings)} warning(s))")
 
 
@@ -433,6 +439,7 @@ def demo(
 
 
 cli.add_command(compare_command)
+cli.add_command(plugins_group)
 
 
 @cli.command()

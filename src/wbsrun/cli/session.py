@@ -15,6 +15,7 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.cli.plugins import wasm_loader
 from wbsrun.control import ControlServer, ControlSettings, new_token, write_token
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
@@ -245,7 +246,7 @@ def wire(
     prepare: Callable[[Runner], None] | None = None,
 ) -> WiredRun:
     """The runner as `wbsrun run` drives it; the benchmarks measure exactly this."""
-    components = build_components(plan, log)
+    components = build_components(plan, log, wasm=wasm_loader())
     # Task → user → scenario → program progress, fed by the runner's progress events,
     # which then go on to the progress bus (batched) and its poller.
     bus = ProgressBus(plan.progress)

@@ -24,6 +24,10 @@ __all__ = [
     "NO_TRANSITION",
     "PERMANENT_BY_DEFAULT",
     "PERSIST_ERROR",
+    "PLUGIN_OUT_OF_FUEL",
+    "PLUGIN_OUT_OF_MEMORY",
+    "PLUGIN_TRAP",
+    "PLUGIN_WRONG_TYPE",
     "RESOURCE_UNAVAILABLE",
     "SCHEMA_VIOLATION",
     "STEP_LIMIT",
@@ -55,6 +59,11 @@ CHECK_FAILED = "check-failed"
 # Data feeders (docs/dsl.md "Data feeders").
 DATA_EXHAUSTED = "data-exhausted"
 DATA_ERROR = "data-error"
+# WebAssembly plugins (docs/wasi.md "When a plugin fails"): the action fails, never the run.
+PLUGIN_TRAP = "plugin-trap"
+PLUGIN_OUT_OF_FUEL = "plugin-out-of-fuel"
+PLUGIN_OUT_OF_MEMORY = "plugin-out-of-memory"
+PLUGIN_WRONG_TYPE = "plugin-wrong-type"
 
 # What each code means, for docs and messages (the HTTP transports add `protocol-error`).
 DESCRIPTIONS: Mapping[str, str] = {
@@ -81,6 +90,13 @@ DESCRIPTIONS: Mapping[str, str] = {
     " a single safe name, or a failed write",
     CAPTURE_FAILED: "a capture found nothing and has no default (and is not optional)",
     CHECK_FAILED: "a check with on-fail: error did not hold",
+    PLUGIN_TRAP: "a WebAssembly plugin trapped (unreachable, out-of-bounds access, a refused"
+    " memory.grow it did not survive); its instance is replaced",
+    PLUGIN_OUT_OF_FUEL: "a WebAssembly plugin's call used up its fuel (metadata.fuel): a loop",
+    PLUGIN_OUT_OF_MEMORY: "a WebAssembly plugin's instance needs more than its memory limit"
+    " (metadata.memory-limit)",
+    PLUGIN_WRONG_TYPE: "a WebAssembly plugin answered a value of the wrong type (not its WIT"
+    " world's, or value-json that is not a JSON object)",
 }
 
 # Codes no retry can fix, used when the scenario's catalogue does not list a code.
@@ -94,6 +110,10 @@ PERMANENT_BY_DEFAULT = frozenset(
         EXPRESSION_LIMIT,
         DATA_EXHAUSTED,
         DATA_ERROR,
+        PLUGIN_TRAP,
+        PLUGIN_OUT_OF_FUEL,
+        PLUGIN_OUT_OF_MEMORY,
+        PLUGIN_WRONG_TYPE,
     }
 )
 

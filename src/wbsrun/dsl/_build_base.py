@@ -232,6 +232,7 @@ class BuilderBase:
                 timeout=self.duration((*path, "timeout"), item.get("timeout")),
                 max_body=self.size((*path, "max-body"), item.get("max-body")),
                 tls=self.tls(item.get("tls")),
+                fallback=item.get("fallback"),
             )
         return out
 

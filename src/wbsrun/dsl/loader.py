@@ -14,6 +14,7 @@ from typing import Any
 from wbsrun.dsl._build import PlanBuilder, freeze
 from wbsrun.dsl._failed import Failed
 from wbsrun.dsl._flow import FlowChecker
+from wbsrun.dsl._procurement import record_plugins
 from wbsrun.dsl._retry import check_retry_budgets
 from wbsrun.dsl._stubs import as_map, as_seq
 from wbsrun.dsl._thresholds_check import check_thresholds, merge_thresholds
@@ -262,21 +263,25 @@ def _unknown_roots(failed: Failed, builder: PlanBuilder) -> frozenset[str]:
 def _plan(doc: SourceDoc, bundle: Bundle, built: _Built, diagnostics: list[Diagnostic]) -> Plan:
     data = built.builder.data
     name, version = str(data.get("name", bundle.script.stem)), str(data.get("version", ""))
+    components = built.builder.components()
+    workbook, scenarios = record_plugins(
+        built.workbook, built.scenarios, components, bundle.res_dir
+    )
     return Plan(
         name=name,
         version=version,
         source=str(bundle.script),
         res_dir=bundle.res_dir,
         globals=built.globals,
-        components=MappingProxyType(built.builder.components()),
+        components=MappingProxyType(components),
         resources=MappingProxyType(built.resources),
-        workbook=built.workbook,
+        workbook=workbook,
         progress=built.progress,
         actions=MappingProxyType(built.actions),
         workflows=MappingProxyType(built.workflows),
-        scenarios=built.scenarios,
+        scenarios=scenarios,
         exits=MappingProxyType(built.exits),
-        wbs=build_wbs(str(data.get("name", "")), version, built.scenarios, built.workflows),
+        wbs=build_wbs(str(data.get("name", "")), version, scenarios, built.workflows),
         warnings=tuple(d for d in diagnostics if d.severity == "warning"),
         thresholds=built.thresholds,
         data=built.data,

@@ -100,6 +100,9 @@ class ComponentSpec:
     max_body: int | None = None
     # http components: `tls:` (CA file, client certificate, verification); None: the system's.
     tls: TlsSpec | None = None
+    # wasi-components whose entry is in the bundle: "builtin" runs the built-in of the same
+    # name when the entry cannot be loaded (docs/wasi.md "Fallback"); None refuses the start.
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

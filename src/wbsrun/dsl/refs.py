@@ -53,6 +53,26 @@ def _hint(value: str, candidates: Iterable[str]) -> str | None:
     return f"known: {shown}"
 
 
+def _with_wasm_entries(
+    provides: Mapping[str, frozenset[str]], data: Mapping[str, Any], res_dir: Path
+) -> Mapping[str, frozenset[str]]:
+    """A wasi-component whose entry is in the bundle provides the calls it lists under
+    `capabilities` (a plugin answers any call it is given; the list is the contract), and
+    with `fallback: builtin` those of the built-in too (docs/wasi.md)."""
+    out = dict(provides)
+    for comp in map(_map, _seq(data.get("components"))):
+        name, entry = comp.get("name"), comp.get("entry")
+        if comp.get("kind") != "wasi-component" or not isinstance(name, str):
+            continue
+        if not isinstance(entry, str) or not (res_dir / entry).is_file():
+            continue
+        calls = frozenset(str(c) for c in _seq(comp.get("capabilities")))
+        if comp.get("fallback") == "builtin":
+            calls |= provides.get(name, frozenset())
+        out[name] = calls
+    return out
+
+
 class _Ctx:
     """The document's name tables and the diagnostics found so far."""
 
@@ -66,8 +86,8 @@ class _Ctx:
         self.doc = doc
         self.failed = failed
         self.res_dir = res_dir
-        self.provides = provides
         self.data = _map(doc.data)
+        self.provides = _with_wasm_entries(provides, self.data, res_dir)
         self.components: dict[str, Mapping[str, Any]] = {}
         for comp in _seq(self.data.get("components")):
             name = _map(comp).get("name")

@@ -59,6 +59,10 @@ BUILTIN_ERROR_CODES: Final = frozenset(
         "check-failed",
         "data-exhausted",
         "data-error",
+        "plugin-trap",
+        "plugin-out-of-fuel",
+        "plugin-out-of-memory",
+        "plugin-wrong-type",
     }
 )
 # Families of metric name: (root, what follows). Used for did-you-mean and the docs.

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from wbsrun.core.ports import Component, LogSink
 from wbsrun.dsl.plan import ComponentSpec, Plan
 from wbsrun.errors import RunError
 
-__all__ = ["ENTRY_POINT_GROUP", "build_components", "component_factories", "provides"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "WasmLoader",
+    "build_components",
+    "component_factories",
+    "provides",
+]
 
 ENTRY_POINT_GROUP = "wbsrun.components"
+# Loads a wasi-component's entry (spec, the entry's path, the factories: its HTTP sender is
+# the built-in `http`), raising RunError when it cannot. `wbsrun.plugins.load_component`;
+# the CLI passes it in (an adapter beside this one: wbsrun.plugins).
+WasmLoader = Callable[[ComponentSpec, Path, Mapping[str, Any]], Any]
 
 
 def component_factories() -> dict[str, Any]:
@@ -63,9 +74,17 @@ def _used_components(plan: Plan) -> set[str]:
 
 
 def build_components(
-    plan: Plan, log: LogSink, factories: Mapping[str, Any] | None = None
+    plan: Plan,
+    log: LogSink,
+    factories: Mapping[str, Any] | None = None,
+    wasm: WasmLoader | None = None,
 ) -> dict[str, Component]:
-    """One instance per component the plan uses, with notices for WebAssembly fallbacks."""
+    """One instance per component the plan uses.
+
+    A `wasi-component` whose `entry` is absent from the bundle runs the built-in of the same
+    name, with a notice (the DSL contract, §3). One whose entry is present is loaded by
+    `wasm`; if that fails (or no loader is given), the run does not start unless the
+    component says `fallback: builtin` (docs/wasi.md "Fallback")."""
     factories = factories if factories is not None else component_factories()
     out: dict[str, Component] = {}
     for name in sorted(_used_components(plan) | set(plan.components)):
@@ -79,19 +98,50 @@ def build_components(
             metadata={},
         )
         cls = factories.get(name)
+        if spec.kind == "wasi-component" and spec.entry:
+            path = plan.res_dir / spec.entry
+            if path.is_file():
+                loaded = _load_wasm(spec, path, cls, factories, wasm, log)
+                if loaded is not None:
+                    out[name] = loaded
+                    continue
+            else:
+                log.log(
+                    "info",
+                    f"component '{name}': {spec.entry} not in the bundle; "
+                    "using the built-in implementation",
+                )
         if cls is None:
             raise RunError(f"no implementation registered for component '{name}'")
-        if spec.kind == "wasi-component" and spec.entry:
-            present = (plan.res_dir / spec.entry).is_file()
-            log.log(
-                "info",
-                f"component '{name}': "
-                + (
-                    f"{spec.entry} found, but WebAssembly loading is a later phase; "
-                    if present
-                    else f"{spec.entry} not in the bundle; "
-                )
-                + "using the built-in implementation",
-            )
         out[name] = cls(spec)
     return out
+
+
+def _load_wasm(
+    spec: ComponentSpec,
+    path: Path,
+    builtin: Any,
+    factories: Mapping[str, Any],
+    wasm: WasmLoader | None,
+    log: LogSink,
+) -> Component | None:
+    """The loaded component; None when it falls back to the built-in (with a notice)."""
+    try:
+        if wasm is None:
+            raise RunError(
+                "this wbsrun has no WebAssembly host (install the `wasi` extra: "
+                "pip install 'wbsrun[wasi]')"
+            )
+        loaded: Component = wasm(spec, path, factories)
+        return loaded
+    except RunError as exc:
+        reason = str(exc)
+    if spec.fallback == "builtin" and builtin is not None:
+        log.log(
+            "warn",
+            f"component '{spec.name}': {spec.entry} cannot be loaded ({reason}); "
+            "using the built-in implementation (fallback: builtin)",
+        )
+        return None
+    hint = "; `fallback: builtin` would run the built-in instead" if builtin is not None else ""
+    raise RunError(f"component '{spec.name}': {spec.entry} cannot be loaded: {reason}{hint}")

@@ -1,0 +1,17 @@
+;; A plugin that imports a host function its world does not offer (`spawn`).
+(module
+  (import "wbsrun:plugin/host@0.1.0" "spawn" (func $spawn (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 2048))
+  (func (export "wbsrun:plugin/frame@0.1.0#init") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 1088) (i32.const 0))
+    (i32.const 1088))
+  (func (export "wbsrun:plugin/frame@0.1.0#run-action")
+    (param i32 i32 i32 i32 i32 i32) (result i32)
+    (drop (call $spawn (i32.const 0) (i32.const 0)))
+    (i32.const 1024))
+  (func (export "wbsrun:plugin/frame@0.1.0#resume") (param i32 i32 i32 i32) (result i32)
+    (i32.const 1024))
+  (func (export "wbsrun:plugin/frame@0.1.0#release-user") (param i32 i32))
+  (func (export "wbsrun:plugin/frame@0.1.0#release"))
+)

@@ -1,0 +1,22 @@
+;; A plugin built against a world whose run-action returns u32 instead of step
+;; (tests/plugins: the host fails each of its actions as plugin-wrong-type).
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (i32.add (local.get 3) (i32.const 8))))
+    (local.get $p))
+  (func (export "wbsrun:plugin/frame@0.1.0#init") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 1088) (i32.const 0))
+    (i32.const 1088))
+  (func (export "wbsrun:plugin/frame@0.1.0#run-action")
+    (param i32 i32 i32 i32 i32 i32) (result i32)
+    (i32.const 42))
+  (func (export "wbsrun:plugin/frame@0.1.0#resume") (param i32 i32 i32 i32) (result i32)
+    (i32.store8 (i32.const 1024) (i32.const 1))
+    (i32.const 1024))
+  (func (export "wbsrun:plugin/frame@0.1.0#release-user") (param i32 i32))
+  (func (export "wbsrun:plugin/frame@0.1.0#release"))
+)
