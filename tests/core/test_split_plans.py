@@ -1,7 +1,7 @@
-"""A split reproduces the one-process schedule (core/scheduler.py `split_plan`): over random
-profiles, loaded from real bundles, and random part counts, the union of the parts' users
-(global index, id, start, end) is the one-process plan, the union of their arrival
-iterations is its schedule, and their planned figures sum to its."""
+"""A split reproduces the one-process schedule (core/scheduler.py `spawn_plan` with a
+segment): over random profiles, loaded from real bundles, and random part counts, the union of
+the parts' users (global index, id, start, end) is the one-process plan, the union of their
+arrival iterations is its schedule, and their planned figures sum to its."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from property_kit import examples
 from scenario_kit import Doc, act, document, edge, end, graph, http, write_bundle
 from wbsrun.core.pacing import user_seed
+from wbsrun.core.runner import RunOptions
 from wbsrun.core.scheduler import SpawnPlan, spawn_plan
 from wbsrun.core.segments import Segmentation, SegmentSequence
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan, ScenarioSpec
+from wbsrun.progress.aggregate import Aggregator
 from wbsrun.progress.baseline import baselines
 from wbsrun.protocols.registry import provides
 
@@ -215,7 +218,11 @@ def test_the_parts_baselines_sum_to_the_one_process_plan(plan: Plan, seq: Segmen
     """The progress model's denominators: each part plans its share."""
     (s,) = plan.scenarios
     (whole,) = baselines(plan)
-    mine = [baselines(plan, segment=seq.part(i))[0] for i in range(len(seq))]
+    # As the run's aggregator builds them (Aggregator.for_run, from RunOptions.segment).
+    mine = [
+        Aggregator.for_run(plan, RunOptions(segment=seq.part(i))).baselines[0]
+        for i in range(len(seq))
+    ]
     if whole.planned_tasks is None:
         assert all(b.planned_tasks is None for b in mine)
     else:
@@ -223,6 +230,9 @@ def test_the_parts_baselines_sum_to_the_one_process_plan(plan: Plan, seq: Segmen
     if s.profile is None or not s.profile.arrival:
         assert sum(b.users for b in mine) == whole.users
         assert sorted(t for b in mine for t in b.starts) == sorted(whole.starts)
+        # Time-boxed: the planned user-time elapsed, the time line of planned_share, adds up.
+        for t in (0.0, 0.5, 1.3, 2.0, 4.1, 10.0):
+            assert sum(b.user_time(t) for b in mine) == pytest.approx(whole.user_time(t))
 
 
 def test_a_whole_segment_is_the_unsplit_plan() -> None:

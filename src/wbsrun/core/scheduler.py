@@ -16,7 +16,7 @@ from wbsrun.core.stats import ArrivalStats
 from wbsrun.core.task import RunContext, UserState
 from wbsrun.dsl.plan import ProfileSpec, ScenarioSpec
 
-__all__ = ["Scheduler", "SpawnPlan", "spawn_plan", "split_plan"]
+__all__ = ["Scheduler", "SpawnPlan", "spawn_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class SpawnPlan:
     it leave after their pass) and each planned user's leaving time; an arrival-rate plan its
     iteration schedule (`starts` are its pre-allocated users).
 
-    A plan split by a `segment` (`split_plan`) keeps this part's users only, each with its
+    A plan split by a `segment` (`_split_plan`) keeps this part's users only, each with its
     global index (`indices`: its id and think-time seed); its arrival schedule is the whole
     one, of which it runs the iterations its segment owns."""
 
@@ -103,10 +103,10 @@ def spawn_plan(
 ) -> SpawnPlan:
     """The scenario's spawn times; `users` (a --users override) rescales the plan (an
     arrival-rate plan: its max-users). No users (an override of 0 or less) is an empty plan,
-    never a division by zero. A `segment`: this part's share of the whole plan (`split_plan`)."""
+    never a division by zero. A `segment`: this part's share of the whole plan (`_split_plan`)."""
     plan, levels = _spawn_plan(s, users)
     if segment is not None:
-        plan = split_plan(plan, segment, levels)
+        plan = _split_plan(plan, segment, levels)
     shift = s.start_after
     if not shift:
         return plan
@@ -120,7 +120,7 @@ def spawn_plan(
     )
 
 
-def split_plan(
+def _split_plan(
     plan: SpawnPlan, segment: Segmentation, levels: tuple[int, ...] | None = None
 ) -> SpawnPlan:
     """The part of a whole plan `segment` runs. Closed model: the users whose level it owns
