@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from bisect import bisect_left
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 MAX_CYCLE: Final = 1 << 16
 """The longest striping cycle (the LCD of the segments' lengths) a sequence may have: the
-pattern is computed once, O(L log segments), and held as L bytes."""
+pattern is computed once, O(L log segments), and held in O(L) memory."""
 
 
 def _fraction(value: Fraction | int | str) -> Fraction:
@@ -160,6 +160,8 @@ class Segmentation:
     positions: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _set: frozenset[int] = field(init=False, repr=False, compare=False)
     _mask: bytes = field(init=False, repr=False, compare=False)
+    # _below[r]: the positions this part owns below r (r in 0 … cycle): scale in O(1).
+    _below: array[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < len(self.sequence):
@@ -176,6 +178,7 @@ class Segmentation:
         object.__setattr__(self, "positions", mine)
         object.__setattr__(self, "_set", frozenset(mine))
         object.__setattr__(self, "_mask", bytes(mask))
+        object.__setattr__(self, "_below", array("l", [0, *itertools.accumulate(mask)]))
 
     def __reduce__(self) -> tuple[type[Segmentation], tuple[SegmentSequence, int]]:
         return (Segmentation, (self.sequence, self.index))
@@ -205,7 +208,7 @@ class Segmentation:
         if count <= 0:
             return 0
         whole, rest = divmod(count, self.cycle)
-        return whole * len(self.positions) + bisect_left(self.positions, rest)
+        return whole * len(self.positions) + self._below[rest]
 
     def owns(self, k: int) -> bool:
         """Whether item k (from 0) of a global stream is this part's."""
