@@ -163,6 +163,29 @@ def test_scale_adds_users_with_new_ids_and_retires_those_above_after_their_pass(
     assert result["tasks"]["interrupted"] == 0
 
 
+def test_a_scenario_scaled_to_zero_stays_open_until_its_window_ends_and_can_scale_up_again(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    target = slow(target_factory, 20)
+    seen: dict[str, Any] = {}
+
+    async def during(runner: Runner) -> None:
+        await asyncio.sleep(0.5)
+        runner.control.scale("s", 0)
+        await asyncio.sleep(0.5)
+        seen["zero"] = runner.active_users()
+        runner.control.scale("s", 2)  # the run is still on: no ControlError
+        await asyncio.sleep(0.5)
+        seen["again"] = runner.active_users()
+
+    ran = run(tmp_path, closed_doc(2), on(target), RunOptions(duration=2.0), during)
+    assert seen["zero"] == 0
+    assert seen["again"] == 2
+    assert {e.user_id for e in ran.entries} >= {"u0003", "u0004"}  # new ids after the planned
+    assert 1.9 <= ran.result["duration_s"] < 3.0  # the window ends it, not the empty scenario
+    assert ran.result["tasks"]["interrupted"] == 0
+
+
 def test_scale_pins_a_stages_scenario_to_its_users_until_the_window_ends(
     tmp_path: Path, target_factory: Callable[..., TargetProcess]
 ) -> None:

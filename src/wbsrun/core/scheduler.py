@@ -239,6 +239,7 @@ class Scheduler:
         self._alive = 0  # arrival-rate: users spawned and not retired
         self._idle: list[_Slot] = []
         self._scaled = False
+        self._kept = False  # a scale keeps the scenario open until its window ends
 
     @property
     def planned_users(self) -> int:
@@ -289,10 +290,19 @@ class Scheduler:
             return
         self.target = users
         try:
+            if not self._kept and self._stop_at is not None:
+                # A scaled scenario stays open until its window ends, even at 0 users, so
+                # that a later scale can bring users back (k6's externally-controlled
+                # executor). Without a window, the scenario ends when its users do.
+                self._kept = True
+                self._spawn(tg, self._keep_open(self._stop_at))
             for _ in range(users - self.active - self._starting):
                 self._start_user(tg, self._next_index)
         except RuntimeError:  # the task group has just finished: every user left
             raise ControlError("conflict", f"scenario '{self.scenario.name}' is over") from None
+
+    async def _keep_open(self, stop: float) -> None:
+        await self._sleep(max(0.0, stop - self.run.clock()))
 
     def _start_user(self, tg: asyncio.TaskGroup, index: int) -> None:
         self._next_index = max(self._next_index, index + 1)
