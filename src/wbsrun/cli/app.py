@@ -180,6 +180,14 @@ def wbs(path: Path) -> None:
     help="Also write a self-contained HTML report of the result here (after the result).",
 )
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Worker processes, each running its share of the users, this process their "
+    "coordinator (0: one per core; 1: one process, no coordinator).",
+)
 @_with_metrics
 def run(
     path: Path,
@@ -196,11 +204,13 @@ def run(
     log_file: Path | None,
     report_out: Path | None,
     quiet: bool,
+    workers: int,
     metrics: MetricsAddress | None,
     metrics_linger: float,
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
-    failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error."""
+    failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error (also a
+    worker lost: status failed)."""
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
@@ -239,11 +249,21 @@ def run(
             summary=not quiet,
             metrics=metrics,
             metrics_linger=metrics_linger,
+            workers=workers or cores(),
+            source=path,
         )
     except WbsrunError as exc:
         _fail(exc)
         return
     _exit(result)
+
+
+def cores() -> int:
+    """The cores this process may run on (`--workers 0`)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _exit(result: dict[str, Any]) -> None:

@@ -15,6 +15,8 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.cli.worker import WorkerJob, worker_main
+from wbsrun.cluster import ClusterRunner
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
@@ -33,7 +35,15 @@ from wbsrun.telemetry.html import write_report
 from wbsrun.telemetry.metrics import MetricsAddress, MetricsExporter, RunSources
 from wbsrun.telemetry.ticker import SeriesTicker
 
-__all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
+__all__ = [
+    "WiredRun",
+    "execute",
+    "run_loop",
+    "start_warnings",
+    "to_stdout",
+    "wire",
+    "wire_cluster",
+]
 
 T = TypeVar("T")
 
@@ -146,6 +156,8 @@ class WiredRun:
     poller: Poller
     ticker: SeriesTicker
     thresholds: ThresholdEvaluator
+    # `--workers N`: the coordinator, which is also `runner` (see wire_cluster).
+    cluster: ClusterRunner | None = None
 
     @property
     def aggregator(self) -> Aggregator:
@@ -164,7 +176,7 @@ class WiredRun:
             "poller": self.poller.statistics().as_dict(),
         }
         timeseries = self.ticker.finish().to_json() if final else None
-        return build_result(
+        result = build_result(
             self.runner,
             self.pools.statistics(),
             self.log.counts,
@@ -172,13 +184,15 @@ class WiredRun:
             events=events,
             timeseries=timeseries,
         )
+        # Several processes: their per-process sections, the segments and their fate.
+        return self.cluster.complete(result) if self.cluster is not None else result
 
     def result(self) -> dict[str, Any]:
         """The final result: with every threshold's verdict, and status `aborted` when an
         abort-on-fail threshold stopped the run."""
         result = self.live_result(final=True)
         result["thresholds"] = self.thresholds.verdicts(result, self.runner.elapsed)
-        if self.thresholds.aborted_by is not None:
+        if self.thresholds.aborted_by is not None and result["status"] != "failed":
             result["status"] = "aborted"
         return result
 
@@ -212,6 +226,21 @@ def wire(
     return WiredRun(
         runner, pools, log, progress, bus, poller, ticker, ThresholdEvaluator(plan.thresholds)
     )
+
+
+def wire_cluster(
+    plan: Plan, options: RunOptions, pools: PoolManager, log: RunLog, jobs: list[WorkerJob]
+) -> WiredRun:
+    """`--workers N`: the coordinator as the run, wired as `wire` wires a local one (the
+    same live line, series ticker, thresholds, metrics and result), fed by the workers."""
+    progress = AggregatingSink.for_run(plan, options)
+    bus = ProgressBus(plan.progress)
+    runner = ClusterRunner(plan, log, options, progress.aggregator, worker_main, jobs)
+    ticker = SeriesTicker(runner, progress.aggregator, leases=runner.leases)
+    runner.services.append(ticker)
+    poller = attach_progress_bus(runner, bus)  # idle here: the workers' engines do the work
+    thresholds = ThresholdEvaluator(plan.thresholds)
+    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, runner)
 
 
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
@@ -283,10 +312,14 @@ def execute(
     prepare: Callable[[Runner], None] | None = None,
     metrics: MetricsAddress | None = None,
     metrics_linger: float = 0.0,
+    workers: int = 1,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
-    before the run until the result is written (and `metrics_linger` seconds more)."""
+    before the run until the result is written (and `metrics_linger` seconds more).
+    `workers` > 1: that many worker processes, each loading the bundle at `source`, with
+    this process as their coordinator."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -296,7 +329,13 @@ def execute(
     exporter: MetricsExporter | None = None
     try:
         log = RunLog(out)
-        wired = wire(plan, options, pools, log, prepare=prepare)
+        if workers > 1:
+            if source is None:
+                raise RunError("--workers: the workers need the bundle's path")
+            jobs = [WorkerJob(source, options, i, workers, log_file) for i in range(workers)]
+            wired = wire_cluster(plan, options, pools, log, jobs)
+        else:
+            wired = wire(plan, options, pools, log, prepare=prepare)
         if metrics is not None:
             exporter = start_metrics(metrics, wired, console)
         run_loop(lambda: _run(wired.runner, console, live, wired.aggregator, exporter, watch=wired))
