@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from wbsrun.cluster import Failed, PipeLink, Reporter, serve_worker
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import RunOptions
+from wbsrun.core.scheduler import spawn_plan
 from wbsrun.dsl.loader import load_plan
 from wbsrun.errors import WbsrunError
 from wbsrun.progress.report import persist_figures, resource_figures
@@ -83,7 +84,8 @@ def worker_main(conn: Connection, job: WorkerJob) -> None:
     def leases() -> int:
         return sum(p.get("active", 0) for p in pools.statistics().values())
 
-    reporter = Reporter(job.index, runner, wired.aggregator, sections, leases)
+    users = sum(spawn_plan(s, options.users).users for s in plan.scenarios)
+    reporter = Reporter(job.index, runner, wired.aggregator, sections, leases, users)
     try:
         run_loop(lambda: serve_worker(link, reporter))
     except WbsrunError as exc:

@@ -203,7 +203,7 @@ class ClusterRunner(Runner):
             self.state.apply(message)
             self._mirror()
         elif isinstance(message, Ready):
-            w.pid, w.status = message.pid, "running"
+            w.pid, w.users, w.status = message.pid, message.users, "running"
         elif isinstance(message, Failed):
             self._fail(i, message.message)
         self._changed.set()

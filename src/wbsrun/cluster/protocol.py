@@ -35,6 +35,8 @@ REPORT_INTERVAL = 0.5
 class Ready:
     worker: int
     pid: int
+    # Users this worker's segment plans (until its first report says it).
+    users: int
 
 
 @dataclass(frozen=True, slots=True)

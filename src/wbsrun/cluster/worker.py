@@ -34,8 +34,10 @@ class Reporter:
         aggregator: Aggregator,
         sections: Callable[[], dict[str, Any]],
         leases: Callable[[], int],
+        users: int,
     ) -> None:
         self.index = index
+        self.users = users  # planned, before the run's schedulers say it
         self.runner = runner
         self.aggregator = aggregator
         self.sections = sections
@@ -99,7 +101,7 @@ async def serve_worker(
             main.cancel()
 
     link.listen(loop, on_message, on_closed, name="wbsrun-coordinator")
-    link.send(Ready(reporter.index, os.getpid()))
+    link.send(Ready(reporter.index, os.getpid(), reporter.users))
     try:
         await go.wait()
         stream = asyncio.create_task(reporter.stream(link, interval))
