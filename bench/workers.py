@@ -23,6 +23,7 @@ Method: /work/shared/bench-method.md; results: docs/benchmarks.md "All cores".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -93,16 +94,12 @@ def _children(pid: int) -> list[int]:
 def _cpu(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError):  # a process that has just exited
             total += proc_cpu_s(pid)
-        except OSError:
-            pass
     return total
 
 
-def measure(
-    nginx: Nginx, bundle: Path, workers: int, rep: int, skip: float, window: float
-) -> Run:
+def measure(nginx: Nginx, bundle: Path, workers: int, rep: int, skip: float, window: float) -> Run:
     run = Run(workers, rep)
     out = bundle / f"result-{workers}-{rep}.json"
     duration = skip + window + 2.0
