@@ -58,8 +58,17 @@ def run_loop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return runner.run(main())
 
 
-def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[str]:
+def start_warnings(
+    plan: Plan, pools: PoolManager, options: RunOptions, workers: int = 1
+) -> list[str]:
     out: list[str] = []
+    if workers > 1:
+        out.extend(
+            f"pool '{name}' is exclusive, and each of the {workers} workers has its own copy: "
+            "an item can be held by one user in each worker at once"
+            for name in pools.pools
+            if pools.is_exclusive(name)
+        )
     for s in plan.scenarios:
         users = options.users if options.users is not None else s.user_count
         out.extend(
@@ -245,13 +254,14 @@ def wire_cluster(
 
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
     """`--metrics`: the exporter of this run, listening (its address printed)."""
+    cluster = wired.cluster
     sources = RunSources(
         wired.runner,
         wired.aggregator,
         wired.bus,
         wired.poller,
-        wired.pools.statistics,
-        wired.log.counts,
+        wired.pools.statistics if cluster is None else cluster.pool_statistics,
+        wired.log.counts if cluster is None else cluster.log_counts(),
         alerts=lambda: wired.thresholds.alerts_total,
     )
     exporter = MetricsExporter(address, sources)
@@ -321,7 +331,7 @@ def execute(
     `workers` > 1: that many worker processes, each loading the bundle at `source`, with
     this process as their coordinator."""
     pools = PoolManager(plan)
-    for warning in start_warnings(plan, pools, options):
+    for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -75,6 +75,7 @@ def worker_main(conn: Connection, job: WorkerJob) -> None:
             "ledger": runner.ctx.workbook.summary(),
             "persist": persist_figures(runner),
             "logs": dict(log.counts),
+            "pools": {k: dict(v) for k, v in pools.statistics().items()},
             "engine": {
                 "bus": wired.bus.statistics().as_dict(),
                 "poller": wired.poller.statistics().as_dict(),

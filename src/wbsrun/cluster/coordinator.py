@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
@@ -249,6 +249,15 @@ class ClusterRunner(Runner):
     def leases(self) -> int:
         return self.state.leases()
 
+    def pool_statistics(self) -> Mapping[str, Mapping[str, int]]:
+        """The workers' resource pools' counts, added up (each worker has its own pools)."""
+        pools: dict[str, dict[str, int]] = self.state.sections().get("pools", {})
+        return pools
+
+    def log_counts(self) -> LogCounts:
+        """The run log's lines by level, of the coordinator and every worker, live."""
+        return LogCounts(self)
+
     def complete(self, result: dict[str, Any]) -> dict[str, Any]:
         """`build_result` of this run, with the workers' per-process sections merged in, the
         run log's counts of every process, and the `cluster` section; status `failed` when a
@@ -287,3 +296,24 @@ class ClusterRunner(Runner):
         if lost or any(w.status == "failed" for w in self.state.workers) or mismatches:
             result["status"] = "failed"
         return result
+
+
+class LogCounts(Mapping[str, int]):
+    """The coordinator's log counts and the workers' (their latest reports), read live."""
+
+    def __init__(self, run: ClusterRunner) -> None:
+        self.run = run
+
+    def _now(self) -> dict[str, int]:
+        workers = self.run.state.sections().get("logs", {})
+        merged: dict[str, int] = merge_json(dict(self.run.run_log.counts), workers)
+        return merged
+
+    def __getitem__(self, key: str) -> int:
+        return self._now()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
