@@ -185,3 +185,25 @@ def test_a_killed_worker_is_a_failed_segment_and_the_run_ends(
     # What the dead worker reported before it died is counted; what it did after is lost.
     assert 0 < _requests_of(result) <= target.stats()["received"]
     assert result["logs"].get("error", 0) >= 1  # the run log says which worker failed
+
+
+def test_an_abort_on_fail_threshold_on_the_merged_figures_drains_every_worker(
+    target_factory: Target, tmp_path: Path
+) -> None:
+    target = target_factory()
+    # Half the requests are 404s: the coordinator's live result crosses the rule.
+    extra = """      think-time: 20ms
+thresholds:
+  - rule: http.failed_rate < 0.01
+    abort-on-fail: true
+    delay-abort-eval: 1s"""
+    bundle = _bundle(tmp_path, target.url(), 4, extra)
+    started = time.monotonic()
+    code, result, err = _run(bundle, "--workers", "2", "--quiet", "--duration", "40s")
+    assert code == 99, err
+    assert time.monotonic() - started < 25  # stopped early, not at the window's end
+    assert result["status"] == "aborted"
+    assert [s["status"] for s in result["cluster"]["segments"]] == ["completed", "completed"]
+    assert result["cluster"]["exact"]
+    assert result["requests"]["total"] == target.stats()["received"]
+    assert result["thresholds"][0]["ok"] is False

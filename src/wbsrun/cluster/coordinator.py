@@ -55,6 +55,8 @@ class ClusterRunner(Runner):
         aggregator: Aggregator,
         target: Callable[[Connection, Any], None],
         jobs: Sequence[object],
+        *,
+        silence: float = SILENCE_TIMEOUT,
     ) -> None:
         # The mirror keeps no entries and writes no ledger: the workers do.
         mirror = replace(options, sampling="aggregated", out_dir=None)
@@ -67,6 +69,7 @@ class ClusterRunner(Runner):
         self.processes = WorkerProcesses(target, jobs)
         self._changed = asyncio.Event()
         self.lost_users = 0
+        self.silence = silence
 
     # -- the run ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -184,9 +187,9 @@ class ClusterRunner(Runner):
     def _check_silence(self) -> None:
         now = time.monotonic()
         for w in self.state.workers:
-            if w.status == "running" and now - w.last_seen > SILENCE_TIMEOUT:
+            if w.status == "running" and now - w.last_seen > self.silence:
                 self.processes.kill(w.index)
-                self._fail(w.index, f"sent nothing for {SILENCE_TIMEOUT:g}s (killed)")
+                self._fail(w.index, f"sent nothing for {self.silence:g}s (killed)")
 
     def drain(self) -> None:
         """The graceful stop, for every worker."""
