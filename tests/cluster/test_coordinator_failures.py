@@ -72,6 +72,6 @@ def test_a_silent_worker_is_killed_and_its_segment_failed(tmp_path: Path) -> Non
 
 def test_a_worker_that_cannot_load_fails_the_start_with_its_message(tmp_path: Path) -> None:
     runner = _runner(tmp_path, failing_worker, ["0", "1"])
-    with pytest.raises(RunError, match="could not start: data source cannot be read: gone.csv"):
+    with pytest.raises(RunError, match=r"could not start: data source cannot be read: gone\.csv"):
         asyncio.run(runner.run())
     assert all(not p.is_alive() for p in runner.processes.processes)
