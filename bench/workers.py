@@ -99,11 +99,13 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-def measure(nginx: Nginx, bundle: Path, workers: int, rep: int, skip: float, window: float) -> Run:
+def measure(
+    nginx: Nginx, bundle: Path, workers: int, rep: int, skip: float, window: float, cpus: str
+) -> Run:
     run = Run(workers, rep)
     out = bundle / f"result-{workers}-{rep}.json"
     duration = skip + window + 2.0
-    cmd = ["taskset", "-c", str(TOOL_CPU), sys.executable, "-m", "wbsrun", "run", str(bundle)]
+    cmd = ["taskset", "-c", cpus, sys.executable, "-m", "wbsrun", "run", str(bundle)]
     cmd += ["--workers", str(workers), "--quiet", "--duration", f"{duration:g}s"]
     cmd += ["--json", str(out)]
     before = nginx.requests()
@@ -191,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", default="1,2", help="worker counts; the first is the baseline")
     ap.add_argument("--skip", type=float, default=4.0)
     ap.add_argument("--window", type=float, default=8.0)
+    ap.add_argument(
+        "--cpus",
+        default=str(TOOL_CPU),
+        help="taskset list for wbsrun (default 0: nginx has core 1; '0,1' lets the workers "
+        "float over both cores, sharing nginx's)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.workers.split(",")]
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for rep in range(1, args.reps + 1):
             for n in counts if rep % 2 else counts[::-1]:
-                run = measure(nginx, bundle, n, rep, args.skip, args.window)
+                run = measure(nginx, bundle, n, rep, args.skip, args.window, args.cpus)
                 runs.append(run)
                 flag = "  INVALID: " + "; ".join(run.notes) if run.notes else ""
                 print(
