@@ -338,12 +338,16 @@ def _check_out(plan: Plan, options: RunOptions) -> None:
 def ledger(
     out_dir: Path, user: str | None, task: str | None, phase: str | None, as_json: bool
 ) -> None:
-    """Read the on-disk ledger a `--sampling full --out OUTDIR` run wrote."""
+    """Read the on-disk ledger a `--sampling full --out OUTDIR` run wrote (a `--workers`
+    run's: every worker's, `OUTDIR/worker-I/`, one after the other)."""
     from wbsrun.core.ledger import read_ledger
 
+    workers = sorted(out_dir.glob("worker-*/ledger"), key=lambda p: int(p.parent.name[7:]))
+    dirs = [out_dir] if (out_dir / "ledger").exists() or not workers else workers
     try:
         n = 0
-        for entry in read_ledger(out_dir, user=user, task=task, phase=phase):
+        entries = (e for d in dirs for e in read_ledger(d, user=user, task=task, phase=phase))
+        for entry in entries:
             n += 1
             if as_json:
                 click.echo(json.dumps(entry, ensure_ascii=False, default=str))

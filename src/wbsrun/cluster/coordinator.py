@@ -60,6 +60,7 @@ class ClusterRunner(Runner):
     ) -> None:
         # The mirror keeps no entries and writes no ledger: the workers do.
         mirror = replace(options, sampling="aggregated", out_dir=None)
+        self.options_out = options.out_dir
         super().__init__(plan, {}, None, log, mirror)
         self.ctx.leases = None
         self.run_log = log
@@ -269,6 +270,10 @@ class ClusterRunner(Runner):
         for key in SECTIONS:
             if key in sections:
                 result[key] = sections[key]
+        ledger = result["ledger"]
+        if ledger.get("path") and self.options_out is not None:
+            # Each worker wrote its own (OUT/worker-I/ledger): `wbsrun ledger OUT` reads them all.
+            ledger["path"] = str(self.options_out)
         result["logs"] = dict(sorted(merge_json(result["logs"], sections.get("logs", {})).items()))
         mismatches = self.state.check()
         segments = []
