@@ -116,14 +116,17 @@ class StageCurve:
                 return lo
         return round(self.segments[-1][3]) if self.segments else 0
 
-    def windows(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """When each planned user starts and leaves: a user starts each time the target
-        rises by one, and the last one started leaves when it falls by one."""
+    def windows(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, ...]]:
+        """When each planned user starts and leaves, and its level: a user starts each time
+        the target rises by one, and the last one started leaves when it falls by one, so
+        the users alive at any time hold the levels 0 … target − 1 (a split deals levels)."""
         starts: list[float] = []
         ends: list[float | None] = []
+        levels: list[int] = []
         alive: list[int] = []
         first = self.segments[0][2] if self.segments else 0.0
         for _ in range(math.ceil(first - 1e-9)):
+            levels.append(len(alive))
             alive.append(len(starts))
             starts.append(0.0)
             ends.append(None)
@@ -131,6 +134,7 @@ class StageCurve:
             lo, hi = round(a), round(b)
             if hi > lo:
                 for n in range(lo, hi):
+                    levels.append(len(alive))
                     alive.append(len(starts))
                     starts.append(t0 + (n - lo) / (hi - lo) * (t1 - t0))
                     ends.append(None)
@@ -139,7 +143,7 @@ class StageCurve:
                     if alive:
                         ends[alive.pop()] = t0 + (lo - n) / (lo - hi) * (t1 - t0)
         stop = self.duration
-        return tuple(starts), tuple(stop if e is None else e for e in ends)
+        return tuple(starts), tuple(stop if e is None else e for e in ends), tuple(levels)
 
 
 def stage_curve(p: ProfileSpec) -> StageCurve | None:

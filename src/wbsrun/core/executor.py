@@ -113,7 +113,7 @@ class Executor(HandlerRunner):
         rows: dict[str, Any] = {}
         assert self.feeds is not None
         for feed in self.feeds:
-            got = feed.pick(user.rows)
+            got = feed.pick(user.rows, user.index)
             if isinstance(got, FeedProblem):
                 if got.exhausted:
                     self.data_done = True

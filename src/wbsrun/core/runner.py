@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from wbsrun.core.limits import DEFAULT_MAX_BODY
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
 from wbsrun.core.scheduler import Scheduler, spawn_plan
+from wbsrun.core.segments import Segmentation
 from wbsrun.core.sinks import as_sink
 from wbsrun.core.stats import RunStats
 from wbsrun.core.task import RunContext
@@ -70,6 +72,14 @@ class RunOptions:
     sampling: SamplingMode | None = None
     # The run's output directory (`--out`): the on-disk ledger of a `full` run goes there.
     out_dir: Path | None = None
+    # This process's part of a run split across workers (docs/distributed.md "Work split"):
+    # it starts only the users and arrival iterations its segment owns, with their global
+    # indices and ids; None: the whole run.
+    segment: Segmentation | None = None
+    # Seed of the `random` and `shuffled` data feeders; the workers of one split run share
+    # one, so that they deal from the same shuffles. None: random per run (with a segment:
+    # derived from the plan's name, the same every run).
+    data_seed: int | None = None
 
     def sampling_for(self, plan: Plan) -> SamplingSpec:
         """The plan's `progress.sampling`, with this run's mode if one was given."""
@@ -152,7 +162,7 @@ class Runner:
         deadline = ctx.t0 + self.options.duration if self.options.duration else None
         try:
             # Before the users: the random-access modes scan their file once (index).
-            ctx.feeds = open_feeds(self.plan.data)
+            ctx.feeds = open_feeds(self.plan.data, self._data_seed(), self.options.segment)
         except RowError as exc:
             raise RunError(f"data source cannot be read: {exc}") from None
         several = len(self.plan.scenarios) > 1
@@ -161,7 +171,7 @@ class Runner:
                 ctx,
                 s,
                 i,
-                spawn_plan(s, self.options.users),
+                spawn_plan(s, self.options.users, self.options.segment),
                 deadline,
                 prefix=f"s{i + 1}-" if several else "",
                 grace=_grace(self.options.graceful_stop, s.graceful_stop),
@@ -227,6 +237,13 @@ class Runner:
             ctx.persist.flush()
             # Every closed entry folded into the ledger's totals; the on-disk ledger completed.
             ctx.workbook.finish()
+
+    def _data_seed(self) -> int | None:
+        seed = self.options.data_seed
+        if seed is None and self.options.segment is not None:
+            # Every worker derives the same one: str seeds hash stably across processes.
+            seed = random.Random(f"wbsrun-data\x00{self.plan.name}").getrandbits(64)
+        return seed
 
     def _extras(self) -> dict[str, object]:
         """Run options for the components (`http` reads these)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,11 +11,12 @@ from wbsrun.core.arrivals import ArrivalSchedule, StageCurve, arrival_schedule, 
 from wbsrun.core.executor import Executor
 from wbsrun.core.pacing import Pacer, user_seed
 from wbsrun.core.ports import UserHandle
+from wbsrun.core.segments import Segmentation
 from wbsrun.core.stats import ArrivalStats
 from wbsrun.core.task import RunContext, UserState
 from wbsrun.dsl.plan import ProfileSpec, ScenarioSpec
 
-__all__ = ["Scheduler", "SpawnPlan", "spawn_plan"]
+__all__ = ["Scheduler", "SpawnPlan", "spawn_plan", "split_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,11 @@ class SpawnPlan:
     """When each user starts and when users must stop, in seconds after the run starts (a
     scenario's `start-after` shifts them). A `stages` plan has its target curve (users above
     it leave after their pass) and each planned user's leaving time; an arrival-rate plan its
-    iteration schedule (`starts` are its pre-allocated users)."""
+    iteration schedule (`starts` are its pre-allocated users).
+
+    A plan split by a `segment` (`split_plan`) keeps this part's users only, each with its
+    global index (`indices`: its id and think-time seed); its arrival schedule is the whole
+    one, of which it runs the iterations its segment owns."""
 
     starts: tuple[float, ...]
     stop_after: float | None
@@ -31,6 +36,9 @@ class SpawnPlan:
     curve: StageCurve | None = None
     ends: tuple[float, ...] = ()
     arrivals: ArrivalSchedule | None = None
+    # The global index of each user of `starts` (a split plan; else 0, 1, 2 …).
+    indices: tuple[int, ...] = ()
+    segment: Segmentation | None = None
 
     @property
     def users(self) -> int:
@@ -38,12 +46,33 @@ class SpawnPlan:
             return self.arrivals.max_users
         return len(self.starts)
 
+    def user_indices(self) -> Iterable[int]:
+        """The global index of each user of `starts`, in order."""
+        return self.indices if self.segment is not None else range(len(self.starts))
+
+    def slot_index(self, made: int) -> int:
+        """Arrival-rate plans: the global index of this part's `made`-th user."""
+        return made if self.segment is None else self.segment.nth(made)
+
     def planned_iterations(self, until: float | None = None) -> int | None:
-        """Arrival-rate plans: the iterations that start before `until` (seconds after the
-        run starts; None: all of them). Else None."""
+        """Arrival-rate plans: the iterations (of this part) that start before `until`
+        (seconds after the run starts; None: all of them). Else None."""
         if self.arrivals is None:
             return None
-        return self.arrivals.planned(None if until is None else until - self.offset)
+        planned = self.arrivals.planned(None if until is None else until - self.offset)
+        return planned if self.segment is None else self.segment.scale(planned)
+
+    def iteration_offsets(self) -> Iterator[float]:
+        """Arrival-rate plans: the start offsets of this part's iterations, ascending."""
+        assert self.arrivals is not None
+        offsets = self.arrivals.offsets()
+        return offsets if self.segment is None else self.segment.pick(offsets)
+
+    def target(self, t: float) -> int:
+        """`stages` plans: this part's users due at `t` (its share of the curve's target)."""
+        assert self.curve is not None
+        due = self.curve.target(t)
+        return due if self.segment is None else self.segment.scale(due)
 
 
 def _even(count: int, rate: float | None, offset: float = 0.0) -> Iterator[float]:
@@ -69,11 +98,15 @@ def _profile_starts(p: ProfileSpec, rate: float | None) -> tuple[tuple[float, ..
     return tuple(sorted(starts)), None
 
 
-def spawn_plan(s: ScenarioSpec, users: int | None = None) -> SpawnPlan:
+def spawn_plan(
+    s: ScenarioSpec, users: int | None = None, segment: Segmentation | None = None
+) -> SpawnPlan:
     """The scenario's spawn times; `users` (a --users override) rescales the plan (an
     arrival-rate plan: its max-users). No users (an override of 0 or less) is an empty plan,
-    never a division by zero."""
-    plan = _spawn_plan(s, users)
+    never a division by zero. A `segment`: this part's share of the whole plan (`split_plan`)."""
+    plan, levels = _spawn_plan(s, users)
+    if segment is not None:
+        plan = split_plan(plan, segment, levels)
     shift = s.start_after
     if not shift:
         return plan
@@ -87,7 +120,36 @@ def spawn_plan(s: ScenarioSpec, users: int | None = None) -> SpawnPlan:
     )
 
 
-def _spawn_plan(s: ScenarioSpec, users: int | None) -> SpawnPlan:
+def split_plan(
+    plan: SpawnPlan, segment: Segmentation, levels: tuple[int, ...] | None = None
+) -> SpawnPlan:
+    """The part of a whole plan `segment` runs. Closed model: the users whose level it owns
+    (a user's level is its index, or for `stages` the population level it fills: the users
+    alive at any time hold levels 0 … target − 1, so a part's alive users number its scale of
+    the target); their start times, ends and global indices stay. Arrival-rate: the whole
+    schedule (the part runs the iterations it owns) with its scale of pre-allocated and max
+    users, at least one max user when it owns an iteration."""
+    arrivals = plan.arrivals
+    if arrivals is not None:
+        cap = segment.scale(arrivals.max_users)
+        if not cap and arrivals.max_users and segment.scale(arrivals.planned()):
+            cap = 1
+        pre = segment.scale(arrivals.pre_allocated)
+        mine = replace(arrivals, pre_allocated=pre, max_users=cap)
+        return replace(plan, starts=plan.starts[:pre], arrivals=mine, segment=segment)
+    keys = levels if levels is not None else range(len(plan.starts))
+    own = [i for i, key in enumerate(keys) if segment.owns(key)]
+    return replace(
+        plan,
+        starts=tuple(plan.starts[i] for i in own),
+        ends=tuple(plan.ends[i] for i in own) if plan.ends else (),
+        indices=tuple(own),
+        segment=segment,
+    )
+
+
+def _spawn_plan(s: ScenarioSpec, users: int | None) -> tuple[SpawnPlan, tuple[int, ...] | None]:
+    """The whole plan, and for a `stages` plan each user's level (None: its index)."""
     p = s.profile
     if p is not None and p.arrival:
         arrivals = arrival_schedule(p)
@@ -97,12 +159,13 @@ def _spawn_plan(s: ScenarioSpec, users: int | None) -> SpawnPlan:
             arrivals = replace(
                 arrivals, max_users=cap, pre_allocated=min(arrivals.pre_allocated, cap)
             )
-        return SpawnPlan((0.0,) * arrivals.pre_allocated, arrivals.duration, arrivals=arrivals)
+        plan = SpawnPlan((0.0,) * arrivals.pre_allocated, arrivals.duration, arrivals=arrivals)
+        return plan, None
     curve = stage_curve(p) if p is not None else None
     if p is not None and curve is not None:
         peak = max([p.start_users, *(t for _, t in p.stages)])
         if users is not None and users <= 0:
-            return SpawnPlan((), curve.duration)
+            return SpawnPlan((), curve.duration), None
         if users is not None and peak > 0:
             # Keep the stages' shape, scale their population to a peak of `users`.
             k = users / peak
@@ -113,20 +176,20 @@ def _spawn_plan(s: ScenarioSpec, users: int | None) -> SpawnPlan:
             )
             curve = stage_curve(scaled)
             assert curve is not None
-        starts, ends = curve.windows()
-        return SpawnPlan(starts, curve.duration, curve=curve, ends=ends)
+        starts, ends, levels = curve.windows()
+        return SpawnPlan(starts, curve.duration, curve=curve, ends=ends), levels
     if users is not None and users <= 0:
         stop = _profile_starts(p, s.spawn_rate)[1] if p is not None else None
-        return SpawnPlan((), stop)
+        return SpawnPlan((), stop), None
     if p is None:
         count = users if users is not None else s.user_count
-        return SpawnPlan(tuple(_even(count, s.spawn_rate)), None)
+        return SpawnPlan(tuple(_even(count, s.spawn_rate)), None), None
     starts, stop = _profile_starts(p, s.spawn_rate)
     if users is not None and starts and users != len(starts):
         # Keep the profile's shape, scale its population.
         factor = len(starts) / users
         starts = tuple(starts[min(int(i * factor), len(starts) - 1)] for i in range(users))
-    return SpawnPlan(starts, stop)
+    return SpawnPlan(starts, stop), None
 
 
 class Scheduler:
@@ -193,7 +256,8 @@ class Scheduler:
                     if self.plan.arrivals is not None:
                         await self._dispatch(tg, self.plan.arrivals)
                         return
-                    for i, offset in enumerate(self.plan.starts):
+                    users = zip(self.plan.user_indices(), self.plan.starts, strict=True)
+                    for i, offset in users:
                         at = self.started_at + offset
                         stop = self._stop_at
                         if self.run.draining or (stop is not None and at >= stop):
@@ -241,7 +305,7 @@ class Scheduler:
         if stop is not None and now >= stop:
             return False
         curve = self.plan.curve
-        if curve is not None and iteration and self.active > curve.target(now - self.zero):
+        if curve is not None and iteration and self.active > self.plan.target(now - self.zero):
             # Above the stage's target: leave after the pass just finished. (Not before the
             # first: the plan started this user at its time, and a timer may fire a hair early.)
             return False
@@ -301,20 +365,20 @@ class Scheduler:
         fewer than max-users run), whether or not earlier ones finished; with every user busy
         it is dropped and counted."""
         run, clock = self.run, self.run.clock
-        stats = ArrivalStats(planned=plan.planned(), duration=plan.duration)
+        stats = ArrivalStats(planned=self.plan.planned_iterations() or 0, duration=plan.duration)
         stats.asked_per_second = stats.planned / plan.duration if plan.duration else 0.0
         run.stats.arrivals[self.scenario.name] = stats
         idle: list[_Slot] = []
         made = 0
         zero = self.zero
         for _ in range(plan.pre_allocated):
-            slot = _Slot(made)
+            slot = _Slot(self.plan.slot_index(made))
             made += 1
             idle.append(slot)
             self._spawn(tg, self._arrival_user(slot, idle, stats))
         stop = self._stop_at
         try:
-            for offset in plan.offsets():
+            for offset in self.plan.iteration_offsets():
                 at = zero + offset
                 if run.draining or (stop is not None and at >= stop):
                     break
@@ -324,7 +388,7 @@ class Scheduler:
                 if idle:
                     slot = idle.pop()
                 elif made < plan.max_users:
-                    slot = _Slot(made)
+                    slot = _Slot(self.plan.slot_index(made))
                     made += 1
                     self._spawn(tg, self._arrival_user(slot, idle, stats))
                 else:

@@ -193,9 +193,10 @@ class RowFile:
         return dict(zip(self.fields, record, strict=True))
 
     # -- the index (random access) ---------------------------------------------------------
-    def index(self) -> int:
+    def index(self, truncate: bool = False) -> int:
         """Scan the file once, keeping where each record starts; the number of records.
-        A malformed record keeps its place: the pass that picks it fails (`data-error`)."""
+        A malformed record keeps its place: the pass that picks it fails (`data-error`).
+        A record whose end cannot be told raises, or with `truncate` ends the file there."""
         offsets, lines = array("q"), array("q")
         at = self.first
         while True:
@@ -203,6 +204,8 @@ class RowFile:
                 row, after = self.read(at)
             except RowError as exc:
                 if exc.after is None:
+                    if truncate:
+                        break
                     raise
                 row, after = {}, exc.after
             if row is None:

@@ -179,7 +179,7 @@ class Aggregator:
     ) -> Aggregator:
         """An aggregator whose denominators are the plan under the run's options."""
         opts = options or RunOptions()
-        return cls(baselines(plan, opts.users, opts.duration), clock=clock)
+        return cls(baselines(plan, opts.users, opts.duration, opts.segment), clock=clock)
 
     # -- updates: O(1) each ---------------------------------------------------------------------
     def apply(self, update: TaskUpdate) -> None:

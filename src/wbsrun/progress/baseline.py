@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 
 from wbsrun.core.scheduler import SpawnPlan, spawn_plan
+from wbsrun.core.segments import Segmentation
 from wbsrun.dsl.plan import Plan, ScenarioSpec
 
 __all__ = ["ScenarioBaseline", "baseline", "baselines", "total_planned"]
@@ -169,10 +170,14 @@ def _arrival_baseline(
 
 
 def baselines(
-    plan: Plan, users: int | None = None, duration: float | None = None
+    plan: Plan,
+    users: int | None = None,
+    duration: float | None = None,
+    segment: Segmentation | None = None,
 ) -> tuple[ScenarioBaseline, ...]:
-    """Every scenario's baseline, with the run's `--users` and `--duration` overrides."""
-    return tuple(baseline(s, spawn_plan(s, users), duration) for s in plan.scenarios)
+    """Every scenario's baseline, with the run's `--users` and `--duration` overrides; a
+    worker's `segment`: its share of the plan (its users, its arrival iterations)."""
+    return tuple(baseline(s, spawn_plan(s, users, segment), duration) for s in plan.scenarios)
 
 
 def total_planned(items: Iterable[ScenarioBaseline]) -> int | None:
