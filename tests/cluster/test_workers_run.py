@@ -86,7 +86,10 @@ def test_two_workers_count_exactly_what_the_target_served(
     assert all(s["exit_code"] == 0 and s["reports"] >= 1 for s in cluster["segments"])
     requests = result["requests"]
     assert requests["total"] == served["received"] == served["responded"]
-    assert requests["status_codes"] == served["by_status"]
+    # The one-process plan, split: 4 users × 40 passes × (GET /asset, GET /nowhere).
+    assert requests["status_codes"] == served["by_status"] == {"200": 160, "404": 160}
+    assert result["users"] == {"planned": 4, "started": 4, "finished": 4}
+    assert [s["users"] for s in cluster["segments"]] == [2, 2]
     actions = result["actions"]
     assert actions["fetch"]["requests"] == served["by_route"]["GET /asset"]
     assert actions["miss"]["requests"] == served["by_route"]["other"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -342,7 +343,9 @@ def execute(
         if workers > 1:
             if source is None:
                 raise RunError("--workers: the workers need the bundle's path")
-            jobs = [WorkerJob(source, options, i, workers, log_file) for i in range(workers)]
+            # One data seed for all: the workers deal from the same shuffles.
+            shared = replace(options, data_seed=options.data_seed or random.getrandbits(64))
+            jobs = [WorkerJob(source, shared, i, workers, log_file) for i in range(workers)]
             wired = wire_cluster(plan, options, pools, log, jobs)
         else:
             wired = wire(plan, options, pools, log, prepare=prepare)

@@ -13,6 +13,7 @@ from wbsrun.cluster import Failed, PipeLink, Reporter, serve_worker
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import RunOptions
 from wbsrun.core.scheduler import spawn_plan
+from wbsrun.core.segments import Segmentation, SegmentSequence
 from wbsrun.dsl.loader import load_plan
 from wbsrun.errors import WbsrunError
 from wbsrun.progress.report import persist_figures, resource_figures
@@ -40,10 +41,12 @@ def worker_log_path(log_file: Path, index: int) -> Path:
 
 
 def segment_options(options: RunOptions, index: int, count: int) -> RunOptions:
-    """The options of worker `index` of `count`: its own output directory (a `full` ledger
-    each)."""
+    """The options of worker `index` of `count`: its segment of the even split (its users
+    and iterations, with their global ids: docs/distributed.md "Work split"), and its own
+    output directory (a `full` ledger each)."""
     out = options.out_dir / f"worker-{index}" if options.out_dir is not None else None
-    return replace(options, out_dir=out)
+    segment = Segmentation(SegmentSequence.even(count), index)
+    return replace(options, out_dir=out, segment=segment)
 
 
 def worker_main(conn: Connection, job: WorkerJob) -> None:
@@ -85,7 +88,7 @@ def worker_main(conn: Connection, job: WorkerJob) -> None:
     def leases() -> int:
         return sum(p.get("active", 0) for p in pools.statistics().values())
 
-    users = sum(spawn_plan(s, options.users).users for s in plan.scenarios)
+    users = sum(spawn_plan(s, options.users, options.segment).users for s in plan.scenarios)
     reporter = Reporter(job.index, runner, wired.aggregator, sections, leases, users)
     try:
         run_loop(lambda: serve_worker(link, reporter))

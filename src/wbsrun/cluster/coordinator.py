@@ -215,7 +215,7 @@ class ClusterRunner(Runner):
     def _on_closed(self, i: int) -> None:
         w = self.state.workers[i]
         if w.status not in ("completed", "failed"):
-            code = self.processes.exit_code(i, 1.0)
+            code = self.processes.exit_code(i, 0.5)
             w.exit_code = code
             self._fail(i, f"the worker process {exit_reason(code)}")
         self._changed.set()
