@@ -170,7 +170,7 @@ class ClusterRunner(Runner):
                 spawn_plan(s, options.users),
                 deadline,
                 prefix=f"s{i + 1}-" if several else "",
-                grace=grace if grace is not None else (s.graceful_stop or DEFAULT_GRACEFUL_STOP),
+                grace=_grace(grace, s.graceful_stop),
             )
             for i, s in enumerate(self.plan.scenarios)
         ]
@@ -255,7 +255,7 @@ class ClusterRunner(Runner):
 
     def pool_statistics(self) -> Mapping[str, Mapping[str, int]]:
         """The workers' resource pools' counts, added up (each worker has its own pools)."""
-        pools: dict[str, dict[str, int]] = self.state.sections().get("pools", {})
+        pools: dict[str, dict[str, int]] = self.state.section("pools")
         return pools
 
     def log_counts(self) -> LogCounts:
@@ -306,6 +306,13 @@ class ClusterRunner(Runner):
         return result
 
 
+def _grace(run: float | None, scenario: float | None) -> float:
+    """As the runner's: the run's setting over the scenario's over the default."""
+    if run is not None:
+        return run
+    return scenario if scenario is not None else DEFAULT_GRACEFUL_STOP
+
+
 class LogCounts(Mapping[str, int]):
     """The coordinator's log counts and the workers' (their latest reports), read live."""
 
@@ -313,7 +320,7 @@ class LogCounts(Mapping[str, int]):
         self.run = run
 
     def _now(self) -> dict[str, int]:
-        workers = self.run.state.sections().get("logs", {})
+        workers = self.run.state.section("logs")
         merged: dict[str, int] = merge_json(dict(self.run.run_log.counts), workers)
         return merged
 

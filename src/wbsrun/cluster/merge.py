@@ -8,6 +8,7 @@ worker counted itself: equal, or the run says what differs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,13 @@ class ClusterState:
             out = merge_json(out, r.sections)
         return out
 
+    def section(self, name: str) -> Any:
+        """One of `sections()` (cheaper: the others are not merged)."""
+        out: Any = {}
+        for r in self._latest():
+            out = merge_json(out, r.sections.get(name, {}))
+        return out
+
     def check(self) -> list[str]:
         """Where the merged figures differ from the sum of the workers' own totals (empty:
         exact). Only workers that completed have totals; a failed one's deltas are counted as
@@ -128,7 +136,8 @@ def merge_json(a: Any, b: Any) -> Any:
     if isinstance(a, dict) and isinstance(b, dict):
         out = dict(a)
         for k, v in b.items():
-            out[k] = merge_json(a[k], v) if k in a else v
+            # A copy: the merged document may be changed; the reports it came from may not.
+            out[k] = merge_json(a[k], v) if k in a else copy.deepcopy(v)
         return out
     if isinstance(a, bool) or isinstance(b, bool):
         return a or b
