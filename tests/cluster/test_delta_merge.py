@@ -145,14 +145,38 @@ def test_arrival_gauges_are_the_sum_of_each_workers_latest() -> None:
     assert (a.asked_per_second, a.planned, a.started, a.duration) == (50.0, 500, 10, 10.0)
 
 
-def test_merge_json_adds_counts_keeps_the_highest_latency_and_joins_lists() -> None:
-    a = {"n": 2, "ms": 1.5, "errors": ["x"], "mode": "aggregated", "sub": {"k": 1}, "ok": False}
-    b = {"n": 3, "ms": 0.5, "errors": ["y"], "mode": "aggregated", "sub": {"k": 2, "j": 1}}
+def test_merge_json_adds_counts_and_seconds_keeps_peaks_and_joins_lists() -> None:
+    a = {
+        "n": 2,
+        "seconds": 1.5,
+        "errors": ["x"],
+        "mode": "aggregated",
+        "sub": {"k": 1},
+        "ok": False,
+        "latency_ms": {"p50": 1.5, "p99": 9.0},
+        "max_batch": 7,
+        "queue_max": 3,
+    }
+    b: dict[str, Any] = {
+        "n": 3,
+        "seconds": 0.25,
+        "errors": ["y"],
+        "mode": "aggregated",
+        "sub": {"k": 2, "j": 1},
+        "latency_ms": {"p50": 2.5, "p99": 4.0},
+        "max_batch": 5,
+        "queue_max": 4,
+    }
     assert merge_json(a, b) == {
         "n": 5,
-        "ms": 1.5,
+        "seconds": 1.75,
         "errors": ["x", "y"],
         "mode": "aggregated",
         "sub": {"k": 3, "j": 1},
         "ok": False,
+        "latency_ms": {"p50": 2.5, "p99": 9.0},
+        "max_batch": 7,
+        "queue_max": 4,
     }
+    # The merged document holds copies, not the report's own objects.
+    assert merge_json({}, b)["sub"] is not b["sub"]

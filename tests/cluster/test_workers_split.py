@@ -93,6 +93,11 @@ def test_a_closed_model_runs_the_same_users_and_passes_under_two_workers(
     assert len(_passes(one)) == 21
     assert two["users"] == one["users"] == {"planned": 7, "started": 7, "finished": 7}
     assert two["requests"]["total"] == one["requests"]["total"] == 21
+    # The ledger's exact totals, merged from the workers' (the coordinator keeps none).
+    l1, l2 = one["ledger"]["scenarios"]["closed"], two["ledger"]["scenarios"]["closed"]
+    for key in ("closed", "outcomes", "counters", "errors"):
+        assert l2[key] == l1[key]
+    assert l2["actions"]["fetch"]["count"] == l1["actions"]["fetch"]["count"] == 21
     segments = two["cluster"]["segments"]
     assert sorted(s["users"] for s in segments) == [3, 4]
     # Each user in exactly one worker: its ledger holds all of that user's passes.

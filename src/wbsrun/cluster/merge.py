@@ -129,22 +129,26 @@ class ClusterState:
         ]
 
 
-def merge_json(a: Any, b: Any) -> Any:
-    """Two workers' per-process figures as one: whole numbers added (counts), other numbers
-    the highest kept (latencies, rates), lists joined, mappings merged key by key; a text
-    (or any other value) that differs keeps the first."""
+def _highest(key: str | None) -> bool:
+    """Figures that are a peak, not a count: latency percentiles, batch and queue maxima."""
+    return key is not None and ("latency" in key or key.startswith("max") or key.endswith("_max"))
+
+
+def merge_json(a: Any, b: Any, key: str | None = None) -> Any:
+    """Two workers' per-process figures as one: numbers added (counts, seconds, bytes), but
+    the highest kept under a peak's key (`latency…`, `max…`, `…_max`); lists joined; mappings
+    merged key by key; a text (or any other value) that differs keeps the first."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = dict(a)
         for k, v in b.items():
             # A copy: the merged document may be changed; the reports it came from may not.
-            out[k] = merge_json(a[k], v) if k in a else copy.deepcopy(v)
+            peak = k if _highest(k) else key
+            out[k] = merge_json(a[k], v, peak) if k in a else copy.deepcopy(v)
         return out
     if isinstance(a, bool) or isinstance(b, bool):
         return a or b
-    if isinstance(a, int) and isinstance(b, int):
-        return a + b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return max(a, b)
+        return max(a, b) if _highest(key) else a + b
     if isinstance(a, list) and isinstance(b, list):
         return a + b
     return a if a is not None else b
