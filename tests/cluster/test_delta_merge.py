@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from property_kit import examples
 from wbsrun.cluster import DeltaTaker, merge_delta, merge_json, totals
 from wbsrun.cluster.merge import ClusterState
+from wbsrun.cluster.protocol import Report
 from wbsrun.core.stats import MAX_MESSAGES_PER_CODE, ArrivalStats, Histogram, RunStats
 
 ACTIONS = ("get", "post", "put")
@@ -134,8 +135,6 @@ def test_error_messages_beyond_the_cap_go_to_the_other_sample_when_merged() -> N
 
 def test_arrival_gauges_are_the_sum_of_each_workers_latest() -> None:
     state = ClusterState(2)
-    from wbsrun.cluster.protocol import Report
-
     for w, (rate, planned) in enumerate(((30.0, 300), (20.0, 200))):
         stats = RunStats()
         stats.arrivals["open"] = ArrivalStats(rate, planned, started=5, duration=10.0)
@@ -156,6 +155,7 @@ def test_merge_json_adds_counts_and_seconds_keeps_peaks_and_joins_lists() -> Non
         "latency_ms": {"p50": 1.5, "p99": 9.0},
         "max_batch": 7,
         "queue_max": 3,
+        "status": {200: 4},
     }
     b: dict[str, Any] = {
         "n": 3,
@@ -166,6 +166,7 @@ def test_merge_json_adds_counts_and_seconds_keeps_peaks_and_joins_lists() -> Non
         "latency_ms": {"p50": 2.5, "p99": 4.0},
         "max_batch": 5,
         "queue_max": 4,
+        "status": {200: 1, 404: 2},
     }
     assert merge_json(a, b) == {
         "n": 5,
@@ -177,6 +178,33 @@ def test_merge_json_adds_counts_and_seconds_keeps_peaks_and_joins_lists() -> Non
         "latency_ms": {"p50": 2.5, "p99": 9.0},
         "max_batch": 7,
         "queue_max": 4,
+        "status": {200: 5, 404: 2},
     }
     # The merged document holds copies, not the report's own objects.
     assert merge_json({}, b)["sub"] is not b["sub"]
+
+
+def _final(worker: int, stats: RunStats, own: RunStats) -> Report:
+    return Report(
+        worker, 1, DeltaTaker().take(stats), {}, {}, 0, 0.0, 0.0, 1.0, 2, 0, False,
+        final=True, totals=totals(own),
+    )  # fmt: skip
+
+
+def test_the_end_check_is_exact_and_names_any_difference() -> None:
+    counted = RunStats()
+    _record(counted, "get", 2.0, 200, None)
+    state = ClusterState(2)
+    state.apply(_final(0, counted, counted))
+    state.apply(_final(1, counted, counted))
+    assert state.check() == []
+    # A worker whose own count differs from what its deltas brought (a lost report).
+    more = RunStats()
+    _record(more, "get", 2.0, 200, None)
+    _record(more, "get", 3.0, 200, None)
+    lossy = ClusterState(2)
+    lossy.apply(_final(0, counted, counted))
+    lossy.apply(_final(1, counted, more))
+    problems = lossy.check()
+    assert "requests_total: merged 2, workers counted 3" in problems
+    assert any(p.startswith("actions:") for p in problems)

@@ -120,7 +120,7 @@ class ClusterState:
             return []
         summed: dict[str, Any] = {}
         for t in own:
-            summed = merge_json(summed, t)
+            summed = merge_json(summed, t, peaks=False)
         merged = totals(self.stats)
         return [
             f"{key}: merged {merged.get(key)!r}, workers counted {summed.get(key)!r}"
@@ -129,26 +129,29 @@ class ClusterState:
         ]
 
 
-def _highest(key: str | None) -> bool:
+def _highest(key: object) -> bool:
     """Figures that are a peak, not a count: latency percentiles, batch and queue maxima."""
-    return key is not None and ("latency" in key or key.startswith("max") or key.endswith("_max"))
+    if not isinstance(key, str):
+        return False  # e.g. an HTTP status: a count
+    return "latency" in key or key.startswith("max") or key.endswith("_max")
 
 
-def merge_json(a: Any, b: Any, key: str | None = None) -> Any:
+def merge_json(a: Any, b: Any, key: object = None, *, peaks: bool = True) -> Any:
     """Two workers' per-process figures as one: numbers added (counts, seconds, bytes), but
     the highest kept under a peak's key (`latency…`, `max…`, `…_max`); lists joined; mappings
-    merged key by key; a text (or any other value) that differs keeps the first."""
+    merged key by key; a text (or any other value) that differs keeps the first. `peaks`
+    False: every number added (totals)."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = dict(a)
         for k, v in b.items():
             # A copy: the merged document may be changed; the reports it came from may not.
-            peak = k if _highest(k) else key
-            out[k] = merge_json(a[k], v, peak) if k in a else copy.deepcopy(v)
+            peak = k if peaks and _highest(k) else key
+            out[k] = merge_json(a[k], v, peak, peaks=peaks) if k in a else copy.deepcopy(v)
         return out
     if isinstance(a, bool) or isinstance(b, bool):
         return a or b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return max(a, b) if _highest(key) else a + b
+        return max(a, b) if peaks and _highest(key) else a + b
     if isinstance(a, list) and isinstance(b, list):
         return a + b
     return a if a is not None else b
