@@ -210,3 +210,38 @@ thresholds:
     assert result["cluster"]["exact"]
     assert result["requests"]["total"] == target.stats()["received"]
     assert result["thresholds"][0]["ok"] is False
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_when_their_coordinator_is_killed(
+    target_factory: Target, tmp_path: Path
+) -> None:
+    target = target_factory()
+    bundle = _bundle(tmp_path, target.url(), 4, "      think-time: 20ms")
+    flags = ("--workers", "2", "--quiet", "--duration", "60s")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wbsrun", "run", str(bundle), *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        workers = wait_for(
+            lambda: w if len(w := _workers_of(proc.pid)) == 2 else None, 30, "two workers", proc
+        )
+        wait_for(lambda: target.stats()["received"] > 20 or None, 20, "requests", proc)
+    finally:
+        proc.kill()  # the coordinator, SIGKILL: no chance to tell its workers
+        proc.wait(10)
+    wait_for(lambda: not any(_running(w) for w in workers) or None, 10, "the workers to stop")
+    served = target.stats()["received"]
+    time.sleep(0.5)
+    assert target.stats()["received"] == served  # no orphan keeps sending
