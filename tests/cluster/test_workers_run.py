@@ -128,6 +128,13 @@ def test_the_live_metrics_are_the_coordinators_merged_figures(
         result = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
         assert _requests_of(result) == served["received"]
         assert result["cluster"]["exact"]
+        # The engine and workbook series are the workers' too (the coordinator runs none).
+        assert final.total("wbsrun_bus_published_total") > 0
+        assert final.total("wbsrun_poller_events_total") > 0
+        ledger = result["ledger"]
+        closed = final.total("wbsrun_workbook_closed_entries_total")
+        assert closed == ledger["kept"] + ledger["dropped"] + ledger["written"] > 0
+        assert final.total("wbsrun_log_lines_total") == sum(result["logs"].values())
 
 
 def _workers_of(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any, TextIO, TypeVar
 from rich.console import Console
 
 from wbsrun.cli.worker import WorkerJob, worker_main
-from wbsrun.cluster import ClusterRunner
+from wbsrun.cluster import BusView, ClusterRunner
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
@@ -256,15 +256,27 @@ def wire_cluster(
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
     """`--metrics`: the exporter of this run, listening (its address printed)."""
     cluster = wired.cluster
-    sources = RunSources(
-        wired.runner,
-        wired.aggregator,
-        wired.bus,
-        wired.poller,
-        wired.pools.statistics if cluster is None else cluster.pool_statistics,
-        wired.log.counts if cluster is None else cluster.log_counts(),
-        alerts=lambda: wired.thresholds.alerts_total,
-    )
+    if cluster is None:
+        sources = RunSources(
+            wired.runner,
+            wired.aggregator,
+            wired.bus,
+            wired.poller,
+            wired.pools.statistics,
+            wired.log.counts,
+            alerts=lambda: wired.thresholds.alerts_total,
+        )
+    else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
+        sources = RunSources(
+            cluster,
+            wired.aggregator,
+            BusView(cluster),
+            cluster.poller_view(),
+            cluster.pool_statistics,
+            cluster.log_counts(),
+            alerts=lambda: wired.thresholds.alerts_total,
+            workbook=cluster.workbook_figures,
+        )
     exporter = MetricsExporter(address, sources)
     try:
         bound = exporter.start()
@@ -345,7 +357,10 @@ def execute(
                 raise RunError("--workers: the workers need the bundle's path")
             # One data seed for all: the workers deal from the same shuffles.
             shared = replace(options, data_seed=options.data_seed or random.getrandbits(64))
-            jobs = [WorkerJob(source, shared, i, workers, log_file) for i in range(workers)]
+            jobs = [
+                WorkerJob(source, shared, i, workers, log_file, metrics=metrics is not None)
+                for i in range(workers)
+            ]
             wired = wire_cluster(plan, options, pools, log, jobs)
         else:
             wired = wire(plan, options, pools, log, prepare=prepare)

@@ -19,6 +19,7 @@ from wbsrun.errors import WbsrunError
 from wbsrun.progress.report import persist_figures, resource_figures
 from wbsrun.protocols.registry import provides
 from wbsrun.resources.pool import PoolManager
+from wbsrun.telemetry.metrics import workbook_figures
 
 __all__ = ["WorkerJob", "worker_log_path", "worker_main"]
 
@@ -33,6 +34,9 @@ class WorkerJob:
     index: int
     count: int
     log_file: Path | None = None
+    # `--metrics`: also send the figures only the exporter reads (workbook footprint: a walk
+    # over the entries held, so not paid without it).
+    metrics: bool = False
 
 
 def worker_log_path(log_file: Path, index: int) -> Path:
@@ -73,7 +77,7 @@ def worker_main(conn: Connection, job: WorkerJob) -> None:
     runner = wired.runner
 
     def sections() -> dict[str, Any]:
-        return {
+        out = {
             "resources": resource_figures(runner, pools.statistics()),
             "ledger": runner.ctx.workbook.summary(),
             "persist": persist_figures(runner),
@@ -84,6 +88,15 @@ def worker_main(conn: Connection, job: WorkerJob) -> None:
                 "poller": wired.poller.statistics().as_dict(),
             },
         }
+        if job.metrics:
+            book, phases = workbook_figures(runner)
+            gauges = wired.poller.gauges()
+            out["metrics"] = {
+                "workbook": book,
+                "phases": phases,
+                "poller_gauges": {"queue": gauges.queue, "inbox": gauges.inbox},
+            }
+        return out
 
     def leases() -> int:
         return sum(p.get("active", 0) for p in pools.statistics().values())

@@ -6,7 +6,7 @@ format and merge (`delta`, `merge`) do not depend on the transport (`transport`:
 processes), so other transports can reuse them. See docs/distributed.md "All cores".
 """
 
-from wbsrun.cluster.coordinator import ClusterRunner
+from wbsrun.cluster.coordinator import BusView, ClusterRunner, PollerView
 from wbsrun.cluster.delta import DeltaTaker, StatsDelta, merge_delta, totals
 from wbsrun.cluster.merge import ClusterState, merge_json
 from wbsrun.cluster.protocol import REPORT_INTERVAL, Abort, Drain, Failed, Go, Ready, Report
@@ -16,6 +16,7 @@ from wbsrun.cluster.worker import Reporter, serve_worker
 __all__ = [
     "REPORT_INTERVAL",
     "Abort",
+    "BusView",
     "ClusterRunner",
     "ClusterState",
     "DeltaTaker",
@@ -23,6 +24,7 @@ __all__ = [
     "Failed",
     "Go",
     "PipeLink",
+    "PollerView",
     "Ready",
     "Report",
     "Reporter",

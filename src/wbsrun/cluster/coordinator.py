@@ -21,9 +21,16 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from wbsrun.cluster.engine import (
+    PollerFigures,
+    PollerGauges,
+    bus_figures,
+    poller_figures,
+)
 from wbsrun.cluster.merge import ClusterState, merge_json
 from wbsrun.cluster.protocol import Abort, Drain, Failed, Go, Ready, Report
 from wbsrun.cluster.transport import WorkerProcesses, exit_reason
+from wbsrun.core.bus import BusStatistics
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import DEFAULT_GRACEFUL_STOP, Runner, RunOptions
 from wbsrun.core.scheduler import Scheduler, spawn_plan
@@ -31,7 +38,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.errors import RunError
 from wbsrun.progress.aggregate import Aggregator
 
-__all__ = ["READY_TIMEOUT", "SILENCE_TIMEOUT", "ClusterRunner"]
+__all__ = ["READY_TIMEOUT", "SILENCE_TIMEOUT", "BusView", "ClusterRunner", "PollerView"]
 
 # Longest wait for every worker to load the plan and report ready.
 READY_TIMEOUT = 120.0
@@ -258,6 +265,21 @@ class ClusterRunner(Runner):
         pools: dict[str, dict[str, int]] = self.state.section("pools")
         return pools
 
+    def bus_statistics(self) -> BusStatistics:
+        """The workers' progress buses, added up (latencies: the highest worker's)."""
+        return bus_figures(self.state.section("engine").get("bus", {}))
+
+    def poller_view(self) -> PollerView:
+        return PollerView(self)
+
+    def workbook_figures(self) -> tuple[dict[str, int], dict[str, int]]:
+        """The workers' workbooks for the exporter: figures, open entries by phase (sent
+        by workers when the run has `--metrics`)."""
+        figures = self.state.section("metrics")
+        book = dict.fromkeys(("held", "packed_bytes", "closed", "kept", "dropped", "written"), 0)
+        book.update(figures.get("workbook", {}))
+        return book, dict(figures.get("phases", {}))
+
     def log_counts(self) -> LogCounts:
         """The run log's lines by level, of the coordinator and every worker, live."""
         return LogCounts(self)
@@ -311,6 +333,30 @@ def _grace(run: float | None, scenario: float | None) -> float:
     if run is not None:
         return run
     return scenario if scenario is not None else DEFAULT_GRACEFUL_STOP
+
+
+class BusView:
+    """`statistics()` as a bus has it, of the workers' buses (the metrics exporter's)."""
+
+    def __init__(self, run: ClusterRunner) -> None:
+        self.run = run
+
+    def statistics(self) -> BusStatistics:
+        return self.run.bus_statistics()
+
+
+class PollerView:
+    """`statistics()` and `gauges()` as a poller has them, of the workers' pollers."""
+
+    def __init__(self, run: ClusterRunner) -> None:
+        self.run = run
+
+    def statistics(self) -> PollerFigures:
+        return poller_figures(self.run.state.section("engine").get("poller", {}))
+
+    def gauges(self) -> PollerGauges:
+        g = self.run.state.section("metrics").get("poller_gauges", {})
+        return PollerGauges(int(g.get("queue", 0)), int(g.get("inbox", 0)))
 
 
 class LogCounts(Mapping[str, int]):
