@@ -189,6 +189,14 @@ def wbs(path: Path) -> None:
     help="Also write a self-contained HTML report of the result here (after the result).",
 )
 @click.option("--quiet", is_flag=True, help="No live line and no summary.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Worker processes, each running its share of the users, this process their "
+    "coordinator (0: one per core; 1: one process, no coordinator).",
+)
 @_with_metrics
 @with_control
 def run(
@@ -206,6 +214,7 @@ def run(
     log_file: Path | None,
     report_out: Path | None,
     quiet: bool,
+    workers: int,
     metrics: MetricsAddress | None,
     metrics_linger: float,
     control: ControlAddress | None,
@@ -213,7 +222,8 @@ def run(
     control_allow_remote: bool,
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
-    failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error."""
+    failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error (also a
+    worker lost: status failed)."""
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
@@ -254,6 +264,8 @@ def run(
             metrics=metrics,
             metrics_linger=metrics_linger,
             control=steer,
+            workers=workers or cores(),
+            source=path,
         )
     except WbsrunError as exc:
         _fail(exc)
@@ -262,6 +274,14 @@ def run(
 
 
 cli.add_command(ctl)
+
+
+def cores() -> int:
+    """The cores this process may run on (`--workers 0`)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _exit(result: dict[str, Any]) -> None:
@@ -336,12 +356,16 @@ def _check_out(plan: Plan, options: RunOptions) -> None:
 def ledger(
     out_dir: Path, user: str | None, task: str | None, phase: str | None, as_json: bool
 ) -> None:
-    """Read the on-disk ledger a `--sampling full --out OUTDIR` run wrote."""
+    """Read the on-disk ledger a `--sampling full --out OUTDIR` run wrote (a `--workers`
+    run's: every worker's, `OUTDIR/worker-I/`, one after the other)."""
     from wbsrun.core.ledger import read_ledger
 
+    workers = sorted(out_dir.glob("worker-*/ledger"), key=lambda p: int(p.parent.name[7:]))
+    dirs = [out_dir] if (out_dir / "ledger").exists() or not workers else workers
     try:
         n = 0
-        for entry in read_ledger(out_dir, user=user, task=task, phase=phase):
+        entries = (e for d in dirs for e in read_ledger(d, user=user, task=task, phase=phase))
+        for entry in entries:
             n += 1
             if as_json:
                 click.echo(json.dumps(entry, ensure_ascii=False, default=str))

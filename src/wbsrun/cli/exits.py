@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 EXIT_OK: Final = 0  # the run completed and every threshold passed
-EXIT_RUN_ERROR: Final = 1  # the run could not start or finish
+EXIT_RUN_ERROR: Final = 1  # the run could not start or finish (also: a worker lost, `failed`)
 EXIT_INVALID: Final = 2  # invalid scenario, config.yaml or options: nothing was run
 EXIT_THRESHOLDS: Final = 99  # a threshold failed at the end, or aborted the run
 EXIT_INTERRUPTED: Final = 105  # stopped by a signal (SIGINT, SIGTERM) before the plan ended
@@ -27,6 +27,8 @@ EXIT_INTERRUPTED: Final = 105  # stopped by a signal (SIGINT, SIGTERM) before th
 def exit_code(result: Mapping[str, Any]) -> int:
     """The code a finished run exits with. A run stopped by a signal exits 105 whatever its
     thresholds say (they are still evaluated and written); an abort-on-fail stop is 99."""
+    if result.get("status") == "failed":
+        return EXIT_RUN_ERROR  # a worker process died: its segment's users are lost
     if result.get("status") == "interrupted":
         return EXIT_INTERRUPTED
     if result.get("status") == "aborted":

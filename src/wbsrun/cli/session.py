@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
 from wbsrun.cli.plugins import wasm_loader
+from wbsrun.cli.worker import WorkerJob, worker_main
+from wbsrun.cluster import BusView, ClusterRunner
 from wbsrun.control import ControlServer, ControlSettings, new_token, write_token
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
@@ -35,7 +38,15 @@ from wbsrun.telemetry.html import write_report
 from wbsrun.telemetry.metrics import MetricsAddress, MetricsExporter, RunSources
 from wbsrun.telemetry.ticker import SeriesTicker
 
-__all__ = ["WiredRun", "execute", "run_loop", "start_warnings", "to_stdout", "wire"]
+__all__ = [
+    "WiredRun",
+    "execute",
+    "run_loop",
+    "start_warnings",
+    "to_stdout",
+    "wire",
+    "wire_cluster",
+]
 
 T = TypeVar("T")
 
@@ -50,8 +61,17 @@ def run_loop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return runner.run(main())
 
 
-def start_warnings(plan: Plan, pools: PoolManager, options: RunOptions) -> list[str]:
+def start_warnings(
+    plan: Plan, pools: PoolManager, options: RunOptions, workers: int = 1
+) -> list[str]:
     out: list[str] = []
+    if workers > 1:
+        out.extend(
+            f"pool '{name}' is exclusive, and each of the {workers} workers has its own copy: "
+            "an item can be held by one user in each worker at once"
+            for name in pools.pools
+            if pools.is_exclusive(name)
+        )
     for s in plan.scenarios:
         users = options.users if options.users is not None else s.user_count
         out.extend(
@@ -200,6 +220,8 @@ class WiredRun:
     poller: Poller
     ticker: SeriesTicker
     thresholds: ThresholdEvaluator
+    # `--workers N`: the coordinator, which is also `runner` (see wire_cluster).
+    cluster: ClusterRunner | None = None
 
     @property
     def aggregator(self) -> Aggregator:
@@ -218,7 +240,7 @@ class WiredRun:
             "poller": self.poller.statistics().as_dict(),
         }
         timeseries = self.ticker.finish().to_json() if final else None
-        return build_result(
+        result = build_result(
             self.runner,
             self.pools.statistics(),
             self.log.counts,
@@ -226,13 +248,15 @@ class WiredRun:
             events=events,
             timeseries=timeseries,
         )
+        # Several processes: their per-process sections, the segments and their fate.
+        return self.cluster.complete(result) if self.cluster is not None else result
 
     def result(self) -> dict[str, Any]:
         """The final result: with every threshold's verdict, and status `aborted` when an
         abort-on-fail threshold stopped the run."""
         result = self.live_result(final=True)
         result["thresholds"] = self.thresholds.verdicts(result, self.runner.elapsed)
-        if self.thresholds.aborted_by is not None:
+        if self.thresholds.aborted_by is not None and result["status"] != "failed":
             result["status"] = "aborted"
         return result
 
@@ -268,17 +292,45 @@ def wire(
     )
 
 
+def wire_cluster(
+    plan: Plan, options: RunOptions, pools: PoolManager, log: RunLog, jobs: list[WorkerJob]
+) -> WiredRun:
+    """`--workers N`: the coordinator as the run, wired as `wire` wires a local one (the
+    same live line, series ticker, thresholds, metrics and result), fed by the workers."""
+    progress = AggregatingSink.for_run(plan, options)
+    bus = ProgressBus(plan.progress)
+    runner = ClusterRunner(plan, log, options, progress.aggregator, worker_main, jobs)
+    ticker = SeriesTicker(runner, progress.aggregator, leases=runner.leases)
+    runner.services.append(ticker)
+    poller = attach_progress_bus(runner, bus)  # idle here: the workers' engines do the work
+    thresholds = ThresholdEvaluator(plan.thresholds)
+    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, runner)
+
+
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
     """`--metrics`: the exporter of this run, listening (its address printed)."""
-    sources = RunSources(
-        wired.runner,
-        wired.aggregator,
-        wired.bus,
-        wired.poller,
-        wired.pools.statistics,
-        wired.log.counts,
-        alerts=lambda: wired.thresholds.alerts_total,
-    )
+    cluster = wired.cluster
+    if cluster is None:
+        sources = RunSources(
+            wired.runner,
+            wired.aggregator,
+            wired.bus,
+            wired.poller,
+            wired.pools.statistics,
+            wired.log.counts,
+            alerts=lambda: wired.thresholds.alerts_total,
+        )
+    else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
+        sources = RunSources(
+            cluster,
+            wired.aggregator,
+            BusView(cluster),
+            cluster.poller_view(),
+            cluster.pool_statistics,
+            cluster.log_counts(),
+            alerts=lambda: wired.thresholds.alerts_total,
+            workbook=cluster.workbook_figures,
+        )
     exporter = MetricsExporter(address, sources)
     try:
         bound = exporter.start()
@@ -338,13 +390,17 @@ def execute(
     metrics: MetricsAddress | None = None,
     metrics_linger: float = 0.0,
     control: ControlSettings | None = None,
+    workers: int = 1,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
     before the run until the result is written (and `metrics_linger` seconds more).
-    `control`: serve the live-control endpoint there while the run goes."""
+    `control`: serve the live-control endpoint there while the run goes.
+    `workers` > 1: that many worker processes, each loading the bundle at `source`, with
+    this process as their coordinator."""
     pools = PoolManager(plan)
-    for warning in start_warnings(plan, pools, options):
+    for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +408,18 @@ def execute(
     exporter: MetricsExporter | None = None
     try:
         log = RunLog(out)
-        wired = wire(plan, options, pools, log, prepare=prepare)
+        if workers > 1:
+            if source is None:
+                raise RunError("--workers: the workers need the bundle's path")
+            # One data seed for all: the workers deal from the same shuffles.
+            shared = replace(options, data_seed=options.data_seed or random.getrandbits(64))
+            jobs = [
+                WorkerJob(source, shared, i, workers, log_file, metrics=metrics is not None)
+                for i in range(workers)
+            ]
+            wired = wire_cluster(plan, options, pools, log, jobs)
+        else:
+            wired = wire(plan, options, pools, log, prepare=prepare)
         if metrics is not None:
             exporter = start_metrics(metrics, wired, console)
         run_loop(

@@ -17,7 +17,7 @@ import math
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Final, Protocol, final
 
@@ -36,7 +36,7 @@ from wbsrun.progress.views import (
     UserProgress,
 )
 
-__all__ = ["AggregatingSink", "Aggregator", "ProgressUpdate", "TaskUpdate"]
+__all__ = ["AggregatingSink", "Aggregator", "ProgressUpdate", "ScenarioSums", "TaskUpdate"]
 
 _NO_AGGREGATE: Final = frozenset({"timeline.phase", "error", "lease"})
 # Fields whose events only move an open task's progress and milestones: `AggregatingSink`
@@ -83,6 +83,20 @@ class ProgressUpdate:
     closed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ScenarioSums:
+    """One scenario's running sums (`Aggregator.sums`): what a worker sends its coordinator."""
+
+    total: float
+    closed_total: float
+    started: int
+    closed: int
+    users: int
+    users_done: int
+    pass_time: float
+    counts: dict[str, int]
+
+
 class _Scenario:
     __slots__ = (
         "base",
@@ -92,6 +106,7 @@ class _Scenario:
         "eta",
         "pass_time",
         "planned",
+        "planned_order",
         "started",
         "total",
         "users",
@@ -109,6 +124,7 @@ class _Scenario:
         self.pass_time = 0.0
         self.counts: dict[str, int] = {name: 0 for name, _ in base.milestones}
         self.planned = frozenset(self.counts)
+        self.planned_order = tuple(self.counts)
         self.eta = EtaEstimator()
 
 
@@ -368,6 +384,51 @@ class Aggregator:
             scenarios=views,
             milestones=_merge_milestones(views),
         )
+
+    # -- exchange (a cluster run: workers' sums, merged by the coordinator) ----------------------
+    def sums(self) -> dict[str, ScenarioSums]:
+        """Per scenario, the running sums every figure is computed from (plain, picklable)."""
+        if self._touched:
+            self._fold()
+        return {
+            name: ScenarioSums(
+                sc.total,
+                sc.closed_total,
+                sc.started,
+                sc.closed,
+                sc.users,
+                sc.users_done,
+                sc.pass_time,
+                dict(sc.counts),
+            )
+            for name, sc in self._scenarios.items()
+        }
+
+    def load(self, parts: Iterable[Mapping[str, ScenarioSums]]) -> None:
+        """Set every scenario's sums to the total of `parts` (one `sums()` per worker, disjoint
+        users): the coordinator's view. Open-task and per-user detail stays in the workers;
+        the ETA estimators stay here and learn from the snapshots taken after a load."""
+        for sc in self._scenarios.values():
+            sc.total = sc.closed_total = sc.pass_time = 0.0
+            sc.started = sc.closed = sc.users = sc.users_done = 0
+            sc.counts = dict.fromkeys(sc.planned_order, 0)
+        for part in parts:
+            for name, s in part.items():
+                found = self._scenarios.get(name)
+                if found is None:
+                    found = self._scenarios[name] = _Scenario(
+                        ScenarioBaseline(name, 0, None, None, None, 0.0)
+                    )
+                sc = found
+                sc.total += s.total
+                sc.closed_total += s.closed_total
+                sc.started += s.started
+                sc.closed += s.closed
+                sc.users += s.users
+                sc.users_done += s.users_done
+                sc.pass_time += s.pass_time
+                for m, n in s.counts.items():
+                    sc.counts[m] = sc.counts.get(m, 0) + n
 
     @property
     def baselines(self) -> tuple[ScenarioBaseline, ...]:

@@ -25,6 +25,7 @@ __all__ = [
     "ProgressSnapshot",
     "build_result",
     "error_messages",
+    "persist_figures",
     "progress_snapshot",
     "resource_figures",
 ]
@@ -203,6 +204,18 @@ def resource_figures(
     return out
 
 
+def persist_figures(runner: Runner) -> dict[str, Any]:
+    """The result's `persist` object: files and bytes the run's `save-as: file` wrote."""
+    persist = runner.ctx.persist
+    return {
+        "files_written": persist.files_written,
+        "writes": persist.writes,
+        "bytes_written": persist.bytes_written,
+        "failed": persist.failed,
+        "errors": list(persist.errors),
+    }
+
+
 def _iso(wall: float) -> str:
     """UTC with milliseconds: `2024-05-01T12:00:03.250Z`."""
     ms = round(wall * 1000.0)
@@ -312,13 +325,7 @@ def build_result(
         ).to_json(),
         "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
-        "persist": {
-            "files_written": ctx.persist.files_written,
-            "writes": ctx.persist.writes,
-            "bytes_written": ctx.persist.bytes_written,
-            "failed": ctx.persist.failed,
-            "errors": list(ctx.persist.errors),
-        },
+        "persist": persist_figures(runner),
         # The workbook's closed entries: the sampling mode, what was kept, dropped or written,
         # and their exact totals (the same in every mode).
         "ledger": ctx.workbook.summary(),

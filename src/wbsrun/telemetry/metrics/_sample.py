@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from wbsrun.core.bus import BusStatistics, ProgressBus
+from wbsrun.core.bus import BusStatistics
 from wbsrun.core.codes import classify
 from wbsrun.core.runner import Runner
 from wbsrun.core.stats import ActionStats, Histogram, RunStats
@@ -25,11 +25,13 @@ from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
     "ActionFigures",
+    "BusLike",
     "HistogramCopy",
     "PollerLike",
     "RunSample",
     "RunSources",
     "take_sample",
+    "workbook_figures",
 ]
 
 # The action label of errors counted against the pass itself (no action).
@@ -54,6 +56,13 @@ class _PollerGauges(Protocol):
     def inbox(self) -> int: ...
 
 
+class BusLike(Protocol):
+    """What the exporter reads of the progress bus (`ProgressBus`, or a `--workers` run's
+    merged figures)."""
+
+    def statistics(self) -> BusStatistics: ...
+
+
 class PollerLike(Protocol):
     """What the exporter reads of the poller (`wbsrun.poller.Poller`; telemetry may not import
     its sibling adapter)."""
@@ -70,11 +79,14 @@ class RunSources:
 
     runner: Runner
     aggregator: Aggregator | None = None
-    bus: ProgressBus | None = None
+    bus: BusLike | None = None
     poller: PollerLike | None = None
     pools: Callable[[], Mapping[str, Mapping[str, int]]] | None = None
     logs: Mapping[str, int] | None = None
     alerts: Callable[[], Mapping[str, int]] | None = None
+    # The workbook's figures and its open entries by phase (`workbook_figures`); None: read
+    # from the runner's workbook (a `--workers` run: the workers' merged ones).
+    workbook: Callable[[], tuple[dict[str, int], dict[str, int]]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +214,7 @@ def _errors(runner: Runner) -> tuple[dict[tuple[str, str], int], dict[tuple[str,
     return by_class, by_action
 
 
-def _workbook(runner: Runner) -> tuple[dict[str, int], dict[str, int]]:
+def workbook_figures(runner: Runner) -> tuple[dict[str, int], dict[str, int]]:
     """The workbook's figures, and its open entries by phase."""
     book = runner.ctx.workbook
     summary = book.summary()
@@ -248,7 +260,8 @@ def take_sample(sources: RunSources) -> RunSample:
     snap = progress_snapshot(runner, sources.aggregator)
     by_class, by_action = _errors(runner)
     poller = sources.poller
-    workbook, phases = _workbook(runner)
+    read = sources.workbook
+    workbook, phases = read() if read is not None else workbook_figures(runner)
     return RunSample(
         name=runner.plan.name,
         finished=runner.ended_at is not None,
