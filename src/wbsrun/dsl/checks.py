@@ -6,11 +6,15 @@ run time a capture or a check is a few dict look-ups. docs/dsl.md "Captures and 
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from re import _parser as sre  # type: ignore[attr-defined]  # the stdlib's regex parser
 from typing import Any, Final, Literal
+
+# The stdlib's regex parser, private: imported by name so that type checking does not
+# depend on whether the installed stubs list it.
+sre: Any = importlib.import_module("re._parser")
 
 __all__ = [
     "REGEX_WINDOW",
