@@ -2,13 +2,15 @@
 resume, scale and stop to both worker processes, which run the users against the embedded
 target on loopback. Pause holds the target's count flat and resume restarts it; a scale is
 split by the segments, its added users have global ids that never clash across workers, and
-`wbsrun ctl status` shows the users summed; stop ends the run (105) with exact totals."""
+`wbsrun ctl status` shows the users summed; stop ends the run (105) with exact totals. A worker
+that is gone never holds a call up."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -198,3 +200,41 @@ def test_scale_splits_the_users_over_the_workers_with_global_ids(
     assert result["users"]["started"] == 6
     # Six users, six ids: the added ones take the indices after the plan's, striped.
     assert _ledger_users(out) == {f"u{i:04d}" for i in range(1, 7)}
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The worker processes the run started (its spawned children), by PID."""
+    out = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            out.append(int(child))
+    return out
+
+
+def test_a_worker_that_is_gone_never_holds_a_control_call_up(
+    target_factory: Target, tmp_path: Path
+) -> None:
+    target = target_factory(knobs=TargetKnobs(latency_ms=20))
+    with _run(tmp_path, target.url(), 4) as run:
+        _until(lambda: run.users() == 4, 20)
+        workers = _workers_of(run.proc.pid)
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)  # a process this test's run started
+        _until(lambda: run.status()["workers"][0]["status"] == "failed", 10)
+        began = time.monotonic()
+        run.ctl("pause")
+        run.ctl("scale", "visitors", "6")
+        run.ctl("resume")
+        assert time.monotonic() - began < 10  # three answers, no wait on the dead worker
+        # The survivor applied all three; the dead one owes nothing.
+        _until(lambda: [w["pending"] for w in run.status()["workers"]] == [0, 0], 5)
+        _until(lambda: run.users() == 3, 10)  # the survivor's share of 6
+        run.ctl("stop")
+        assert run.proc.wait(timeout=30) == 1  # a lost worker fails the run
+    result = _result(tmp_path)
+    assert result["status"] == "failed"
+    assert [seg["status"] for seg in result["cluster"]["segments"]] == ["failed", "completed"]

@@ -70,16 +70,16 @@ class ClusterControl(RunControl):
         answer = super().status()
         workers = []
         for w in self._state.workers:
-            last = w.last
+            # Only a worker still running has users and owes acknowledgements.
+            live = w.status in ("starting", "running")
+            last = w.last if live else None
             workers.append(
                 {
                     "index": w.index,
                     "status": w.status,
                     "paused": bool(last and last.paused),
                     "users": sum(last.active.values()) if last else 0,
-                    "pending": self.seq - (last.control if last else 0)
-                    if w.status in ("starting", "running")
-                    else 0,
+                    "pending": self.seq - (last.control if last else 0) if live else 0,
                 }
             )
         answer["workers"] = workers
