@@ -38,10 +38,29 @@ workflows:
     steps:
       - ref: fetch
 load:
+{load}
+"""
+
+CLOSED = """\
   scenarios:
     - name: visitors
       workflow: main
       user-count: {users}
+"""
+
+# 20 iterations/s a worker, of 200 ms each: 4 users busy a worker, more than max-users allows.
+OPEN = """\
+  profiles:
+    steady:
+      type: constant-arrival-rate
+      rate: 40
+      duration: 40s
+      pre-allocated-users: 1
+      max-users: 2
+  scenarios:
+    - name: visitors
+      workflow: main
+      profile: steady
 """
 
 Target = Callable[..., TargetProcess]
@@ -89,8 +108,11 @@ class Run:
 
 
 @contextmanager
-def _run(tmp_path: Path, url: str, users: int, *flags: str) -> Iterator[Run]:
-    (tmp_path / "script.yaml").write_text(SCRIPT.format(url=url, users=users), encoding="utf-8")
+def _run(tmp_path: Path, url: str, load: str | int, *flags: str) -> Iterator[Run]:
+    """A run of `load` (a number: CLOSED with that many users)."""
+    if isinstance(load, int):
+        load = CLOSED.format(users=load)
+    (tmp_path / "script.yaml").write_text(SCRIPT.format(url=url, load=load), encoding="utf-8")
     token_file = tmp_path / "control.token"
     args = [sys.executable, "-m", "wbsrun", "run", str(tmp_path), "--workers", "2"]
     args += ["--duration", "40s", "--quiet", "--json", str(tmp_path / "r.json")]
@@ -200,6 +222,26 @@ def test_scale_splits_the_users_over_the_workers_with_global_ids(
     assert result["users"]["started"] == 6
     # Six users, six ids: the added ones take the indices after the plan's, striped.
     assert _ledger_users(out) == {f"u{i:04d}" for i in range(1, 7)}
+
+
+def test_an_arrival_rate_scale_splits_max_users_over_the_workers(
+    target_factory: Target, tmp_path: Path
+) -> None:
+    target = target_factory(knobs=TargetKnobs(latency_ms=200))
+    with _run(tmp_path, target.url(), OPEN) as run:
+        _until(lambda: run.users() == 2, 20)  # max-users 2: one a worker, all busy
+        assert "/8 users" in run.ctl("scale", "visitors", "8").stdout
+        _until(lambda: run.users() == 8, 10)
+        assert [w["users"] for w in run.status()["workers"]] == [4, 4]
+        run.ctl("scale", "visitors", "2")
+        _until(lambda: run.users() == 2, 10)
+        assert [w["users"] for w in run.status()["workers"]] == [1, 1]
+        run.ctl("stop")
+        assert run.proc.wait(timeout=30) == 105
+    result = _result(tmp_path)
+    assert result["cluster"]["exact"], result["cluster"]["mismatches"]
+    assert result["requests"]["total"] == _served(target)
+    assert result["scenarios"]["visitors"]["arrival"]["dropped"] > 0  # before the scale
 
 
 def _workers_of(pid: int) -> list[int]:
