@@ -187,6 +187,23 @@ def test_pause_holds_every_worker_and_resume_restarts_them(
     assert result["paused_s"] >= 1.5
 
 
+def test_a_pause_before_the_workers_start_holds_them_from_the_first_request(
+    target_factory: Target, tmp_path: Path
+) -> None:
+    target = target_factory()
+    with _run(tmp_path, target.url(), 4) as run:
+        run.ctl("pause")  # the endpoint is up before the workers have loaded the plan
+        _until(lambda: run.status()["state"] == "paused" and run.status()["scenarios"], 30)
+        _until(lambda: all(w["paused"] for w in run.status()["workers"]), 5)
+        time.sleep(1.0)
+        assert _served(target) == 0  # both workers started paused: not one request
+        run.ctl("resume")
+        _until(lambda: _served(target) > 20, 10)
+        run.ctl("stop")
+        assert run.proc.wait(timeout=30) == 105
+    assert _result(tmp_path)["requests"]["total"] == _served(target)
+
+
 def _ledger_users(out: Path) -> set[str]:
     done = _wbsrun("ledger", str(out), "--json")
     assert done.returncode == 0, done.stderr
