@@ -244,3 +244,61 @@ def test_a_whole_segment_is_the_unsplit_plan() -> None:
     whole = spawn_plan(s, None, Segmentation.whole())
     assert whole.starts == spawn_plan(s).starts
     assert list(whole.user_indices()) == [0, 1, 2, 3, 4]
+
+
+@settings(max_examples=examples(100))
+@given(plans(CLOSED | STAGES), PARTS, st.integers(0, 200), st.integers(0, 60))
+def test_the_users_a_split_scale_adds_have_the_one_process_ids(
+    plan: Plan, seq: SegmentSequence, target: int, added: int
+) -> None:
+    """A live scale under a split (`Scheduler.scale`, core/control.py): each part runs its
+    share of the new population, and the users the parts add take the global indices after
+    the whole plan's, striped: never one another's or a planned user's, and together the very
+    indices one process would give its added users."""
+    (s,) = plan.scenarios
+    whole = spawn_plan(s)
+    parts = _split(s, seq, None)
+    assert sum(p.share(target) for p in parts) == target
+    assert whole.share(target) == target
+    one = [whole.added_index(j) for j in range(added)]
+    assert one == list(range(len(whole.starts), len(whole.starts) + added))
+    mine = [p.added_index(j) for i, p in enumerate(parts) for j in range(seq.part(i).scale(added))]
+    assert sorted(mine) == one  # each part adding its share: one process's ids, each once
+    # Any number added per part: no clash across the parts, none with the planned users.
+    some = [p.added_index(j) for p in parts for j in range(added)]
+    assert len(set(some)) == len(some)
+    assert not set(some) & set(whole.user_indices())
+
+
+def test_the_users_a_scale_adds_continue_after_the_planned_ones() -> None:
+    flow = graph(act("probe", "fetch", edge("done")), end())
+    doc = document({"fetch": http("get")}, flow, 5)
+    with tempfile.TemporaryDirectory() as where:
+        plan = load_plan(write_bundle(Path(where), doc, [("127.0.0.1", 1)]), provides())
+    (s,) = plan.scenarios
+    first, second = (spawn_plan(s, None, SegmentSequence.even(2).part(i)) for i in range(2))
+    assert (list(first.user_indices()), list(second.user_indices())) == ([0, 2, 4], [1, 3])
+    # 5 planned users (u0001…u0005): the added ones are u0006, u0008, … and u0007, u0009, …
+    assert [first.added_index(j) for j in range(3)] == [5, 7, 9]
+    assert [second.added_index(j) for j in range(3)] == [6, 8, 10]
+    assert (first.share(7), second.share(7)) == (4, 3)
+
+
+@settings(max_examples=examples(60))
+@given(plans(OPEN, bare=False), PARTS, USERS, st.integers(0, 200))
+def test_a_split_scale_of_max_users_splits_as_the_plan_does(
+    plan: Plan, seq: SegmentSequence, users: int | None, target: int
+) -> None:
+    """Arrival-rate: each part's share of a new max-users is its scale of it (at least one
+    user when it owns iterations, as the plan's split), so scaling to the plan's own max-users
+    gives every part the cap it started with."""
+    (s,) = plan.scenarios
+    whole = spawn_plan(s, users)
+    assert whole.arrivals is not None
+    parts = _split(s, seq, users)
+    for i, part in enumerate(parts):
+        assert part.arrivals is not None
+        assert part.share(whole.arrivals.max_users) == part.arrivals.max_users
+        share = seq.part(i).scale(target)
+        busy = bool(part.planned_iterations()) and target > 0
+        assert part.share(target) == (max(share, 1) if busy else share)

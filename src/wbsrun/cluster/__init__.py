@@ -6,10 +6,22 @@ format and merge (`delta`, `merge`) do not depend on the transport (`transport`:
 processes), so other transports can reuse them. See docs/distributed.md "All cores".
 """
 
+from wbsrun.cluster.control import ClusterControl
 from wbsrun.cluster.coordinator import BusView, ClusterRunner, PollerView
 from wbsrun.cluster.delta import DeltaTaker, StatsDelta, merge_delta, totals
 from wbsrun.cluster.merge import ClusterState, merge_json
-from wbsrun.cluster.protocol import REPORT_INTERVAL, Abort, Drain, Failed, Go, Ready, Report
+from wbsrun.cluster.protocol import (
+    REPORT_INTERVAL,
+    Abort,
+    Drain,
+    Failed,
+    Go,
+    Pause,
+    Ready,
+    Report,
+    Resume,
+    Scale,
+)
 from wbsrun.cluster.transport import PipeLink, WorkerProcesses
 from wbsrun.cluster.worker import Reporter, serve_worker
 
@@ -17,17 +29,21 @@ __all__ = [
     "REPORT_INTERVAL",
     "Abort",
     "BusView",
+    "ClusterControl",
     "ClusterRunner",
     "ClusterState",
     "DeltaTaker",
     "Drain",
     "Failed",
     "Go",
+    "Pause",
     "PipeLink",
     "PollerView",
     "Ready",
     "Report",
     "Reporter",
+    "Resume",
+    "Scale",
     "StatsDelta",
     "WorkerProcesses",
     "merge_delta",

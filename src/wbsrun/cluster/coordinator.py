@@ -21,6 +21,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from wbsrun.cluster.control import ClusterControl
 from wbsrun.cluster.engine import (
     PollerFigures,
     PollerGauges,
@@ -75,6 +76,9 @@ class ClusterRunner(Runner):
         self.state = ClusterState(len(jobs))
         self.ctx.stats = self.state.stats
         self.processes = WorkerProcesses(target, jobs)
+        # Live control: the coordinator's state, each call forwarded to the workers.
+        self.steering = ClusterControl(self, self.state, self._send_all)
+        self.control = self.steering
         self._changed = asyncio.Event()
         self.lost_users = 0
         self.silence = silence
@@ -94,8 +98,9 @@ class ClusterRunner(Runner):
         try:
             await self._wait_ready()
             self._start_mirror()
+            early = self.steering.before_start()
             for i, link in enumerate(links):
-                if not link.send(Go()):
+                if not all(link.send(m) for m in (*early, Go())):
                     self._fail(i, "its pipe closed before the start")
             # The services (ticker, bus, poller) run meanwhile, as a local run's do.
             jobs = [asyncio.create_task(svc.serve()) for svc in self.services]
@@ -212,6 +217,8 @@ class ClusterRunner(Runner):
             if w.status == "failed":
                 return  # a late report of a worker already given up: not counted
             self.state.apply(message)
+            for why in message.refused:
+                self.run_log.log("warn", f"worker {i}: control refused: {why}")
             self._mirror()
         elif isinstance(message, Ready):
             w.pid, w.users, w.status = message.pid, message.users, "running"

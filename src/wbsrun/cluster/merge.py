@@ -79,24 +79,31 @@ class ClusterState:
     def progress_parts(self) -> list[Mapping[str, ScenarioSums]]:
         return [r.progress for r in self._latest()]
 
+    def _running(self) -> list[Report]:
+        """The latest reports of the workers still running: a finished worker has no user
+        left, a failed one's are lost (its last gauges are no longer true)."""
+        return [
+            w.last
+            for w in self.workers
+            if w.last is not None and not w.last.final and w.status != "failed"
+        ]
+
     def active(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for r in self._latest():
-            if r.final:
-                continue  # a finished worker has no user left
+        for r in self._running():
             for name, n in r.active.items():
                 out[name] = out.get(name, 0) + n
         return out
 
     def inflight(self) -> tuple[int, float]:
-        live = [r for r in self._latest() if not r.final]
+        live = self._running()
         return sum(r.inflight for r in live), sum(r.inflight_progress for r in live)
 
     def progress_done(self) -> float:
         return sum(r.progress_done for r in self._latest())
 
     def leases(self) -> int:
-        return sum(r.leases for r in self._latest() if not r.final)
+        return sum(r.leases for r in self._running())
 
     def sections(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

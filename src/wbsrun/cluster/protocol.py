@@ -3,7 +3,10 @@
 Worker → coordinator: `Ready` once the plan is loaded and wired, then a `Report` every
 `REPORT_INTERVAL` seconds and a last one with `final=True` (and the worker's own totals), or
 `Failed` when the worker could not run. Coordinator → worker: `Go` (all start together),
-`Drain` (the graceful stop), `Abort` (cancel now). The transport (a pipe here) only moves these;
+`Drain` (the graceful stop), `Abort` (cancel now), and the live control the coordinator's
+endpoint forwards: `Pause`, `Resume`, `Scale` (numbered; each worker acknowledges the last it
+applied in its next report, fire-and-forget: the coordinator never waits on an answer, so a
+worker that is gone cannot hang it). The transport (a pipe here) only moves these;
 `delta.py` says how a report's figures merge.
 """
 
@@ -21,8 +24,11 @@ __all__ = [
     "Drain",
     "Failed",
     "Go",
+    "Pause",
     "Ready",
     "Report",
+    "Resume",
+    "Scale",
     "ToCoordinator",
     "ToWorker",
 ]
@@ -70,6 +76,11 @@ class Report:
     final: bool = False
     # With `final`: the worker's own totals (`delta.totals`), for the end-of-run check.
     totals: dict[str, object] | None = None
+    # Live control: the last control message (`seq`) applied, whether the worker is paused,
+    # and the control messages it refused since its last report (why, in words).
+    control: int = 0
+    paused: bool = False
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,5 +98,25 @@ class Abort:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Pause:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """Scenario `scenario` to `users` users in all (the whole run's figure: each worker runs
+    its segment's share of it, `SpawnPlan.share`)."""
+
+    seq: int
+    scenario: str
+    users: int
+
+
 ToCoordinator = Ready | Failed | Report
-ToWorker = Go | Drain | Abort
+ToWorker = Go | Drain | Abort | Pause | Resume | Scale

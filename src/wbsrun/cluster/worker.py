@@ -5,7 +5,8 @@ run exactly as `wbsrun run` does, on its segment): say `Ready`, wait for `Go`, r
 `Reporter` sends a delta every interval, and send the final report (with the worker's own
 totals) when the run ends. A `Drain` is the graceful stop, an `Abort` cancels the run (its
 passes counted as interrupted), and a coordinator that disappears stops the worker too: a
-worker never runs on orphaned.
+worker never runs on orphaned. `Pause`, `Resume` and `Scale` go to the worker's own
+`RunControl` (a scale with its segment's share); the next report acknowledges them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from collections.abc import Callable
 from typing import Any
 
 from wbsrun.cluster.delta import DeltaTaker, totals
-from wbsrun.cluster.protocol import REPORT_INTERVAL, Abort, Drain, Go, Ready, Report
+from wbsrun.cluster.protocol import (
+    REPORT_INTERVAL,
+    Abort,
+    Drain,
+    Go,
+    Pause,
+    Ready,
+    Report,
+    Resume,
+    Scale,
+)
 from wbsrun.cluster.transport import PipeLink
+from wbsrun.core.control import ControlError
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
 
@@ -44,6 +56,8 @@ class Reporter:
         self.leases = leases
         self.taker = DeltaTaker()
         self.seq = 0
+        self.control = 0  # the last control message applied (acknowledged in the next report)
+        self.refused: list[str] = []
 
     def report(self, *, final: bool = False) -> Report:
         runner = self.runner
@@ -66,7 +80,35 @@ class Reporter:
             sections=self.sections(),
             final=final,
             totals=totals(st) if final else None,
+            control=self.control,
+            paused=runner.control.paused,
+            refused=self._take_refused(),
         )
+
+    def _take_refused(self) -> tuple[str, ...]:
+        refused, self.refused = tuple(self.refused), []
+        return refused
+
+    def steer(self, message: Pause | Resume | Scale) -> None:
+        """A control message the coordinator forwarded, applied by this worker's own
+        `RunControl`; a refusal (this worker's part is over, say) is reported, not raised."""
+        control = self.runner.control
+        try:
+            if isinstance(message, Pause):
+                control.pause()
+            elif isinstance(message, Resume):
+                control.resume()
+            else:
+                control.scale(message.scenario, self._share(message.scenario, message.users))
+        except ControlError as exc:
+            self.refused.append(exc.message)
+        self.control = max(self.control, message.seq)
+
+    def _share(self, scenario: str, users: int) -> int:
+        for s in self.runner.schedulers:
+            if s.scenario.name == scenario:
+                return s.plan.share(users)
+        return users  # not this run's: RunControl says so
 
     async def stream(self, link: PipeLink, interval: float) -> None:
         while True:
@@ -90,6 +132,8 @@ async def serve_worker(
             go.set()
         elif isinstance(message, Drain):
             runner.drain()
+        elif isinstance(message, Pause | Resume | Scale):
+            reporter.steer(message)
         elif isinstance(message, Abort) and main is not None:
             runner.interrupted = True
             main.cancel()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from wbsrun.core.runner import Runner
+    from wbsrun.core.scheduler import Scheduler
 
 __all__ = ["MAX_USERS", "ControlError", "RunControl"]
 
@@ -127,11 +128,15 @@ class RunControl:
             raise ControlError("conflict", "cannot scale: the run has not started yet")
         for scheduler in self._runner.schedulers:
             if scheduler.scenario.name == scenario:
-                scheduler.scale(users)
+                self._scale(scheduler, users)
                 self._note(f"scenario '{scenario}' scaled to {users} users")
                 return
         known = ", ".join(s.name for s in self._runner.plan.scenarios)
         raise ControlError("not-found", f"no scenario '{scenario}' (the run has: {known})")
+
+    def _scale(self, scheduler: Scheduler, users: int) -> None:
+        """Apply a checked scale (a coordinator forwards it to its workers instead)."""
+        scheduler.scale(users)
 
     def stop(self) -> None:
         """The graceful stop: no pass starts, passes in flight get the graceful stop to end."""

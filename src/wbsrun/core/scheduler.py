@@ -40,6 +40,8 @@ class SpawnPlan:
     # The global index of each user of `starts` (a split plan; else 0, 1, 2 …).
     indices: tuple[int, ...] = ()
     segment: Segmentation | None = None
+    # A split plan: the whole plan's users (the indices a scale adds come after them).
+    whole: int = 0
 
     @property
     def users(self) -> int:
@@ -50,6 +52,26 @@ class SpawnPlan:
     def user_indices(self) -> Iterable[int]:
         """The global index of each user of `starts`, in order."""
         return self.indices if self.segment is not None else range(len(self.starts))
+
+    def added_index(self, added: int) -> int:
+        """Closed model: the global index of the `added`-th user a scale adds (from 0): after
+        the whole plan's users, striped by the segment as the plan's are, so the users the
+        parts of a split add never share an id (one part: `len(starts) + added`)."""
+        if self.segment is None:
+            return len(self.starts) + added
+        return self.whole + self.segment.nth(added)
+
+    def share(self, users: int) -> int:
+        """This part's share of a scale of the whole scenario to `users` (the closed model's
+        population, or arrival-rate's max-users), split as `_split_plan` splits the plan."""
+        segment = self.segment
+        if segment is None:
+            return users
+        share = segment.scale(users)
+        arrivals = self.arrivals
+        if arrivals is not None and not share and users and segment.scale(arrivals.planned()):
+            share = 1  # as the plan's split: a part that owns iterations has a user for them
+        return share
 
     def slot_index(self, made: int) -> int:
         """Arrival-rate plans: the global index of this part's `made`-th user."""
@@ -146,6 +168,7 @@ def _split_plan(
         ends=tuple(plan.ends[i] for i in own) if plan.ends else (),
         indices=tuple(own),
         segment=segment,
+        whole=len(plan.starts),
     )
 
 
@@ -235,7 +258,7 @@ class Scheduler:
         self.max_users = plan.arrivals.max_users if plan.arrivals is not None else 0
         self._tg: asyncio.TaskGroup | None = None
         self._starting = 0  # closed model: users spawned whose task has not begun yet
-        self._next_index = len(plan.starts)  # the index (id) of a user a scale adds
+        self._added = 0  # users a scale added (their indices: `SpawnPlan.added_index`)
         self._alive = 0  # arrival-rate: users spawned and not retired
         self._idle: list[_Slot] = []
         self._scaled = False
@@ -259,6 +282,15 @@ class Scheduler:
             "scaled": self._scaled,
             "stopping": self.cut_due is not None,
         }
+
+    def record_scale(self, users: int) -> None:
+        """A coordinator's mirror (never run): the scale its workers apply, for the status,
+        progress and ETA to read as a local run's."""
+        self._scaled = True
+        if self.plan.arrivals is not None:
+            self.max_users = users
+        else:
+            self.target = users
 
     def hold(self) -> None:
         """Pause: users wait before their next action (not once this scenario is stopping:
@@ -297,7 +329,8 @@ class Scheduler:
                 self._kept = True
                 self._spawn(tg, self._keep_open(self._stop_at))
             for _ in range(users - self.active - self._starting):
-                self._start_user(tg, self._next_index)
+                self._start_user(tg, self.plan.added_index(self._added))
+                self._added += 1
         except RuntimeError:  # the task group has just finished: every user left
             raise ControlError("conflict", f"scenario '{self.scenario.name}' is over") from None
 
@@ -305,7 +338,6 @@ class Scheduler:
         await self._sleep(max(0.0, stop - self.run.clock()))
 
     def _start_user(self, tg: asyncio.TaskGroup, index: int) -> None:
-        self._next_index = max(self._next_index, index + 1)
         self._spawn(tg, self.user_loop(index))
         self._starting += 1
 
