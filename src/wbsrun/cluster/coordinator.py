@@ -27,6 +27,7 @@ from wbsrun.cluster.engine import (
     bus_figures,
     poller_figures,
 )
+from wbsrun.cluster.links import Workers
 from wbsrun.cluster.merge import ClusterState, merge_json
 from wbsrun.cluster.protocol import Abort, Drain, Failed, Go, Ready, Report
 from wbsrun.cluster.transport import WorkerProcesses, exit_reason
@@ -64,6 +65,7 @@ class ClusterRunner(Runner):
         jobs: Sequence[object],
         *,
         silence: float = SILENCE_TIMEOUT,
+        workers: Workers | None = None,
     ) -> None:
         # The mirror keeps no entries and writes no ledger: the workers do.
         mirror = replace(options, sampling="aggregated", out_dir=None)
@@ -74,7 +76,8 @@ class ClusterRunner(Runner):
         self.aggregator = aggregator
         self.state = ClusterState(len(jobs))
         self.ctx.stats = self.state.stats
-        self.processes = WorkerProcesses(target, jobs)
+        # Another transport's workers (Ray actors: raylink.py), else worker processes.
+        self.processes: Workers = workers or WorkerProcesses(target, jobs)
         self._changed = asyncio.Event()
         self.lost_users = 0
         self.silence = silence

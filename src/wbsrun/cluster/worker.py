@@ -17,7 +17,7 @@ from typing import Any
 
 from wbsrun.cluster.delta import DeltaTaker, totals
 from wbsrun.cluster.protocol import REPORT_INTERVAL, Abort, Drain, Go, Ready, Report
-from wbsrun.cluster.transport import PipeLink
+from wbsrun.cluster.links import Link
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
 
@@ -68,7 +68,7 @@ class Reporter:
             totals=totals(st) if final else None,
         )
 
-    async def stream(self, link: PipeLink, interval: float) -> None:
+    async def stream(self, link: Link, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             if not link.send(self.report()):
@@ -76,7 +76,7 @@ class Reporter:
 
 
 async def serve_worker(
-    link: PipeLink, reporter: Reporter, *, interval: float = REPORT_INTERVAL
+    link: Link, reporter: Reporter, *, interval: float = REPORT_INTERVAL
 ) -> None:
     """Ready, wait for Go, run and report; the final report is sent whatever ended the run."""
     loop = asyncio.get_running_loop()
