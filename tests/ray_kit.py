@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def require_ray() -> Any:
     """The `ray` module; a skip (a failure in CI) when it is not installed."""
     try:
@@ -34,17 +37,28 @@ def require_ray() -> Any:
 
 @contextmanager
 def quiet_ray_env() -> Iterator[Path]:
-    """Usage stats off, and a short temporary directory, removed after."""
-    old = os.environ.get("RAY_USAGE_STATS_ENABLED")
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    """Usage stats off, and a short temporary directory, removed after. Ray is bound to
+    127.0.0.1 by the fixtures (`LOOPBACK`): no test traffic leaves loopback."""
     temp = Path(tempfile.mkdtemp(prefix="wr", dir="/tmp"))
+    (temp / "ray").mkdir()
+    # RAY_TMPDIR: where Ray notes the running cluster's address (the drivers read it too).
+    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray's single-machine mode, where a driver
+    # given ray://127.0.0.1:PORT stays on loopback (else Ray swaps in the machine's address).
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_TMPDIR": str(temp),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield temp
     finally:
-        if old is None:
-            os.environ.pop("RAY_USAGE_STATS_ENABLED", None)
-        else:
-            os.environ["RAY_USAGE_STATS_ENABLED"] = old
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from ray_kit import ledger_entries, quiet_ray_env, require_ray, run_cli, wait_until
+from ray_kit import LOOPBACK, ledger_entries, quiet_ray_env, require_ray, run_cli, wait_until
 from wbsrun.cli.app import cli
 from wbsrun.target import TargetProcess
 
@@ -64,6 +64,7 @@ def local_ray() -> Iterator[str]:
             _temp_dir=str(temp),
             configure_logging=False,
             log_to_driver=False,
+            _node_ip_address=LOOPBACK,
         )
         try:
             yield str(context.address_info["gcs_address"])
@@ -251,3 +252,20 @@ def test_without_ray_the_cluster_option_says_how_to_install_it(tmp_path: Path) -
     assert proc.returncode == 1
     assert "--cluster needs Ray, an optional extra: pip install 'wbsrun[ray]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_cluster_address_where_nothing_listens_fails_at_once(
+    local_ray: str, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port just freed: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bundle = _bundle(tmp_path, "http://127.0.0.1:9", 1, "      iterations: 1")
+    started = time.monotonic()
+    code, _, err = run_cli(bundle, "--cluster", f"ray://127.0.0.1:{port}", timeout=60)
+    assert code == 1
+    assert f"--cluster ray://127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in err
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 15

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -73,10 +74,18 @@ class RayConnection:
             return cls(ray, "the running Ray", owned=False)
         if cluster == LOCAL_RAY:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            kwargs: dict[str, Any] = {"num_cpus": cpus, "include_dashboard": False}
+            # On loopback: nothing of this Ray (its GCS has no authentication) is reachable
+            # from another machine.
+            kwargs: dict[str, Any] = {
+                "num_cpus": cpus,
+                "include_dashboard": False,
+                "_node_ip_address": "127.0.0.1",
+            }
             address = LOCAL_RAY
         elif cluster.startswith("ray://") and len(cluster) > len("ray://"):
             address = cluster[len("ray://") :]
+            if address != "auto":
+                _reachable(cluster, address)
             kwargs = {"address": address}
         else:
             raise RunError(
@@ -102,6 +111,20 @@ class RayConnection:
     def shutdown(self) -> None:
         if self.owned and self.ray.is_initialized():
             self.ray.shutdown()
+
+
+def _reachable(cluster: str, address: str, timeout: float = 5.0) -> None:
+    """Fail at once when nothing listens at the GCS address (Ray itself retries a minute)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise RunError(f"--cluster {cluster}: expected ray://HOST:PORT (or ray://auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RunError(
+            f"--cluster {cluster}: nothing answers at {address} ({exc.strerror or exc}): "
+            "give the GCS address that `ray start --head` printed (port 6379 by default)"
+        ) from None
 
 
 class ActorLink:
