@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-
 LOOPBACK = "127.0.0.1"
 
 
@@ -62,9 +61,7 @@ def quiet_ray_env() -> Iterator[Path]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def run_cli(
-    bundle: Path, *flags: str, timeout: float = 90
-) -> tuple[int, dict[str, Any], str]:
+def run_cli(bundle: Path, *flags: str, timeout: float = 90) -> tuple[int, dict[str, Any], str]:
     """`wbsrun run BUNDLE --json BUNDLE/r.json FLAGS` in a subprocess: exit code, result,
     standard error."""
     out = bundle / "r.json"
@@ -74,9 +71,7 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
-    result: dict[str, Any] = (
-        json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
-    )
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
     return proc.returncode, result, proc.stderr
 
 

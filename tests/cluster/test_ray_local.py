@@ -105,7 +105,8 @@ def test_local_ray_counts_exactly_what_the_target_served_with_one_process_user_i
     jsonschema.validate(result, json.loads(SCHEMA.read_text(encoding="utf-8")))
     cluster = result["cluster"]
     assert cluster["workers"] == 2  # one actor per CPU of the local Ray
-    assert cluster["exact"] and cluster["mismatches"] == []
+    assert cluster["exact"]
+    assert cluster["mismatches"] == []
     assert [s["status"] for s in cluster["segments"]] == ["completed", "completed"]
     assert all(s["exit_code"] == 0 and s["reports"] >= 1 for s in cluster["segments"])
     assert sorted(s["users"] for s in cluster["segments"]) == [2, 3]
@@ -159,7 +160,8 @@ def test_a_killed_actor_is_a_failed_segment_and_the_run_ends(
     assert result["status"] == "failed"
     cluster = result["cluster"]
     failed = [s for s in cluster["segments"] if s["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["index"] == int(names[0].rsplit("-", 1)[1])
+    assert len(failed) == 1
+    assert failed[0]["index"] == int(names[0].rsplit("-", 1)[1])
     assert "Ray actor was lost" in failed[0]["reason"]
     assert failed[0]["exit_code"] is None
     assert failed[0]["users_lost"] == failed[0]["users"] > 0

@@ -53,7 +53,7 @@ def two_nodes() -> Iterator[str]:
             cluster.wait_for_nodes()
             yield str(cluster.address)
         finally:
-            cluster.shutdown()
+            cluster.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_two_nodes_run_one_actor_each_and_count_exactly_what_the_target_served(
@@ -72,7 +72,8 @@ def test_two_nodes_run_one_actor_each_and_count_exactly_what_the_target_served(
     assert cluster["workers"] == 2  # one per CPU the cluster reports: one per node here
     assert [s["status"] for s in cluster["segments"]] == ["completed", "completed"]
     assert sorted(s["users"] for s in cluster["segments"]) == [3, 4]
-    assert cluster["exact"] and cluster["mismatches"] == []
+    assert cluster["exact"]
+    assert cluster["mismatches"] == []
     assert result["requests"]["total"] == served["received"] == served["by_status"]["200"] == 84
     assert result["users"] == {"planned": 7, "started": 7, "finished": 7}
     ids = {e["user_id"] for e in ledger_entries(out)}

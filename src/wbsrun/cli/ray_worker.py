@@ -1,4 +1,4 @@
-"""`wbsrun run --cluster local-ray | ray://ADDR`: the workers are Ray actors (wbsrun.cluster.raylink).
+"""`wbsrun run --cluster local-ray | ray://ADDR`: the workers are Ray actors (cluster/raylink.py).
 
 `ray_workers` connects, counts the workers, ships the bundle and places them (all or none)
 before the run; `ray_body` is what each actor runs: the bundle written to a directory of its

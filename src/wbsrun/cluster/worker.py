@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from wbsrun.cluster.delta import DeltaTaker, totals
-from wbsrun.cluster.protocol import REPORT_INTERVAL, Abort, Drain, Go, Ready, Report
 from wbsrun.cluster.links import Link
+from wbsrun.cluster.protocol import REPORT_INTERVAL, Abort, Drain, Go, Ready, Report
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
 
