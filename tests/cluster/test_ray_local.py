@@ -56,8 +56,8 @@ Target = Callable[..., TargetProcess]
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[str]:
     """A local Ray of 2 CPUs for the module; its GCS address (for `--cluster ray://`)."""
-    ray = require_ray()
     with quiet_ray_env() as temp:
+        ray = require_ray()  # after the environment is set: Ray reads it on import
         context = ray.init(
             num_cpus=2,
             include_dashboard=False,
@@ -66,8 +66,10 @@ def local_ray() -> Iterator[str]:
             log_to_driver=False,
             _node_ip_address=LOOPBACK,
         )
+        address = str(context.address_info["gcs_address"])
         try:
-            yield str(context.address_info["gcs_address"])
+            assert address.startswith(f"{LOOPBACK}:"), address  # Ray's traffic stays on loopback
+            yield address
         finally:
             ray.shutdown()
 

@@ -37,10 +37,10 @@ Target = Callable[..., TargetProcess]
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[str]:
     """Two Ray nodes of one CPU each; the head's GCS address."""
-    require_ray()
-    from ray.cluster_utils import Cluster
-
     with quiet_ray_env() as temp:
+        require_ray()  # after the environment is set: Ray reads it on import
+        from ray.cluster_utils import Cluster
+
         args = {
             "num_cpus": 1,
             "include_dashboard": False,
@@ -51,6 +51,7 @@ def two_nodes() -> Iterator[str]:
         try:
             cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
             cluster.wait_for_nodes()
+            assert str(cluster.address).startswith(f"{LOOPBACK}:"), cluster.address
             yield str(cluster.address)
         finally:
             cluster.shutdown()  # type: ignore[no-untyped-call]
