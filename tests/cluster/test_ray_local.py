@@ -273,3 +273,34 @@ def test_a_cluster_address_where_nothing_listens_fails_at_once(
     assert f"--cluster ray://127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in err
     assert "Traceback" not in err
     assert time.monotonic() - started < 15
+
+
+def test_workers_that_cannot_all_be_placed_in_time_fail_the_start_and_free_the_group(
+    local_ray: str,
+) -> None:
+    from wbsrun.cli.ray_worker import ray_body
+    from wbsrun.cluster.raylink import RayActors, RayConnection
+    from wbsrun.errors import RunError
+
+    ray = require_ray()
+    # Another job holds one of the two CPUs: two one-CPU workers cannot both be placed.
+    holder = ray.util.placement_group([{"CPU": 1}])
+    ray.get(holder.ready(), timeout=30)
+    try:
+        actors = RayActors(RayConnection(ray, local_ray, owned=False), ray_body, [0, 1], None)
+        actors.timeout = 1.0
+        started = time.monotonic()
+        with pytest.raises(RunError, match=r"could not place 2 workers .* within 1s"):
+            actors.place()
+        assert time.monotonic() - started < 10
+        assert actors.group is None
+        others = [
+            g["state"]
+            for key, g in ray.util.placement_group_table().items()
+            if key != holder.id.hex()
+        ]
+        assert others
+        assert set(others) == {"REMOVED"}  # the run's group freed (and every earlier run's)
+        assert not actors.actors  # none started
+    finally:
+        ray.util.remove_placement_group(holder)
