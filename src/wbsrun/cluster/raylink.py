@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from wbsrun.cluster.protocol import Abort, Drain, Failed, Go
+from wbsrun.cluster.protocol import Failed
 from wbsrun.errors import RunError
 
 __all__ = [
@@ -136,6 +136,8 @@ class ActorLink:
         self._on_message: Callable[[Any], None] | None = None
         self._on_closed: Callable[[], None] | None = None
         self.closed = False
+        self._next = 0
+        self._early: dict[int, object] = {}
 
     def send(self, message: object) -> bool:
         if self.closed:
@@ -153,9 +155,15 @@ class ActorLink:
         self._on_message, self._on_closed = on_message, on_closed
         return None
 
-    def deliver(self, message: object) -> None:
-        if self._on_message is not None:
-            self._on_message(message)
+    def deliver(self, seq: int, message: object) -> None:
+        """The coordinator's `seq`-th message (from 0), handed on in `seq` order: Ray does not
+        promise an async actor's calls run in the order they were sent."""
+        self._early[seq] = message
+        while self._next in self._early:
+            message = self._early.pop(self._next)
+            self._next += 1
+            if self._on_message is not None:
+                self._on_message(message)
 
     def lost(self) -> None:
         """The coordinator stopped reading (its generator was cancelled)."""
@@ -177,11 +185,12 @@ class WorkerActor:
     def __init__(self, index: int, body: Body) -> None:
         self.index = index
         self.body = body
-        self.link: ActorLink | None = None
+        # Made here: a control call may come before `run` has started (calls may reorder).
+        self.link = ActorLink()
 
     async def run(self, job: Any, bundle: Any) -> AsyncIterator[object]:
         """The worker's messages, as a streaming generator, until its run ends."""
-        link = self.link = ActorLink()
+        link = self.link
         task = asyncio.ensure_future(self.body(link, job, bundle))
         task.add_done_callback(lambda _: link.queue.put_nowait(_END))
         try:
@@ -195,10 +204,9 @@ class WorkerActor:
                 link.lost()
                 task.cancel()
 
-    async def control(self, message: object) -> None:
-        """`Go`, `Drain` or `Abort` from the coordinator."""
-        if self.link is not None:
-            self.link.deliver(message)
+    async def control(self, seq: int, message: object) -> None:
+        """A message from the coordinator (`Go`, `Drain`, `Abort`…), to the worker's loop."""
+        self.link.deliver(seq, message)
 
 
 class RayLink:
@@ -210,13 +218,19 @@ class RayLink:
         self.actor = actor
         self.stream = stream
         self.ended: bool | None = None  # True: the stream ended; False: the actor was lost
+        self._seq = 0
+        self._lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
     def send(self, message: object) -> bool:
-        if not isinstance(message, Go | Drain | Abort) or self.ended is not None:
+        """Any coordinator message (`Go`, `Drain`, `Abort`, and whatever else the protocol
+        adds) is a call of the actor's `control` method, delivered to its worker in order."""
+        if self.ended is not None:
             return False
         try:
-            self.actor.control.remote(message)
+            with self._lock:  # numbered in the order sent (the loop and a drain may both send)
+                self.actor.control.remote(self._seq, message)
+                self._seq += 1
         except Exception:  # the actor is gone: its stream says so
             return False
         return True

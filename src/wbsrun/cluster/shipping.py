@@ -35,7 +35,13 @@ class BundleFiles:
         return sum(len(b) for b in self.files.values())
 
 
-def pack_bundle(root: Path, entry: Path) -> BundleFiles:
+def pack_bundle(
+    root: Path,
+    entry: Path,
+    *,
+    max_bytes: int = MAX_BUNDLE_BYTES,
+    max_files: int = MAX_BUNDLE_FILES,
+) -> BundleFiles:
     """Read the bundle directory `root` (`entry`: the path given to `wbsrun run`, in it);
     a `RunError` when it is larger than the bounds, or unreadable."""
     root = root.resolve()
@@ -48,20 +54,20 @@ def pack_bundle(root: Path, entry: Path) -> BundleFiles:
             path = Path(folder) / name
             if not path.is_file():
                 continue
-            if len(files) >= MAX_BUNDLE_FILES:
+            if len(files) >= max_files:
                 raise RunError(
                     f"--cluster: the bundle directory {root} has more than "
-                    f"{MAX_BUNDLE_FILES} files to ship to the workers; move other files out"
+                    f"{max_files} files to ship to the workers; move other files out"
                 )
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise RunError(f"--cluster: cannot read {path} to ship it: {exc}") from None
             size += len(data)
-            if size > MAX_BUNDLE_BYTES:
+            if size > max_bytes:
                 raise RunError(
                     f"--cluster: the bundle directory {root} holds more than "
-                    f"{MAX_BUNDLE_BYTES // (1024 * 1024)} MiB to ship to the workers "
+                    f"{_size(max_bytes)} to ship to the workers "
                     f"(at {path.relative_to(root)}); move other files out"
                 )
             files[path.relative_to(root).as_posix()] = data
@@ -79,3 +85,7 @@ def unpack_bundle(bundle: BundleFiles, dest: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return dest.joinpath(*PurePosixPath(bundle.entry).parts)
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n} bytes"
