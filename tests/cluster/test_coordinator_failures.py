@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cluster_kit import failing_worker, silent_worker
-from wbsrun.cluster import ClusterRunner
+from wbsrun.cluster import ClusterRunner, WorkerProcesses
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import RunOptions
 from wbsrun.dsl.loader import load_plan
@@ -74,4 +74,5 @@ def test_a_worker_that_cannot_load_fails_the_start_with_its_message(tmp_path: Pa
     runner = _runner(tmp_path, failing_worker, ["0", "1"])
     with pytest.raises(RunError, match=r"could not start: data source cannot be read: gone\.csv"):
         asyncio.run(runner.run())
+    assert isinstance(runner.processes, WorkerProcesses)
     assert all(not p.is_alive() for p in runner.processes.processes)

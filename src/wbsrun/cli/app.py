@@ -197,6 +197,14 @@ def wbs(path: Path) -> None:
     help="Worker processes, each running its share of the users, this process their "
     "coordinator (0: one per core; 1: one process, no coordinator).",
 )
+@click.option(
+    "--cluster",
+    metavar="local-ray|ray://ADDR",
+    default=None,
+    help="Run the workers as Ray actors (the `ray` extra): on a Ray started here, or on the "
+    "cluster whose GCS is at ADDR (this process on one of its nodes). One per CPU of the "
+    "cluster unless --workers says how many.",
+)
 @_with_metrics
 @with_control
 def run(
@@ -215,6 +223,7 @@ def run(
     report_out: Path | None,
     quiet: bool,
     workers: int,
+    cluster: str | None,
     metrics: MetricsAddress | None,
     metrics_linger: float,
     control: ControlAddress | None,
@@ -223,7 +232,7 @@ def run(
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
     failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error (also a
-    worker lost: status failed)."""
+    worker or Ray actor lost: status failed; Ray missing or the workers not placed)."""
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
@@ -264,8 +273,9 @@ def run(
             metrics=metrics,
             metrics_linger=metrics_linger,
             control=steer,
-            workers=workers or cores(),
+            workers=_worker_count(workers, cluster),
             source=path,
+            cluster=cluster,
         )
     except WbsrunError as exc:
         _fail(exc)
@@ -282,6 +292,15 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def _worker_count(workers: int, cluster: str | None) -> int:
+    """`--workers`: 0 is one per core here; with `--cluster` and no `--workers`, 0 (one per
+    CPU the Ray cluster reports, counted once connected)."""
+    if cluster is not None:
+        source = click.get_current_context().get_parameter_source("workers")
+        return 0 if source is click.core.ParameterSource.DEFAULT else workers
+    return workers or cores()
 
 
 def _exit(result: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ from rich.console import Console
 from wbsrun.cli.plugins import wasm_loader
 from wbsrun.cli.worker import WorkerJob, worker_main
 from wbsrun.cluster import BusView, ClusterRunner
+from wbsrun.cluster.links import Workers
+from wbsrun.cluster.raylink import RayActors
 from wbsrun.control import ControlServer, ControlSettings, new_token, write_token
 from wbsrun.core.bus import ProgressBus
 from wbsrun.core.log import RunLog
@@ -293,13 +295,21 @@ def wire(
 
 
 def wire_cluster(
-    plan: Plan, options: RunOptions, pools: PoolManager, log: RunLog, jobs: list[WorkerJob]
+    plan: Plan,
+    options: RunOptions,
+    pools: PoolManager,
+    log: RunLog,
+    jobs: list[WorkerJob],
+    transport: Workers | None = None,
 ) -> WiredRun:
     """`--workers N`: the coordinator as the run, wired as `wire` wires a local one (the
-    same live line, series ticker, thresholds, metrics and result), fed by the workers."""
+    same live line, series ticker, thresholds, metrics and result), fed by the workers
+    (processes; `transport`: Ray actors, `--cluster`)."""
     progress = AggregatingSink.for_run(plan, options)
     bus = ProgressBus(plan.progress)
-    runner = ClusterRunner(plan, log, options, progress.aggregator, worker_main, jobs)
+    runner = ClusterRunner(
+        plan, log, options, progress.aggregator, worker_main, jobs, workers=transport
+    )
     ticker = SeriesTicker(runner, progress.aggregator, leases=runner.leases)
     runner.services.append(ticker)
     poller = attach_progress_bus(runner, bus)  # idle here: the workers' engines do the work
@@ -392,13 +402,15 @@ def execute(
     control: ControlSettings | None = None,
     workers: int = 1,
     source: Path | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
     before the run until the result is written (and `metrics_linger` seconds more).
     `control`: serve the live-control endpoint there while the run goes.
     `workers` > 1: that many worker processes, each loading the bundle at `source`, with
-    this process as their coordinator."""
+    this process as their coordinator. `cluster` (`local-ray`, `ray://ADDR`): the workers
+    are Ray actors (`workers`: how many, 0: one per CPU of the cluster)."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -406,9 +418,26 @@ def execute(
         log_file.parent.mkdir(parents=True, exist_ok=True)
     out: TextIO | None = log_file.open("w", encoding="utf-8") if log_file else None
     exporter: MetricsExporter | None = None
+    actors: RayActors | None = None
     try:
         log = RunLog(out)
-        if workers > 1:
+        if cluster is not None:
+            if source is None:
+                raise RunError("--cluster: the workers need the bundle's path")
+            from wbsrun.cli.ray_worker import ray_workers
+
+            shared = replace(options, data_seed=options.data_seed or random.getrandbits(64))
+            actors = ray_workers(
+                cluster,
+                source,
+                shared,
+                workers,
+                log_file=log_file,
+                metrics=metrics is not None,
+            )
+            jobs = [job for job in actors.jobs if isinstance(job, WorkerJob)]
+            wired = wire_cluster(plan, options, pools, log, jobs, transport=actors)
+        elif workers > 1:
             if source is None:
                 raise RunError("--workers: the workers need the bundle's path")
             # One data seed for all: the workers deal from the same shuffles.
@@ -443,6 +472,8 @@ def execute(
     finally:
         if out is not None:
             out.close()
+        if actors is not None:
+            actors.conn.shutdown()  # the Ray this run started, if it did
     if json_out is not None:
         text = json.dumps(result, indent=2) + "\n"
         if to_stdout(json_out):

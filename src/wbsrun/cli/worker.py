@@ -21,7 +21,7 @@ from wbsrun.protocols.registry import provides
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.metrics import workbook_figures
 
-__all__ = ["WorkerJob", "worker_log_path", "worker_main"]
+__all__ = ["PreparedWorker", "WorkerJob", "prepare_worker", "worker_log_path", "worker_main"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,31 +53,41 @@ def segment_options(options: RunOptions, index: int, count: int) -> RunOptions:
     return replace(options, out_dir=out, segment=segment)
 
 
-def worker_main(conn: Connection, job: WorkerJob) -> None:
-    """The worker process's entry (spawned: a fresh interpreter)."""
-    from wbsrun.cli.session import run_loop, wire
+@dataclass(slots=True)
+class PreparedWorker:
+    """A worker's run, wired and ready to serve (`serve_worker`), and its run log's file."""
 
-    # Ctrl-C reaches every process of the terminal's group: the coordinator decides, and
-    # tells its workers (drain, then abort).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    link = PipeLink(conn)
+    reporter: Reporter
+    log_out: TextIO | None
+
+    def close(self) -> None:
+        if self.log_out is not None:
+            self.log_out.close()
+
+
+def prepare_worker(job: WorkerJob) -> PreparedWorker:
+    """Load the bundle and wire the worker's segment exactly as `wbsrun run` wires a run (any
+    transport: a spawned process here, a Ray actor in cli/ray_worker.py). Raises
+    `WbsrunError` or `OSError` when the worker cannot run."""
+    from wbsrun.cli.session import wire
+
+    plan = load_plan(job.path, provides())
+    options = segment_options(job.options, job.index, job.count)
     out: TextIO | None = None
+    if job.log_file is not None:
+        out = worker_log_path(job.log_file, job.index).open("w", encoding="utf-8")
     try:
-        plan = load_plan(job.path, provides())
-        options = segment_options(job.options, job.index, job.count)
-        if job.log_file is not None:
-            out = worker_log_path(job.log_file, job.index).open("w", encoding="utf-8")
         log = RunLog(out)
         pools = PoolManager(plan)
         wired = wire(plan, options, pools, log)
-    except (WbsrunError, OSError) as exc:
-        link.send(Failed(job.index, str(exc)))
-        link.close()
-        return
+    except BaseException:
+        if out is not None:
+            out.close()
+        raise
     runner = wired.runner
 
     def sections() -> dict[str, Any]:
-        out = {
+        figures = {
             "resources": resource_figures(runner, pools.statistics()),
             "ledger": runner.ctx.workbook.summary(),
             "persist": persist_figures(runner),
@@ -91,23 +101,39 @@ def worker_main(conn: Connection, job: WorkerJob) -> None:
         if job.metrics:
             book, phases = workbook_figures(runner)
             gauges = wired.poller.gauges()
-            out["metrics"] = {
+            figures["metrics"] = {
                 "workbook": book,
                 "phases": phases,
                 "poller_gauges": {"queue": gauges.queue, "inbox": gauges.inbox},
             }
-        return out
+        return figures
 
     def leases() -> int:
         return sum(p.get("active", 0) for p in pools.statistics().values())
 
     users = sum(spawn_plan(s, options.users, options.segment).users for s in plan.scenarios)
     reporter = Reporter(job.index, runner, wired.aggregator, sections, leases, users)
+    return PreparedWorker(reporter, out)
+
+
+def worker_main(conn: Connection, job: WorkerJob) -> None:
+    """The worker process's entry (spawned: a fresh interpreter)."""
+    from wbsrun.cli.session import run_loop
+
+    # Ctrl-C reaches every process of the terminal's group: the coordinator decides, and
+    # tells its workers (drain, then abort).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    link = PipeLink(conn)
     try:
-        run_loop(lambda: serve_worker(link, reporter))
+        prepared = prepare_worker(job)
+    except (WbsrunError, OSError) as exc:
+        link.send(Failed(job.index, str(exc)))
+        link.close()
+        return
+    try:
+        run_loop(lambda: serve_worker(link, prepared.reporter))
     except WbsrunError as exc:
         link.send(Failed(job.index, str(exc)))
     finally:
         link.close()
-        if out is not None:
-            out.close()
+        prepared.close()

@@ -28,6 +28,7 @@ from wbsrun.cluster.engine import (
     bus_figures,
     poller_figures,
 )
+from wbsrun.cluster.links import Workers
 from wbsrun.cluster.merge import ClusterState, merge_json
 from wbsrun.cluster.protocol import Abort, Drain, Failed, Go, Ready, Report
 from wbsrun.cluster.transport import WorkerProcesses, exit_reason
@@ -65,6 +66,7 @@ class ClusterRunner(Runner):
         jobs: Sequence[object],
         *,
         silence: float = SILENCE_TIMEOUT,
+        workers: Workers | None = None,
     ) -> None:
         # The mirror keeps no entries and writes no ledger: the workers do.
         mirror = replace(options, sampling="aggregated", out_dir=None)
@@ -75,7 +77,8 @@ class ClusterRunner(Runner):
         self.aggregator = aggregator
         self.state = ClusterState(len(jobs))
         self.ctx.stats = self.state.stats
-        self.processes = WorkerProcesses(target, jobs)
+        # Another transport's workers (Ray actors: raylink.py), else worker processes.
+        self.processes: Workers = workers or WorkerProcesses(target, jobs)
         # Live control: the coordinator's state, each call forwarded to the workers.
         self.steering = ClusterControl(self, self.state, self._send_all)
         self.control = self.steering

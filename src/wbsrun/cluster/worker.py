@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from wbsrun.cluster.delta import DeltaTaker, totals
+from wbsrun.cluster.links import Link
 from wbsrun.cluster.protocol import (
     REPORT_INTERVAL,
     Abort,
@@ -28,7 +29,6 @@ from wbsrun.cluster.protocol import (
     Resume,
     Scale,
 )
-from wbsrun.cluster.transport import PipeLink
 from wbsrun.core.control import ControlError
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
@@ -110,7 +110,7 @@ class Reporter:
                 return s.plan.share(users)
         return users  # not this run's: RunControl says so
 
-    async def stream(self, link: PipeLink, interval: float) -> None:
+    async def stream(self, link: Link, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             if not link.send(self.report()):
@@ -118,7 +118,7 @@ class Reporter:
 
 
 async def serve_worker(
-    link: PipeLink, reporter: Reporter, *, interval: float = REPORT_INTERVAL
+    link: Link, reporter: Reporter, *, interval: float = REPORT_INTERVAL
 ) -> None:
     """Ready, wait for Go, run and report; the final report is sent whatever ended the run."""
     loop = asyncio.get_running_loop()
