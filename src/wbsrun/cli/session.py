@@ -22,7 +22,7 @@ from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import Plan
 from wbsrun.errors import RunError
-from wbsrun.poller import Poller, attach_progress_bus
+from wbsrun.poller import Poller, ProgressFeed, attach_progress_bus, progress_feed
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.progress.series import Series
@@ -200,6 +200,8 @@ class WiredRun:
     poller: Poller
     ticker: SeriesTicker
     thresholds: ThresholdEvaluator
+    # The progress pollable's change feed (`progress.poller.progress_pollable: true`).
+    feed: ProgressFeed | None = None
 
     @property
     def aggregator(self) -> Aggregator:
@@ -217,6 +219,8 @@ class WiredRun:
             "bus": self.bus.statistics().as_dict(),
             "poller": self.poller.statistics().as_dict(),
         }
+        if self.feed is not None:
+            events["pollable"] = self.feed.statistics().as_dict()
         timeseries = self.ticker.finish().to_json() if final else None
         return build_result(
             self.runner,
@@ -246,10 +250,12 @@ def wire(
     prepare: Callable[[Runner], None] | None = None,
 ) -> WiredRun:
     """The runner as `wbsrun run` drives it; the benchmarks measure exactly this."""
-    components = build_components(plan, log, wasm=wasm_loader())
     # Task → user → scenario → program progress, fed by the runner's progress events,
-    # which then go on to the progress bus (batched) and its poller.
+    # which then go on to the progress bus (batched) and its poller; the plugins' progress
+    # pollable reads the bus through the feed (made first: a plugin subscribes as it loads).
     bus = ProgressBus(plan.progress)
+    feed = progress_feed(bus, plan.progress)
+    components = build_components(plan, log, wasm=wasm_loader(feed))
     progress = AggregatingSink.for_run(plan, options, forward=bus)
     runner = Runner(plan, components, pools, log, options, events=progress)
     attach_health_checks(runner, pools)
@@ -262,10 +268,9 @@ def wire(
     runner.services.append(ticker)
     if prepare is not None:
         prepare(runner)  # e.g. the demo's fault script, as one more run service
-    poller = attach_progress_bus(runner, bus)
-    return WiredRun(
-        runner, pools, log, progress, bus, poller, ticker, ThresholdEvaluator(plan.thresholds)
-    )
+    poller = attach_progress_bus(runner, bus, feed)
+    thresholds = ThresholdEvaluator(plan.thresholds)
+    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, feed)
 
 
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
