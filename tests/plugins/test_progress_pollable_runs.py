@@ -24,6 +24,7 @@ from wbsrun.errors import RunError
 from wbsrun.protocols.registry import provides
 from wbsrun.resources.pool import PoolManager
 from wbsrun.target import TargetProcess
+from wbsrun.telemetry.metrics import RunSources, families, take_sample
 
 SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
 PRIORITIES = [
@@ -92,6 +93,27 @@ def test_plugin_sees_exactly_the_changes_the_run_produced(
     saved = [e.vars["watch_out"]["seen"] for e in book.entries]
     assert 0 < max(saved) <= stats["changes"]
     jsonschema.validate(result, json.loads(SCHEMA.read_text("utf-8")))
+    _metrics_agree(wired, stats)
+
+
+def _metrics_agree(wired: WiredRun, stats: dict[str, Any]) -> None:
+    """The exporter's pollable families say what the result says."""
+    sample = take_sample(RunSources(wired.runner, pollable=wired.feed))
+    got = {
+        (smp.name, smp.labels.get("call", "")): smp.value
+        for fam in families(sample)
+        if fam.name.startswith("wbsrun_pollable")
+        for smp in fam.samples
+    }
+    for call in ("ready", "block"):
+        polls = stats["polls"][call]
+        assert got[("wbsrun_pollable_polls_total", call)] == polls
+        assert got[("wbsrun_pollable_poll_latency_seconds_count", call)] == polls
+        assert got[("wbsrun_pollable_poll_latency_seconds_sum", call)] > 0
+    assert got[("wbsrun_pollable_changes_total", "")] == stats["changes"]
+    assert got[("wbsrun_pollable_queue_depth", "")] == 0
+    assert got[("wbsrun_pollable_queue_depth_max", "")] == stats["queue_max"] > 0
+    assert got[("wbsrun_pollable_polls_per_second", "")] == stats["polls_per_s"] > 0
 
 
 def test_a_run_without_the_pollable_refuses_a_plugin_that_imports_it(

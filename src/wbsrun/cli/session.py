@@ -283,6 +283,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
         wired.pools.statistics,
         wired.log.counts,
         alerts=lambda: wired.thresholds.alerts_total,
+        pollable=wired.feed,
     )
     exporter = MetricsExporter(address, sources)
     try:

@@ -16,6 +16,8 @@ from typing import Any, Final, Protocol
 
 from wasmtime.component import Linker, ResourceHost, ResourceType
 
+from wbsrun.plugins.calls import add_host_func
+
 __all__ = ["MAX_HANDLES", "PROGRESS", "PollableHost", "ProgressSource", "imports_progress"]
 
 PROGRESS: Final = "wbsrun:progress/pollable@0.1.0"
@@ -82,11 +84,11 @@ class PollableHost:
         it: a component importing it without a source fails at its first `subscribe`)."""
         with linker.root() as root, root.add_instance(PROGRESS) as inst:
             inst.add_resource(RESOURCE, ResourceType.host(_TYPE_ID), self._drop)
-            inst.add_func("subscribe", self._subscribe)
-            inst.add_func("ack", self._ack)
-            inst.add_func(f"[method]{RESOURCE}.ready", self._ready)
-            inst.add_func(f"[method]{RESOURCE}.done", self._done)
-            inst.add_func(f"[method]{RESOURCE}.block", self._block)
+            add_host_func(inst, "subscribe", self._subscribe)
+            add_host_func(inst, "ack", self._ack)
+            add_host_func(inst, f"[method]{RESOURCE}.ready", self._ready)
+            add_host_func(inst, f"[method]{RESOURCE}.done", self._done)
+            add_host_func(inst, f"[method]{RESOURCE}.block", self._block)
 
     def _sub(self, store: Any, handle: Any) -> _Sub:
         rep = handle.to_host(store).rep if not isinstance(handle, ResourceHost) else handle.rep

@@ -205,6 +205,10 @@ class PollSubscription:
                 shown[c] = n
         return out
 
+    def waiting(self) -> list[Change]:
+        """Every change held, in sequence order (for inspection; block() is the plugin's)."""
+        return sorted((ch for fifo in self._fifos for ch in fifo), key=_seq)
+
     def ack(self, sequence: int) -> int:
         """Drop the changes block() handed out whose sequence is at most `sequence` (those not
         handed out yet stay); how many were dropped."""
@@ -305,6 +309,10 @@ class ProgressFeed:
         self._latency = [Histogram(), Histogram()]
         self._first_poll: float | None = None
         self._last_poll = 0.0
+
+    @property
+    def bus(self) -> ProgressBus:
+        return self._bus
 
     def bind(self, classifier: Classifier, finished: asyncio.Event) -> None:
         """The poller that ranks changes, and the run's `finished` (what done() reads)."""

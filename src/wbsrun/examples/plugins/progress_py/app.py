@@ -6,8 +6,9 @@ wbsrun:progress/progress-plugin (the plugin frame + `import pollable`).
 drains what is waiting (`ready` → `block(32)` → `ack`) and saves {"seen": changes so far,
 "milestones": milestone changes so far}. At `release` the plugin drains the rest and logs one
 line, `progress-seen {json}`: changes by field, the closed tasks with their final phase and
-progress, whether `done()` said the run was over, and whether every batch `block` returned
-came in the order the host promises (by priority, then sequence).
+progress, whether `done()` said the run was over and whether the sequences it got were
+unique. The call `bench` is bench/wasm_calls.py's: `n` calls of ready() or block(max) in one
+action.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def _drain() -> None:
         pollable.ack(sub, max(ch.sequence for ch in batch))
 
 
+def _bench(args: dict[str, object]) -> types.Step:
+    """bench/wasm_calls.py: `n` calls of `what` (ready, block(`max`), or none) in one action."""
+    sub, n, what = _State.sub, int(str(args.get("n", 1))), args.get("what")
+    limit = int(str(args.get("max", 16)))
+    got = 0
+    for _ in range(n):
+        if sub is not None and what == "ready":
+            got += sub.ready()
+        elif sub is not None and what == "block":
+            got += len(sub.block(limit))
+    return types.Step_Done(types.Outcome(json.dumps({"n": n, "got": got}), None))
+
+
 def _seen() -> int:
     return sum(_State.by_field.values())
 
@@ -61,6 +75,8 @@ class Frame(exports.Frame):
         _State.sub = pollable.subscribe(flt)
 
     def run_action(self, user: str, call: str, args_json: str) -> types.Step:
+        if call == "bench":
+            return _bench(json.loads(args_json))
         if call != "poll":
             error = types.Failure("invalid-configuration", f"no call {call!r}")
             return types.Step_Done(types.Outcome("", error))
