@@ -3,9 +3,10 @@ against its WIT world with `wasm-tools component targets` (the roadmap's `wac va
 
 A wrong type, a renamed or missing export and an import the world does not offer are refused
 with wasm-tools' reason, at the file:line:col of the component's `entry` in the scenario.
-The world is the component's `metadata.world` (`plugin`, `lease-provider` or `progress-plugin`),
-else the one its exports name (`progress-plugin`: a plugin that imports the progress pollable); the WIT is the bundle's `wit` file when it is there, else the one shipped in
-`wbsrun/plugins/wit/`.
+The world is the component's `metadata.world` (`plugin`, `lease-provider` or
+`progress-plugin`), else the one its exports name (`progress-plugin`: a plugin that imports the
+progress pollable); the WIT is the bundle's `wit` file when it is there, else the one shipped
+in `wbsrun/plugins/wit/`.
 """
 
 from __future__ import annotations
