@@ -126,3 +126,26 @@ def test_a_run_without_the_pollable_refuses_a_plugin_that_imports_it(
     with pytest.raises(RunError, match=r"imports wbsrun:progress/pollable@0.1.0"):
         run(tmp_path, _doc(entry, users=1, iterations=1), on(target), wasm=wasm_loader())
     assert routes(target) == {}
+
+
+def test_a_trapped_instance_s_pollables_are_closed_and_the_next_one_subscribes_anew(
+    tmp_path: Path, target: TargetProcess, built_plugins: Built
+) -> None:
+    entry = put(tmp_path / "bundle", built_plugins.progress, "watch")
+    doc = _doc(entry, users=1, iterations=3, progress_pollable=True)
+    doc["actions"]["boom"] = {"component": "watch", "call": "boom"}
+    doc["workflows"]["wf"] = {"steps": [{"ref": "get"}, {"ref": "boom"}, {"ref": "poll"}]}
+    doc["components"][-1]["capabilities"] = ["poll", "boom"]
+
+    wired = _wired_run(tmp_path, doc, on(target))
+    result = wired.result()
+
+    assert result["errors"] == {"plugin-trap": 3}
+    assert routes(target) == {"GET /asset": 3}
+    stats = result["engine"]["pollable"]
+    # The load's instance (pass 1's trap) and one fresh instance for each later pass: one
+    # pollable each, each closed when its instance was dropped.
+    assert stats["subscriptions"] == 3
+    assert stats["queue_depth"] == 0
+    assert wired.feed is not None
+    assert wired.feed.depth() == 0

@@ -8,7 +8,7 @@ drains what is waiting (`ready` → `block(32)` → `ack`) and saves {"seen": ch
 line, `progress-seen {json}`: changes by field, the closed tasks with their final phase and
 progress, whether `done()` said the run was over and whether the sequences it got were
 unique. The call `bench` is bench/wasm_calls.py's: `n` calls of ready() or block(max) in one
-action.
+action; `boom` traps (a plugin bug, for the tests).
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class Frame(exports.Frame):
     def run_action(self, user: str, call: str, args_json: str) -> types.Step:
         if call == "bench":
             return _bench(json.loads(args_json))
+        if call == "boom":  # a plugin bug (tests: a trapped instance's pollables are closed)
+            raise RuntimeError("boom")
         if call != "poll":
             error = types.Failure("invalid-configuration", f"no call {call!r}")
             return types.Step_Done(types.Outcome("", error))
