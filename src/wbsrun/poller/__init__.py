@@ -1,15 +1,8 @@
 """The poller: progress checks fed by the progress bus, ordered by `progress.poller.priorities`;
 and the change feed behind the progress pollable (`ProgressFeed`)."""
 
-from wbsrun.poller._feed import (
-    AGING_S,
-    BACKLOG_CAP,
-    Change,
-    ChangeFilter,
-    PollableStatistics,
-    PollSubscription,
-    ProgressFeed,
-)
+from wbsrun.poller._changes import Change, ChangeFilter, PollableStatistics
+from wbsrun.poller._feed import AGING_S, BACKLOG_CAP, PollSubscription, ProgressFeed
 from wbsrun.poller._health import RISK_LADDER, deviation, error_rate, health_score
 from wbsrun.poller._poller import (
     CHECK_KINDS,

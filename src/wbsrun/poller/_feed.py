@@ -21,18 +21,16 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, Protocol, final
+from typing import Final, Protocol, final
 
 from wbsrun.core.bus import EndOfStream, ProgressBus, ProgressEvent, Subscription
 from wbsrun.core.stats import Histogram
+from wbsrun.poller._changes import Change, ChangeFilter, PollableStatistics, by_sequence
 
 __all__ = [
     "AGING_S",
     "BACKLOG_CAP",
     "MAX_SUBSCRIPTIONS",
-    "Change",
-    "ChangeFilter",
     "Classifier",
     "PollSubscription",
     "ProgressFeed",
@@ -48,36 +46,6 @@ BACKLOG_CAP: Final = 4096
 MAX_SUBSCRIPTIONS: Final = 1024
 # Events the feed's bus subscription holds before it coalesces per task (bus.py).
 FEED_BOUND: Final = 10_000
-
-
-class Change(NamedTuple):
-    """One changed field of one task. `priority`: the weight of the task's poller class;
-    `at`: the feed clock when it was taken in (its age counts from there)."""
-
-    sequence: int
-    task: str
-    field: str
-    progress: float
-    phase: str
-    priority: float
-    cls: int
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeFilter:
-    """`tasks` / `fields` empty: all; `min_priority`: the least class weight reported."""
-
-    tasks: frozenset[str] = frozenset()
-    fields: frozenset[str] = frozenset()
-    min_priority: float = 0.0
-
-    def accepts(self, ch: Change) -> bool:
-        if self.tasks and ch.task not in self.tasks:
-            return False
-        if self.fields and ch.field not in self.fields:
-            return False
-        return ch.priority >= self.min_priority
 
 
 class Classifier(Protocol):
@@ -121,7 +89,7 @@ class PollSubscription:
         order = sorted(range(len(weights)), key=lambda c: (-weights[c], c))
         self._groups = [list(g) for _w, g in itertools.groupby(order, key=lambda c: weights[c])]
         self._lowest_first = list(reversed(order))
-        for ch in sorted(held, key=_seq):
+        for ch in sorted(held, key=by_sequence):
             self._fifos[min(ch.cls, len(weights) - 1)].append(ch)
 
     def offer(self, ch: Change) -> None:
@@ -183,7 +151,9 @@ class PollSubscription:
             return itertools.dropwhile(lambda ch: ch.at <= aged_before, fifos[c])
 
         out = list(
-            itertools.islice(heapq.merge(*(aged(c) for c in range(len(fifos))), key=_seq), limit)
+            itertools.islice(
+                heapq.merge(*(aged(c) for c in range(len(fifos))), key=by_sequence), limit
+            )
         )
         # Every aged change is taken unless `limit` was reached first: then nothing more.
         for group in self._groups:
@@ -192,7 +162,7 @@ class PollSubscription:
             merged = (
                 fresh(group[0])
                 if len(group) == 1
-                else heapq.merge(*(fresh(c) for c in group), key=_seq)
+                else heapq.merge(*(fresh(c) for c in group), key=by_sequence)
             )
             out.extend(itertools.islice(merged, limit - len(out)))
         # What each class handed out is a prefix of its FIFO (aged ones lead it).
@@ -207,7 +177,7 @@ class PollSubscription:
 
     def waiting(self) -> list[Change]:
         """Every change held, in sequence order (for inspection; block() is the plugin's)."""
-        return sorted((ch for fifo in self._fifos for ch in fifo), key=_seq)
+        return sorted((ch for fifo in self._fifos for ch in fifo), key=by_sequence)
 
     def ack(self, sequence: int) -> int:
         """Drop the changes block() handed out whose sequence is at most `sequence` (those not
@@ -228,50 +198,6 @@ class PollSubscription:
 
     def close(self) -> None:
         self.feed.close(self)
-
-
-def _seq(ch: Change) -> int:
-    return ch.sequence
-
-
-@dataclass(frozen=True, slots=True)
-class PollableStatistics:
-    subscriptions: int
-    changes: int
-    acked: int
-    dropped: int
-    queue_depth: int
-    queue_max: int
-    polls: dict[str, int]
-    polls_per_s: float
-    latency: dict[str, Histogram]
-    max_wait_s: float
-    backlog_cap: int
-    rebuild: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "subscriptions": self.subscriptions,
-            "changes": self.changes,
-            "acked": self.acked,
-            "dropped": self.dropped,
-            "queue_depth": self.queue_depth,
-            "queue_max": self.queue_max,
-            "polls": dict(self.polls),
-            "polls_per_s": self.polls_per_s,
-            "latency_ms": {
-                call: {
-                    "p50": round(h.quantile(0.50), 4),
-                    "p99": round(h.quantile(0.99), 4),
-                    "max": round(h.max, 4),
-                    "count": h.count,
-                }
-                for call, h in self.latency.items()
-            },
-            "max_wait_s": self.max_wait_s,
-            "backlog_cap": self.backlog_cap,
-            "rebuild_future_each_iteration": self.rebuild,
-        }
 
 
 _CALLS: Final = ("ready", "block")
@@ -301,7 +227,7 @@ class ProgressFeed:
         self._sub: Subscription | None = None
         self._subs: list[PollSubscription] = []
         self._finished: asyncio.Event | None = None
-        self._sequence = 0
+        self.by_sequenceuence = 0
         self._changes = 0
         self._retired = [0, 0, 0]  # acked, dropped of closed subscriptions; their count
         self._queue_max = 0
@@ -370,9 +296,16 @@ class ProgressFeed:
         for ev in events:
             cls, weight = classify(ev) if classify is not None else (0, 1.0)
             for field in sorted(ev.dirty):
-                self._sequence += 1
+                self.by_sequenceuence += 1
                 ch = Change(
-                    self._sequence, ev.task_id, field, ev.progress, ev.phase, weight, cls, now
+                    self.by_sequenceuence,
+                    ev.task_id,
+                    field,
+                    ev.progress,
+                    ev.phase,
+                    weight,
+                    cls,
+                    now,
                 )
                 n += 1
                 for s in subs:
