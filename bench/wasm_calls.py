@@ -11,7 +11,11 @@ build/plugins/test/hostile.wasm (tests/plugin_kit.py builds it: run tests/plugin
   `Func.__call__`, which asks the store for the type every call); the median of 5 rounds;
 - instantiate: a new store + instance + the frame's exports looked up + `init`;
 - memory per instance: the process's RSS growth over --instances live instances / count;
-- compile: cold (wasmtime compiles) and from the artifact cache (engine.compile_component).
+- compile: cold (wasmtime compiles) and from the artifact cache (engine.compile_component);
+- pollable (build/plugins/progress.wasm, the progress pollable): one `ready()` (empty feed,
+  ready recomputed each call and cached) and one `block(16)` with 16 changes waiting, called
+  --calls times from the guest, 200 an action, less the guest's empty loop; and the host side
+  alone (`PollSubscription.ready` / `block` called from Python).
 
 Pinned to core 0 when the machine has two or more (docs/benchmarks.md "How to read").
 """
@@ -19,19 +23,24 @@ Pinned to core 0 when the machine has two or more (docs/benchmarks.md "How to re
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wbsrun.dsl.plan import ComponentSpec
+from wbsrun.core.bus import ProgressBus
+from wbsrun.core.events import PRIORITY_NORMAL
+from wbsrun.dsl.plan import ComponentSpec, ProgressSpec
 from wbsrun.plugins.engine import compile_component
 from wbsrun.plugins.instances import Instance
 from wbsrun.plugins.loader import load_component
 from wbsrun.plugins.plugin import WasmPlugin
+from wbsrun.poller import ChangeFilter, Poller, Priority, ProgressFeed
 from wbsrun.protocols.registry import component_factories
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,9 +52,10 @@ def _rss() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _plugin(path: Path, cached: bool = True) -> WasmPlugin:
+def _plugin(path: Path, cached: bool = True, progress: ProgressFeed | None = None) -> WasmPlugin:
     spec = ComponentSpec("bench", "0.1.0", "wasi-component", path.name, None, (), {})
-    built = load_component(spec, path, component_factories(), types_cached=cached)
+    factories = component_factories()
+    built = load_component(spec, path, factories, types_cached=cached, progress=progress)
     assert isinstance(built, WasmPlugin)
     return built
 
@@ -85,6 +95,89 @@ def _compile(path: Path) -> dict[str, float]:
     return {"compile_cold_s": cold, "load_cached_s": warm, "wasm_mib": len(wasm) / 2**20}
 
 
+@dataclass(eq=False)
+class _Subject:
+    """A running task as the bus reads it (core/events.ProgressSubject)."""
+
+    task_id: str
+    phase: str
+    user_id: str = "u1"
+    scenario_name: str = "s"
+    progress: float = 0.5
+    error_class: str | None = None
+    milestones: set[str] = field(default_factory=set)
+
+
+_PRIORITIES: tuple[Priority, ...] = (
+    ("critical", {"timeline.phase": ("closing",)}, 1.0),
+    ("routine", {}, 0.2),
+)
+
+
+def _feed(rebuild: bool, waiting: int) -> ProgressFeed:
+    bus = ProgressBus(ProgressSpec(max_batch_size=100_000))
+    feed = ProgressFeed(bus, rebuild=rebuild)
+    feed.bind(Poller(bus, priorities=_PRIORITIES), asyncio.Event())
+    feed.subscribe(ChangeFilter())  # subscribes the feed to the bus; the guest's comes next
+    return feed
+
+
+def _fill(feed: ProgressFeed, waiting: int) -> None:
+    bus = feed.bus
+    for i in range(waiting):
+        phase = "closing.success" if i % 2 else "executing.running_action"
+        bus.publish(_Subject(f"t{i}", phase), "progress", PRIORITY_NORMAL)
+    bus.flush()
+    feed.refresh()
+
+
+def _guest_us(path: Path, calls: int, what: str, rebuild: bool, waiting: int) -> float:
+    feed = _feed(rebuild, waiting)
+    inst = _plugin(path, progress=feed).pool.get("")
+    _fill(feed, waiting)
+
+    # 200 calls an action: a block(16) loop of thousands would use a call's fuel up.
+    per, actions = 200, max(1, calls // 200)
+
+    def median(kind: str) -> float:
+        args = json.dumps({"n": per, "what": kind, "max": 16})
+        rounds = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(actions):
+                inst.call("run-action", "u0001", "bench", args)
+            rounds.append((time.perf_counter() - t0) / (per * actions) * 1e6)
+        return statistics.median(rounds)
+
+    return median(what) - median("none")
+
+
+def _host_us(calls: int, what: str, rebuild: bool, waiting: int) -> float:
+    feed = _feed(rebuild, waiting)
+    sub = feed.subscribe(ChangeFilter())
+    _fill(feed, waiting)
+    call = sub.ready if what == "ready" else lambda: sub.block(16)
+    rounds = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            call()
+        rounds.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(rounds)
+
+
+def _pollable(path: Path, calls: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for label, what, rebuild, waiting in (
+        ("ready", "ready", True, 0),
+        ("ready_cached", "ready", False, 0),
+        ("block16", "block", True, 16),
+    ):
+        out[f"{label}_us"] = _guest_us(path, calls, what, rebuild, waiting)
+        out[f"{label}_host_us"] = _host_us(calls, what, rebuild, waiting)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=5000)
@@ -102,6 +195,7 @@ def main() -> None:
             **_instances(path, opts.instances),
             **_compile(path),
         }
+    out["pollable"] = _pollable(BUILD / "progress.wasm", opts.calls)
     for name, figures in out.items():
         print(name, " ".join(f"{k}={v:.3g}" for k, v in figures.items()))
     if opts.json is not None:

@@ -45,6 +45,7 @@ class Built:
     ping: Path  # examples/plugins/ping_wat (WAT)
     fetch: Path  # examples/plugins/fetch_py (componentize-py)
     lease: Path  # examples/plugins/lease_py (componentize-py, a lease provider)
+    progress: Path  # examples/plugins/progress_py (componentize-py, the progress pollable)
     hostile: Path  # traps / spins / grows / answers a list, by its call's first letter
     wrong: Path  # run-action returns u32 (a world of the wrong type)
     extra: Path  # imports host.spawn, which the world does not have

@@ -45,10 +45,12 @@ def test_the_examples_target_their_worlds(tmp_path: Path, built_plugins: Built) 
     bundle = _bundle(tmp_path, {"ping": built_plugins.ping, "fetch": built_plugins.fetch}, [])
     script = bundle / "script.yaml"
     lease = put(bundle, built_plugins.lease, "lease")
+    watch = put(bundle, built_plugins.progress, "watch")
     script.write_text(
         script.read_text("utf-8").replace(
             "components:\n",
-            f"components:\n- {{name: leases, kind: wasi-component, entry: {lease}}}\n",
+            f"components:\n- {{name: leases, kind: wasi-component, entry: {lease}}}\n"
+            f"- {{name: watch, kind: wasi-component, entry: {watch}}}\n",
             1,
         ),
         "utf-8",
@@ -56,6 +58,7 @@ def test_the_examples_target_their_worlds(tmp_path: Path, built_plugins: Built) 
     results = check_bundle(bundle)
     assert [(r.name, r.world, r.diagnostic) for r in results] == [
         ("leases", "lease-provider", None),
+        ("watch", "progress-plugin", None),
         ("ping", "plugin", None),
         ("fetch", "plugin", None),
     ]

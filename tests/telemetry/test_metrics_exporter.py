@@ -157,6 +157,7 @@ _BOUNDED_LABELS = {
     "store",
     "trigger",
     "kind",
+    "call",  # the progress pollable's: ready, block
     "quantile",
     "pool",
     "level",

@@ -20,17 +20,18 @@ from wbsrun.protocols.registry import WasmLoader
 __all__ = ["check_for_validate", "plugins_group", "wasm_loader"]
 
 
-def wasm_loader() -> WasmLoader | None:
+def wasm_loader(progress: Any = None) -> WasmLoader | None:
     """The WebAssembly host, or None when the `wasi` extra (wasmtime) is not installed: a
     component with its entry in the bundle then refuses the start, or falls back. wasmtime
-    is imported at the first component loaded, not by every run."""
+    is imported at the first component loaded, not by every run. `progress`: the run's
+    change feed (`wbsrun.poller.ProgressFeed`) that the progress pollable reads, if any."""
     if importlib.util.find_spec("wasmtime") is None:
         return None
 
     def load(spec: ComponentSpec, path: Path, factories: Mapping[str, Any]) -> Any:
         from wbsrun.plugins.loader import load_component
 
-        return load_component(spec, path, factories)
+        return load_component(spec, path, factories, progress=progress)
 
     return load
 

@@ -27,7 +27,7 @@ from wbsrun.core.log import RunLog
 from wbsrun.core.runner import Runner, RunOptions
 from wbsrun.dsl.plan import Plan
 from wbsrun.errors import RunError
-from wbsrun.poller import Poller, attach_progress_bus
+from wbsrun.poller import Poller, ProgressFeed, attach_progress_bus, progress_feed
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
 from wbsrun.progress.report import build_result
 from wbsrun.progress.series import Series
@@ -224,6 +224,8 @@ class WiredRun:
     thresholds: ThresholdEvaluator
     # `--workers N`: the coordinator, which is also `runner` (see wire_cluster).
     cluster: ClusterRunner | None = None
+    # The progress pollable's change feed (`progress.poller.progress_pollable: true`).
+    feed: ProgressFeed | None = None
 
     @property
     def aggregator(self) -> Aggregator:
@@ -241,6 +243,8 @@ class WiredRun:
             "bus": self.bus.statistics().as_dict(),
             "poller": self.poller.statistics().as_dict(),
         }
+        if self.feed is not None:
+            events["pollable"] = self.feed.statistics().as_dict()
         timeseries = self.ticker.finish().to_json() if final else None
         result = build_result(
             self.runner,
@@ -272,10 +276,12 @@ def wire(
     prepare: Callable[[Runner], None] | None = None,
 ) -> WiredRun:
     """The runner as `wbsrun run` drives it; the benchmarks measure exactly this."""
-    components = build_components(plan, log, wasm=wasm_loader())
     # Task → user → scenario → program progress, fed by the runner's progress events,
-    # which then go on to the progress bus (batched) and its poller.
+    # which then go on to the progress bus (batched) and its poller; the plugins' progress
+    # pollable reads the bus through the feed (made first: a plugin subscribes as it loads).
     bus = ProgressBus(plan.progress)
+    feed = progress_feed(bus, plan.progress)
+    components = build_components(plan, log, wasm=wasm_loader(feed))
     progress = AggregatingSink.for_run(plan, options, forward=bus)
     runner = Runner(plan, components, pools, log, options, events=progress)
     attach_health_checks(runner, pools)
@@ -288,10 +294,9 @@ def wire(
     runner.services.append(ticker)
     if prepare is not None:
         prepare(runner)  # e.g. the demo's fault script, as one more run service
-    poller = attach_progress_bus(runner, bus)
-    return WiredRun(
-        runner, pools, log, progress, bus, poller, ticker, ThresholdEvaluator(plan.thresholds)
-    )
+    poller = attach_progress_bus(runner, bus, feed)
+    thresholds = ThresholdEvaluator(plan.thresholds)
+    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, feed=feed)
 
 
 def wire_cluster(
@@ -314,7 +319,7 @@ def wire_cluster(
     runner.services.append(ticker)
     poller = attach_progress_bus(runner, bus)  # idle here: the workers' engines do the work
     thresholds = ThresholdEvaluator(plan.thresholds)
-    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, runner)
+    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, cluster=runner)
 
 
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
@@ -329,6 +334,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             wired.pools.statistics,
             wired.log.counts,
             alerts=lambda: wired.thresholds.alerts_total,
+            pollable=wired.feed,
         )
     else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
         sources = RunSources(

@@ -64,7 +64,8 @@ class PlanBuilder(LoadBuilder):
         batching = self.section("progress", "batching")
         errors = self.section("progress", "errors")
         prios = []
-        for item in self.section("progress", "poller").get("priorities") or ():
+        poller = self.section("progress", "poller")
+        for item in poller.get("priorities") or ():
             match = {k: tuple(str(x) for x in v) for k, v in (item.get("match") or {}).items()}
             prios.append(
                 (str(item.get("name", "")), MappingProxyType(match), float(item["weight"]))
@@ -89,6 +90,8 @@ class PlanBuilder(LoadBuilder):
             transient=frozenset(errors.get("transient") or ()),
             permanent=frozenset(errors.get("permanent") or ()),
             poller_priorities=tuple(prios),
+            progress_pollable=poller.get("progress_pollable") is True,
+            rebuild_future=poller.get("rebuild-future-each-iteration") is not False,
             model="dense" if prog.get("model") == "dense" else "sparse",
             sampling=sampling_spec(
                 None if ("progress", "sampling") in self.failed else prog.get("sampling")

@@ -424,6 +424,10 @@ class ProgressSpec:
     transient: frozenset[str] = frozenset()
     permanent: frozenset[str] = frozenset()
     poller_priorities: tuple[tuple[str, Mapping[str, tuple[str, ...]], float], ...] = ()
+    # `progress.poller.progress_pollable`: the change feed plugins poll (wbsrun:progress);
+    # `rebuild-future-each-iteration`: its ready() recomputed on every call (docs/dsl.md).
+    progress_pollable: bool = False
+    rebuild_future: bool = True
     # Workbook storage model (`core/ledger/_base.py`): "sparse" or "dense".
     model: Literal["dense", "sparse"] = "sparse"
     sampling: SamplingSpec = SamplingSpec()

@@ -3,9 +3,10 @@ against its WIT world with `wasm-tools component targets` (the roadmap's `wac va
 
 A wrong type, a renamed or missing export and an import the world does not offer are refused
 with wasm-tools' reason, at the file:line:col of the component's `entry` in the scenario.
-The world is the component's `metadata.world` (`plugin` or `lease-provider`), else the one its
-exports name; the WIT is the bundle's `wit` file when it is there, else the one shipped in
-`wbsrun/plugins/wit/`.
+The world is the component's `metadata.world` (`plugin`, `lease-provider` or
+`progress-plugin`), else the one its exports name (`progress-plugin`: a plugin that imports the
+progress pollable); the WIT is the bundle's `wit` file when it is there, else the one shipped
+in `wbsrun/plugins/wit/`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ WORLDS: Final[Mapping[str, tuple[str, str]]] = {
     "plugin": ("plugin", "wbsrun:plugin/frame@"),
     "lease-provider": ("resource", "wbsrun:resource/provider@"),
     "progress": ("progress", "wbsrun:progress/pollable@"),
+    # A plugin that also imports the progress pollable (told apart by that import).
+    "progress-plugin": ("progress", "wbsrun:plugin/frame@"),
 }
+_POLLABLE_IMPORT: Final = "import wbsrun:progress/pollable@"
 _TIMEOUT: Final = 60.0
 
 
@@ -76,10 +80,10 @@ def _world_of(wasm: Path, meta: Mapping[str, Any]) -> str:
     named = meta.get("world")
     if isinstance(named, str) and named:
         return named
-    shown = _run(["component", "wit", str(wasm)])
+    shown = _run(["component", "wit", str(wasm)]).stdout.replace("%", "")  # %resource
     for world, (_folder, marker) in WORLDS.items():
-        if f"export {marker}" in shown.stdout.replace("%", ""):  # %resource: a keyword
-            return world
+        if f"export {marker}" in shown:
+            return "progress-plugin" if world == "plugin" and _POLLABLE_IMPORT in shown else world
     return "plugin"
 
 

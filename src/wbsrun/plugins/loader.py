@@ -22,6 +22,7 @@ from wbsrun.plugins.calls import MissingExport, WrongType
 from wbsrun.plugins.engine import compile_component
 from wbsrun.plugins.lease import PROVIDER, WasmLeaseProvider
 from wbsrun.plugins.plugin import FRAME, WasmPlugin
+from wbsrun.plugins.progress import PROGRESS, ProgressSource
 from wbsrun.plugins.settings import PluginSettings
 
 __all__ = ["load_component"]
@@ -41,9 +42,14 @@ def _sender(spec: ComponentSpec, factories: Mapping[str, Any]) -> Component:
 
 
 def load_component(
-    spec: ComponentSpec, path: Path, factories: Mapping[str, Any], types_cached: bool = True
+    spec: ComponentSpec,
+    path: Path,
+    factories: Mapping[str, Any],
+    types_cached: bool = True,
+    progress: ProgressSource | None = None,
 ) -> Component:
-    """The component of `spec`, whose entry is `path`; RunError saying why it cannot be."""
+    """The component of `spec`, whose entry is `path`; RunError saying why it cannot be.
+    `progress`: the run's change feed, when `progress.poller.progress_pollable` is on."""
     settings = PluginSettings.of(spec)
     try:
         if path.stat().st_size > MAX_ENTRY_BYTES:
@@ -58,7 +64,15 @@ def load_component(
     component = compiled.component
     built: WasmPlugin | WasmLeaseProvider
     if component.get_export_index(FRAME) is not None:
-        built = WasmPlugin(spec, component, _sender(spec, factories), settings, types_cached)
+        sender = _sender(spec, factories)
+        built = WasmPlugin(spec, component, sender, settings, types_cached, progress)
+        if built.imports_progress and progress is None:
+            raise RunError(
+                f"it imports {PROGRESS}, which this run does not offer: set "
+                "progress.poller.progress_pollable: true (docs/dsl.md)"
+            )
+        # The probe's subscriptions (made by its init) are the shared instance's, or closed.
+        built.owner = "" if settings.isolation == "per-worker" else "<probe>"
     elif component.get_export_index(PROVIDER) is not None:
         built = WasmLeaseProvider(spec, component, settings)
     else:
@@ -75,6 +89,8 @@ def load_component(
         raise RunError(f"cannot be instantiated: {reason}") from exc
     if settings.isolation == "per-worker" or isinstance(built, WasmLeaseProvider):
         built.pool.adopt(probe)
+    elif isinstance(built, WasmPlugin):
+        built.progress.drop_owner("<probe>")
     return built
 
 

@@ -25,6 +25,7 @@ from wbsrun.dsl.plan import ComponentSpec
 from wbsrun.errors import RunError
 from wbsrun.plugins.engine import engine
 from wbsrun.plugins.instances import Instance, InstancePool
+from wbsrun.plugins.progress import PollableHost, ProgressSource, imports_progress
 from wbsrun.plugins.settings import PluginSettings, failure_of, to_json
 
 __all__ = ["FRAME", "HOST", "WasmPlugin"]
@@ -91,6 +92,7 @@ class WasmPlugin:
         sender: Component,
         settings: PluginSettings,
         types_cached: bool = True,
+        progress: ProgressSource | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -101,6 +103,12 @@ class WasmPlugin:
         # overlap: each runs to its end on the loop's thread).
         self._queue: list[tuple[int, Any]] = []
         self._tickets = 0
+        # The progress pollable (wbsrun:progress): its subscriptions belong to the instance
+        # whose call (or init) made them, `owner` (a pool key) at the time.
+        self.owner = ""
+        self.progress = PollableHost(self.name, lambda: self.owner)
+        self.progress.source = progress
+        self.imports_progress = imports_progress(component, engine())
         linker = Linker(engine())
         self._define_host(linker)
         self.pool = InstancePool(
@@ -114,6 +122,7 @@ class WasmPlugin:
             host.add_func("now", self._now)
             host.add_func("rate-reserve", self._rate_reserve)
             host.add_func("send", self._send)
+        self.progress.define(linker)
 
     def _log(self, _store: Any, level: str, user: str, message: str) -> None:
         if self._runtime is not None:
@@ -176,6 +185,7 @@ class WasmPlugin:
         """One call into the user's instance: its step, and the requests it queued (sent
         only when the step is `wait`). A failure is data (`_Failed`), never raised past
         the action."""
+        self.owner = self.pool.key(uid)  # a pollable subscribed now is this instance's
         try:
             inst = self.pool.get(uid)
         except RunError as exc:
@@ -187,10 +197,10 @@ class WasmPlugin:
         try:
             step = inst.call(func, *args)
         except _Failed:
-            self.pool.drop(uid)
+            self._drop(uid)
             raise
         except Exception as exc:
-            self.pool.drop(uid)  # a trapped instance may not be entered again
+            self._drop(uid)  # a trapped instance may not be entered again
             code, message = failure_of(self.name, exc, self.settings)
             raise _Failed(code, message) from exc
         finally:
@@ -198,6 +208,10 @@ class WasmPlugin:
         if isinstance(step, Variant):  # wasmtime-py tags a variant only when it must
             step = None if step.tag == "wait" else step.payload
         return step, queued
+
+    def _drop(self, uid: str) -> None:
+        self.pool.drop(uid)
+        self.progress.drop_owner(self.pool.key(uid))
 
     def _done(self, outcome: Any) -> tuple[Mapping[str, Any] | None, str | None, str]:
         text = _field(outcome, "value-json", str)
@@ -251,11 +265,13 @@ class WasmPlugin:
     async def release_user(self, user: UserHandle) -> None:
         inst = self.pool.peek(user.user_id)
         if inst is not None:
+            self.owner = self.pool.key(user.user_id)
             try:
                 inst.call("release-user", user.user_id)
             except Exception:  # a plugin's bug at the end of a user fails nothing
-                self.pool.drop(user.user_id)
-        self.pool.drop_user(user.user_id)
+                self._drop(user.user_id)
+        if self.pool.drop_user(user.user_id) is not None:
+            self.progress.drop_owner(user.user_id)
 
     async def release(self) -> None:
         for inst in self.pool.all():
@@ -264,6 +280,7 @@ class WasmPlugin:
             except Exception:  # noqa: S112 - the run is over; nothing to fail
                 continue
         self.pool.clear()
+        self.progress.close_all()
         await self.sender.release()
 
 

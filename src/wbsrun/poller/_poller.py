@@ -369,6 +369,26 @@ class Poller:
                 return i
         return self._default
 
+    def class_of(self, ev: ProgressEvent) -> tuple[int, float]:
+        """The `priorities` class the poller puts the task of `ev` in, and its weight (the
+        progress pollable orders its changes by it). Not on the poller's own path."""
+        by_phase = self._by_phase
+        if by_phase is not None:
+            cls = by_phase.get(ev.phase)
+            if cls is None:
+                cls = by_phase[ev.phase] = self._match(_Live(ev, None))
+        else:
+            live = self._live.get(ev.task_id)
+            if live is None:
+                live = _Live(ev, getattr(ev.subject, "entry", None))
+            cls = self._match(_Live(ev, live.entry))
+        return cls, self._weights[cls]
+
+    @property
+    def class_weights(self) -> list[float]:
+        """The weight of every class, in class order (`class_of`'s first number indexes it)."""
+        return list(self._weights)
+
     def _due_deadlines(self) -> None:
         heap = self._bucket_heap
         if not heap:

@@ -4,8 +4,9 @@
 
 - `ping_wat/plugin.wat` → ping.wasm: `wasm-tools component embed` (the world's WIT into the
   core module) + `component new`;
-- `fetch_py/app.py` → fetch.wasm and `lease_py/app.py` → lease.wasm: `componentize-py
-  --stub-wasi` (about 10 s and 20 MB each).
+- `fetch_py/app.py` → fetch.wasm, `lease_py/app.py` → lease.wasm and `progress_py/app.py` →
+  progress.wasm (the progress pollable): `componentize-py --stub-wasi` (about 10 s and 20 MB
+  each).
 
 A target newer than its sources and the WIT is kept. The tools come with the `wasi` extra
 (pyproject.toml): `make plugins` builds these, and the tests that need them depend on it.
@@ -23,6 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 WIT = HERE.parents[1] / "plugins" / "wit"
 BIN = Path(sys.executable).parent
+# A world → the folder of wbsrun/plugins/wit that defines it (default: its own name).
+_WIT_OF = {"lease-provider": "resource", "progress-plugin": "progress"}
 
 
 def _stale(target: Path, *sources: Path) -> bool:
@@ -68,10 +71,11 @@ def build(out: Path) -> list[Path]:
         ("ping.wasm", HERE / "ping_wat" / "plugin.wat", "plugin", wat_component),
         ("fetch.wasm", HERE / "fetch_py" / "app.py", "plugin", py_component),
         ("lease.wasm", HERE / "lease_py" / "app.py", "lease-provider", py_component),
+        ("progress.wasm", HERE / "progress_py" / "app.py", "progress-plugin", py_component),
     ]
     built = []
     for name, source, world, make in jobs:
-        wit = WIT / ("resource" if world == "lease-provider" else world)
+        wit = WIT / _WIT_OF.get(world, world)
         target = out / name
         if _stale(target, source, wit):
             make(source, wit, world, target)

@@ -227,6 +227,45 @@ def _users_tasks(s: RunSample) -> Iterator[Metric]:
     yield exits
 
 
+def _pollable(s: RunSample) -> Iterator[Metric]:
+    """The progress pollable's feed (only when `progress.poller.progress_pollable` is on)."""
+    p = s.pollable
+    if p is None:
+        return
+    yield GaugeMetricFamily(
+        "wbsrun_pollable_subscriptions", "Progress pollables subscribed.", value=p.subscriptions
+    )
+    for name, doc, value in (
+        ("wbsrun_pollable_changes", "Changes taken in from the progress bus.", p.changes),
+        ("wbsrun_pollable_acked", "Changes handed out and acked.", p.acked),
+        ("wbsrun_pollable_dropped", "Changes dropped at a backlog cap.", p.dropped),
+    ):
+        yield CounterMetricFamily(name, doc, value=value)
+    yield GaugeMetricFamily(
+        "wbsrun_pollable_queue_depth", "Changes waiting, all pollables.", value=p.queue_depth
+    )
+    yield GaugeMetricFamily(
+        "wbsrun_pollable_queue_depth_max", "Most changes waiting at once.", value=p.queue_max
+    )
+    polls = CounterMetricFamily(
+        "wbsrun_pollable_polls", "Pollable calls, by call (ready, block).", labels=["call"]
+    )
+    for call, n in sorted(p.polls.items()):
+        polls.add_metric([call], n)
+    yield polls
+    yield GaugeMetricFamily(
+        "wbsrun_pollable_polls_per_second",
+        "Pollable calls per second, first to last call.",
+        value=p.polls_per_s,
+    )
+    yield _histogram(
+        "wbsrun_pollable_poll_latency_seconds",
+        "Host time of one pollable call (ready, block).",
+        ["call"],
+        [([call], h) for call, h in sorted(p.latency.items())],
+    )
+
+
 def families(s: RunSample) -> Iterator[Metric]:
     """Every family of a sample, in a stable order."""
     info = GaugeMetricFamily("wbsrun_run_info", "The run's plan (always 1).", labels=["plan"])
@@ -254,3 +293,4 @@ def families(s: RunSample) -> Iterator[Metric]:
     yield from _users_tasks(s)
     yield from progress_families(s)
     yield from engine_families(s)
+    yield from _pollable(s)

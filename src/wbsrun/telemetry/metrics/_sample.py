@@ -27,6 +27,8 @@ __all__ = [
     "ActionFigures",
     "BusLike",
     "HistogramCopy",
+    "PollableFigures",
+    "PollableLike",
     "PollerLike",
     "RunSample",
     "RunSources",
@@ -54,6 +56,48 @@ class _PollerGauges(Protocol):
     def queue(self) -> int: ...
     @property
     def inbox(self) -> int: ...
+
+
+class _PollableStats(Protocol):
+    @property
+    def subscriptions(self) -> int: ...
+    @property
+    def changes(self) -> int: ...
+    @property
+    def acked(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def queue_max(self) -> int: ...
+    @property
+    def polls(self) -> Mapping[str, int]: ...
+    @property
+    def polls_per_s(self) -> float: ...
+    @property
+    def latency(self) -> Mapping[str, Histogram]: ...
+
+
+class PollableLike(Protocol):
+    """What the exporter reads of the progress pollable's feed (`wbsrun.poller.ProgressFeed`)."""
+
+    def statistics(self) -> _PollableStats: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollableFigures:
+    """The feed's figures at the sample; `latency`: host time of a ready() / block() call."""
+
+    subscriptions: int
+    changes: int
+    acked: int
+    dropped: int
+    queue_depth: int
+    queue_max: int
+    polls: dict[str, int]
+    polls_per_s: float
+    latency: dict[str, HistogramCopy]
 
 
 class BusLike(Protocol):
@@ -87,6 +131,7 @@ class RunSources:
     # The workbook's figures and its open entries by phase (`workbook_figures`); None: read
     # from the runner's workbook (a `--workers` run: the workers' merged ones).
     workbook: Callable[[], tuple[dict[str, int], dict[str, int]]] | None = None
+    pollable: PollableLike | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +186,7 @@ class RunSample:
     bus: BusStatistics | None = None
     poller: _PollerStats | None = None
     poller_gauges: _PollerGauges | None = None
+    pollable: PollableFigures | None = None
     logs: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
     # (action, check) → (passes, fails) of the actions' `checks:`.
@@ -253,6 +299,23 @@ def _resources(sources: RunSources) -> dict[str, dict[str, int]]:
     return out
 
 
+def _pollable(feed: PollableLike | None) -> PollableFigures | None:
+    if feed is None:
+        return None
+    st = feed.statistics()
+    return PollableFigures(
+        subscriptions=st.subscriptions,
+        changes=st.changes,
+        acked=st.acked,
+        dropped=st.dropped,
+        queue_depth=st.queue_depth,
+        queue_max=st.queue_max,
+        polls=dict(st.polls),
+        polls_per_s=st.polls_per_s,
+        latency={call: HistogramCopy.of(h) for call, h in st.latency.items()},
+    )
+
+
 def take_sample(sources: RunSources) -> RunSample:
     """Read the run now. On the loop while it runs; after it, from any one thread."""
     runner = sources.runner
@@ -284,6 +347,7 @@ def take_sample(sources: RunSources) -> RunSample:
         bus=sources.bus.statistics() if sources.bus is not None else None,
         poller=poller.statistics() if poller is not None else None,
         poller_gauges=poller.gauges() if poller is not None else None,
+        pollable=_pollable(sources.pollable),
         logs=dict(sources.logs) if sources.logs is not None else {},
         alerts=dict(sources.alerts()) if sources.alerts is not None else {},
         checks={
