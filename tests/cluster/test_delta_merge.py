@@ -6,6 +6,7 @@ their caps); and `merge_json` adds the per-process sections as documented."""
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from wbsrun.cluster import DeltaTaker, merge_delta, merge_json, totals
 from wbsrun.cluster.merge import ClusterState
 from wbsrun.cluster.protocol import Report
 from wbsrun.core.stats import MAX_MESSAGES_PER_CODE, ArrivalStats, Histogram, RunStats
+from wbsrun.progress.aggregate import ScenarioSums
 
 ACTIONS = ("get", "post", "put")
 
@@ -208,3 +210,38 @@ def test_the_end_check_is_exact_and_names_any_difference() -> None:
     problems = lossy.check()
     assert "requests_total: merged 2, workers counted 3" in problems
     assert any(p.startswith("actions:") for p in problems)
+
+
+def test_a_report_crosses_a_process_boundary_intact_on_either_build() -> None:
+    # Workers pickle their reports (a pipe, or Ray). On the compiled build the stats and the
+    # progress sums are mypyc classes: a frozen one could not be unpickled, and the workers
+    # of a compiled `--workers` run then died before their first report.
+    stats = RunStats()
+    for i, status in enumerate((200, 404, 500)):
+        _record(stats, ACTIONS[i], 10.0 * (i + 1), status, None if status == 200 else "boom")
+    stats.arrivals["main"] = ArrivalStats(planned=5, started=4, dropped=1, duration=2.0)
+    stats.arrivals["main"].delay.record(3.0)
+    sums = ScenarioSums(1.5, 1.0, 4, 3, 2, 1, 0.25, {"probe": 3})
+    report = Report(
+        worker=1,
+        seq=7,
+        stats=DeltaTaker().take(stats),
+        progress={"main": sums},
+        active={"main": 2},
+        inflight=1,
+        inflight_progress=0.5,
+        progress_done=2.0,
+        elapsed=1.25,
+        users=2,
+        leases=0,
+        interrupted=False,
+    )
+    back = pickle.loads(pickle.dumps(report))
+    assert back.progress == {"main": sums}
+    merged, again = RunStats(), RunStats()
+    merge_delta(merged, report.stats)
+    merge_delta(again, back.stats)
+    assert totals(again) == totals(merged) == totals(stats)
+    assert _hist(again.actions["get"].latency) == _hist(stats.actions["get"].latency)
+    assert again.arrivals["main"].dropped == 1
+    assert _hist(again.arrivals["main"].delay) == _hist(stats.arrivals["main"].delay)

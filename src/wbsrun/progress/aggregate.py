@@ -83,9 +83,11 @@ class ProgressUpdate:
     closed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScenarioSums:
-    """One scenario's running sums (`Aggregator.sums`): what a worker sends its coordinator."""
+    """One scenario's running sums (`Aggregator.sums`): what a worker sends its coordinator.
+    Not frozen: compiled with mypyc, a frozen dataclass cannot be unpickled (its state is
+    restored through the frozen `__setattr__`), and workers pickle these into their reports."""
 
     total: float
     closed_total: float
