@@ -103,7 +103,11 @@ def test_a_run_of_n_seconds_has_a_point_a_second_adding_up_to_its_totals(
     assert ts["cap"] == 3_600
     for key in ("rps", "p50", "p95", "p99", "users", "work", "time", "planned", "health"):
         assert len(ts[key]) == len(t), key
-    assert all(p is not None and p > 0 for p in ts["p95"])
+    # An interval's p95 is there when it had requests, and only then (on a loaded machine
+    # the short last interval, after the tick at 3 s, may have none).
+    for p95, n in zip(ts["p95"], ts["requests"], strict=True):
+        assert (p95 is not None and p95 > 0) if n else p95 is None, (ts["p95"], ts["requests"])
+    assert sum(1 for n in ts["requests"] if n) >= math.floor(duration)
     assert ts["users"][0] == 4
     assert ts["users"][-1] == 0
     assert ts["work"][-1] == result["progress"]["work"]
