@@ -16,7 +16,9 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.cli.checkpoint import CheckpointSettings, CheckpointWriter, Saved
 from wbsrun.cli.plugins import wasm_loader
+from wbsrun.cli.resume import restore, resumed_section
 from wbsrun.cli.worker import WorkerJob, worker_main
 from wbsrun.cluster import BusView, ClusterRunner
 from wbsrun.control import ControlServer, ControlSettings, new_token, write_token
@@ -307,6 +309,25 @@ def wire_cluster(
     return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, runner)
 
 
+def _checkpointing(
+    wired: WiredRun,
+    settings: CheckpointSettings | None,
+    carried: Saved | None,
+    source: Path | None,
+    source_hash: str,
+) -> CheckpointWriter | None:
+    """A second life's figures restored; the checkpoint writer as one more run service."""
+    if carried is not None:
+        restore(wired, carried)
+    if settings is None:
+        return None
+    if source is None:
+        raise RunError("--checkpoint: the bundle's path is needed")
+    writer = CheckpointWriter(wired, settings, source, source_hash, carried=carried)
+    wired.runner.services.append(writer)
+    return writer
+
+
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
     """`--metrics`: the exporter of this run, listening (its address printed)."""
     cluster = wired.cluster
@@ -392,13 +413,17 @@ def execute(
     control: ControlSettings | None = None,
     workers: int = 1,
     source: Path | None = None,
+    checkpoint: CheckpointSettings | None = None,
+    carried: Saved | None = None,
+    source_hash: str = "",
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
     before the run until the result is written (and `metrics_linger` seconds more).
     `control`: serve the live-control endpoint there while the run goes.
     `workers` > 1: that many worker processes, each loading the bundle at `source`, with
-    this process as their coordinator."""
+    this process as their coordinator. `checkpoint`: save the run's state there every
+    interval (cli/checkpoint.py); `carried`: the checkpoint this run is the next life of."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -420,6 +445,7 @@ def execute(
             wired = wire_cluster(plan, options, pools, log, jobs)
         else:
             wired = wire(plan, options, pools, log, prepare=prepare)
+        writer = _checkpointing(wired, checkpoint, carried, source, source_hash)
         if metrics is not None:
             exporter = start_metrics(metrics, wired, console)
         run_loop(
@@ -433,7 +459,12 @@ def execute(
                 control=control,
             )
         )
+        if writer is not None:
+            # The last one: complete, or (stopped by a signal or a threshold) resumable.
+            writer.write(complete=not wired.runner.interrupted)
         result = wired.result()
+        if carried is not None:
+            result["resumed"] = resumed_section(carried)
         if exporter is not None:
             exporter.finish()
     except BaseException:
