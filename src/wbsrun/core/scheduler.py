@@ -528,11 +528,10 @@ class Scheduler:
         run, clock = self.run, self.run.clock
         stats = run.stats.arrivals.get(self.scenario.name)
         if stats is None or self.resume is None:  # (a second life counts on)
-            stats = ArrivalStats(
-                planned=self.plan.planned_iterations() or 0, duration=plan.duration
-            )
-            stats.asked_per_second = stats.planned / plan.duration if plan.duration else 0.0
-            run.stats.arrivals[self.scenario.name] = stats
+            stats = run.stats.arrivals[self.scenario.name] = ArrivalStats()
+        stats.planned = self.plan.planned_iterations() or 0
+        stats.duration = plan.duration
+        stats.asked_per_second = stats.planned / plan.duration if plan.duration else 0.0
         idle = self._idle
         made = 0
         zero = self.zero
