@@ -170,7 +170,7 @@ def _assert_consistent_with_server(
     served = end["responded"]
     at_checkpoint = saved.state["stats"].counters["requests_total"]
     unknown_to_checkpoint = at_kill["responded"] - at_checkpoint
-    assert 0 <= unknown_to_checkpoint
+    assert unknown_to_checkpoint >= 0
     assert total <= served <= total + unknown_to_checkpoint
     for status, n in result["requests"]["status_codes"].items():
         assert n <= end["by_status"][status], (status, result["requests"], end)
@@ -247,7 +247,8 @@ def _stopped_run(tmp_path: Path, target: TargetProcess) -> tuple[Path, Path]:
     code, err = _finish(proc)
     assert code == 105, err
     manifest = _manifest(ck)
-    assert manifest is not None and not manifest["complete"]
+    assert manifest is not None
+    assert not manifest["complete"]
     return bundle, ck
 
 
@@ -274,7 +275,8 @@ def test_a_changed_bundle_is_refused_unless_forced(
     bundle.write_text(bundle.read_text("utf-8").replace("iterations: 30", "iterations: 31"))
     code, err = _finish(_wbsrun("resume", str(ck), "--json", str(tmp_path / "out2.json")))
     assert code == 1
-    assert "changed since the checkpoint" in err and "--force" in err, err
+    assert "changed since the checkpoint" in err, err
+    assert "--force" in err
     assert not (tmp_path / "out2.json").exists()
     code, err = _finish(
         _wbsrun("resume", str(ck), "--force", "--json", str(tmp_path / "out2.json"))

@@ -128,7 +128,8 @@ def test_a_kill_during_a_write_leaves_a_whole_file(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
         time.sleep(delay)  # mid-way through one of the writes
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)

@@ -131,6 +131,9 @@ class CheckpointWriter:
         self.sequence = int(carried.manifest["sequence"]) if carried else 0
         self.written = 0
         self.failed: str | None = None
+        # Kept ledger entries as exported at an earlier checkpoint (closed: they no longer
+        # change), so that each is exported once, not every interval.
+        self._exported: dict[object, str] = {}
         settings.directory.mkdir(parents=True, exist_ok=True)
 
     async def serve(self) -> None:
@@ -185,7 +188,7 @@ class CheckpointWriter:
             "persist": ctx.persist.state(),
             "global_vars": _picklable(ctx.global_vars),
             "log_counts": dict(wired.log.counts),
-            "ledger": {"summary": ctx.workbook.summary(), "kept": _kept_entries(wired)},
+            "ledger": {"summary": ctx.workbook.summary(), "kept": self._kept_entries()},
             "history": self.history,
         }
 
@@ -222,6 +225,25 @@ class CheckpointWriter:
                 self.wired.log.log("error", f"checkpoint in {directory} failed: {exc}")
             self.failed = str(exc)
 
+    def _kept_entries(self) -> list[str]:
+        """The closed ledger entries the sampling mode keeps in memory, as JSON lines (at
+        most MAX_KEPT); live ones are in flight and not kept."""
+        book = self.wired.runner.ctx.workbook
+        before: dict[object, str] = self._exported
+        now: dict[object, str] = {}
+        for entry in book.entries:
+            line = before.get(entry)
+            if line is None:
+                phase = book.get(entry, "timeline.phase")
+                if not (isinstance(phase, str) and phase.startswith("closing")):
+                    continue
+                line = json.dumps(plain(book.export(entry)), ensure_ascii=False, default=str)
+            now[entry] = line
+            if len(now) >= MAX_KEPT:
+                break
+        self._exported = now
+        return list(now.values())
+
 
 def _picklable(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -231,21 +253,6 @@ def _picklable(values: dict[str, Any]) -> dict[str, Any]:
         except Exception:  # noqa: S112 - a value that cannot be saved starts afresh
             continue
         out[key] = value
-    return out
-
-
-def _kept_entries(wired: WiredRun) -> list[str]:
-    """The closed ledger entries the sampling mode keeps in memory, as JSON lines (at most
-    MAX_KEPT); live ones are in flight and not kept."""
-    book = wired.runner.ctx.workbook
-    out: list[str] = []
-    for entry in book.entries:
-        phase = book.get(entry, "timeline.phase")
-        if not (isinstance(phase, str) and phase.startswith("closing")):
-            continue
-        out.append(json.dumps(plain(book.export(entry)), ensure_ascii=False, default=str))
-        if len(out) >= MAX_KEPT:
-            break
     return out
 
 
