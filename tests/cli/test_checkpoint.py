@@ -138,7 +138,12 @@ def _settled(target: TargetProcess) -> dict[str, Any]:
 
 
 def _killed_and_resumed(
-    tmp_path: Path, target: TargetProcess, load: str, kill_at: float, *, schema: bool = True
+    tmp_path: Path,
+    target: TargetProcess,
+    load: str,
+    kill_at: float,
+    *flags: str,
+    schema: bool = True,
 ) -> tuple[dict[str, Any], Saved, dict[str, Any], dict[str, Any]]:
     """Run with checkpoints, SIGKILL, resume: (result, the checkpoint resumed from, the
     server's counters at the kill and at the end)."""
@@ -146,7 +151,7 @@ def _killed_and_resumed(
     ck, out1, out2 = tmp_path / "ck", tmp_path / "out1.json", tmp_path / "out2.json"
     first = _wbsrun(
         "run", str(bundle), "--checkpoint", str(ck), "--checkpoint-interval", "0.5s",
-        "--json", str(out1),
+        "--json", str(out1), *flags,
     )  # fmt: skip
     _kill_after(first, ck, kill_at)
     at_kill = _settled(target)
@@ -229,6 +234,23 @@ def test_arrival_rate_resumes_at_the_next_scheduled_iteration(
     lost = saved.state["lost_tasks"]
     assert result["tasks"]["succeeded"] == 80 - lost
     assert result["tasks"]["interrupted"] == lost
+
+
+def test_a_run_window_continues_for_what_was_left_of_it(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    target = target_factory(knobs=TargetKnobs(latency_ms=20))
+    windowed = CLOSED.replace("      iterations: 30\n", "")
+    result, saved, at_kill, end = _killed_and_resumed(
+        tmp_path, target, windowed, 1.0, "--duration", "3s"
+    )
+    _assert_consistent_with_server(result, saved, at_kill, end)
+    # The window is the run's, across lives: 3 s of run time (plus the last passes' end),
+    # not 3 s more after the resume; the downtime is not part of it.
+    assert 3.0 <= result["duration_s"] < 3.5
+    assert result["timeseries"]["t"][-1] == result["duration_s"]
+    assert result["users"] == {"planned": 4, "started": 4, "finished": 4}
+    assert result["tasks"]["interrupted"] == saved.state["lost_tasks"]
 
 
 def _stopped_run(tmp_path: Path, target: TargetProcess) -> tuple[Path, Path]:

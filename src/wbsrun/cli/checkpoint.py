@@ -134,7 +134,10 @@ class CheckpointWriter:
         # Kept ledger entries as exported at an earlier checkpoint (closed: they no longer
         # change), so that each is exported once, not every interval.
         self._exported: dict[object, str] = {}
-        settings.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"--checkpoint {settings.directory}: cannot be made: {exc}") from None
 
     async def serve(self) -> None:
         finished = self.wired.runner.ctx.finished

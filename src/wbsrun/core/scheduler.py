@@ -253,6 +253,8 @@ class Scheduler:
         self.passes: dict[int, int] = dict(resume.passes) if resume is not None else {}
         self.began: dict[int, float] = {}
         self.done: set[int] = set(resume.done) if resume is not None else set()
+        # Users of this life that left without being over (a stop): a next life runs them on.
+        self.left: set[int] = set()
         self.dispatched = resume.dispatched if resume is not None else 0
 
     @property
@@ -289,7 +291,7 @@ class Scheduler:
         next life and finish there, not twice (-)."""
         if self.plan.arrivals is not None:
             return self.active
-        return -sum(1 for i in self.passes if i not in self.done and i not in self.began)
+        return -len(self.left)
 
     def hold(self) -> None:
         """Pause: users wait before their next action (not once this scenario is stopping:
@@ -511,6 +513,11 @@ class Scheduler:
                 self.done.add(index)  # over (not stopped): a second life skips it
         finally:
             self.began.pop(index, None)
+            if index not in self.done:
+                if self.cut_due is not None and not run.draining:
+                    self.done.add(index)  # cut at the end of its window: over all the same
+                else:
+                    self.left.add(index)
             self.active -= 1
             run.stats.users_finished += 1
             for component in run.components.values():
