@@ -30,6 +30,7 @@ __all__ = [
     "require_dir",
     "restore",
     "resume_options",
+    "resumed_line",
     "resumed_section",
     "write_kept",
 ]
@@ -113,10 +114,20 @@ def write_kept(saved: Saved) -> Path | None:
     kept = saved.state["ledger"]["kept"]
     if not kept:
         return None
-    lives = len(saved.state["history"])
-    path = saved.directory / f"kept-entries-life{lives}.jsonl"
+    life = len(saved.state["history"]) + 1  # the life that kept them (before `restore`)
+    path = saved.directory / f"kept-entries-life{life}.jsonl"
     path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
     return path
+
+
+def resumed_line(resumed: dict[str, Any]) -> str:
+    """The summary's line about the resume."""
+    lost = resumed["lost_in_flight"]["tasks"]
+    return (
+        f"resumed from the checkpoint at {resumed['from_checkpoint_at']:g}s "
+        f"({resumed['lives']} lives, down {resumed['down_s']:g}s): {lost} pass(es) in flight "
+        "lost and run again; requests after the checkpoint are not counted"
+    )
 
 
 def _iso(wall: float) -> str:

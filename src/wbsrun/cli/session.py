@@ -18,7 +18,7 @@ from rich.console import Console
 
 from wbsrun.cli.checkpoint import CheckpointSettings, CheckpointWriter, Saved
 from wbsrun.cli.plugins import wasm_loader
-from wbsrun.cli.resume import restore, resumed_section
+from wbsrun.cli.resume import restore, resumed_line, resumed_section
 from wbsrun.cli.worker import WorkerJob, worker_main
 from wbsrun.cluster import BusView, ClusterRunner
 from wbsrun.control import ControlServer, ControlSettings, new_token, write_token
@@ -487,6 +487,8 @@ def execute(
         for line in list(log.recent)[-3:]:
             console.print(f"[dim]last log: {line}[/dim]", highlight=False)
         print_summary(console, result, files=_written(result, json_out, log_file, report_out))
+        if "resumed" in result:
+            console.print(resumed_line(result["resumed"]), highlight=False)
     elif report_out is not None:
         console.print(f"report in {report_out}", highlight=False)
     sys.stdout.flush()
