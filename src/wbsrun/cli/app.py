@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from wbsrun.protocols.registry import provides
 from wbsrun.telemetry.html import check_assets
 
 if TYPE_CHECKING:
+    from wbsrun.cli.checkpoint import CheckpointSettings
     from wbsrun.control import ControlAddress
     from wbsrun.core.runner import RunOptions
     from wbsrun.telemetry.metrics import MetricsAddress
@@ -52,6 +54,22 @@ def _linger_seconds(ctx: click.Context, param: click.Parameter, value: str) -> f
         return 0.0 if value.strip() in ("0", "0s") else parse_duration(value)
     except UnitError as exc:
         raise click.BadParameter(f"'{value}': {exc}; expected a duration such as 5s") from None
+
+
+def _positive_seconds(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> float | None:
+    from wbsrun.dsl.units import UnitError, parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except UnitError as exc:
+        raise click.BadParameter(f"'{value}': {exc}; expected a duration such as 5s") from None
+    if not seconds > 0:
+        raise click.BadParameter(f"'{value}': expected a duration above 0, such as 5s")
+    return seconds
 
 
 # The exporter's options, on `run` and `demo` (docs/observability.md).
@@ -205,6 +223,21 @@ def wbs(path: Path) -> None:
     "cluster whose GCS is at ADDR (this process on one of its nodes). One per CPU of the "
     "cluster unless --workers says how many.",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Save the run's state in this directory every --checkpoint-interval, atomically; "
+    "`wbsrun resume DIR` continues the run from there after a crash or a stop.",
+)
+@click.option(
+    "--checkpoint-interval",
+    default="5s",
+    show_default=True,
+    callback=_positive_seconds,
+    help="How often --checkpoint saves (e.g. 500ms, 5s).",
+)
 @_with_metrics
 @with_control
 def run(
@@ -224,6 +257,8 @@ def run(
     quiet: bool,
     workers: int,
     cluster: str | None,
+    checkpoint_dir: Path | None,
+    checkpoint_interval: float,
     metrics: MetricsAddress | None,
     metrics_linger: float,
     control: ControlAddress | None,
@@ -233,6 +268,7 @@ def run(
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
     failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error (also a
     worker or Ray actor lost: status failed; Ray missing or the workers not placed)."""
+    from wbsrun.cli.checkpoint import bundle_hash
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
@@ -261,6 +297,8 @@ def run(
         _check_writable({"--json": json_out, "--report": report_out, "--log": log_file})
         if report_out is not None:
             check_assets()
+        workers = _worker_count(workers, cluster)
+        checkpoint = _checkpoint_settings(checkpoint_dir, checkpoint_interval, workers, cluster)
         result = execute(
             plan,
             options,
@@ -273,9 +311,135 @@ def run(
             metrics=metrics,
             metrics_linger=metrics_linger,
             control=steer,
-            workers=_worker_count(workers, cluster),
+            workers=workers,
             source=path,
             cluster=cluster,
+            checkpoint=checkpoint,
+            source_hash=bundle_hash(path, plan) if checkpoint is not None else "",
+        )
+    except WbsrunError as exc:
+        _fail(exc)
+        return
+    _exit(result)
+
+
+def _checkpoint_settings(
+    directory: Path | None, interval: float, workers: int, cluster: str | None = None
+) -> CheckpointSettings | None:
+    from wbsrun.cli.checkpoint import CheckpointSettings
+
+    if directory is None:
+        return None
+    if cluster is not None:
+        raise ScenarioError(
+            [
+                Diagnostic(
+                    "bad-option",
+                    f"--checkpoint with --cluster {cluster}: a run split across Ray actors "
+                    'cannot be checkpointed yet (docs/operations.md, "Checkpoint and resume")',
+                    value=cluster,
+                    expected="a one-process run with --checkpoint",
+                )
+            ]
+        )
+    if workers > 1:
+        raise ScenarioError(
+            [
+                Diagnostic(
+                    "bad-option",
+                    f"--checkpoint with --workers {workers}: a run split across worker "
+                    'processes cannot be checkpointed yet (docs/operations.md, "Checkpoint '
+                    'and resume")',
+                    value=str(workers),
+                    expected="--workers 1 with --checkpoint",
+                )
+            ]
+        )
+    if directory.exists() and not directory.is_dir():
+        raise RunError(f"--checkpoint {directory}: not a directory")
+    return CheckpointSettings(directory, interval)
+
+
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path, allow_dash=True),
+    help="Write the result (of the whole run, every life) here ('-': standard output).",
+)
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Scenario log file.")
+@click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a self-contained HTML report of the result here.",
+)
+@click.option("--quiet", is_flag=True, help="No live line and no summary.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Resume even though the bundle changed since the checkpoint (its schedule "
+    "position is then applied to the changed plan as it is).",
+)
+@click.option(
+    "--checkpoint-interval",
+    default=None,
+    callback=_positive_seconds,
+    help="How often this life checkpoints into DIR (default: the first life's interval, else 5s).",
+)
+def resume(
+    directory: Path,
+    json_out: Path | None,
+    log_file: Path | None,
+    report_out: Path | None,
+    quiet: bool,
+    force: bool,
+    checkpoint_interval: float | None,
+) -> None:
+    """Continue a run that was checkpointed (`run --checkpoint DIR`) and crashed or was
+    stopped: only its remaining work runs, and the result covers the whole run. Exit codes
+    as `run`'s; 0 with a message when the run had completed."""
+    from wbsrun.cli.checkpoint import CheckpointSettings, bundle_hash, load_checkpoint
+    from wbsrun.cli.resume import check_source, nothing_left, resume_options, write_kept
+    from wbsrun.cli.session import execute, to_stdout
+    from wbsrun.telemetry.console import console_for
+
+    try:
+        saved = load_checkpoint(directory)
+        if saved.complete:
+            click.echo(nothing_left(saved), err=True)
+            sys.exit(0)
+        source = Path(str(saved.manifest["bundle"]))
+        plan = _load(source)
+        source_hash = bundle_hash(source, plan)
+        check_source(saved, source_hash, force=force)
+        options = resume_options(saved)
+        out_dir = options.out_dir
+        if out_dir is not None and json_out is None:
+            json_out = out_dir / "result.json"
+        if out_dir is not None and options.sampling_for(plan).mode == "full":
+            # Each life's on-disk ledger apart: the first one's is never overwritten.
+            life = len(saved.state["history"]) + 2
+            options = replace(options, out_dir=out_dir / f"life{life}")
+        _check_writable({"--json": json_out, "--report": report_out, "--log": log_file})
+        if report_out is not None:
+            check_assets()
+        write_kept(saved)
+        interval = checkpoint_interval or float(saved.manifest.get("interval_s", 5.0))
+        result = execute(
+            plan,
+            options,
+            json_out=json_out,
+            log_file=log_file,
+            console=console_for(stderr=to_stdout(json_out)),
+            report_out=report_out,
+            live=not quiet,
+            summary=not quiet,
+            source=source,
+            checkpoint=CheckpointSettings(directory, interval),
+            carried=saved,
+            source_hash=source_hash,
         )
     except WbsrunError as exc:
         _fail(exc)

@@ -16,7 +16,9 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.cli.checkpoint import CheckpointSettings, CheckpointWriter, Saved
 from wbsrun.cli.plugins import wasm_loader
+from wbsrun.cli.resume import restore, resumed_line, resumed_section
 from wbsrun.cli.worker import WorkerJob, worker_main
 from wbsrun.cluster import BusView, ClusterRunner
 from wbsrun.cluster.links import Workers
@@ -322,6 +324,25 @@ def wire_cluster(
     return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, cluster=runner)
 
 
+def _checkpointing(
+    wired: WiredRun,
+    settings: CheckpointSettings | None,
+    carried: Saved | None,
+    source: Path | None,
+    source_hash: str,
+) -> CheckpointWriter | None:
+    """A second life's figures restored; the checkpoint writer as one more run service."""
+    if carried is not None:
+        restore(wired, carried)
+    if settings is None:
+        return None
+    if source is None:
+        raise RunError("--checkpoint: the bundle's path is needed")
+    writer = CheckpointWriter(wired, settings, source, source_hash, carried=carried)
+    wired.runner.services.append(writer)
+    return writer
+
+
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
     """`--metrics`: the exporter of this run, listening (its address printed)."""
     cluster = wired.cluster
@@ -409,6 +430,9 @@ def execute(
     workers: int = 1,
     source: Path | None = None,
     cluster: str | None = None,
+    checkpoint: CheckpointSettings | None = None,
+    carried: Saved | None = None,
+    source_hash: str = "",
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
@@ -416,7 +440,9 @@ def execute(
     `control`: serve the live-control endpoint there while the run goes.
     `workers` > 1: that many worker processes, each loading the bundle at `source`, with
     this process as their coordinator. `cluster` (`local-ray`, `ray://ADDR`): the workers
-    are Ray actors (`workers`: how many, 0: one per CPU of the cluster)."""
+    are Ray actors (`workers`: how many, 0: one per CPU of the cluster).
+    `checkpoint`: save the run's state there every interval (cli/checkpoint.py);
+    `carried`: the checkpoint this run is the next life of."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -455,6 +481,7 @@ def execute(
             wired = wire_cluster(plan, options, pools, log, jobs)
         else:
             wired = wire(plan, options, pools, log, prepare=prepare)
+        writer = _checkpointing(wired, checkpoint, carried, source, source_hash)
         if metrics is not None:
             exporter = start_metrics(metrics, wired, console)
         run_loop(
@@ -468,7 +495,12 @@ def execute(
                 control=control,
             )
         )
+        if writer is not None:
+            # The last one: complete, or (stopped by a signal or a threshold) resumable.
+            writer.write(complete=not wired.runner.interrupted)
         result = wired.result()
+        if carried is not None:
+            result["resumed"] = resumed_section(carried)
         if exporter is not None:
             exporter.finish()
     except BaseException:
@@ -493,6 +525,8 @@ def execute(
         for line in list(log.recent)[-3:]:
             console.print(f"[dim]last log: {line}[/dim]", highlight=False)
         print_summary(console, result, files=_written(result, json_out, log_file, report_out))
+        if "resumed" in result:
+            console.print(resumed_line(result["resumed"]), highlight=False)
     elif report_out is not None:
         console.print(f"report in {report_out}", highlight=False)
     sys.stdout.flush()

@@ -112,6 +112,35 @@ class Feed:
     def close(self) -> None:
         self.rows.close()
 
+    def position(self) -> dict[str, Any]:
+        """Where this feed stands (a checkpoint): its cursor and its mode's counters, the
+        random generator's state and the current shuffle's keys. Plain, picklable."""
+        order = self._order
+        return {
+            "cursor": self.cursor,
+            "exhausted": self.exhausted,
+            "dealt": self._dealt,
+            "taken": self._taken,
+            "cycle": self._cycle,
+            "rng": self.rng.getstate(),
+            "order": None if order is None else order._keys,
+        }
+
+    def restore(self, at: dict[str, Any]) -> None:
+        """Continue after the last row taken (`position()` of a first life; the file opened)."""
+        cursor = at["cursor"]
+        self.cursor = (int(cursor[0]), int(cursor[1]))
+        self.exhausted = bool(at["exhausted"])
+        self._dealt = int(at["dealt"])
+        self._taken = int(at["taken"])
+        self._cycle = int(at["cycle"])
+        self.rng.setstate(at["rng"])
+        keys = at["order"]
+        if keys is not None and self.count:
+            order = Permutation(self.count, random.Random(0))
+            order._keys = tuple(keys)
+            self._order = order
+
     def pick(self, user_rows: dict[str, Any], user: int = 0) -> dict[str, Any] | FeedProblem:
         """This pass's row; `user_rows` holds the user's own (mode per-user), `user` is its
         global index (a split run deals per-user rows by it)."""

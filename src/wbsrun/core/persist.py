@@ -92,6 +92,25 @@ class PersistBuffer:
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(message)
 
+    def state(self) -> dict[str, Any]:
+        """What reached the disk so far (a checkpoint): the files written and the counters.
+        Values still pending are not on disk, and not in it."""
+        return {
+            "files": sorted(self._written),
+            "writes": self.writes,
+            "bytes_written": self.bytes_written,
+            "failed": self.failed,
+            "errors": list(self.errors),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """A second life counts on from a first life's `state()` (its files stay on disk)."""
+        self._written.update(str(f) for f in state["files"])
+        self.writes += int(state["writes"])
+        self.bytes_written += int(state["bytes_written"])
+        self.failed += int(state["failed"])
+        self.errors.extend(str(e) for e in state["errors"][: max(0, MAX_ERRORS - len(self.errors))])
+
     @property
     def pending(self) -> int:
         return len(self._pending)

@@ -18,6 +18,7 @@ from wbsrun.core.ledger import open_workbook
 from wbsrun.core.limits import DEFAULT_MAX_BODY
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.core.ports import Component, LeaseProvider, LogSink, Runtime
+from wbsrun.core.resume import RunResume, ScenarioPosition
 from wbsrun.core.scheduler import Scheduler, spawn_plan
 from wbsrun.core.segments import Segmentation
 from wbsrun.core.sinks import as_sink
@@ -81,11 +82,20 @@ class RunOptions:
     # one, so that they deal from the same shuffles. None: random per run (with a segment:
     # derived from the plan's name, the same every run).
     data_seed: int | None = None
+    # A second life (`wbsrun resume`): where the first one stood at its last checkpoint;
+    # only the remaining work runs (docs/operations.md "Checkpoint and resume").
+    resume: RunResume | None = None
 
     def sampling_for(self, plan: Plan) -> SamplingSpec:
         """The plan's `progress.sampling`, with this run's mode if one was given."""
         spec = plan.progress.sampling
         return spec if self.sampling is None else replace(spec, mode=self.sampling)
+
+
+def _position(resume: RunResume | None, scenario: str) -> ScenarioPosition | None:
+    if resume is None:
+        return None
+    return resume.scenarios.get(scenario, ScenarioPosition())
 
 
 def _grace(run: float | None, scenario: float | None) -> float:
@@ -169,10 +179,22 @@ class Runner:
         ctx.deadlines.bind(asyncio.get_running_loop())
         ctx.t0 = ctx.clock()
         self.started_wall = time.time()
+        resume = self.options.resume
+        if resume is not None:
+            # The schedule's clock continues from the checkpoint: windows, ramps and arrival
+            # offsets keep their places; the crash's downtime is not part of the run.
+            ctx.t0 -= resume.elapsed
+            self.started_wall = resume.started_wall
+            ctx.progress_done = resume.progress_done
+            ctx.global_vars.update(resume.global_vars)
         deadline = ctx.t0 + self.options.duration if self.options.duration else None
         try:
             # Before the users: the random-access modes scan their file once (index).
             ctx.feeds = open_feeds(self.plan.data, self._data_seed(), self.options.segment)
+            if resume is not None:
+                for name, at in resume.feeds.items():
+                    if name in ctx.feeds:
+                        ctx.feeds[name].restore(at)
         except RowError as exc:
             raise RunError(f"data source cannot be read: {exc}") from None
         several = len(self.plan.scenarios) > 1
@@ -185,6 +207,8 @@ class Runner:
                 deadline,
                 prefix=f"s{i + 1}-" if several else "",
                 grace=_grace(self.options.graceful_stop, s.graceful_stop),
+                resume=_position(resume, s.name),
+                elapsed=resume.elapsed if resume is not None else 0.0,
             )
             for i, s in enumerate(self.plan.scenarios)
         ]
@@ -301,6 +325,10 @@ class Runner:
         now = self.ctx.clock()
         due = [s.cut_due for s in self.schedulers if s.cut_due is not None and s.active]
         return max(0.0, min(due) - now) if due else None
+
+    def position(self) -> dict[str, ScenarioPosition]:
+        """Each scenario's schedule position now (a checkpoint)."""
+        return {s.scenario.name: s.position() for s in self.schedulers}
 
     def active_users(self) -> int:
         return sum(s.active for s in self.schedulers)

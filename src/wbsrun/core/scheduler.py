@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -12,6 +13,7 @@ from wbsrun.core.control import ControlError
 from wbsrun.core.executor import Executor
 from wbsrun.core.pacing import Pacer, user_seed
 from wbsrun.core.ports import UserHandle
+from wbsrun.core.resume import ScenarioPosition
 from wbsrun.core.segments import Segmentation
 from wbsrun.core.stats import ArrivalStats
 from wbsrun.core.task import RunContext, UserState
@@ -228,6 +230,9 @@ class Scheduler:
         deadline: float | None,
         prefix: str,
         grace: float = 30.0,
+        *,
+        resume: ScenarioPosition | None = None,
+        elapsed: float = 0.0,
     ) -> None:
         self.run = run
         self.scenario = scenario
@@ -263,6 +268,17 @@ class Scheduler:
         self._idle: list[_Slot] = []
         self._scaled = False
         self._kept = False  # a scale keeps the scenario open until its window ends
+        # The schedule position (a checkpoint, core/resume.py): closed-model users' completed
+        # passes and start times, the users whose passes are over, arrival iterations
+        # dispatched. A second life starts from `resume`, its clock `elapsed` seconds on.
+        self.resume = resume
+        self.elapsed = elapsed
+        self.passes: dict[int, int] = dict(resume.passes) if resume is not None else {}
+        self.began: dict[int, float] = {}
+        self.done: set[int] = set(resume.done) if resume is not None else set()
+        # Users of this life that left without being over (a stop): a next life runs them on.
+        self.left: set[int] = set()
+        self.dispatched = resume.dispatched if resume is not None else 0
 
     @property
     def planned_users(self) -> int:
@@ -291,6 +307,23 @@ class Scheduler:
             self.max_users = users
         else:
             self.target = users
+
+    def position(self) -> ScenarioPosition:
+        """Where this scenario stands now (a checkpoint): users in a pass have completed
+        the passes before it; how long each user had run counts for `task-duration`."""
+        now = self.run.clock()
+        ran = dict(self.resume.ran) if self.resume is not None else {}
+        for index, began in self.began.items():
+            ran[index] = now - began
+        return ScenarioPosition(dict(self.passes), ran, frozenset(self.done), self.dispatched)
+
+    def users_carried(self) -> int:
+        """For a checkpoint's `users_finished`: arrival-rate users alive now end with this
+        life (+); closed-model users that left without being over (a stop) come back in the
+        next life and finish there, not twice (-)."""
+        if self.plan.arrivals is not None:
+            return self.active
+        return -len(self.left)
 
     def hold(self) -> None:
         """Pause: users wait before their next action (not once this scenario is stopping:
@@ -361,7 +394,8 @@ class Scheduler:
         # The components are initialised now: their request timeouts are known.
         self.executor.bind_limits()
         clock = self.run.clock
-        self.started_at = clock()
+        # A second life: the plan's clock as it stood at the checkpoint.
+        self.started_at = clock() - self.elapsed
         # The scenario's own start (after its start-after).
         self.zero = self.started_at + self.plan.offset
         self._stop_known = False
@@ -377,6 +411,8 @@ class Scheduler:
                         return
                     users = zip(self.plan.user_indices(), self.plan.starts, strict=True)
                     for i, offset in users:
+                        if i in self.done:
+                            continue  # a second life: this user's passes were over
                         at = self.started_at + offset
                         stop = self._stop_at
                         if self.run.draining or (stop is not None and at >= stop):
@@ -458,11 +494,19 @@ class Scheduler:
             private_session=self.scenario.session_new,
         )
         user = UserState(handle=handle, index=index)
-        run.stats.users_started += 1
+        # A second life: a user started before the checkpoint goes on from its last
+        # completed pass (started once: counted once).
+        again = index in self.passes
+        if not again:
+            run.stats.users_started += 1
         self._starting -= 1
         self.active += 1
-        start = run.clock()
-        iteration = 0
+        resume = self.resume
+        ran = resume.ran.get(index, 0.0) if again and resume is not None else 0.0
+        start = run.clock() - ran
+        self.began[index] = start
+        iteration = self.passes.get(index, 0)
+        self.passes[index] = iteration
         pacer = Pacer(self.scenario, user_seed(run.plan.name, self.scenario.name, index))
         seen_missed = 0
         executor = self.executor
@@ -476,6 +520,7 @@ class Scheduler:
                 began = run.clock()
                 await self.executor.run_task(user, iteration)
                 iteration += 1
+                self.passes[index] = iteration
                 if not iteration & 63:
                     # A pass that fails before any I/O never suspends: without this, such a
                     # user would spin and starve the guard, the ticker and the other users.
@@ -496,7 +541,15 @@ class Scheduler:
                         think = min(think, max(0.0, stop - run.clock()))
                     if not await self._sleep(think):
                         break
+            if not run.draining:
+                self.done.add(index)  # over (not stopped): a second life skips it
         finally:
+            self.began.pop(index, None)
+            if index not in self.done:
+                if self.cut_due is not None and not run.draining:
+                    self.done.add(index)  # cut at the end of its window: over all the same
+                else:
+                    self.left.add(index)
             self.active -= 1
             run.stats.users_finished += 1
             for component in run.components.values():
@@ -512,9 +565,12 @@ class Scheduler:
         fewer than max-users run), whether or not earlier ones finished; with every user busy
         it is dropped and counted."""
         run, clock = self.run, self.run.clock
-        stats = ArrivalStats(planned=self.plan.planned_iterations() or 0, duration=plan.duration)
+        stats = run.stats.arrivals.get(self.scenario.name)
+        if stats is None or self.resume is None:  # (a second life counts on)
+            stats = run.stats.arrivals[self.scenario.name] = ArrivalStats()
+        stats.planned = self.plan.planned_iterations() or 0
+        stats.duration = plan.duration
         stats.asked_per_second = stats.planned / plan.duration if plan.duration else 0.0
-        run.stats.arrivals[self.scenario.name] = stats
         idle = self._idle
         made = 0
         zero = self.zero
@@ -526,13 +582,16 @@ class Scheduler:
             self._spawn(tg, self._arrival_user(slot, stats))
         stop = self._stop_at
         try:
-            for offset in self.plan.iteration_offsets():
+            # A second life: the iterations dispatched before the checkpoint are skipped.
+            offsets = itertools.islice(self.plan.iteration_offsets(), self.dispatched, None)
+            for offset in offsets:
                 at = zero + offset
                 if run.draining or (stop is not None and at >= stop):
                     break
                 delay = at - clock()
                 if delay > 0 and not await self._sleep(delay):
                     break
+                self.dispatched += 1
                 if self.executor.held:
                     stats.paused += 1  # due while paused: not started, not dropped
                     continue

@@ -36,7 +36,14 @@ from wbsrun.progress.views import (
     UserProgress,
 )
 
-__all__ = ["AggregatingSink", "Aggregator", "ProgressUpdate", "ScenarioSums", "TaskUpdate"]
+__all__ = [
+    "AggregatingSink",
+    "Aggregator",
+    "ProgressUpdate",
+    "ScenarioSums",
+    "SettledState",
+    "TaskUpdate",
+]
 
 _NO_AGGREGATE: Final = frozenset({"timeline.phase", "error", "lease"})
 # Fields whose events only move an open task's progress and milestones: `AggregatingSink`
@@ -97,6 +104,16 @@ class ScenarioSums:
     users_done: int
     pass_time: float
     counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SettledState:
+    """The sums of the passes closed (`Aggregator.settled`, a checkpoint): per scenario, and
+    per user id (scenario, Σ progress, passes started, passes closed). Passes still open are
+    left out: a second life runs them again."""
+
+    scenarios: dict[str, ScenarioSums]
+    users: dict[str, tuple[str, float, int, int]]
 
 
 class _Scenario:
@@ -431,6 +448,54 @@ class Aggregator:
                 sc.pass_time += s.pass_time
                 for m, n in s.counts.items():
                     sc.counts[m] = sc.counts.get(m, 0) + n
+
+    def settled(self) -> SettledState:
+        """`sums()` and the per-user figures without the tasks still open."""
+        sums = self.sums()  # folds what was touched
+        open_total: dict[str, float] = {}
+        open_started: dict[str, int] = {}
+        open_marks: dict[str, dict[str, int]] = {}
+        user_open: dict[int, tuple[float, int]] = {}
+        for task in self._open.values():
+            name = task.scenario.base.name
+            open_total[name] = open_total.get(name, 0.0) + task.progress
+            open_started[name] = open_started.get(name, 0) + 1
+            marks = open_marks.setdefault(name, {})
+            for m in task.milestones:
+                marks[m] = marks.get(m, 0) + 1
+            key = id(task.user)
+            was = user_open.get(key, (0.0, 0))
+            user_open[key] = (was[0] + task.progress, was[1] + 1)
+        scenarios: dict[str, ScenarioSums] = {}
+        for name, s in sums.items():
+            marks = open_marks.get(name, {})
+            scenarios[name] = ScenarioSums(
+                s.total - open_total.get(name, 0.0),
+                s.closed_total,
+                s.started - open_started.get(name, 0),
+                s.closed,
+                s.users,
+                s.users_done,
+                s.pass_time,
+                {m: n - marks.get(m, 0) for m, n in s.counts.items()},
+            )
+        users: dict[str, tuple[str, float, int, int]] = {}
+        for uid, u in self._users.items():
+            less = user_open.get(id(u), (0.0, 0))
+            users[uid] = (u.scenario.base.name, u.total - less[0], u.started - less[1], u.closed)
+        return SettledState(scenarios, users)
+
+    def load_settled(self, state: SettledState) -> None:
+        """A second life starts from a first life's `settled()`."""
+        self.load([state.scenarios])
+        for uid, (name, total, started, closed) in state.users.items():
+            sc = self._scenarios.get(name)
+            if sc is None:
+                continue
+            user = self._users[uid] = _User(sc)
+            user.total = total
+            user.started = started
+            user.closed = closed
 
     @property
     def baselines(self) -> tuple[ScenarioBaseline, ...]:

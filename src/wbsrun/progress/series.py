@@ -136,6 +136,14 @@ class Series:
         # The cumulative latency at the previous sample: the interval's is the difference.
         self._prev_latency = Histogram()
         self._latest: dict[str, Any] = {}
+        # Resumed runs (`wbsrun resume`): (t of the checkpoint, wall seconds the run was down).
+        self.gaps: list[tuple[float, float]] = []
+
+    def mark_gap(self, at: float, down_s: float) -> None:
+        """A second life continues this series from `at` (the checkpoint's seconds since the
+        start): what the first life did after `at` is lost, and the run was down `down_s`
+        wall-clock seconds. Listed in `gaps`; the points themselves go on from `at`."""
+        self.gaps.append((at, down_s))
 
     @property
     def interval_s(self) -> float:
@@ -360,6 +368,9 @@ class Series:
             out[k] = [_gauge(k, x) for x in col]
         if any(self._paused):  # only a run that was paused has the column
             out["paused_s"] = [round(x, 3) for x in self._paused]
+        gaps = getattr(self, "gaps", [])
+        if gaps:  # only a resumed run has them
+            out["gaps"] = [{"at": round(at, 3), "down_s": round(d, 3)} for at, d in gaps]
         return out
 
 
