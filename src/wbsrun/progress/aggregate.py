@@ -106,7 +106,7 @@ class ScenarioSums:
     counts: dict[str, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: pickled into checkpoints (see ScenarioSums)
 class SettledState:
     """The sums of the passes closed (`Aggregator.settled`, a checkpoint): per scenario, and
     per user id (scenario, Σ progress, passes started, passes closed). Passes still open are
