@@ -108,7 +108,7 @@ chromium:
 pytest: pytest-compiled pytest-pure
 
 pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus chromium assets plugins
-	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest
+	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest --durations=25
 
 # The pure pass runs the tests of the layers the hot path is compiled from (core, dsl) and
 # of what drives it directly (progress, poller, protocols, resources). The adapters' and the
