@@ -450,9 +450,11 @@ class Scheduler:
                 due = slot.due
                 if due < 0:
                     break
-                stats.delay.record((clock() - due) * 1000.0)
+                # The loop's timers may fire up to its clock resolution (~1 ms) early: an
+                # iteration is never counted as started before its time.
+                stats.delay.record(max(0.0, (clock() - due) * 1000.0))
                 await self.executor.run_task(user, iteration)
-                stats.from_schedule.record((clock() - due) * 1000.0)
+                stats.from_schedule.record(max(0.0, (clock() - due) * 1000.0))
                 iteration += 1
                 if self._closing or run.draining or self._alive > self.max_users:
                     break  # the schedule is over, or above the max-users a scale set
