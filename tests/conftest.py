@@ -54,8 +54,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 HTTP_TRANSPORTS = ("fast", "aiohttp")
-# Modules whose HTTP-sending tests run once per transport (results must not depend on it).
-_BOTH_TRANSPORTS = ("tests/core/test_workflow_", "tests/cli/")
+# Modules whose HTTP-sending tests run once per transport (results must not depend on it):
+# the workflow semantics, and the CLI runs where the transport's own limits and cancellation
+# show (bodies, timeouts, the graceful stop, the demo). The other CLI tests (thresholds,
+# checks, checkpoints, compare, init) drive the same runner on the default transport only.
+_BOTH_TRANSPORTS = (
+    "tests/core/test_workflow_",
+    "tests/cli/test_cli.py",
+    "tests/cli/test_body_limit_runs.py",
+    "tests/cli/test_graceful_stop.py",
+)
 _SENDS_HTTP = ("target", "target_factory", "live_reference")
 
 
