@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from ray_kit import LOOPBACK, ledger_entries, quiet_ray_env, require_ray, run_cli, wait_until
 from wbsrun.cli.app import cli
-from wbsrun.target import TargetProcess
+from wbsrun.target import TargetKnobs, TargetProcess
 
 SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
 
@@ -304,3 +304,64 @@ def test_workers_that_cannot_all_be_placed_in_time_fail_the_start_and_free_the_g
         assert not actors.actors  # none started
     finally:
         ray.util.remove_placement_group(holder)
+
+
+def test_live_control_reaches_the_actors_pause_holds_them_resume_and_stop_follow(
+    local_ray: str, target_factory: Target, tmp_path: Path
+) -> None:
+    # The same forwarding as with worker processes (cluster/control.py), over the actors'
+    # numbered control method: pause holds both actors' users, resume restarts them, stop is
+    # the graceful stop with exact totals.
+    require_ray()
+    target = target_factory(knobs=TargetKnobs(latency_ms=20))
+    bundle = _bundle(tmp_path, target.url(), 4, "")
+    out, token = bundle / "r.json", tmp_path / "control.token"
+    flags = ["--cluster", f"ray://{local_ray}", "--quiet", "--duration", "60s"]
+    flags += ["--control", "0", "--control-token-file", str(token)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wbsrun", "run", str(bundle), "--json", str(out), *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "wbsrun", "ctl", "--url", url]
+        done = subprocess.run(
+            [*command, "--token-file", str(token), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def both_paused() -> bool:
+        workers = json.loads(ctl("status").stdout)["workers"]
+        return len(workers) == 2 and all(w["paused"] and not w["pending"] for w in workers)
+
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("control: "), line
+        url = line.split()[1]
+        wait_until(lambda: target.stats()["received"] > 20, 40, "requests")
+        ctl("pause")
+        wait_until(both_paused, 10, "both actors paused")
+        time.sleep(0.3)
+        held = target.stats()["received"]
+        time.sleep(1.5)
+        assert target.stats()["received"] == held  # not one request while paused
+        ctl("resume")
+        wait_until(lambda: target.stats()["received"] > held + 20, 15, "requests again")
+        ctl("stop")
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=5)
+    assert proc.returncode == 105, err
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["cluster"]["exact"], result["cluster"]["mismatches"]
+    assert result["requests"]["total"] == target.stats()["received"]
+    assert result["paused_s"] >= 1.5
