@@ -187,12 +187,12 @@ def test_pause_holds_every_worker_and_resume_restarts_them(
     assert result["paused_s"] >= 1.5
 
 
-def test_a_pause_before_the_workers_start_holds_them_from_the_first_request(
+def test_a_run_started_paused_holds_every_worker_from_the_first_request(
     target_factory: Target, tmp_path: Path
 ) -> None:
     target = target_factory()
-    with _run(tmp_path, target.url(), 4) as run:
-        run.ctl("pause")  # the endpoint is up before the workers have loaded the plan
+    with _run(tmp_path, target.url(), 4, "--paused") as run:
+        # Paused before the workers were placed: each is sent its Pause ahead of its Go.
         _until(lambda: run.status()["state"] == "paused" and run.status()["scenarios"], 30)
         _until(lambda: all(w["paused"] for w in run.status()["workers"]), 5)
         time.sleep(1.0)

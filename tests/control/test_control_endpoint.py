@@ -258,3 +258,55 @@ def test_wbsrun_ctl_steers_a_run_end_to_end(
     gone = _wbsrun("ctl", "--url", url, "--token", token, "status")
     assert gone.returncode == 1
     assert "no run answers" in gone.stderr
+
+
+def test_paused_needs_control_and_is_refused_without_it(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path, doc(), [("127.0.0.1", 9)])
+    done = _wbsrun("run", str(bundle), "--paused")
+    assert done.returncode == 2
+    assert "--paused need --control" in done.stderr
+
+
+def test_a_run_started_paused_sends_nothing_until_resumed(
+    tmp_path: Path, target_factory: Callable[..., TargetProcess]
+) -> None:
+    target = target_factory()
+    bundle = write_bundle(tmp_path, doc(2), on(target))
+    token_file = tmp_path / "control.token"
+    result_file = tmp_path / "result.json"
+    args = ["run", str(bundle), "--duration", "30s", "--quiet", "--paused"]
+    args += ["--control", "0", "--control-token-file", str(token_file), "--json", str(result_file)]
+    with subprocess.Popen(
+        [sys.executable, "-m", "wbsrun", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    ) as proc:
+        try:
+            url = _await_line(proc, r"control: (http://127\.0\.0\.1:\d+) token=", 20).group(1)
+            _await_line(proc, r"paused: nothing is sent until", 5)
+            ctl = ("ctl", "--url", url, "--token-file", str(token_file))
+            deadline = time.monotonic() + 10
+            while json.loads(_wbsrun(*ctl, "status").stdout)["state"] != "paused":
+                assert time.monotonic() < deadline, "the run never showed itself paused"
+                time.sleep(0.1)
+            time.sleep(1.0)
+            assert _served(target) == 0  # the users were held from their first action
+            assert _wbsrun(*ctl, "resume").stdout.startswith("running")
+            deadline = time.monotonic() + 10
+            while _served(target) < 20:
+                assert time.monotonic() < deadline, "resume did not start the users"
+                time.sleep(0.1)
+            assert _wbsrun(*ctl, "stop").stdout.startswith("stopping")
+            assert proc.wait(timeout=30) == 105
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    result = json.loads(result_file.read_text())
+    assert result["requests"]["total"] == _served(target)
+    assert result["paused_s"] >= 1.0
+
+
+def _served(target: TargetProcess) -> int:
+    return int(target.stats()["by_route"].get("GET /asset", 0))

@@ -56,6 +56,12 @@ CONTROL_OPTIONS = (
         is_flag=True,
         help="Let --control listen on a non-loopback address (refused otherwise).",
     ),
+    click.option(
+        "--paused",
+        is_flag=True,
+        help="Start paused (as k6's --paused): nothing is sent until `wbsrun ctl resume`; "
+        "needs --control.",
+    ),
 )
 
 
@@ -66,17 +72,23 @@ def with_control(f: Any) -> Any:
 
 
 def control_settings(
-    address: ControlAddress | None, token_file: Path | None, allow_remote: bool
+    address: ControlAddress | None,
+    token_file: Path | None,
+    allow_remote: bool,
+    paused: bool = False,
 ) -> Any:
     """The run's `ControlSettings` (None without --control); a usage error for a non-loopback
-    bind without --control-allow-remote, or a token file without --control."""
+    bind without --control-allow-remote, or a token file or --paused without --control (a run
+    started paused with no endpoint could never be resumed)."""
     if address is None:
-        if token_file is not None or allow_remote:
-            raise click.UsageError("--control-token-file and --control-allow-remote need --control")
+        if token_file is not None or allow_remote or paused:
+            raise click.UsageError(
+                "--control-token-file, --control-allow-remote and --paused need --control"
+            )
         return None
     from wbsrun.control import ControlSettings
 
-    settings = ControlSettings(address, token_file, allow_remote)
+    settings = ControlSettings(address, token_file, allow_remote, paused)
     try:
         settings.check()
     except ValueError as exc:

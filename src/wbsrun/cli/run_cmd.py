@@ -141,6 +141,7 @@ def run(
     control: ControlAddress | None,
     control_token_file: Path | None,
     control_allow_remote: bool,
+    paused: bool,
 ) -> None:
     """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
     failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error (also a
@@ -150,7 +151,7 @@ def run(
     from wbsrun.cli.session import execute, to_stdout
     from wbsrun.telemetry.console import console_for
 
-    steer = control_settings(control, control_token_file, control_allow_remote)
+    steer = control_settings(control, control_token_file, control_allow_remote, paused)
     try:
         plan = load_warned(path)
         bundle = locate_bundle(path)

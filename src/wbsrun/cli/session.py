@@ -161,7 +161,11 @@ async def _open_control(
         except OSError as exc:
             await server.close()
             raise RunError(f"--control-token-file {settings.token_file}: {exc}") from exc
+    if settings.paused:
+        runner.control.pause()  # before the first user: the schedulers start held
     console.print(f"control: {bound.url()} token={token}", highlight=False, soft_wrap=True)
+    if settings.paused:
+        console.print("paused: nothing is sent until `wbsrun ctl resume`", highlight=False)
     return server
 
 

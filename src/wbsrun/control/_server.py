@@ -219,11 +219,12 @@ class ControlServer:
 
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
-    """`--control`, `--control-token-file`, `--control-allow-remote` as given."""
+    """`--control`, `--control-token-file`, `--control-allow-remote`, `--paused` as given."""
 
     address: ControlAddress
     token_file: Path | None = None
     allow_remote: bool = False
+    paused: bool = False  # the run starts paused: nothing is sent until a resume
 
     def check(self) -> None:
         """ValueError for a non-loopback bind without `--control-allow-remote`."""
