@@ -35,6 +35,7 @@ HOT_PATH = (
     "core/components.py",
     "core/deadlines.py",
     "core/executor.py",
+    "core/guards.py",
     "core/handlers.py",
     "core/handles.py",
     "core/leases.py",

@@ -10,6 +10,8 @@ count of requests in it). Repetitions are interleaved (ABC, CBA, ...) and the me
 
 Variants:
 - `full`: `wire()`, exactly as `wbsrun run` runs it (aggregator, bus, poller, health checks);
+- `dense`: as `full` on the Phase-1 workbook (`progress.model: dense`, one dict of fields an
+  entry, no packing), the baseline of issue 22 item 6;
 - `nohealth`: as `full`, but the poller has no health rules (no health checks);
 - `drain`: aggregator and bus, its events taken by a subscriber that drops them every 50 ms
   (the bus's own cost, without the poller's);
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -38,7 +41,7 @@ from typing import Any
 import transport as T  # bench/ is sys.path[0] when run
 from wbsrun.core.bus import EndOfStream, Subscription
 
-VARIANTS = ("full", "nohealth", "drain", "nopoller", "nobus", "none")
+VARIANTS = ("full", "dense", "nohealth", "drain", "nopoller", "nobus", "none")
 
 
 def child(variant: str, users: int, port: int, duration: float) -> None:
@@ -62,9 +65,11 @@ def child(variant: str, users: int, port: int, duration: float) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     bundle = prepare_bundle(Path(tempfile.mkdtemp(prefix="wbsrun-wiring-")), T._hosts(users), port)
     plan = load_plan(bundle, provides())
+    if variant == "dense":
+        plan = dataclasses.replace(plan, progress=dataclasses.replace(plan.progress, model="dense"))
     options = RunOptions(users=users, duration=duration, transport="fast")
     pools, log = PoolManager(plan), RunLog(None)
-    if variant == "full":
+    if variant in ("full", "dense"):
         runner = wire(plan, options, pools, log).runner
     elif variant in ("nohealth", "drain"):
         bus = ProgressBus(plan.progress)

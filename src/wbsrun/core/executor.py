@@ -11,6 +11,7 @@ from wbsrun.core import codes
 from wbsrun.core.checks import respond
 from wbsrun.core.events import PRIORITY_HIGH, PRIORITY_NORMAL
 from wbsrun.core.feeds import Feed, FeedProblem
+from wbsrun.core.guards import EVALUATE, NodeMachine, machines
 from wbsrun.core.handlers import HandlerRunner, Jump, copy_state
 from wbsrun.core.leases import RESOURCE_FAILED
 from wbsrun.core.ledger import Snapshot
@@ -66,6 +67,9 @@ class Executor(HandlerRunner):
         self._book_context = tuple((p, v) for p, v in context if not p.startswith("vars."))
         self._var_context = tuple((p[5:], v) for p, v in context if p.startswith("vars."))
         self.fork_plans = self._fork_plans()
+        # Nodes whose conditions all compare a workbook field or a saved variable with a
+        # literal: chosen by a state machine of direct reads (core/guards.py).
+        self.machines: dict[str, NodeMachine] = machines(self.workflow.nodes, run.plan.workbook)
         # Per action node, what `walk` reads on every visit: the node's values over its
         # action's, resolved once (plan objects are frozen) instead of ~8 loads a visit.
         self._action_plans: dict[str, _ActionPlan] = {
@@ -667,26 +671,35 @@ class Executor(HandlerRunner):
         """The transition taken, without a coroutine; None when only `follow` can answer (an
         expression error, no match, a retry), which then decides from scratch."""
         chosen = None
-        fallback = None
-        scope = None
-        for t in node.transitions:
-            how = t.kind
-            if how == "always":
-                chosen = t
-                break
-            if how == "otherwise":
-                fallback = fallback or t
-                continue
-            assert t.condition is not None
-            if scope is None:
-                scope = scope_of(task)
-            try:
-                if t.condition.evaluate(scope):
+        machine = self.machines.get(node.id)
+        if machine is not None:
+            # The node's conditions as a state machine (core/guards.py): direct reads.
+            i = machine.choose(task)
+            if i == EVALUATE:
+                machine = None
+            elif i >= 0:
+                chosen = node.transitions[i]
+        if machine is None:
+            fallback = None
+            scope = None
+            for t in node.transitions:
+                how = t.kind
+                if how == "always":
                     chosen = t
                     break
-            except ExprError:
-                return None
-        chosen = chosen or fallback
+                if how == "otherwise":
+                    fallback = fallback or t
+                    continue
+                assert t.condition is not None
+                if scope is None:
+                    scope = scope_of(task)
+                try:
+                    if t.condition.evaluate(scope):
+                        chosen = t
+                        break
+                except ExprError:
+                    return None
+            chosen = chosen or fallback
         if chosen is None or chosen.target_kind == "retry":
             return None
         milestone = self.milestones.get((node.id, chosen.edge))
@@ -703,7 +716,14 @@ class Executor(HandlerRunner):
         chosen = None
         fallback = None
         scope = None
-        for t in node.transitions:
+        machine = self.machines.get(node.id)
+        if machine is not None:
+            i = machine.choose(task)
+            if i == EVALUATE:
+                machine = None
+            elif i >= 0:
+                chosen = node.transitions[i]
+        for t in node.transitions if machine is None else ():
             if t.kind == "always":
                 chosen = t
                 break

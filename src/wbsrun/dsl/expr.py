@@ -887,7 +887,67 @@ def _compile(text: str) -> Expr:
     compiler = _Compiler(text, source, lead, renamed)
     compiler.check_private_names(tree.body)
     fn = compiler.build(tree.body, 1)
-    return Expr(text, fn, frozenset(compiler.names))
+    return Expr(text, fn, frozenset(compiler.names), _shape(tree.body))
+
+
+# The comparisons a guard (core/guards.py) reads directly; `in` stays with the closures.
+_SHAPE_OPS: Final[Mapping[type[ast.cmpop], str]] = MappingProxyType(
+    {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
+)
+_SHAPE_LITERALS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _shape_path(node: ast.expr) -> tuple[str, ...] | None:
+    """`a.b['c']` as ('a', 'b', 'c'): names and string keys only."""
+    keys: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            keys.append(node.attr)
+            node = node.value
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and type(node.slice.value) is str
+        ):
+            keys.append(node.slice.value)
+            node = node.value
+        elif isinstance(node, ast.Name) and node.id not in _CONSTANT_NAMES:
+            keys.append(node.id)
+            break
+        else:
+            return None
+    keys.reverse()
+    # A renamed keyword (`global`, `.class`) is an underscore run: leave those to the closures.
+    return None if any(k.startswith("_") for k in keys) else tuple(keys)
+
+
+def _shape_literal(node: ast.expr) -> tuple[bool, Any]:
+    if isinstance(node, ast.Constant) and type(node.value) in _SHAPE_LITERALS:
+        return True, node.value
+    if isinstance(node, ast.Name) and node.id in _CONSTANT_NAMES:
+        return True, _CONSTANT_NAMES[node.id]
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+    ):
+        number = node.operand.value
+        if type(number) is int or type(number) is float:
+            return True, -number
+    return False, None
+
+
+def _shape(node: ast.expr) -> tuple[tuple[str, ...], str, Any] | None:
+    """`path OP literal` (one comparison of a name path with a literal), or None: what a guard
+    can test by reading the path directly instead of running the closures over a scope."""
+    if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+        return None
+    op = _SHAPE_OPS.get(type(node.ops[0]))
+    path = _shape_path(node.left)
+    found, literal = _shape_literal(node.comparators[0])
+    if op is None or path is None or not found:
+        return None
+    return path, op, literal
 
 
 _compile_cached = lru_cache(maxsize=_CACHE_SIZE)(_compile)
@@ -903,14 +963,23 @@ class Expr:
     """A compiled expression. Immutable; share it freely across tasks and threads.
 
     `names` holds every name path read, cut at the first non-static step (`a['k'].b` ->
-    `('a', 'k', 'b')`, `a[0].b` -> `('a',)`); `roots` their first elements.
+    `('a', 'k', 'b')`, `a[0].b` -> `('a',)`); `roots` their first elements. `shape` is
+    `(path, op, literal)` when the whole expression is one comparison of a name path with a
+    literal (`workbook.state == 'monitoring.timeout'`): core/guards.py tests those directly.
     """
 
-    __slots__ = ("_fn", "is_constant", "names", "roots", "text")
+    __slots__ = ("_fn", "is_constant", "names", "roots", "shape", "text")
 
-    def __init__(self, text: str, fn: _Fn, names: frozenset[tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        text: str,
+        fn: _Fn,
+        names: frozenset[tuple[str, ...]],
+        shape: tuple[tuple[str, ...], str, Any] | None = None,
+    ) -> None:
         self.text = text
         self._fn = fn
+        self.shape = shape
         self.names = names
         self.roots = frozenset(path[0] for path in names)
         self.is_constant = not names

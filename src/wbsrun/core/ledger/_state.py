@@ -23,10 +23,12 @@ __all__ = [
     "owned_copy",
     "owned_list",
     "plain",
+    "read_out",
     "restored_vars",
     "section_state",
     "thaw",
     "trace_dicts",
+    "written",
 ]
 
 # "No value" in slots and lookups. An msgpack extension value (code 4), so that a packed
@@ -118,6 +120,25 @@ def owned_copy(value: Any) -> Any:
             return value  # nothing inside can change: the tuple itself is as good as a copy
         return tuple([owned_copy(v) if type(v) in _COPIED else v for v in value])
     # Scalars and frozen plan values (MappingProxy over frozen data) are immutable: share them.
+    return value
+
+
+def written(value: Any) -> Any:
+    """What a cold write stores: the entry's own version of a dict, list or tuple the writer
+    handed over (the writer may change it afterwards, or give the same one to another entry:
+    issue 22 item 6, no nested mutable aliasing); anything else as it is."""
+    return owned_copy(value) if type(value) in _COPIED else value
+
+
+def read_out(value: Any) -> Any:
+    """What the expression view hands a template: a container as a fresh plain copy (a
+    version that neither moves with the entry nor changes it when the reader scribbles on
+    it); a scalar or any other object as it is. Templates read scalars nearly always."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is dict or kind is list or kind is tuple or kind is MappingProxyType:
+        return plain(value)
     return value
 
 

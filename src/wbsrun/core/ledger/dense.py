@@ -16,7 +16,9 @@ from wbsrun.core.ledger._state import (
     owned_copy,
     owned_list,
     plain,
+    read_out,
     restored_vars,
+    written,
 )
 from wbsrun.core.ledger._state import thaw as _thaw
 from wbsrun.dsl.plan import SamplingSpec, WorkbookSpec
@@ -104,6 +106,7 @@ class Workbook(Ledger[Entry]):
         return value
 
     def set(self, entry: Entry, path: str, value: Any) -> None:
+        value = written(value)
         path = self.spec.expose.get(path, path)
         section, key, sub = self.split(path)
         top = f"{section}.{key}"
@@ -122,7 +125,7 @@ class Workbook(Ledger[Entry]):
         descend(current, sub[:-1])[sub[-1]] = value
 
     def append(self, entry: Entry, path: str, item: Any) -> None:
-        self.list_at(entry, path).append(item)
+        self.list_at(entry, path).append(written(item))
 
     def list_at(self, entry: Entry, path: str) -> list[Any]:
         """The entry's own list at a section path (`execution.action_log`,
@@ -320,7 +323,7 @@ class SectionView(Mapping[str, Any]):
         value = self._book.get(self._entry, f"{self._name}.{key}", _MISSING)
         if value is _MISSING:
             raise KeyError(key)
-        return value
+        return read_out(value)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._book.section(self._entry, self._name))
@@ -341,7 +344,7 @@ class WorkbookView(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         book, entry = self._book, self._entry
         if key in book.spec.expose:
-            return book.get(entry, key)
+            return read_out(book.get(entry, key))
         if key in book.spec.defaults:
             return SectionView(book, entry, key)
         if key == "user_id":

@@ -54,6 +54,7 @@ from wbsrun.core.ledger._state import (
     section_state,
     thaw,
     trace_dicts,
+    written,
 )
 from wbsrun.dsl.plan import SamplingSpec, WorkbookSpec
 
@@ -380,6 +381,7 @@ class SparseWorkbook(SparseStore):
 
     # -- cold writes: the plain model's rules over `_for_write` / `_store` -------------------------
     def set(self, entry: SparseEntry, path: str, value: Any) -> None:
+        value = written(value)
         found = self._writes.get(path)
         if found is None:
             found = self._write_path(path)
@@ -435,7 +437,7 @@ class SparseWorkbook(SparseStore):
         current[leaf] = value
 
     def append(self, entry: SparseEntry, path: str, item: Any) -> None:
-        self.list_at(entry, path).append(item)
+        self.list_at(entry, path).append(written(item))
 
     def list_at(self, entry: SparseEntry, path: str) -> list[Any]:
         _, _, sub, top = self._parse(path)
