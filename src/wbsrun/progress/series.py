@@ -4,7 +4,7 @@
 `telemetry/ticker.py` calls it every second) and keeps per-interval deltas: requests, failed
 requests, errors by code, and the interval's latency p50/p95/p99 from the difference of two
 copies of the cumulative all-requests histogram; gauges (active users, progress shares, ETA,
-health, leases held) as they stand at the end of the interval.
+health and its trend, leases held) as they stand at the end of the interval.
 
 Bounded: at most `cap` points. When a new interval would make `cap + 1`, adjacent pairs merge
 (counts summed, gauges of the later point, `t` of the later point) and the interval doubles;
@@ -32,8 +32,8 @@ DEFAULT_CAP: Final = 3_600
 MAX_CODES: Final = 32
 OTHER_CODE: Final = "(other)"
 # Stored columns besides the error codes (t, requests, failed, latency count, 5 latency knots,
-# 8 gauges, paused seconds), for the memory bound.
-_COLUMNS: Final = 18
+# 9 gauges, paused seconds), for the memory bound.
+_COLUMNS: Final = 19
 _NAN: Final = math.nan
 _KNOTS: Final = (0.0, 0.5, 0.95, 0.99, 1.0)
 # Gauges: their state at the end of each interval; a merged point keeps the later one's.
@@ -45,6 +45,7 @@ _GAUGES: Final = (
     "milestones",
     "eta_s",
     "health",
+    "health_trend",
     "leases",
 )
 _INT_GAUGES: Final = frozenset({"users", "leases"})
@@ -174,6 +175,7 @@ class Series:
         health: float | None,
         leases: int,
         paused_s: float = 0.0,
+        health_trend: float | None = None,
     ) -> None:
         """The run's cumulative figures at `now` (seconds since its start, increasing; of
         them `paused_s` paused); the interval since the previous sample becomes a point (or
@@ -188,7 +190,7 @@ class Series:
         self._prev_t, self._prev_requests, self._prev_failed = now, requests, failed
         self._prev_latency = latency.copy()
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
-        gauges = (users, work, time, planned, milestones, eta_s, health, leases)
+        gauges = (users, work, time, planned, milestones, eta_s, health, health_trend, leases)
         self.samples += 1
         self._add(now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges), d_paused)
         self._latest = self._point_json(now, span, d_req, d_failed, d_err, lat, gauges, d_paused)
