@@ -158,6 +158,11 @@ def test_a_scenario_hitting_a_failing_route_is_less_healthy_in_the_result_line_a
     assert set(shown) == {"healthy", "failing"}, line
     assert float(shown["failing"]) < float(shown["healthy"]), line
 
+    # The end summary: each scenario's health beside its work.
+    for name, figures in (("healthy", healthy), ("failing", failing)):
+        row = rf"scenario\s+{name}\s+work [\d.]+%, health {figures['score']:.2f}"
+        assert re.search(row, stdout), stdout
+
     # The metrics: the program under scenario="", each scenario under its name, equal to the
     # result's figures.
     assert final.value("wbsrun_run_finished") == 1
