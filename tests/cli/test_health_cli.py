@@ -183,3 +183,5 @@ def test_a_scenario_hitting_a_failing_route_is_less_healthy_in_the_result_line_a
     assert len(ts["health_trend"]) == len(ts["t"])
     assert ts["health"][-1] == health["score"]
     assert ts["health_trend"][-1] is not None
+    for name, figures in (("healthy", healthy), ("failing", failing)):
+        assert ts["health_scenarios"][name][-1] == figures["score"]

@@ -86,6 +86,7 @@ class SeriesTicker:
             eta_s=snap.eta_s,
             health=health.program.score,
             health_trend=health.trend,
+            health_scenarios={name: h.score for name, h, _ in health.scenarios},
             leases=self._leases(),
             paused_s=snap.paused_s,
         )

@@ -215,7 +215,8 @@ def health(r: Mapping[str, Any]) -> str:
             f"p10 {figure(r, [*u, 'p10'])}, p50 {figure(r, [*u, 'p50'])}, mean "
             f"{figure(r, [*u, 'mean'])}.</p>"
         )
-        worst = users.get("worst") if isinstance(users.get("worst"), list) else []
+        listed = users.get("worst")
+        worst: list[Any] = listed if isinstance(listed, list) else []
         low = [
             [
                 cell(esc(w.get("user_id", "")), "name"),
