@@ -18,6 +18,12 @@ from typing import Any
 import jsonschema
 
 from metrics_kit import free_port, scrape, wait_for
+from wbsrun.cli.session import run_loop, wire
+from wbsrun.core.log import RunLog
+from wbsrun.core.runner import RunOptions
+from wbsrun.dsl.loader import load_plan
+from wbsrun.protocols.registry import provides
+from wbsrun.resources.pool import PoolManager
 from wbsrun.target import TargetKnobs, TargetProcess
 
 SCHEMA = Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "result-schema.json"
@@ -185,3 +191,17 @@ def test_a_scenario_hitting_a_failing_route_is_less_healthy_in_the_result_line_a
     assert ts["health_trend"][-1] is not None
     for name, figures in (("healthy", healthy), ("failing", failing)):
         assert ts["health_scenarios"][name][-1] == figures["score"]
+
+
+def test_the_live_result_spares_the_pass_over_every_user_and_the_final_one_has_it(
+    live_reference: Callable[[int], tuple[Path, TargetProcess]],
+) -> None:
+    bundle, _ = live_reference(2)
+    plan = load_plan(bundle, provides())
+    wired = wire(plan, RunOptions(users=2, duration=1.0), PoolManager(plan), RunLog(None))
+    run_loop(wired.runner.run)
+    # What thresholds read every second: no per-user figure; the result written: every user.
+    assert wired.live_result()["health"]["users"] is None
+    users = wired.result()["health"]["users"]
+    assert users["count"] == 2
+    assert [w["scenario"] for w in users["worst"]] == [plan.scenarios[0].name] * 2

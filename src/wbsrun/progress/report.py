@@ -313,12 +313,14 @@ def build_result(
     *,
     events: Mapping[str, Any] | None = None,
     timeseries: Mapping[str, Any] | None = None,
+    users: bool = True,
 ) -> dict[str, Any]:
     """The `--json` result; its shape is documented by `result-schema.json`. The run's
     aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
     progress bus's and the poller's statistics: the engine's own counters, apart from what
     users read) becomes `engine`; `timeseries` (a `Series.to_json()`, progress/series.py)
-    is included as given."""
+    is included as given. `users` False leaves the per-user health out (null): one pass over
+    every user, which the live result thresholds read each second does without."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -373,7 +375,7 @@ def build_result(
             **(detail.to_json() if detail is not None else {}),
         },
         "health": snap_health(snap, st).to_json(
-            aggregator.user_health() if aggregator is not None else None
+            aggregator.user_health() if aggregator is not None and users else None
         ),
         "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
