@@ -12,8 +12,8 @@ later samples then fill each point for the doubled interval. Percentiles of a me
 come from the count-weighted mixture of the parts' distributions, each modelled by the
 piecewise-linear CDF through its knots (min, p50, p95, p99, max) — see `_mixed_quantile` for
 the error this can make. Memory: `(_COLUMNS + E + S) × 8 bytes × cap` (E ≤ MAX_CODES + 1 error
-columns, S ≤ MAX_HEALTH_SCENARIOS scenario health columns), ~0.5 MB at the default cap with a
-few error codes (docs/operations.md).
+columns, S ≤ MAX_HEALTH_SCENARIOS scenario health columns), ~0.6 MB at the default cap with a
+few error codes and scenarios (docs/operations.md).
 """
 
 from __future__ import annotations
