@@ -98,6 +98,11 @@ def test_two_workers_count_exactly_what_the_target_served(
     assert result["status"] == "completed"
     # The time series is the coordinator's, of the merged figures: its last point has them all.
     assert result["timeseries"]["requests"][-1] == served["received"]
+    # Health per scenario from the merged requests (half of them 404s); the users stay in the
+    # workers, so there is no per-user figure here.
+    (only,) = result["health"]["scenarios"].values()
+    assert only["error_rate"] == 0.5
+    assert result["health"]["users"] is None
 
 
 def _requests_of(result: dict[str, Any]) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from wbsrun.cli.checkpoint import MANIFEST, load_checkpoint, write_atomic
+from wbsrun.cli.checkpoint import FORMAT, MANIFEST, load_checkpoint, write_atomic
 from wbsrun.core.feeds import Feed
 from wbsrun.core.persist import PersistBuffer
 from wbsrun.dsl.plan import DataMode, DataSpec
@@ -94,7 +94,8 @@ def test_settled_progress_leaves_the_open_passes_out_and_loads_back() -> None:
     sums = settled.scenarios["s"]
     assert (sums.total, sums.started, sums.closed, sums.users) == (1.0, 1, 1, 2)
     assert sums.counts == {"m": 1}
-    assert settled.users == {"u1": ("s", 1.0, 1, 1), "u2": ("s", 0.0, 0, 0)}
+    # (scenario, Σ progress, started, closed, Σ progress closed, closed with an error)
+    assert settled.users == {"u1": ("s", 1.0, 1, 1, 1.0, 0), "u2": ("s", 0.0, 0, 0, 0.0, 0)}
     again = Aggregator([base])
     again.load_settled(settled)
     # The second life runs the open passes again, under the same ids: counted once.
@@ -141,7 +142,7 @@ def test_a_kill_during_a_write_leaves_a_whole_file(tmp_path: Path) -> None:
 def _checkpoint_dir(tmp_path: Path, state: bytes) -> Path:
     (tmp_path / "state-000001.pkl").write_bytes(state)
     manifest = {
-        "format": 1,
+        "format": FORMAT,
         "state": "state-000001.pkl",
         "state_sha256": hashlib.sha256(state).hexdigest(),
     }
@@ -150,7 +151,7 @@ def _checkpoint_dir(tmp_path: Path, state: bytes) -> Path:
 
 
 def test_a_damaged_state_file_is_refused(tmp_path: Path) -> None:
-    directory = _checkpoint_dir(tmp_path, pickle.dumps({"format": 1}))
+    directory = _checkpoint_dir(tmp_path, pickle.dumps({"format": FORMAT}))
     (directory / "state-000001.pkl").write_bytes(b"\x80\x05 truncated")
     with pytest.raises(RunError, match=r"does not match its manifest's SHA-256 \(damaged\)"):
         load_checkpoint(directory)
@@ -162,6 +163,6 @@ class _Code:
 
 
 def test_a_state_that_would_run_code_is_refused(tmp_path: Path) -> None:
-    directory = _checkpoint_dir(tmp_path, pickle.dumps({"format": 1, "x": _Code()}))
+    directory = _checkpoint_dir(tmp_path, pickle.dumps({"format": FORMAT, "x": _Code()}))
     with pytest.raises(RunError, match=r"posix\.getpid is not allowed in a checkpoint"):
         load_checkpoint(directory)

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from property_kit import examples
 from wbsrun.core.stats import Histogram
-from wbsrun.progress.series import MAX_CODES, OTHER_CODE, Series, _merge_knots
+from wbsrun.progress.series import (
+    MAX_CODES,
+    MAX_HEALTH_SCENARIOS,
+    OTHER_CODE,
+    Series,
+    _merge_knots,
+)
 
 QS = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
 
@@ -205,3 +211,52 @@ def test_latest_is_empty_before_the_first_sample_and_the_series_too() -> None:
     assert ts["errors"] == {}
     assert ts["interval_s"] == 1.0
     assert ts["cap"] == 3_600
+
+
+def _health_sample(series: Series, now: float, trend: float | None, per: dict[str, float]) -> None:
+    series.sample(
+        now,
+        requests=0,
+        failed=0,
+        errors={},
+        latency=Histogram(),
+        users=0,
+        work=None,
+        time=None,
+        planned=None,
+        milestones=None,
+        eta_s=None,
+        health=0.5,
+        leases=0,
+        health_trend=trend,
+        health_scenarios=per,
+    )
+
+
+@given(st.integers(1, 40), st.integers(1, 12), st.integers(2, 6))
+def test_scenario_health_columns_are_bounded_and_downsample_with_the_series(
+    points: int, scenarios: int, cap: int
+) -> None:
+    series = Series(cap=cap)
+    for i in range(points):
+        # A scenario joins at each point until all have: earlier points are null for it.
+        per = {f"s{k}": (i + k) / 100.0 for k in range(min(scenarios, i + 1))}
+        _health_sample(series, float(i + 1), None if i < 3 else 0.25, per)
+    ts = series.to_json()
+    columns_agree(ts, len(ts["t"]))
+    per_col = ts["health_scenarios"]
+    assert len(per_col) == min(scenarios, MAX_HEALTH_SCENARIOS, points)
+    for k, (name, col) in enumerate(per_col.items()):
+        assert name == f"s{k}"
+        assert len(col) == len(ts["t"])
+        # A gauge: the last sample's value, as every gauge of a merged point.
+        assert col[-1] == pytest.approx((points - 1 + k) / 100.0)
+    assert ts["health_trend"][-1] == (None if points <= 3 else 0.25)
+    assert series.latest()["health_scenarios"]["s0"] == pytest.approx((points - 1) / 100.0)
+
+
+def test_a_scenario_sampled_late_is_null_before_its_first_sample() -> None:
+    series = Series()
+    _health_sample(series, 1.0, None, {"a": 0.9})
+    _health_sample(series, 2.0, None, {"a": 0.8, "b": 0.4})
+    assert series.to_json()["health_scenarios"] == {"a": [0.9, 0.8], "b": [None, 0.4]}

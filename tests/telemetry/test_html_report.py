@@ -71,11 +71,27 @@ def test_a_result_without_the_newer_keys_still_renders() -> None:
     assert figures_match({"requests": {"total": 3}}, figures(page)) == []
 
 
+def test_the_health_section_shows_each_scenario_and_the_lowest_users() -> None:
+    one = {"score": 0.5, "progress": 0.5, "error_rate": 0.5, "deviation": 0.5, "trend": -0.25}
+    users = {"count": 2, "min": 0.35, "p10": 0.35, "p50": 0.35, "mean": 0.675}
+    worst = [{"user_id": "s2-u0001", "scenario": "failing", "score": 0.35}]
+    health = {**one, "scenarios": {"failing": one}, "users": {**users, "worst": worst}}
+    result = {"scenario": "h", "status": "completed", "health": health}
+    page = render_report(result)
+    assert '<section id="health">' in page
+    assert "s2-u0001" in page
+    shown = figures(page)
+    assert figures_match(result, shown) == []
+    paths = {tuple(json.loads(raw)) for raw, _ in shown}
+    assert ("health", "scenarios", "failing", "trend") in paths
+    assert ("health", "users", "worst", 0, "score") in paths
+
+
 # Keys the report reads below the top level, and one it does not.
 NESTED = [
     "t", "p50", "p95", "rps", "errors", "x", "200", "ok", "total", "failed", "latency_ms",
     "status_codes", "message", "observed", "rule", "items", "leases", "work", "milestones",
-    "scenarios", "score", "interval_s", "requests", "users", "count",
+    "scenarios", "score", "interval_s", "requests", "users", "count", "worst", "user_id",
 ]  # fmt: skip
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),

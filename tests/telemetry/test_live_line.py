@@ -136,7 +136,11 @@ def test_piped_run_prints_complete_live_lines_and_wraps_nothing(
         assert ELAPSED.match(line), line
         for field in ("time", "milestones", "health", "users", "req", "tasks ok"):
             assert f"  {field} " in line, line
-        assert re.search(r"  \| http-bulk-refresh \d+% \(probe \d+% push \d+% purge \d+%\)$", line)
+        assert re.search(
+            r"  \| http-bulk-refresh \d+% \(probe \d+% push \d+% purge \d+%\)"
+            r" health \d\.\d\d[↑↓→]?$",
+            line,
+        )
     assert max(len(line) for line in live) > 80  # rich's width when piped: not applied
     heads = [line for line in lines if line.startswith("  requests  ")]
     assert len(heads) == 1

@@ -46,7 +46,8 @@ __all__ = [
     "write_atomic",
 ]
 
-FORMAT: Final = 1
+# 2: the users' health inputs in the progress sums, the health trend in the time series.
+FORMAT: Final = 2
 MANIFEST: Final = "manifest.json"
 DEFAULT_INTERVAL: Final = 5.0
 # Kept (closed) ledger entries carried in a checkpoint, at most: the sampling caps bound them

@@ -259,6 +259,7 @@ class WiredRun:
             self.aggregator,
             events=events,
             timeseries=timeseries,
+            users=final,  # thresholds read no per-user figure: spared every second
         )
         # Several processes: their per-process sections, the segments and their fate.
         return self.cluster.complete(result) if self.cluster is not None else result

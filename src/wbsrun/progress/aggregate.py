@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ from wbsrun.core.task import Task
 from wbsrun.dsl.plan import Plan
 from wbsrun.progress.baseline import ScenarioBaseline, baselines, total_planned
 from wbsrun.progress.eta import EtaEstimator
+from wbsrun.progress.health import WORST_USERS, HealthBook, UserHealth
 from wbsrun.progress.views import (
     MilestoneProgress,
     ProgramProgress,
@@ -77,6 +78,9 @@ class TaskUpdate(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def error_class(self) -> str | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressUpdate:
@@ -88,6 +92,8 @@ class ProgressUpdate:
     progress: float
     milestones: frozenset[str] = frozenset()
     closed: bool = False
+    # A pass closed with an error counts against its user's health (docs/progress-model.md).
+    error_class: str | None = None
 
 
 @dataclass(slots=True)
@@ -109,11 +115,12 @@ class ScenarioSums:
 @dataclass(slots=True)  # not frozen: pickled into checkpoints (see ScenarioSums)
 class SettledState:
     """The sums of the passes closed (`Aggregator.settled`, a checkpoint): per scenario, and
-    per user id (scenario, Σ progress, passes started, passes closed). Passes still open are
-    left out: a second life runs them again."""
+    per user id (scenario, Σ progress, passes started, passes closed, Σ progress of the closed
+    ones, those closed with an error). Passes still open are left out: a second life runs
+    them again."""
 
     scenarios: dict[str, ScenarioSums]
-    users: dict[str, tuple[str, float, int, int]]
+    users: dict[str, tuple[str, float, int, int, float, int]]
 
 
 class _Scenario:
@@ -148,13 +155,16 @@ class _Scenario:
 
 
 class _User:
-    __slots__ = ("closed", "scenario", "started", "total")
+    __slots__ = ("closed", "closed_total", "failed", "scenario", "started", "total")
 
     def __init__(self, scenario: _Scenario) -> None:
         self.scenario = scenario
         self.total = 0.0
         self.started = 0
         self.closed = 0
+        # The health's inputs: Σ progress of the closed passes, and those closed with an error.
+        self.closed_total = 0.0
+        self.failed = 0
 
 
 class _Task:
@@ -187,6 +197,8 @@ class Aggregator:
         # Open tasks whose progress or milestones moved since the last read (`touch()`), by
         # id: their current values are folded in before any read.
         self._touched: dict[str, ProgressSubject] = {}
+        # The health's trends, fed by every progress snapshot (`progress_snapshot`).
+        self.health = HealthBook()
 
     @classmethod
     def for_run(
@@ -209,6 +221,7 @@ class Aggregator:
             update.progress,
             update.milestones,
             update.closed,
+            update.error_class,
         )
 
     def record(
@@ -219,8 +232,10 @@ class Aggregator:
         progress: float,
         milestones: Set[str],
         closed: bool,
+        error_class: str | None = None,
     ) -> None:
-        """The task's current values; an update after its `closed` one counts as a new task."""
+        """The task's current values; an update after its `closed` one counts as a new task.
+        `error_class`: the task's error, read at its close (None: none)."""
         if self._touched:
             self._fold()  # what was noted before this update comes first
         task = self._open.get(task_id)
@@ -238,7 +253,7 @@ class Aggregator:
         if milestones is not task.milestones and milestones != task.milestones:
             self._milestones(task, milestones)
         if closed:
-            self._close(task_id, task)
+            self._close(task_id, task, error_class is not None)
 
     def observe(self, subject: ProgressSubject, task_id: str, closed: bool) -> None:
         """`record()` from a live subject whose `task_id` the caller has read (what
@@ -266,7 +281,12 @@ class Aggregator:
         if milestones is not task.milestones and milestones != task.milestones:
             self._milestones(task, milestones)
         if closed:
-            self._close(task_id, task)
+            # Whether the pass failed: read once a pass, natively from the runner's task.
+            if type(subject) is Task:
+                failed = subject.error is not None
+            else:
+                failed = subject.error_class is not None
+            self._close(task_id, task, failed)
             self._touched.pop(task_id, None)
 
     def touch(self, subject: ProgressSubject, task_id: str) -> None:
@@ -320,13 +340,16 @@ class Aggregator:
                 del counts[name]
         task.milestones = new
 
-    def _close(self, task_id: str, task: _Task) -> None:
+    def _close(self, task_id: str, task: _Task, failed: bool) -> None:
         del self._open[task_id]
         sc = task.scenario
         sc.closed += 1
         sc.closed_total += task.progress
         user = task.user
         user.closed += 1
+        user.closed_total += task.progress
+        if failed:
+            user.failed += 1
         if user.closed == sc.base.passes_per_user:
             sc.users_done += 1
         sc.pass_time += max(0.0, self._clock() - task.opened)
@@ -479,16 +502,23 @@ class Aggregator:
                 s.pass_time,
                 {m: n - marks.get(m, 0) for m, n in s.counts.items()},
             )
-        users: dict[str, tuple[str, float, int, int]] = {}
+        users: dict[str, tuple[str, float, int, int, float, int]] = {}
         for uid, u in self._users.items():
             less = user_open.get(id(u), (0.0, 0))
-            users[uid] = (u.scenario.base.name, u.total - less[0], u.started - less[1], u.closed)
+            users[uid] = (
+                u.scenario.base.name,
+                u.total - less[0],
+                u.started - less[1],
+                u.closed,
+                u.closed_total,
+                u.failed,
+            )
         return SettledState(scenarios, users)
 
     def load_settled(self, state: SettledState) -> None:
         """A second life starts from a first life's `settled()`."""
         self.load([state.scenarios])
-        for uid, (name, total, started, closed) in state.users.items():
+        for uid, (name, total, started, closed, closed_total, failed) in state.users.items():
             sc = self._scenarios.get(name)
             if sc is None:
                 continue
@@ -496,12 +526,70 @@ class Aggregator:
             user.total = total
             user.started = started
             user.closed = closed
+            user.closed_total = closed_total
+            user.failed = failed
+
+    def user_health(self, worst: int = WORST_USERS) -> UserHealth | None:
+        """Every user's health, summed up (docs/progress-model.md, "Health"): one pass over the
+        users, keeping only the `worst` lowest scores by name and the scores themselves (a
+        float each) for the percentiles. None where the users are not known here (a
+        coordinator: its workers keep them)."""
+        if self._touched:
+            self._fold()
+        users = self._users
+        if not users:
+            if any(sc.users for sc in self._scenarios.values()):
+                return None
+            return UserHealth(0, 0.0, 0.0, 0.0, 0.0, ())
+        scores: list[float] = []
+        low: list[tuple[float, str, str]] = []  # sorted, at most `worst`
+        for uid, u in users.items():
+            score = _user_score(u)
+            scores.append(score)
+            if len(low) < worst:
+                insort(low, (score, uid, u.scenario.base.name))
+            elif low and score <= low[-1][0] and (score, uid) < (low[-1][0], low[-1][1]):
+                insort(low, (score, uid, u.scenario.base.name))
+                low.pop()
+        scores.sort()
+        n = len(scores)
+        return UserHealth(
+            n,
+            scores[0],
+            scores[_rank(0.1, n)],
+            scores[_rank(0.5, n)],
+            sum(scores) / n,
+            tuple((uid, name, score) for score, uid, name in low),
+        )
 
     @property
     def baselines(self) -> tuple[ScenarioBaseline, ...]:
         if self._touched:
             self._fold()  # a task of a scenario outside the plan adds one
         return tuple(sc.base for sc in self._scenarios.values())
+
+
+def _rank(q: float, n: int) -> int:
+    """The nearest-rank index of the q-quantile of n sorted values."""
+    return min(n - 1, max(0, math.ceil(q * n) - 1))
+
+
+def _user_score(u: _User) -> float:
+    """progress: Σ task progress over the planned passes (those started, without a plan);
+    error rate: the closed passes that failed; deviation: the work the closed passes left
+    undone (1 − their mean progress)."""
+    passes = u.scenario.base.passes_per_user
+    denominator = passes if passes is not None else u.started
+    p = u.total / denominator if denominator else 0.0
+    p = 0.0 if p < 0.0 else 1.0 if p > 1.0 else p
+    rate = 0.0
+    dev = 0.0
+    if u.closed:
+        rate = u.failed / u.closed
+        rate = 1.0 if rate > 1.0 else rate
+        dev = 1.0 - u.closed_total / u.closed
+        dev = 0.0 if dev < 0.0 else 1.0 if dev > 1.0 else dev
+    return p * 0.6 + (1.0 - rate) * 0.3 + (1.0 - dev) * 0.1
 
 
 def _expected(sc: _Scenario, elapsed: float, finished: bool) -> float | None:

@@ -11,13 +11,14 @@ from wbsrun.core.runner import Runner
 from wbsrun.core.scheduler import Scheduler
 from wbsrun.core.stats import RunStats
 from wbsrun.progress.aggregate import Aggregator
+from wbsrun.progress.baseline import ScenarioBaseline
 from wbsrun.progress.figures import (
     action_figures,
     check_figures,
     request_figures,
     scenario_figures,
 )
-from wbsrun.progress.health import run_health
+from wbsrun.progress.health import HealthFigures, RunHealth, run_health
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
@@ -25,9 +26,12 @@ __all__ = [
     "ProgressSnapshot",
     "build_result",
     "error_messages",
+    "health_figures",
     "persist_figures",
     "progress_snapshot",
     "resource_figures",
+    "scenario_due",
+    "snap_health",
 ]
 
 RESULT_SCHEMA_ID = "https://wbsrun.dev/schema/result-v1.json"
@@ -52,6 +56,8 @@ class ProgressSnapshot:
     # by `elapsed - paused_s`.
     paused: bool = False
     paused_s: float = 0.0
+    # The program's health and each scenario's, with their trends (`health_figures`).
+    health: HealthFigures | None = None
 
     @property
     def active_s(self) -> float:
@@ -104,15 +110,50 @@ def planned_share(
         w = view.expected_tasks
         if base is None or not w:
             continue
-        if base.time_boxed and base.ends:
-            share = base.profile_share(elapsed)
-        elif base.duration:
-            share = min(1.0, elapsed / base.duration)
-        else:
+        share = scenario_due(base, elapsed)
+        if share is None:
             continue
         acc += share * w
         weight += w
     return acc / weight if weight else time_progress
+
+
+def scenario_due(base: ScenarioBaseline, elapsed: float) -> float | None:
+    """The share of one scenario's plan due at `elapsed`: time-boxed, the share of its planned
+    user-time elapsed; count-bounded with a planned duration, the elapsed share of it; else
+    None (no time line)."""
+    if base.time_boxed and base.ends:
+        return base.profile_share(elapsed)
+    if base.duration:
+        return min(1.0, elapsed / base.duration)
+    return None
+
+
+def health_figures(
+    stats: RunStats,
+    elapsed: float,
+    work: float,
+    planned: float | None,
+    detail: ProgramProgress | None,
+    aggregator: Aggregator | None,
+) -> HealthFigures:
+    """The program's health (the run's work, due share and requests) and each scenario's
+    (its own work, due share and requests: `stats.scenarios`), with their trends when an
+    aggregator keeps them (docs/progress-model.md, "Health")."""
+    program = run_health(work, planned, stats.requests_total, stats.requests_failed)
+    if aggregator is None or detail is None:
+        return HealthFigures(program, None)
+    bases = {b.name: b for b in aggregator.baselines}
+    scenarios: dict[str, RunHealth] = {}
+    for view in detail.scenarios:
+        total = failed = 0
+        for a in stats.scenarios.get(view.name, {}).values():
+            total += a.requests
+            failed += a.requests_failed
+        base = bases.get(view.name)
+        due = scenario_due(base, elapsed) if base is not None else None
+        scenarios[view.name] = run_health(view.work, due, total, failed)
+    return aggregator.health.figures(elapsed, program, scenarios)
 
 
 def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> ProgressSnapshot:
@@ -161,10 +202,11 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
         detail = aggregator.snapshot(elapsed, finished=finished, paused=paused_s)
         work, time_progress, eta = detail.work, detail.time, detail.eta_s
     due = planned_share(elapsed, time_progress, detail, aggregator)
+    work = min(1.0, work)
     return ProgressSnapshot(
         elapsed=elapsed,
         time=time_progress,
-        work=min(1.0, work),
+        work=work,
         eta_s=eta,
         planned_tasks=planned_tasks,
         tasks_done=done,
@@ -175,6 +217,16 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
         planned=due,
         paused=runner.control.paused,
         paused_s=paused_s,
+        health=health_figures(st, elapsed, work, due, detail, aggregator),
+    )
+
+
+def snap_health(snap: ProgressSnapshot, stats: RunStats) -> HealthFigures:
+    """The snapshot's health figures (one built by hand may have none: the program's then)."""
+    if snap.health is not None:
+        return snap.health
+    return HealthFigures(
+        run_health(snap.work, snap.planned, stats.requests_total, stats.requests_failed), None
     )
 
 
@@ -261,12 +313,14 @@ def build_result(
     *,
     events: Mapping[str, Any] | None = None,
     timeseries: Mapping[str, Any] | None = None,
+    users: bool = True,
 ) -> dict[str, Any]:
     """The `--json` result; its shape is documented by `result-schema.json`. The run's
     aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
     progress bus's and the poller's statistics: the engine's own counters, apart from what
     users read) becomes `engine`; `timeseries` (a `Series.to_json()`, progress/series.py)
-    is included as given."""
+    is included as given. `users` False leaves the per-user health out (null): one pass over
+    every user, which the live result thresholds read each second does without."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -320,9 +374,9 @@ def build_result(
             },
             **(detail.to_json() if detail is not None else {}),
         },
-        "health": run_health(
-            snap.work, snap.planned, st.requests_total, st.requests_failed
-        ).to_json(),
+        "health": snap_health(snap, st).to_json(
+            aggregator.user_health() if aggregator is not None and users else None
+        ),
         "resources": resource_figures(runner, resources),
         "logs": dict(sorted(logs.items())),
         "persist": persist_figures(runner),

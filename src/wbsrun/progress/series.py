@@ -4,15 +4,16 @@
 `telemetry/ticker.py` calls it every second) and keeps per-interval deltas: requests, failed
 requests, errors by code, and the interval's latency p50/p95/p99 from the difference of two
 copies of the cumulative all-requests histogram; gauges (active users, progress shares, ETA,
-health, leases held) as they stand at the end of the interval.
+health and its trend, leases held) as they stand at the end of the interval.
 
 Bounded: at most `cap` points. When a new interval would make `cap + 1`, adjacent pairs merge
 (counts summed, gauges of the later point, `t` of the later point) and the interval doubles;
 later samples then fill each point for the doubled interval. Percentiles of a merged point
 come from the count-weighted mixture of the parts' distributions, each modelled by the
 piecewise-linear CDF through its knots (min, p50, p95, p99, max) — see `_mixed_quantile` for
-the error this can make. Memory: `(_COLUMNS + E) × 8 bytes × cap` (E ≤ MAX_CODES + 1 error
-columns), ~0.5 MB at the default cap with a few error codes (docs/operations.md).
+the error this can make. Memory: `(_COLUMNS + E + S) × 8 bytes × cap` (E ≤ MAX_CODES + 1 error
+columns, S ≤ MAX_HEALTH_SCENARIOS scenario health columns), ~0.6 MB at the default cap with a
+few error codes and scenarios (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ from typing import Any, Final
 
 from wbsrun.core.stats import Histogram
 
-__all__ = ["DEFAULT_CAP", "MAX_CODES", "OTHER_CODE", "Series"]
+__all__ = ["DEFAULT_CAP", "MAX_CODES", "MAX_HEALTH_SCENARIOS", "OTHER_CODE", "Series"]
 
 DEFAULT_CAP: Final = 3_600
 # Error codes given a column of their own; further codes are counted under OTHER_CODE, so the
 # columns always add up to the run's errors.
 MAX_CODES: Final = 32
 OTHER_CODE: Final = "(other)"
+# Scenarios whose health gets a column (`health_scenarios`), the first ones sampled: further
+# ones have none (the result's `health.scenarios` has them all).
+MAX_HEALTH_SCENARIOS: Final = 8
 # Stored columns besides the error codes (t, requests, failed, latency count, 5 latency knots,
-# 8 gauges, paused seconds), for the memory bound.
-_COLUMNS: Final = 18
+# 9 gauges, paused seconds), for the memory bound.
+_COLUMNS: Final = 19
 _NAN: Final = math.nan
 _KNOTS: Final = (0.0, 0.5, 0.95, 0.99, 1.0)
 # Gauges: their state at the end of each interval; a merged point keeps the later one's.
@@ -45,6 +49,7 @@ _GAUGES: Final = (
     "milestones",
     "eta_s",
     "health",
+    "health_trend",
     "leases",
 )
 _INT_GAUGES: Final = frozenset({"users", "leases"})
@@ -125,6 +130,8 @@ class Series:
         self._n = array("q")
         self._lat = [array("d") for _ in _KNOTS]
         self._gauges: dict[str, array[float]] = {k: array("d") for k in _GAUGES}
+        # Per scenario, its health score (a gauge), at most MAX_HEALTH_SCENARIOS columns.
+        self._scenario_health: dict[str, array[float]] = {}
         # Seconds of each interval the run was paused (core/control.py): left out of its rps.
         self._paused = array("d")
         self._prev_paused = 0.0
@@ -174,6 +181,8 @@ class Series:
         health: float | None,
         leases: int,
         paused_s: float = 0.0,
+        health_trend: float | None = None,
+        health_scenarios: Mapping[str, float] | None = None,
     ) -> None:
         """The run's cumulative figures at `now` (seconds since its start, increasing; of
         them `paused_s` paused); the interval since the previous sample becomes a point (or
@@ -188,10 +197,26 @@ class Series:
         self._prev_t, self._prev_requests, self._prev_failed = now, requests, failed
         self._prev_latency = latency.copy()
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
-        gauges = (users, work, time, planned, milestones, eta_s, health, leases)
+        gauges = (users, work, time, planned, milestones, eta_s, health, health_trend, leases)
         self.samples += 1
-        self._add(now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges), d_paused)
+        scenarios = self._scenario_columns(health_scenarios or {})
+        self._add(
+            now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges), d_paused, scenarios
+        )
         self._latest = self._point_json(now, span, d_req, d_failed, d_err, lat, gauges, d_paused)
+        if scenarios:
+            self._latest["health_scenarios"] = {
+                name: _gauge("health", x) for name, x in scenarios.items()
+            }
+
+    def _scenario_columns(self, health: Mapping[str, float]) -> dict[str, float]:
+        """The sample's value for every scenario column, admitting new scenarios while there
+        is room (their earlier points are null)."""
+        columns = self._scenario_health
+        for name in health:
+            if name not in columns and len(columns) < MAX_HEALTH_SCENARIOS:
+                columns[name] = array("d", [_NAN] * len(self._t))
+        return {name: _f(health.get(name)) for name in columns}
 
     def _error_deltas(self, errors: Mapping[str, int]) -> dict[str, int]:
         """Per column code, the errors since the previous sample (codes past MAX_CODES under
@@ -222,6 +247,7 @@ class Series:
         lat: tuple[float, ...],
         gauges: tuple[float, ...],
         paused: float = 0.0,
+        scenarios: Mapping[str, float] | None = None,
     ) -> None:
         for code in d_err:
             if code not in self._errors:
@@ -231,6 +257,8 @@ class Series:
         if self._t and self._last_raw < self.stride:
             self._fold_last(now, d_req, d_failed, d_err, lat, gauges)
             self._paused[-1] += paused
+            for name, col_s in self._scenario_health.items():
+                col_s[-1] = (scenarios or {}).get(name, _NAN)
             self._last_raw += 1
             return
         self._t.append(now)
@@ -244,6 +272,8 @@ class Series:
             col_d.append(lat[i + 1])
         for k, g in zip(_GAUGES, gauges, strict=True):
             self._gauges[k].append(g)
+        for name, col_s in self._scenario_health.items():
+            col_s.append((scenarios or {}).get(name, _NAN))
         self._last_raw = 1
 
     def _fold_last(
@@ -287,7 +317,7 @@ class Series:
             del col_f[keep:]
         for col_e in (self._requests, self._failed, self._n, *self._errors.values()):
             del col_e[keep:]
-        for col_g in self._gauges.values():
+        for col_g in (*self._gauges.values(), *self._scenario_health.values()):
             del col_g[keep:]
         self.stride *= 2
         # An odd last point carried over alone covers half the new interval.
@@ -306,7 +336,7 @@ class Series:
         self._n[dst] = int(lat[0])
         for i, col_d in enumerate(self._lat):
             col_d[dst] = lat[i + 1]
-        for col_g in self._gauges.values():
+        for col_g in (*self._gauges.values(), *self._scenario_health.values()):
             col_g[dst] = col_g[last]
 
     # -- reading ---------------------------------------------------------------------------------
@@ -366,6 +396,11 @@ class Series:
         }
         for k, col in self._gauges.items():
             out[k] = [_gauge(k, x) for x in col]
+        if self._scenario_health:
+            out["health_scenarios"] = {
+                name: [_gauge("health", x) for x in col]
+                for name, col in self._scenario_health.items()
+            }
         if any(self._paused):  # only a run that was paused has the column
             out["paused_s"] = [round(x, 3) for x in self._paused]
         gaps = getattr(self, "gaps", [])

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
-from wbsrun.progress.health import run_health
-from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
+from wbsrun.progress.health import HealthFigures
+from wbsrun.progress.report import ProgressSnapshot, progress_snapshot, snap_health
 from wbsrun.progress.views import ProgramProgress
 from wbsrun.telemetry.summary import print_summary
 
@@ -19,6 +19,7 @@ __all__ = [
     "console_for",
     "fit_fields",
     "format_live",
+    "health_text",
     "live_fields",
     "print_summary",
 ]
@@ -43,17 +44,33 @@ def _eta(seconds: float | None) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def format_scenarios(detail: ProgramProgress) -> str:
-    """`name work% (milestone share% …)` per scenario; milestones are shares of planned passes."""
-    return " | ".join(scenario_fields(detail))
+# The trend's arrow: rising or falling by at least this much a minute; steady between.
+TREND_STEADY = 0.01
 
 
-def scenario_fields(detail: ProgramProgress) -> list[str]:
+def health_text(score: float, trend: float | None) -> str:
+    """`0.93↑`: the score and where it heads (↑ ↓ →; nothing before the trend is known)."""
+    arrow = ""
+    if trend is not None:
+        arrow = "↑" if trend >= TREND_STEADY else "↓" if trend <= -TREND_STEADY else "→"
+    return f"{score:.2f}{arrow}"
+
+
+def format_scenarios(detail: ProgramProgress, health: HealthFigures | None = None) -> str:
+    """`name work% (milestone share% …) health 0.93↑` per scenario; milestones are shares of
+    planned passes."""
+    return " | ".join(scenario_fields(detail, health))
+
+
+def scenario_fields(detail: ProgramProgress, health: HealthFigures | None = None) -> list[str]:
+    trends = {name: (h.score, t) for name, h, t in health.scenarios} if health else {}
     parts = []
     for s in detail.scenarios:
         text = f"{s.name} {s.work * 100:.0f}%"
         if s.milestones:
             text += " (" + " ".join(f"{m.name} {m.share * 100:.0f}%" for m in s.milestones) + ")"
+        if s.name in trends:
+            text += " health " + health_text(*trends[s.name])
         parts.append(text)
     return parts
 
@@ -71,8 +88,8 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     if detail is not None and detail.milestones_weighted is not None:
         fields.append(f"milestones {_pct(detail.milestones_weighted)}")
     fields.append("ETA paused" if snap.paused else f"ETA {_eta(snap.eta_s)}")
-    health = run_health(snap.work, snap.planned, st.requests_total, st.requests_failed)
-    fields.append(f"health {health.score:.2f}")
+    health = snap_health(snap, st)
+    fields.append(f"health {health_text(health.program.score, health.trend)}")
     fields.append(f"users {snap.active_users}/{snap.planned_users}")
     fields.append(f"req {st.requests_total:,} ({rps:,.0f}/s)")
     fields.append(f"failed {st.requests_failed:,}")
@@ -95,7 +112,7 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
         fields.append(f"items down {down} rollbacks {st.rollbacks}")
     fields.append(f"tasks ok {st.tasks_succeeded:,} err {st.tasks_failed + st.tasks_timed_out:,}")
     if detail is not None and detail.scenarios:
-        fields.extend(f"| {text}" for text in scenario_fields(detail))
+        fields.extend(f"| {text}" for text in scenario_fields(detail, health))
     return fields
 
 

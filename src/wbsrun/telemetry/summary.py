@@ -326,11 +326,15 @@ def _print_details(console: Console, result: Mapping[str, Any]) -> None:
         share = f"{m['share'] * 100:.1f}%, " if "share" in m else ""
         extra.add_row("milestone", Text(name), f"{m['reached']:,} ({share}weight {m['weight']})")
     scenarios = prog.get("scenarios", {})
+    health = (result.get("health") or {}).get("scenarios") or {}
     if len(scenarios) > 1:
         for name, sc in scenarios.items():
             text = f"work {_pct(sc.get('work'))}"
             if sc.get("milestones_weighted") is not None:
                 text += f", milestones {_pct(sc['milestones_weighted'])}"
+            score = (health.get(name) or {}).get("score")
+            if isinstance(score, int | float):
+                text += f", health {score:.2f}"
             extra.add_row("scenario", Text(name), text)
     for kind in ("exits", "errors"):
         for name, n in result.get(kind, {}).items():

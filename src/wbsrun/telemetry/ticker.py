@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 from wbsrun.core.runner import Runner
 from wbsrun.progress.aggregate import Aggregator
-from wbsrun.progress.health import run_health
-from wbsrun.progress.report import progress_snapshot
+from wbsrun.progress.report import progress_snapshot, snap_health
 from wbsrun.progress.series import Series
 
 __all__ = ["SeriesTicker"]
@@ -72,7 +71,7 @@ class SeriesTicker:
         snap = progress_snapshot(runner, self.aggregator)
         planned = snap.planned
         detail = snap.detail
-        health = run_health(snap.work, planned, st.requests_total, st.requests_failed)
+        health = snap_health(snap, st)
         self.series.sample(
             snap.elapsed,
             requests=st.requests_total,
@@ -85,7 +84,9 @@ class SeriesTicker:
             planned=planned,
             milestones=detail.milestones_weighted if detail is not None else None,
             eta_s=snap.eta_s,
-            health=health.score,
+            health=health.program.score,
+            health_trend=health.trend,
+            health_scenarios={name: h.score for name, h, _ in health.scenarios},
             leases=self._leases(),
             paused_s=snap.paused_s,
         )

@@ -140,8 +140,14 @@ def _charts(cols: dict[str, Column], errors: list[dict[str, Any]]) -> list[dict[
                 "axes": [_axis("count", "errors", "number")],
             }
         )
-    if "health" in cols:
-        series = [_series("health score", "health", "share", 2)]
+    scenario_health = [c for c in cols if c.startswith("health.")]
+    if "health" in cols or scenario_health:
+        series = [_series("health score", "health", "share", 2)] if "health" in cols else []
+        # Each scenario's own (`timeseries.health_scenarios`), dashed.
+        series += [
+            _series(c.removeprefix("health."), c, "share", i + 3, dash=True)
+            for i, c in enumerate(scenario_health)
+        ]
         specs.append(
             {
                 "id": "health",
@@ -210,4 +216,9 @@ def chart_data(result: Mapping[str, Any]) -> dict[str, Any]:
     if "leases" in cols and (items := _items(result.get("resources"))):
         cols["items"] = [items] * n
     errors = _error_columns(ts.get("errors"), n, cols)
+    per = ts.get("health_scenarios")
+    if isinstance(per, Mapping):
+        for name, values in per.items():
+            if (col := _column(values, n)) is not None:
+                cols[f"health.{name}"] = col
     return {"t": t, "columns": cols, "charts": _charts(cols, errors)}

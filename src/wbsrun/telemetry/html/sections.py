@@ -16,6 +16,7 @@ __all__ = [
     "actions",
     "errors",
     "header",
+    "health",
     "progress",
     "requests",
     "resources",
@@ -183,6 +184,51 @@ def scenarios(r: Mapping[str, Any]) -> str:
         ]
         rows.append(cells)
     return _section("scenarios", "Per scenario", table(head, rows, "figures"))
+
+
+def health(r: Mapping[str, Any]) -> str:
+    """The health roll-up: the program and each scenario (score, inputs, trend), then the
+    users summed up and the lowest of them (docs/progress-model.md)."""
+    h = _map(r.get("health"))
+    if "scenarios" not in h:
+        return ""  # an older result: the header tile and the progress inputs say it all
+    head = ["", "score", "progress", "error rate", "deviation", "trend / min"]
+    rows = []
+    for label, base in [
+        ("program", ["health"]),
+        *((name, ["health", "scenarios", name]) for name in _map(h.get("scenarios"))),
+    ]:
+        rows.append(
+            [
+                cell(esc(label), "name"),
+                *(cell(figure(r, [*base, k]), "num") for k in ("score", "progress")),
+                cell(figure(r, [*base, "error_rate"], "pct"), "num"),
+                *(cell(figure(r, [*base, k]), "num") for k in ("deviation", "trend")),
+            ]
+        )
+    body = table(head, rows, "figures")
+    users = _map(h.get("users"))
+    if users:
+        u = ["health", "users"]
+        body += (
+            f"<p>{figure(r, [*u, 'count'], 'int')} users: min {figure(r, [*u, 'min'])}, "
+            f"p10 {figure(r, [*u, 'p10'])}, p50 {figure(r, [*u, 'p50'])}, mean "
+            f"{figure(r, [*u, 'mean'])}.</p>"
+        )
+        listed = users.get("worst")
+        worst: list[Any] = listed if isinstance(listed, list) else []
+        low = [
+            [
+                cell(esc(w.get("user_id", "")), "name"),
+                cell(esc(w.get("scenario", ""))),
+                cell(figure(r, [*u, "worst", i, "score"]), "num"),
+            ]
+            for i, w in enumerate(worst)
+            if isinstance(w, Mapping)
+        ]
+        if low:
+            body += table(["lowest users", "scenario", "score"], low, "figures")
+    return _section("health", "Health", body)
 
 
 def errors(r: Mapping[str, Any]) -> str:

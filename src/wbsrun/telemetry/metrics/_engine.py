@@ -21,7 +21,7 @@ def _add(fam: GaugeMetricFamily, labels: list[str], value: float | None) -> None
 
 
 def progress_families(s: RunSample) -> Iterator[Metric]:
-    snap, detail, health = s.snapshot, s.progress, s.health
+    snap, detail = s.snapshot, s.progress
     work = GaugeMetricFamily("wbsrun_progress_work_ratio", "Work done of the planned work.")
     work.add_metric([], snap.work)
     yield work
@@ -38,19 +38,51 @@ def progress_families(s: RunSample) -> Iterator[Metric]:
     eta = GaugeMetricFamily("wbsrun_eta_seconds", "Estimated seconds until the run ends.")
     _add(eta, [], snap.eta_s)
     yield eta
+    yield from _health(s)
+    yield from _scenarios(s)
+
+
+def _health(s: RunSample) -> Iterator[Metric]:
+    """Health per scenario, the program's under `scenario=""`; the users' summed up."""
+    figures = s.health
     score = GaugeMetricFamily(
         "wbsrun_health_score",
-        "Health score: progress x 0.6 + (1 - error rate) x 0.3 + (1 - deviation) x 0.1.",
+        "Health score: progress x 0.6 + (1 - error rate) x 0.3 + (1 - deviation) x 0.1; "
+        'the program\'s under scenario="".',
+        labels=["scenario"],
     )
-    score.add_metric([], health.score)
-    yield score
     parts = GaugeMetricFamily(
-        "wbsrun_health_input_ratio", "The health score's inputs.", labels=["input"]
+        "wbsrun_health_input_ratio", "The health score's inputs.", labels=["scenario", "input"]
     )
-    for name in ("progress", "error_rate", "deviation"):
-        parts.add_metric([name], getattr(health, name))
-    yield parts
-    yield from _scenarios(s)
+    trend = GaugeMetricFamily(
+        "wbsrun_health_trend_per_minute",
+        "Health score change per minute (slope over the last 30 s).",
+        labels=["scenario"],
+    )
+    rows = [("", figures.program, figures.trend), *figures.scenarios]
+    for name, health, change in rows:
+        score.add_metric([name], health.score)
+        for key, value in (
+            ("progress", health.progress),
+            ("error_rate", health.error_rate),
+            ("deviation", health.deviation),
+        ):
+            parts.add_metric([name, key], value)
+        _add(trend, [name], change)
+    yield from (score, parts, trend)
+    users = GaugeMetricFamily(
+        "wbsrun_user_health_score",
+        "Per-user health scores: minimum (quantile 0), 10th and 50th percentiles.",
+        labels=["quantile"],
+    )
+    mean = GaugeMetricFamily("wbsrun_user_health_mean_score", "Mean per-user health score.")
+    u = s.users
+    if u is not None and u.count:
+        for q, value in (("0", u.min), ("0.1", u.p10), ("0.5", u.p50)):
+            users.add_metric([q], value)
+        mean.add_metric([], u.mean)
+    yield users
+    yield mean
 
 
 def _scenarios(s: RunSample) -> Iterator[Metric]:

@@ -19,8 +19,8 @@ from wbsrun.core.codes import classify
 from wbsrun.core.runner import Runner
 from wbsrun.core.stats import ActionStats, Histogram, RunStats
 from wbsrun.progress.aggregate import Aggregator
-from wbsrun.progress.health import RunHealth, run_health
-from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
+from wbsrun.progress.health import HealthFigures, UserHealth
+from wbsrun.progress.report import ProgressSnapshot, progress_snapshot, snap_health
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
@@ -171,7 +171,7 @@ class RunSample:
     finished: bool
     interrupted: bool
     snapshot: ProgressSnapshot
-    health: RunHealth
+    health: HealthFigures
     counters: dict[str, int]
     actions: list[ActionFigures]
     all_requests: HistogramCopy
@@ -195,6 +195,8 @@ class RunSample:
     dropped: dict[str, int] = field(default_factory=dict)
     # `pacing` scenarios: passes that ended after the next one was due, by scenario.
     pacing_missed: dict[str, int] = field(default_factory=dict)
+    # Every user's health summed up (None: not known here, or no aggregator).
+    users: UserHealth | None = None
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -330,7 +332,8 @@ def take_sample(sources: RunSources) -> RunSample:
         finished=runner.ended_at is not None,
         interrupted=runner.interrupted,
         snapshot=snap,
-        health=run_health(snap.work, snap.time, st.requests_total, st.requests_failed),
+        health=snap_health(snap, st),
+        users=sources.aggregator.user_health() if sources.aggregator is not None else None,
         counters={name: int(getattr(st, name)) for name in _COUNTERS},
         actions=_actions(st),
         all_requests=_all_requests(st),
