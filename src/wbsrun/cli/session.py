@@ -31,7 +31,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.errors import RunError
 from wbsrun.poller import Poller, ProgressFeed, attach_progress_bus, progress_feed
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
-from wbsrun.progress.report import build_result
+from wbsrun.progress.report import build_result, with_pmp
 from wbsrun.progress.series import Series
 from wbsrun.progress.thresholds import ThresholdEvaluator
 from wbsrun.protocols.registry import build_components
@@ -260,8 +260,11 @@ class WiredRun:
             events=events,
             timeseries=timeseries,
         )
-        # Several processes: their per-process sections, the segments and their fate.
-        return self.cluster.complete(result) if self.cluster is not None else result
+        # Several processes: their per-process sections, the segments and their fate (and the
+        # PMP map read again from the merged figures).
+        if self.cluster is not None:
+            return with_pmp(self.cluster.complete(result), self.runner)
+        return result
 
     def result(self) -> dict[str, Any]:
         """The final result: with every threshold's verdict, and status `aborted` when an
@@ -360,6 +363,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             wired.log.counts,
             alerts=lambda: wired.thresholds.alerts_total,
             pollable=wired.feed,
+            pmp=lambda: wired.live_result()["pmp"],
         )
     else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
         sources = RunSources(
@@ -371,6 +375,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             cluster.log_counts(),
             alerts=lambda: wired.thresholds.alerts_total,
             workbook=cluster.workbook_figures,
+            pmp=lambda: wired.live_result()["pmp"],
         )
     exporter = MetricsExporter(address, sources)
     try:

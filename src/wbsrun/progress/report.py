@@ -18,6 +18,7 @@ from wbsrun.progress.figures import (
     scenario_figures,
 )
 from wbsrun.progress.health import run_health
+from wbsrun.progress.pmp import pmp_plan, pmp_section
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "persist_figures",
     "progress_snapshot",
     "resource_figures",
+    "with_pmp",
 ]
 
 RESULT_SCHEMA_ID = "https://wbsrun.dev/schema/result-v1.json"
@@ -275,7 +277,7 @@ def build_result(
     snap = progress_snapshot(runner, aggregator)
     detail = snap.detail
     milestone_weights = {m.name: m.weight for s in runner.plan.scenarios for m in s.milestones}
-    return {
+    result = {
         "$schema": RESULT_SCHEMA_ID,
         "scenario": runner.plan.name,
         "version": runner.plan.version,
@@ -332,3 +334,11 @@ def build_result(
         **({"engine": dict(events)} if events is not None else {}),
         **({"timeseries": dict(timeseries)} if timeseries is not None else {}),
     }
+    return with_pmp(result, runner)
+
+
+def with_pmp(result: dict[str, Any], runner: Runner) -> dict[str, Any]:
+    """The result with its `pmp` key (progress/pmp.py) computed from the rest of it: again
+    after a `--workers` run merged its workers' sections in."""
+    result["pmp"] = pmp_section(result, pmp_plan(runner.plan), finished=runner.ended_at is not None)
+    return result
