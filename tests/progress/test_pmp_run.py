@@ -6,6 +6,8 @@ report's PMP section; a live scrape shows the process groups under way."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -145,3 +147,29 @@ def test_a_minimal_scenario_uses_and_feeds_only_the_cells_every_plan_has(
     assert result["pmp"]["knowledge_areas"]["stakeholders"]["cells"] == {}
     assert result["pmp"]["stakeholders"]["entries"] == []
     assert final.value("wbsrun_pmp_stakeholders", state="declared") == 0
+
+
+def test_a_workers_run_maps_the_merged_figures(
+    target_factory: Callable[..., TargetProcess], tmp_path: Path
+) -> None:
+    target = target_factory()
+    bundle = full_bundle(tmp_path / "bundle", target.hosts[0], target.port, users=4)
+    out = tmp_path / "result.json"
+    args = ["run", str(bundle), "--workers", "2", "--quiet", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wbsrun", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    pmp, used = result["pmp"], used_cells(pmp_plan(load_plan(bundle, provides(None))))
+    assert _fed(pmp) == set(used)
+    m = pmp["metrics"]
+    # The workers' pools and logs, merged: the coordinator itself leases nothing, logs nothing.
+    assert m["leases-acquired"] == result["resources"]["pool"]["leases"] == 16
+    assert m["log-lines"] == sum(result["logs"].values()) >= 16
+    assert m["requests-sent"] == target.stats()["received"] - result["requests"]["health_probes"]
+    assert pmp["stakeholders"]["engaged"] == 2
