@@ -51,6 +51,13 @@ def _reported(page: str) -> set[Cell]:
     return out
 
 
+def _midway(s: Scrape) -> Scrape | None:
+    """A scrape of the run under way: some passes closed, not all (so not yet finished)."""
+    groups = s.samples("wbsrun_pmp_process_group_progress_ratio")
+    closing = [x.value for x in groups if x.labels["group"] == "closing"]  # none before the loop
+    return s if closing and 0 < closing[0] < 1 and s.value("wbsrun_run_finished") == 0 else None
+
+
 def _run(bundle: Path, tmp_path: Path) -> tuple[dict[str, Any], Scrape, Scrape, str]:
     """The run with its live scrape (closing under way), final scrape, result and report."""
     port = free_port()
@@ -58,17 +65,7 @@ def _run(bundle: Path, tmp_path: Path) -> tuple[dict[str, Any], Scrape, Scrape, 
     out, report = tmp_path / "result.json", tmp_path / "report.html"
     args = ("run", str(bundle), "--json", str(out), "--report", str(report))
     with wbsrun_with_metrics(*args, port=port, linger="30s") as proc:
-        live = wait_for(
-            lambda: (
-                s
-                if (s := scrape(url)).total("wbsrun_tasks_closed_total") > 0
-                and s.value("wbsrun_run_finished") == 0
-                else None
-            ),
-            30,
-            "a scrape while passes close",
-            proc,
-        )
+        live = wait_for(lambda: _midway(scrape(url)), 30, "a scrape while passes close", proc)
         wait_for(lambda: report.is_file() or None, 60, "the report", proc)
         time.sleep(0.2)
         final = scrape(url)
@@ -98,8 +95,9 @@ def _check(result: dict[str, Any], final: Scrape, page: str, used: list[Cell]) -
 def test_every_cell_the_full_scenario_uses_is_fed_and_reported(
     target_factory: Callable[..., TargetProcess], tmp_path: Path
 ) -> None:
-    target = target_factory(knobs=TargetKnobs(latency_ms=30))
+    target = target_factory(knobs=TargetKnobs(latency_ms=60))
     bundle = full_bundle(tmp_path / "bundle", target.hosts[0], target.port, users=3)
+    # 3 users x 4 passes of ~80 ms: under way for a few scrapes.
     used = used_cells(pmp_plan(load_plan(bundle, provides(None))))
     assert len(used) == len(CELLS) == 30  # this plan uses every cell of the map
     result, live, final, page = _run(bundle, tmp_path)
@@ -130,7 +128,6 @@ def test_every_cell_the_full_scenario_uses_is_fed_and_reported(
     # Live, mid-run: the groups under way, closing behind planning.
     live_closing = live.value("wbsrun_pmp_process_group_progress_ratio", group="closing")
     live_planning = live.value("wbsrun_pmp_process_group_progress_ratio", group="planning")
-    assert 0 < live_closing < 1
     assert live_closing <= live_planning
 
 

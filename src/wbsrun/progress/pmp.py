@@ -70,20 +70,15 @@ def _seq(value: object) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def _register(value: object) -> Mapping[str, Any]:
-    """A `stakeholder` register mapping (user.context's, or a registers default)."""
-    return _map(value)
-
-
 def _stakeholders(plan: Plan) -> tuple[tuple[Stakeholder, ...], int]:
-    shared = _register(_map(plan.workbook.defaults.get("registers")).get("stakeholder"))
+    shared = _map(_map(plan.workbook.defaults.get("registers")).get("stakeholder"))
     found: dict[str, dict[str, Any]] = {}
     concerns = len(_seq(shared.get("concerns")))
     names = tuple(s.name for s in plan.scenarios)
     for item in _seq(shared.get("entries")):
         _add_entry(found, _map(item), names)
     for sc in plan.scenarios:
-        own = _register(sc.context.get("stakeholder"))
+        own = _map(sc.context.get("stakeholder"))
         concerns += len(_seq(own.get("concerns")))
         for item in _seq(own.get("entries")):
             _add_entry(found, _map(item), (sc.name,))
