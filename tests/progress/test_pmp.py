@@ -13,7 +13,14 @@ import pytest
 from pmp_kit import FULL, full_bundle, minimal_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.errors import ScenarioError
-from wbsrun.progress.pmp import PmpPlan, Stakeholder, pmp_plan, pmp_section, used_cells
+from wbsrun.progress.pmp import (
+    PmpPlan,
+    PmpTimeline,
+    Stakeholder,
+    pmp_plan,
+    pmp_section,
+    used_cells,
+)
 from wbsrun.progress.pmp_map import CELLS, KNOWLEDGE_AREAS, PROCESS_GROUPS, PROCESSES, processes
 from wbsrun.protocols.registry import provides
 from wbsrun.telemetry.html.pmp_section import pmp as pmp_html
@@ -95,6 +102,33 @@ def test_nothing_planned_is_not_begun_while_running_and_done_once_ended() -> Non
     r = _result(users={"planned": 0, "started": 0})
     assert _groups(r, finished=False)["initiating"] == 0.0
     assert _groups(r, finished=True)["initiating"] == 1.0
+
+
+def test_the_timeline_dates_each_group_from_its_first_move_to_its_last_completion() -> None:
+    timeline = PmpTimeline()
+    r = _result(tasks={"started": 2}, progress={"work": 0.1, "time": 0.2, "expected_tasks": 4.0})
+    r["duration_s"] = 1.0
+    pmp_section(r, NOTHING, finished=False, timeline=timeline)
+    r.update(duration_s=2.0, tasks={"started": 4, "succeeded": 4})
+    r["progress"].update(work=1.0, time=0.5)
+    pmp_section(r, NOTHING, finished=False, timeline=timeline)
+    # The projection grows: planning and closing fall back under 1, done again later.
+    r.update(duration_s=3.0, tasks={"started": 5, "succeeded": 4})
+    r["progress"].update(expected_tasks=6.0, time=0.8)
+    pmp_section(r, NOTHING, finished=False, timeline=timeline)
+    r.update(duration_s=4.0, tasks={"started": 6, "succeeded": 6})
+    r["progress"].update(time=1.0)
+    groups = pmp_section(r, NOTHING, finished=True, timeline=timeline)["process_groups"]
+    dates = {g: (groups[g]["started_s"], groups[g]["done_s"]) for g in PROCESS_GROUPS}
+    assert dates == {
+        "initiating": (1.0, 1.0),
+        "planning": (1.0, 4.0),
+        "executing": (1.0, 2.0),
+        "monitoring": (1.0, 4.0),
+        "closing": (2.0, 4.0),
+    }
+    untimed = pmp_section(r, NOTHING, finished=True)["process_groups"]["closing"]
+    assert "started_s" not in untimed
 
 
 # -- the stakeholder register ------------------------------------------------------------------

@@ -170,3 +170,34 @@ def test_a_workers_run_maps_the_merged_figures(
     assert m["log-lines"] == sum(result["logs"].values()) >= 16
     assert m["requests-sent"] == target.stats()["received"] - result["requests"]["health_probes"]
     assert pmp["stakeholders"]["engaged"] == 2
+
+
+def test_the_process_groups_are_dated_by_the_series_ticker_as_the_run_goes(
+    target_factory: Callable[..., TargetProcess], tmp_path: Path
+) -> None:
+    target = target_factory(knobs=TargetKnobs(latency_ms=50))
+    bundle = full_bundle(
+        tmp_path / "bundle", target.hosts[0], target.port, length="task-duration: 2500ms"
+    )
+    out = tmp_path / "result.json"
+    args = ["run", str(bundle), "--quiet", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wbsrun", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    groups = result["pmp"]["process_groups"]
+    end = result["duration_s"]
+    # The users all start at once: initiating is done at the first tick (t = 1 s), no reading
+    # but the ticker's being taken before the end; the time line is done only at the end.
+    assert groups["initiating"]["started_s"] == groups["initiating"]["done_s"]
+    assert 0.9 <= groups["initiating"]["done_s"] <= 1.5
+    assert groups["monitoring"]["done_s"] == end >= 2.5
+    assert groups["closing"]["started_s"] <= 1.5
+    for g in PROCESS_GROUPS:
+        assert groups[g]["progress"] == 1.0
+        assert groups[g]["started_s"] <= groups[g]["done_s"] <= end

@@ -16,7 +16,16 @@ from typing import Any
 from wbsrun.dsl.plan import Plan, ScenarioSpec
 from wbsrun.progress.pmp_map import AREA_SOURCES, CELLS, KNOWLEDGE_AREAS, PROCESS_GROUPS, processes
 
-__all__ = ["PmpPlan", "Stakeholder", "pmp_plan", "pmp_section", "used_cells"]
+__all__ = [
+    "GroupFigures",
+    "PmpPlan",
+    "PmpTimeline",
+    "Stakeholder",
+    "pmp_plan",
+    "pmp_section",
+    "process_groups",
+    "used_cells",
+]
 
 STAKEHOLDER_STATES = ("declared", "identified", "engaged")
 
@@ -176,25 +185,52 @@ def _r(value: float | None) -> float | None:
 _CLOSED = ("succeeded", "failed", "timed_out", "rolled_back", "interrupted")
 
 
-def _groups(r: Mapping[str, Any], finished: bool) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class GroupFigures:
+    """What the process groups are computed from: a result's figures, or (per tick) the
+    progress snapshot's (`progress.report.group_figures`)."""
+
+    users_started: int
+    users_planned: float | None
+    tasks_started: int
+    tasks_closed: int
+    planned_tasks: float | None
+    expected_tasks: float | None
+    work: float
+    time: float | None
+
+    @classmethod
+    def of_result(cls, r: Mapping[str, Any]) -> GroupFigures:
+        users, tasks, prog = _map(r.get("users")), _map(r.get("tasks")), _map(r.get("progress"))
+        return cls(
+            users_started=_int(users.get("started")),
+            users_planned=_num(users.get("planned")),
+            tasks_started=_int(tasks.get("started")),
+            tasks_closed=sum(_int(tasks.get(k)) for k in _CLOSED),
+            planned_tasks=_num(prog.get("planned_tasks")),
+            expected_tasks=_num(prog.get("expected_tasks")),
+            work=_num(prog.get("work")) or 0.0,
+            time=_num(prog.get("time")),
+        )
+
+
+def process_groups(f: GroupFigures, finished: bool) -> dict[str, dict[str, Any]]:
     """Each process group's progress, what it counts and of what (docs/pmp-mapping.md)."""
-    users, tasks, prog = _map(r.get("users")), _map(r.get("tasks")), _map(r.get("progress"))
-    started = _int(tasks.get("started"))
-    closed = sum(_int(tasks.get(k)) for k in _CLOSED)
-    planned = _num(prog.get("planned_tasks"))
-    expected = _num(prog.get("expected_tasks"))
-    expected = planned if expected is None else expected
-    if finished and planned is None:
+    expected = f.planned_tasks if f.expected_tasks is None else f.expected_tasks
+    if finished and f.planned_tasks is None:
         # A time-boxed plan projects its passes while it runs; once ended, they are those run.
-        expected = float(started)
-    work = _num(prog.get("work")) or 0.0
-    time = _num(prog.get("time"))
-    watched = time if time is not None else work
-    u_started, u_planned = _int(users.get("started")), _num(users.get("planned"))
+        expected = float(f.tasks_started)
+    watched = f.time if f.time is not None else f.work
+    u_started, u_planned, started, closed = (
+        f.users_started,
+        f.users_planned,
+        f.tasks_started,
+        f.tasks_closed,
+    )
     rows: list[tuple[str, float | None, float, float | None, str]] = [
         ("initiating", _ratio(u_started, u_planned), u_started, u_planned, "users started"),
         ("planning", _ratio(started, expected), started, expected, "passes planned (started)"),
-        ("executing", work, work, 1.0, "work done (WBS completion)"),
+        ("executing", f.work, f.work, 1.0, "work done (WBS completion)"),
         ("monitoring", watched, watched, 1.0, "planned time line monitored"),
         ("closing", _ratio(closed, expected), closed, expected, "passes closed"),
     ]
@@ -204,6 +240,32 @@ def _groups(r: Mapping[str, Any], finished: bool) -> dict[str, dict[str, Any]]:
             p = 1.0 if finished else 0.0
         out[name] = {"progress": _r(p), "done": _r(done), "of": _r(of), "counts": what}
     return out
+
+
+class PmpTimeline:
+    """When each process group began (progress above 0) and was done (progress 1), in
+    seconds of the run: fed every tick of the run's series ticker and at every result. A
+    group that falls back under 1 (a time-boxed projection that grew) is done again later."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+
+    def observe(self, groups: Mapping[str, Mapping[str, Any]], t: float) -> None:
+        for name, g in groups.items():
+            p = _num(g.get("progress")) or 0.0
+            if p > 0.0:
+                self.started.setdefault(name, t)
+            if p >= 1.0:
+                self.done.setdefault(name, t)
+            else:
+                self.done.pop(name, None)
+
+    def annotate(self, groups: dict[str, dict[str, Any]]) -> None:
+        for name, g in groups.items():
+            began, done = self.started.get(name), self.done.get(name)
+            g["started_s"] = None if began is None else round(began, 3)
+            g["done_s"] = None if done is None else round(done, 3)
 
 
 def _states(r: Mapping[str, Any], plan: PmpPlan) -> list[dict[str, Any]]:
@@ -320,10 +382,21 @@ def _areas(plan: PmpPlan, metrics: Mapping[str, float | None]) -> dict[str, dict
     return areas
 
 
-def pmp_section(result: Mapping[str, Any], plan: PmpPlan, *, finished: bool) -> dict[str, Any]:
+def pmp_section(
+    result: Mapping[str, Any],
+    plan: PmpPlan,
+    *,
+    finished: bool,
+    timeline: PmpTimeline | None = None,
+) -> dict[str, Any]:
     """The result's `pmp` object (result-schema.json) from a result without it; `finished`:
-    the run has ended (a live result's status says `completed` while it runs)."""
-    groups = _groups(result, finished)
+    the run has ended (a live result's status says `completed` while it runs); `timeline`:
+    the run's, fed with these groups at the result's `duration_s`, adds when each began and
+    was done."""
+    groups = process_groups(GroupFigures.of_result(result), finished)
+    if timeline is not None:
+        timeline.observe(groups, _num(result.get("duration_s")) or 0.0)
+        timeline.annotate(groups)
     register = _states(result, plan)
     metrics = _metrics(result, plan, groups, register)
     counts = {

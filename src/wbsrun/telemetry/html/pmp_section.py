@@ -26,12 +26,15 @@ def _groups(r: Mapping[str, Any]) -> str:
             cell(figure(r, [*base, g, "progress"], "pct"), "num"),
             cell(figure(r, [*base, g, "done"]), "num"),
             cell(figure(r, [*base, g, "of"]), "num"),
+            cell(figure(r, [*base, g, "started_s"], "s"), "num"),
+            cell(figure(r, [*base, g, "done_s"], "s"), "num"),
             cell(esc(_map(_map(r["pmp"].get("process_groups")).get(g)).get("counts", ""))),
         ]
         for g in _GROUPS
         if g in _map(r["pmp"].get("process_groups"))
     ]
-    return table(["process group", "progress", "done", "of", "counts"], rows, "figures")
+    head = ["process group", "progress", "done", "of", "began at", "done at", "counts"]
+    return table(head, rows, "figures")
 
 
 def _grid(r: Mapping[str, Any]) -> str:
