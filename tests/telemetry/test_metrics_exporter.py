@@ -164,6 +164,11 @@ _BOUNDED_LABELS = {
     "rule",
     "plan",
     "le",
+    # The PMP map's (wbsrun_pmp_*): fixed by wbsrun's map (docs/pmp-mapping.md).
+    "group",
+    "area",
+    "metric",
+    "state",
 }
 
 

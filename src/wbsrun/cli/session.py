@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -31,7 +31,8 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.errors import RunError
 from wbsrun.poller import Poller, ProgressFeed, attach_progress_bus, progress_feed
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
-from wbsrun.progress.report import build_result
+from wbsrun.progress.pmp import PmpTimeline
+from wbsrun.progress.report import build_result, pmp_ticker, with_pmp
 from wbsrun.progress.series import Series
 from wbsrun.progress.thresholds import ThresholdEvaluator
 from wbsrun.protocols.registry import build_components
@@ -232,6 +233,8 @@ class WiredRun:
     cluster: ClusterRunner | None = None
     # The progress pollable's change feed (`progress.poller.progress_pollable: true`).
     feed: ProgressFeed | None = None
+    # When each PMP process group began and was done (fed per tick, see `wire`).
+    pmp_timeline: PmpTimeline = field(default_factory=PmpTimeline)
 
     @property
     def aggregator(self) -> Aggregator:
@@ -260,9 +263,13 @@ class WiredRun:
             events=events,
             timeseries=timeseries,
             users=final,  # thresholds read no per-user figure: spared every second
+            pmp_timeline=self.pmp_timeline,
         )
-        # Several processes: their per-process sections, the segments and their fate.
-        return self.cluster.complete(result) if self.cluster is not None else result
+        # Several processes: their per-process sections, the segments and their fate (and the
+        # PMP map read again from the merged figures).
+        if self.cluster is not None:
+            return with_pmp(self.cluster.complete(result), self.runner, self.pmp_timeline)
+        return result
 
     def result(self) -> dict[str, Any]:
         """The final result: with every threshold's verdict, and status `aborted` when an
@@ -299,11 +306,24 @@ def wire(
         leases=lambda: sum(p.get("active", 0) for p in pools.statistics().values()),
     )
     runner.services.append(ticker)
+    timeline = PmpTimeline()  # the PMP process groups dated, every tick
+    ticker.listeners.append(pmp_ticker(runner, progress.aggregator, timeline))
     if prepare is not None:
         prepare(runner)  # e.g. the demo's fault script, as one more run service
     poller = attach_progress_bus(runner, bus, feed)
     thresholds = ThresholdEvaluator(plan.thresholds)
-    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, feed=feed)
+    return WiredRun(
+        runner,
+        pools,
+        log,
+        progress,
+        bus,
+        poller,
+        ticker,
+        thresholds,
+        feed=feed,
+        pmp_timeline=timeline,
+    )
 
 
 def wire_cluster(
@@ -324,9 +344,22 @@ def wire_cluster(
     )
     ticker = SeriesTicker(runner, progress.aggregator, leases=runner.leases)
     runner.services.append(ticker)
+    timeline = PmpTimeline()
+    ticker.listeners.append(pmp_ticker(runner, progress.aggregator, timeline))
     poller = attach_progress_bus(runner, bus)  # idle here: the workers' engines do the work
     thresholds = ThresholdEvaluator(plan.thresholds)
-    return WiredRun(runner, pools, log, progress, bus, poller, ticker, thresholds, cluster=runner)
+    return WiredRun(
+        runner,
+        pools,
+        log,
+        progress,
+        bus,
+        poller,
+        ticker,
+        thresholds,
+        cluster=runner,
+        pmp_timeline=timeline,
+    )
 
 
 def _checkpointing(
@@ -361,6 +394,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             wired.log.counts,
             alerts=lambda: wired.thresholds.alerts_total,
             pollable=wired.feed,
+            pmp=lambda: wired.live_result()["pmp"],
         )
     else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
         sources = RunSources(
@@ -372,6 +406,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             cluster.log_counts(),
             alerts=lambda: wired.thresholds.alerts_total,
             workbook=cluster.workbook_figures,
+            pmp=lambda: wired.live_result()["pmp"],
         )
     exporter = MetricsExporter(address, sources)
     try:

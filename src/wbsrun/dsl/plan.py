@@ -61,7 +61,8 @@ _RUNNER_FIELDS_TEXT = {
     "resource_lease",
     "governance": "scope_trace raci_matrix stakeholder_notes",
     "telemetry": "counters latency_ms milestones health",
-    "registers": "risk.flag risk.entries issue.entries stakeholder.concerns procurement.plugins",
+    "registers": "risk.flag risk.entries issue.entries stakeholder.entries stakeholder.concerns "
+    "procurement.plugins",
     "communications": "log last_synced_at",
 }
 RUNNER_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(

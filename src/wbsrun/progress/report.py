@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,14 @@ from wbsrun.progress.figures import (
     scenario_figures,
 )
 from wbsrun.progress.health import HealthFigures, RunHealth, run_health
+from wbsrun.progress.pmp import (
+    GroupFigures,
+    PmpTimeline,
+    pmp_plan,
+    pmp_section,
+    process_groups,
+)
+from wbsrun.progress.series import Series
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
@@ -26,12 +34,15 @@ __all__ = [
     "ProgressSnapshot",
     "build_result",
     "error_messages",
+    "group_figures",
     "health_figures",
     "persist_figures",
+    "pmp_ticker",
     "progress_snapshot",
     "resource_figures",
     "scenario_due",
     "snap_health",
+    "with_pmp",
 ]
 
 RESULT_SCHEMA_ID = "https://wbsrun.dev/schema/result-v1.json"
@@ -314,13 +325,15 @@ def build_result(
     events: Mapping[str, Any] | None = None,
     timeseries: Mapping[str, Any] | None = None,
     users: bool = True,
+    pmp_timeline: PmpTimeline | None = None,
 ) -> dict[str, Any]:
     """The `--json` result; its shape is documented by `result-schema.json`. The run's
     aggregator adds the per-scenario and milestone dimensions to `progress`; `events` (the
     progress bus's and the poller's statistics: the engine's own counters, apart from what
     users read) becomes `engine`; `timeseries` (a `Series.to_json()`, progress/series.py)
     is included as given. `users` False leaves the per-user health out (null): one pass over
-    every user, which the live result thresholds read each second does without."""
+    every user, which the live result thresholds read each second does without;
+    `pmp_timeline` (the run's, see `pmp_ticker`) dates the `pmp` process groups."""
     ctx = runner.ctx
     st = ctx.stats
     elapsed = runner.elapsed
@@ -329,7 +342,7 @@ def build_result(
     snap = progress_snapshot(runner, aggregator)
     detail = snap.detail
     milestone_weights = {m.name: m.weight for s in runner.plan.scenarios for m in s.milestones}
-    return {
+    result = {
         "$schema": RESULT_SCHEMA_ID,
         "scenario": runner.plan.name,
         "version": runner.plan.version,
@@ -386,3 +399,46 @@ def build_result(
         **({"engine": dict(events)} if events is not None else {}),
         **({"timeseries": dict(timeseries)} if timeseries is not None else {}),
     }
+    return with_pmp(result, runner, pmp_timeline)
+
+
+def with_pmp(
+    result: dict[str, Any], runner: Runner, timeline: PmpTimeline | None = None
+) -> dict[str, Any]:
+    """The result with its `pmp` key (progress/pmp.py) computed from the rest of it: again
+    after a `--workers` run merged its workers' sections in. `timeline`: the run's (see
+    `pmp_ticker`), fed with this reading too."""
+    result["pmp"] = pmp_section(
+        result, pmp_plan(runner.plan), finished=runner.ended_at is not None, timeline=timeline
+    )
+    return result
+
+
+def group_figures(runner: Runner, snap: ProgressSnapshot) -> GroupFigures:
+    """The process groups' inputs from a progress snapshot, as the result would give them."""
+    st = runner.ctx.stats
+    detail = snap.detail
+    return GroupFigures(
+        users_started=st.users_started,
+        users_planned=float(snap.planned_users),
+        tasks_started=st.tasks_started,
+        tasks_closed=snap.tasks_done,
+        planned_tasks=None if snap.planned_tasks is None else float(snap.planned_tasks),
+        expected_tasks=detail.expected_tasks if detail is not None else None,
+        work=snap.work,
+        time=snap.time,
+    )
+
+
+def pmp_ticker(
+    runner: Runner, aggregator: Aggregator | None, timeline: PmpTimeline
+) -> Callable[[Series], None]:
+    """A series-ticker listener (telemetry/ticker.py) feeding `timeline` every tick: one
+    progress snapshot (tens of µs), no result built."""
+
+    def tick(_series: Series) -> None:
+        snap = progress_snapshot(runner, aggregator)
+        groups = process_groups(group_figures(runner, snap), runner.ended_at is not None)
+        timeline.observe(groups, snap.elapsed)
+
+    return tick

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wbsrun.errors import WbsrunError
-from wbsrun.telemetry.html import charts, sections
+from wbsrun.telemetry.html import charts, pmp_section, sections
 from wbsrun.telemetry.html.fmt import esc, script_json
 
 __all__ = ["AssetsMissing", "check_assets", "render_report", "write_report"]
@@ -74,6 +74,7 @@ def render_report(result: Mapping[str, Any]) -> str:
             sections.progress(result),
             sections.health(result),
             sections.resources(result),
+            pmp_section.pmp(result),
         ]
     )
     footer = (

@@ -19,6 +19,7 @@ from prometheus_client.core import (
 )
 
 from wbsrun.telemetry.metrics._engine import engine_families, progress_families
+from wbsrun.telemetry.metrics._pmp import pmp_families
 from wbsrun.telemetry.metrics._sample import HistogramCopy, RunSample
 
 __all__ = ["LATENCY_BOUNDS_S", "cumulative_buckets", "families"]
@@ -294,3 +295,4 @@ def families(s: RunSample) -> Iterator[Metric]:
     yield from progress_families(s)
     yield from engine_families(s)
     yield from _pollable(s)
+    yield from pmp_families(s)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from wbsrun.core.bus import BusStatistics
 from wbsrun.core.codes import classify
@@ -132,6 +132,8 @@ class RunSources:
     # from the runner's workbook (a `--workers` run: the workers' merged ones).
     workbook: Callable[[], tuple[dict[str, int], dict[str, int]]] | None = None
     pollable: PollableLike | None = None
+    # The live result's `pmp` object (progress/pmp.py): read at a scrape, never per request.
+    pmp: Callable[[], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,8 @@ class RunSample:
     pacing_missed: dict[str, int] = field(default_factory=dict)
     # Every user's health summed up (None: not known here, or no aggregator).
     users: UserHealth | None = None
+    # The PMP map (the result's `pmp`), when the sources give it.
+    pmp: Mapping[str, Any] | None = None
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -358,4 +362,5 @@ def take_sample(sources: RunSources) -> RunSample:
             for action, a in st.actions.items()
             for name, counts in a.checks.items()
         },
+        pmp=sources.pmp() if sources.pmp is not None else None,
     )
