@@ -35,7 +35,7 @@ from wbsrun.progress.report import build_result
 from wbsrun.progress.series import Series
 from wbsrun.progress.thresholds import ThresholdEvaluator
 from wbsrun.protocols.registry import build_components
-from wbsrun.resources import attach_health_checks
+from wbsrun.resources import attach_health_checks, attach_scheduling
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 from wbsrun.telemetry.html import write_report
@@ -260,6 +260,9 @@ class WiredRun:
             events=events,
             timeseries=timeseries,
         )
+        scheduling = self.pools.scheduling_json()
+        if scheduling is not None:
+            result["scheduling"] = scheduling
         # Several processes: their per-process sections, the segments and their fate.
         return self.cluster.complete(result) if self.cluster is not None else result
 
@@ -291,6 +294,7 @@ def wire(
     progress = AggregatingSink.for_run(plan, options, forward=bus)
     runner = Runner(plan, components, pools, log, options, events=progress)
     attach_health_checks(runner, pools)
+    attach_scheduling(runner, pools, progress.aggregator)
     # The time series: a sample every second (leases held: the pools' active leases).
     ticker = SeriesTicker(
         runner,
