@@ -364,6 +364,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             wired.log.counts,
             alerts=lambda: wired.thresholds.alerts_total,
             pollable=wired.feed,
+            scheduling=wired.pools.scheduling_figures,
         )
     else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
         sources = RunSources(

@@ -18,6 +18,7 @@ from wbsrun.progress.figures import (
     scenario_figures,
 )
 from wbsrun.progress.health import run_health
+from wbsrun.progress.impact import impact_figures
 from wbsrun.progress.views import ProgramProgress
 
 __all__ = [
@@ -324,6 +325,7 @@ def build_result(
             snap.work, snap.planned, st.requests_total, st.requests_failed
         ).to_json(),
         "resources": resource_figures(runner, resources),
+        "impact": impact_figures(st),
         "logs": dict(sorted(logs.items())),
         "persist": persist_figures(runner),
         # The workbook's closed entries: the sampling mode, what was kept, dropped or written,

@@ -417,6 +417,10 @@ class PoolManager(LeaseProvider):
             figures["lease_s"] = round(self.pools[name].held_s, 3)
         return out
 
+    def scheduling_figures(self) -> dict[str, Any]:
+        """For the metrics (a copy): lease-seconds per pool, and the `scheduling` figures."""
+        return {"lease_s": self.lease_seconds(), "scheduling": self.scheduling_json()}
+
     def statistics(self) -> Mapping[str, Mapping[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for name, p in self.pools.items():

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from wbsrun.core.bus import BusStatistics
 from wbsrun.core.codes import classify
@@ -132,6 +132,8 @@ class RunSources:
     # from the runner's workbook (a `--workers` run: the workers' merged ones).
     workbook: Callable[[], tuple[dict[str, int], dict[str, int]]] | None = None
     pollable: PollableLike | None = None
+    # The pools' lease-seconds and priority scheduling (`PoolManager.scheduling_figures`).
+    scheduling: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,8 @@ class RunSample:
     dropped: dict[str, int] = field(default_factory=dict)
     # `pacing` scenarios: passes that ended after the next one was due, by scenario.
     pacing_missed: dict[str, int] = field(default_factory=dict)
+    # {"lease_s": {pool: s}, "scheduling": the result's `scheduling` or None}.
+    scheduling: dict[str, Any] | None = None
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -350,6 +354,7 @@ def take_sample(sources: RunSources) -> RunSample:
         pollable=_pollable(sources.pollable),
         logs=dict(sources.logs) if sources.logs is not None else {},
         alerts=dict(sources.alerts()) if sources.alerts is not None else {},
+        scheduling=sources.scheduling() if sources.scheduling is not None else None,
         checks={
             (action, name): (counts[0], counts[1])
             for action, a in st.actions.items()
