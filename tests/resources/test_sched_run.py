@@ -113,13 +113,15 @@ def test_a_priority_pool_serves_the_high_value_scenario_and_never_starves_the_ot
     assert _closed(prio, "value") > 4 * _closed(prio, "bulk")
     assert _closed(prio, "bulk") >= 3
     pool = prio["scheduling"]["pools"]["slot"]
-    assert pool["reordered"] > 0 and pool["starvation_guard"] > 0
+    assert pool["reordered"] > 0
+    assert pool["starvation_guard"] > 0
     assert pool["max_bypassed"] <= 16
     assert pool["lease_s"] > 0
     assert prio["scheduling"]["priorities"]["value"] >= 10.0
     assert 1.0 <= prio["scheduling"]["priorities"]["bulk"] <= 2.0
     html = render_report(prio)
-    assert 'id="scheduling"' in html and "starvation_guard" in html
+    assert 'id="scheduling"' in html
+    assert "starvation_guard" in html
 
 
 def test_business_value_must_be_a_positive_number(tmp_path: Path) -> None:
@@ -130,7 +132,9 @@ def test_business_value_must_be_a_positive_number(tmp_path: Path) -> None:
         load_plan(tmp_path, provides())
     text = info.value.format()
     # Where (file, line, the key), the value and what was expected.
-    assert "script.yaml:" in text and "business-value" in text and "0.0" in text, text
+    assert "script.yaml:" in text
+    assert "business-value" in text
+    assert "found: 0.0" in text
 
 
 def test_error_impact_counts_the_progress_and_time_each_code_cost(
