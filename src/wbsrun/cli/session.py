@@ -260,7 +260,8 @@ class WiredRun:
             events=events,
             timeseries=timeseries,
         )
-        scheduling = self.pools.scheduling_json()
+        # `--workers`: each worker's pools schedule its own waiters; the coordinator's hold none.
+        scheduling = self.pools.scheduling_json() if self.cluster is None else None
         if scheduling is not None:
             result["scheduling"] = scheduling
         # Several processes: their per-process sections, the segments and their fate.
