@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wbsrun.dsl.plan import ResourceSpec
+from wbsrun.progress.aggregate import ScenarioSums
+from wbsrun.progress.baseline import ScenarioBaseline
 from wbsrun.resources.pool import PairPool
+from wbsrun.resources.priority import scenario_health
 from wbsrun.resources.sched import MAX_BYPASS, Scheduling, priority_of
 
 
@@ -230,3 +234,14 @@ def test_no_waiter_is_overtaken_more_than_the_bound(
         await asyncio.gather(*tasks)
 
     asyncio.run(main())
+
+
+def test_scenario_health_is_the_run_formula_over_the_scenarios_own_figures() -> None:
+    base = ScenarioBaseline(
+        "s", users=2, planned_tasks=10, passes_per_user=5, duration=10.0, last_start=0.0
+    )
+    sums = ScenarioSums(5.0, 5.0, 6, 5, 2, 0, 1.0, {})
+    # work 0.5, 8 s of 10 elapsed: deviation 0.3; 10 % of requests failed.
+    health = scenario_health(base, sums, 8.0, 100, 10)
+    assert health == pytest.approx(0.5 * 0.6 + 0.9 * 0.3 + 0.7 * 0.1)
+    assert scenario_health(base, None, 0.0, 0, 0) == pytest.approx(0.4)  # nothing done yet

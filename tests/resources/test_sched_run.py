@@ -119,6 +119,11 @@ def test_a_priority_pool_serves_the_high_value_scenario_and_never_starves_the_ot
     assert pool["lease_s"] > 0
     assert prio["scheduling"]["priorities"]["value"] >= 10.0
     assert 1.0 <= prio["scheduling"]["priorities"]["bulk"] <= 2.0
+    # Recomputed from health while the run went (before the first update: no health).
+    health = prio["scheduling"]["health"]
+    assert set(health) == {"value", "bulk"}
+    assert all(0.0 < h <= 1.0 for h in health.values())
+    assert prio["scheduling"]["priorities"]["bulk"] == pytest.approx(2.0 - health["bulk"], abs=1e-3)
     html = render_report(prio)
     assert 'id="scheduling"' in html
     assert "starvation_guard" in html

@@ -233,8 +233,7 @@ def engine_families(s: RunSample) -> Iterator[Metric]:
     yield from _bus(s)
     yield from _poller(s)
     yield from _pools(s)
-    if s.scheduling is not None:
-        yield from scheduling_families(s.scheduling)
+    yield from scheduling_families(s.scheduling or {})
     logs = CounterMetricFamily("wbsrun_log_lines", "Scenario log lines by level.", labels=["level"])
     for level, n in sorted(s.logs.items()):
         logs.add_metric([level], n)

@@ -50,9 +50,8 @@ def scheduling_families(figures: Mapping[str, Any]) -> Iterator[Metric]:
     for pool, seconds in sorted(_map(figures.get("lease_s")).items()):
         held.add_metric([pool], float(seconds))
     yield held
-    sched = figures.get("scheduling")
-    if not isinstance(sched, Mapping):
-        return
+    # Without a priority pool the families are served empty (a scrape lists them all).
+    sched = _map(figures.get("scheduling"))
     prio = GaugeMetricFamily(
         "wbsrun_resource_priority",
         "A scenario's scheduling priority: business-value × (2 − health).",
