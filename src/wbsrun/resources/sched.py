@@ -46,7 +46,7 @@ def priority_of(business_value: float, health: float) -> float:
 
 
 class Waiter:
-    __slots__ = ("bypassed", "fut", "holder", "scenario", "seq", "user_id")
+    __slots__ = ("bypassed", "effective", "fut", "holder", "scenario", "seq", "user_id")
 
     def __init__(
         self, fut: asyncio.Future[int], user_id: str, holder: str, scenario: str, seq: int
@@ -57,6 +57,7 @@ class Waiter:
         self.scenario = scenario
         self.seq = seq
         self.bypassed = 0
+        self.effective = 0.0  # as last ranked (`WaitQueue.best`)
 
 
 class _Demand:
@@ -125,17 +126,20 @@ class Scheduling:
                 del self.holds[holder]
                 self.scenario_of.pop(holder, None)
         q = self.queues.get(pool)
-        if q is not None:
+        if q is not None and scenario:
             q.holding(scenario, delta)
 
-    def effective(self, w: Waiter) -> float:
-        """The waiter's priority, raised to that of the best waiter of any pool it holds."""
-        own = self.priority(w.scenario)
-        best = own
+    def effective(self, w: Waiter, tops: dict[str, float]) -> float:
+        """The waiter's priority, raised to that of the best waiter of any pool it holds (one
+        level: their own priorities). `tops`: those pools' best, computed once per grant."""
+        best = self.priority(w.scenario)
         for pool in self.holds.get(w.holder, ()):
-            q = self.queues.get(pool)
-            if q is not None:
-                best = max(best, q.top_priority())
+            top = tops.get(pool)
+            if top is None:
+                q = self.queues.get(pool)
+                top = tops[pool] = q.top_priority() if q is not None else 0.0
+            if top > best:
+                best = top
         return best
 
     def to_json(self) -> dict[str, Any]:
@@ -237,11 +241,13 @@ class WaitQueue:
         self._reshare()
         best: Waiter | None = None
         best_key: tuple[bool, float, int] | None = None
+        tops: dict[str, float] = {}
         for w in self.waiting:
             d = self.demand[w.scenario]
             # Under its share: one more item keeps the scenario within it.
             under = d.holding + 1 <= self.shares.get(w.scenario, 0.0) + 1e-9
-            key = (under, self.run.effective(w), -w.seq)
+            w.effective = self.run.effective(w, tops)
+            key = (under, w.effective, -w.seq)
             if best_key is None or key > best_key:
                 best, best_key = w, key
         return best
@@ -251,8 +257,8 @@ class WaitQueue:
         self.grants += 1
         if w.bypassed >= MAX_BYPASS:
             self.starved += 1
-        elif self.run.effective(w) > self.run.priority(w.scenario):
-            self.inherited += 1
+        elif w.effective > self.run.priority(w.scenario):
+            self.inherited += 1  # ranked with a priority inherited from a task it blocks
         i = self.waiting.index(w)
         if i > 0:
             self.reordered += 1

@@ -20,7 +20,7 @@ _DECISIONS = (
     ),
     (
         "wbsrun_resource_grants_inherited",
-        "Grants decided by a priority inherited from a higher-priority task the waiter blocks.",
+        "Grants to a waiter ranked with a priority inherited from a task it blocks.",
         "inherited",
     ),
     (
