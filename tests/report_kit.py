@@ -196,7 +196,32 @@ def complete(result: Mapping[str, Any]) -> dict[str, Any]:
             _rule("health.score >= 0.8", "health.score", ">=", 0.8, r["health"]["score"], None),
         ]
     r.setdefault("timeseries", _timeseries(r))
+    r.setdefault("scheduling", _scheduling(r))
     return r
+
+
+def _scheduling(r: Mapping[str, Any]) -> dict[str, Any]:
+    """Issue 23's `scheduling` key, as a priority pool of the run's first resource would
+    report it (business value 10, health 0.9 for every scenario)."""
+    names = list(r["progress"].get("scenarios", {"main": None}))
+    pool = next(iter(r["resources"]), "pool")
+    return {
+        "priorities": dict.fromkeys(names, 11.0),
+        "health": dict.fromkeys(names, 0.9),
+        "pools": {
+            pool: {
+                "grants": 120,
+                "reordered": 31,
+                "inherited": 4,
+                "starvation_guard": 2,
+                "max_bypassed": 16,
+                "reallocations": 7,
+                "shares": dict.fromkeys(names, 1.5),
+                "predicted_demand": dict.fromkeys(names, 2.25),
+                "lease_s": 42.125,
+            }
+        },
+    }
 
 
 def _rule(

@@ -55,6 +55,9 @@ def _record(stats: RunStats, action: str, ms: float, status: int, error: str | N
         a.checks.setdefault("ok", [0, 0])[1] += 1
         stats.count_error("http", action, error, 1_000.0 + ms)
         stats.exits["failed"] = stats.exits.get("failed", 0) + 1
+        # The pass failed on it: the error impact (the latency's last digit as its progress).
+        stats.count_impact(error[:1] or "x", (ms % 10) / 10, ms / 1000)
+    stats.pass_seconds += ms / 1000
 
 
 def _hist(h: Histogram) -> tuple[object, ...]:
@@ -82,6 +85,13 @@ def test_merged_deltas_equal_one_process_counting_everything(events: list[tuple[
         merge_delta(merged, takers[w].take(workers[w]))
     assert totals(merged) == totals(one)
     assert merged.exits == one.exits
+    assert merged.impact.keys() == one.impact.keys()
+    for code, imp in one.impact.items():
+        got = merged.impact[code]
+        assert got.passes == imp.passes
+        assert math.isclose(got.progress_lost, imp.progress_lost, abs_tol=1e-6)
+        assert math.isclose(got.seconds, imp.seconds, rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(merged.pass_seconds, one.pass_seconds, rel_tol=1e-9, abs_tol=1e-6)
     for name, a in one.actions.items():
         m = merged.actions[name]
         assert (m.count, m.ok, m.failed, m.requests, m.status, m.checks, m.bytes_received) == (

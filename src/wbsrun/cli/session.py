@@ -36,7 +36,7 @@ from wbsrun.progress.report import build_result, pmp_ticker, with_pmp
 from wbsrun.progress.series import Series
 from wbsrun.progress.thresholds import ThresholdEvaluator
 from wbsrun.protocols.registry import build_components
-from wbsrun.resources import attach_health_checks
+from wbsrun.resources import attach_health_checks, attach_scheduling
 from wbsrun.resources.pool import PoolManager
 from wbsrun.telemetry.console import LiveLine, print_summary
 from wbsrun.telemetry.html import write_report
@@ -265,6 +265,10 @@ class WiredRun:
             users=final,  # thresholds read no per-user figure: spared every second
             pmp_timeline=self.pmp_timeline,
         )
+        # `--workers`: each worker's pools schedule its own waiters; the coordinator's hold none.
+        scheduling = self.pools.scheduling_json() if self.cluster is None else None
+        if scheduling is not None:
+            result["scheduling"] = scheduling
         # Several processes: their per-process sections, the segments and their fate (and the
         # PMP map read again from the merged figures).
         if self.cluster is not None:
@@ -299,6 +303,7 @@ def wire(
     progress = AggregatingSink.for_run(plan, options, forward=bus)
     runner = Runner(plan, components, pools, log, options, events=progress)
     attach_health_checks(runner, pools)
+    attach_scheduling(runner, pools, progress.aggregator)
     # The time series: a sample every second (leases held: the pools' active leases).
     ticker = SeriesTicker(
         runner,
@@ -395,6 +400,7 @@ def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) ->
             alerts=lambda: wired.thresholds.alerts_total,
             pollable=wired.feed,
             pmp=lambda: wired.live_result()["pmp"],
+            scheduling=wired.pools.scheduling_figures,
         )
     else:  # the workers' figures, merged (their engines, pools, workbooks and logs)
         sources = RunSources(

@@ -19,6 +19,7 @@ from wbsrun.core.stats import (
     MAX_MESSAGES_PER_CODE,
     ActionStats,
     ArrivalStats,
+    ErrorImpact,
     ErrorSample,
     Histogram,
     RunStats,
@@ -74,6 +75,9 @@ class StatsDelta:
     samples: list[SampleDelta] = field(default_factory=list)
     arrivals: dict[str, ArrivalStats] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    # Error impact: per code (passes, progress lost, seconds) more; every pass's seconds more.
+    impact: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    pass_seconds: float = 0.0
 
 
 def _sub(now: dict[K, int], old: dict[K, int]) -> dict[K, int]:
@@ -198,6 +202,15 @@ class DeltaTaker:
                 self._samples[key] = sample.count
         out.arrivals = {n: _arrival_delta(a, last.arrivals.get(n)) for n, a in st.arrivals.items()}
         out.notices = st.notices[len(last.notices) :]
+        for code, imp in st.impact.items():
+            was = last.impact.get(code) or ErrorImpact()
+            if imp.passes != was.passes:
+                out.impact[code] = (
+                    imp.passes - was.passes,
+                    imp.progress_lost - was.progress_lost,
+                    imp.seconds - was.seconds,
+                )
+        out.pass_seconds = st.pass_seconds - last.pass_seconds
         self._last = _snapshot(st)
         return out
 
@@ -225,6 +238,10 @@ def _snapshot(st: RunStats) -> RunStats:
     out.resource_health = {k: dict(v) for k, v in st.resource_health.items()}
     out.arrivals = {k: _copy_arrival(a) for k, a in st.arrivals.items()}
     out.notices = list(st.notices)
+    out.impact = {
+        k: ErrorImpact(i.passes, i.progress_lost, i.seconds) for k, i in st.impact.items()
+    }
+    out.pass_seconds = st.pass_seconds
     return out
 
 
@@ -253,6 +270,14 @@ def merge_delta(st: RunStats, d: StatsDelta) -> None:
     for name, arrival in d.arrivals.items():
         _merge_arrival(st, name, arrival)
     st.notices.extend(d.notices)
+    for code, (passes, lost, seconds) in d.impact.items():
+        into = st.impact.get(code)
+        if into is None:
+            into = st.impact[code] = ErrorImpact()
+        into.passes += passes
+        into.progress_lost += lost
+        into.seconds += seconds
+    st.pass_seconds += d.pass_seconds
 
 
 def _merge_sample(st: RunStats, s: SampleDelta) -> None:

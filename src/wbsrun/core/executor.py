@@ -35,6 +35,11 @@ WOULD_WAIT: Final = ActionOutcome(None, error="would-wait", message="no item fre
 _ActionPlan = tuple[ActionSpec, float | None, float | None, float | None]
 # Values that never carry `shrink` (see _close): skipped without a failing attribute lookup.
 _PLAIN: frozenset[type] = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
+# A failed pass without an error code of its own is counted under this one.
+_CODE_BY_STATE = {
+    "closing.timeout": codes.NETWORK_TIMEOUT,
+    "closing.rollback": "rolled-back",
+}
 _OUTCOME_BY_STATE = {
     "closing.success": "tasks_succeeded",
     "closing.timeout": "tasks_timed_out",
@@ -152,6 +157,7 @@ class Executor(HandlerRunner):
             # snapshot serves them all (restore copies it; ~3 µs a pass saved).
             self._start = run.workbook.snapshot(entry)
         task.start = self._start
+        opened = run.clock()
         run.stats.tasks_started += 1
         run.inflight[entry.task_id] = 0.0
         self.transition(task, "planning.ready", "plan")
@@ -213,12 +219,25 @@ class Executor(HandlerRunner):
         # while an exception is being handled leaves it as the thread's handled exception for
         # whatever runs next (a bare `raise` elsewhere then raised this CancelledError again).
         await self._close(task, state)
+        self._impact(task, state, run.clock() - opened)
         if failure is not None:
             try:
                 raise failure
             finally:
                 failure = None  # the frame would hold its own traceback: a cycle
         return state
+
+    def _impact(self, task: Task, state: str, seconds: float) -> None:
+        """Error impact: every pass's time, and a failed pass's cost under its error code."""
+        stats = self.run.stats
+        stats.pass_seconds += seconds
+        if state == "closing.success" or state == "closing.interrupted":
+            return
+        error = task.error
+        code = error.get("code", "") if error is not None else ""
+        if not code:
+            code = _CODE_BY_STATE.get(state, state)
+        stats.count_impact(code, task.progress, seconds)
 
     async def _exit_within(self, task: Task, jump: Jump, deadline_at: float) -> str:
         """Exit handlers run after the pass deadline; bounded so a stuck exit cannot hang a

@@ -191,6 +191,8 @@ class LeaseBook:
                 self.providers[name] = _Provider(
                     spec, as_component(component), MappingProxyType(calls)
                 )
+        # A pool schedules by priority: acquisitions say whose scenario they are for.
+        self.scheduled = any(spec.scheduling == "priority" for spec in plan.resources.values())
         self.held: dict[tuple[str, str], list[Holding]] = {}
         self.counts: dict[str, LeaseCounts] = {name: LeaseCounts() for name in self.providers}
         self.mounted: dict[str, Mapping[str, Any]] = {}
@@ -238,6 +240,8 @@ class LeaseBook:
         """`acquire` after `acquire_nowait` said None: the provider's call, awaited."""
         prov = self.providers[pool]
         call, args = self._acquire_call(prov, task, pool, wait_for_health)
+        if self.scheduled:
+            args["scenario"] = task.scenario.name
         try:
             out = await prov.component.run_action(call, args, task.user.handle)
         except Exception as exc:  # a third-party provider's bug must not take the run down
@@ -259,6 +263,8 @@ class LeaseBook:
             blob = self.mounted.get(pool, {})
             return Holding(pool, pool, blob, task, self.wall(), None, blob=True)
         call, args = self._acquire_call(prov, task, pool, wait_for_health)
+        if self.scheduled:
+            args["scenario"] = task.scenario.name
         try:
             out = prov.component.run_action_nowait(call, args, task.user.handle)
         except Exception as exc:  # a third-party provider's bug must not take the run down

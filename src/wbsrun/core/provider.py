@@ -30,14 +30,27 @@ class LeaseProvider:
         raise NotImplementedError
 
     async def acquire(
-        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+        self,
+        pool: str,
+        holder: str,
+        user_id: str,
+        *,
+        wait_for_health: bool = True,
+        scenario: str = "",
     ) -> Lease:
         raise NotImplementedError
 
     def acquire_nowait(
-        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+        self,
+        pool: str,
+        holder: str,
+        user_id: str,
+        *,
+        wait_for_health: bool = True,
+        scenario: str = "",
     ) -> Lease | None:
-        """The lease `acquire` would give at once, or None when it would wait."""
+        """The lease `acquire` would give at once, or None when it would wait. `scenario`: the
+        holder's, for priority scheduling (resources/sched.py; "" when no pool schedules)."""
         raise NotImplementedError
 
     def release(self, lease: Lease, reason: str) -> bool:

@@ -12,6 +12,7 @@ __all__ = [
     "MESSAGE_CHARS",
     "ActionStats",
     "ArrivalStats",
+    "ErrorImpact",
     "ErrorSample",
     "Histogram",
     "RunStats",
@@ -289,6 +290,16 @@ _SampleKey = tuple[str | None, str, str | None]
 
 
 @dataclass(slots=True)
+class ErrorImpact:
+    """What the passes that ended on one error code cost: how many, the progress they did not
+    deliver (Σ 1 − progress reached), and the seconds spent in them."""
+
+    passes: int = 0
+    progress_lost: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(slots=True)
 class RunStats:
     """Everything counted during a run; the JSON result is built from this."""
 
@@ -329,6 +340,9 @@ class RunStats:
     arrivals: dict[str, ArrivalStats] = field(default_factory=dict)
     # Warnings for the console (the run log has them too), in the order raised.
     notices: list[str] = field(default_factory=list)
+    # Error impact (`impact` in the result): per code of a failed pass, and every pass's time.
+    impact: dict[str, ErrorImpact] = field(default_factory=dict)
+    pass_seconds: float = 0.0
 
     def action(self, name: str) -> ActionStats:
         st = self.actions.get(name)
@@ -372,6 +386,15 @@ class RunStats:
         if other is None:
             other = samples[(action, code, None)] = ErrorSample(action, code, None, at)
         return other
+
+    def count_impact(self, code: str, progress: float, seconds: float) -> None:
+        """A pass that ended failed on `code`, having reached `progress`, after `seconds`."""
+        imp = self.impact.get(code)
+        if imp is None:
+            imp = self.impact[code] = ErrorImpact()
+        imp.passes += 1
+        imp.progress_lost += 1.0 - min(1.0, max(0.0, progress))
+        imp.seconds += seconds
 
     def count_exit(self, name: str) -> None:
         self.exits[name] = self.exits.get(name, 0) + 1

@@ -83,6 +83,7 @@ class LoadBuilder(BuilderBase):
             exclusive=capacity.get("guard") == "exclusive",
             health_check=health,
             metadata=freeze(body.get("metadata") or {}),
+            scheduling=leasing.get("scheduling", "fcfs"),
         )
 
     def profiles(self) -> dict[str, ProfileSpec]:
@@ -200,6 +201,7 @@ class LoadBuilder(BuilderBase):
             pacing=pacing,
             start_after=self.duration((*path, "start-after"), get("start-after")) or 0.0,
             cookies=get("cookies") is not False,
+            business_value=float(get("business-value", 1.0)),
         )
 
     def pacing(self, path: Path_, body: Mapping[str, Any]) -> tuple[ThinkSpec | None, float | None]:

@@ -340,6 +340,8 @@ class ScenarioSpec:
     start_after: float = 0.0
     # `cookies: false`: the http component keeps no cookie jar for this scenario's users.
     cookies: bool = True
+    # Weight of this scenario's passes in priority scheduling (`business-value`).
+    business_value: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +371,8 @@ class ResourceSpec:
     exclusive: bool
     health_check: HealthCheckSpec | None
     metadata: Mapping[str, Any]
+    # Who gets a freed item: "fcfs" (the longest waiter) or "priority" (resources/sched.py).
+    scheduling: Literal["fcfs", "priority"] = "fcfs"
 
 
 @dataclass(frozen=True, slots=True)

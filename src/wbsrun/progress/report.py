@@ -19,6 +19,7 @@ from wbsrun.progress.figures import (
     scenario_figures,
 )
 from wbsrun.progress.health import HealthFigures, RunHealth, run_health
+from wbsrun.progress.impact import impact_figures
 from wbsrun.progress.pmp import (
     GroupFigures,
     PmpTimeline,
@@ -391,6 +392,7 @@ def build_result(
             aggregator.user_health() if aggregator is not None and users else None
         ),
         "resources": resource_figures(runner, resources),
+        "impact": impact_figures(st),
         "logs": dict(sorted(logs.items())),
         "persist": persist_figures(runner),
         # The workbook's closed entries: the sampling mode, what was kept, dropped or written,

@@ -82,6 +82,7 @@ class ResourceManagerComponent(ComponentBase):
                 self._holder(d, user),
                 user.user_id,
                 wait_for_health=bool(d.get("wait-for-health", True)),
+                scenario=str(d.get("scenario", "")),
             )
         except LeaseError as exc:
             return ActionOutcome(None, error=exc.code, message=str(exc))
@@ -106,6 +107,7 @@ class ResourceManagerComponent(ComponentBase):
                     self._holder(d, user),
                     user.user_id,
                     wait_for_health=bool(d.get("wait-for-health", True)),
+                    scenario=str(d.get("scenario", "")),
                 )
                 return None if lease is None else self._allocated(pool, lease, d, user)
             if call == "mount_file":

@@ -1,8 +1,10 @@
 """Resource manager: pooled items and blobs leased to tasks, and their health checks."""
 
 from wbsrun.core.runner import Runner
+from wbsrun.progress.aggregate import Aggregator
 from wbsrun.resources.health import HealthSupervisor, ItemHealth
 from wbsrun.resources.pool import NoHealthyItem, PairPool, PoolManager, UnknownPool, load_manifest
+from wbsrun.resources.priority import PriorityService
 
 __all__ = [
     "HealthSupervisor",
@@ -12,6 +14,7 @@ __all__ = [
     "PoolManager",
     "UnknownPool",
     "attach_health_checks",
+    "attach_scheduling",
     "load_manifest",
 ]
 
@@ -21,3 +24,15 @@ def attach_health_checks(runner: Runner, pools: PoolManager) -> HealthSupervisor
     supervisor = HealthSupervisor(runner.ctx, {name: pools.items(name) for name in pools.pools})
     runner.services.append(supervisor)
     return supervisor
+
+
+def attach_scheduling(
+    runner: Runner, pools: PoolManager, aggregator: Aggregator
+) -> PriorityService | None:
+    """Priorities that follow the scenarios' health (a Service), when a pool schedules by
+    priority (`leasing.scheduling: priority`); None otherwise: nothing runs."""
+    if pools.scheduling is None:
+        return None
+    service = PriorityService(runner, aggregator, pools.scheduling)
+    runner.services.append(service)
+    return service

@@ -20,6 +20,7 @@ from wbsrun.core.ports import Lease, LeaseError
 from wbsrun.core.provider import LeaseProvider
 from wbsrun.dsl.plan import Plan, ResourceSpec
 from wbsrun.errors import RunError
+from wbsrun.resources.sched import Scheduling, WaitQueue
 
 __all__ = ["NoHealthyItem", "PairPool", "PoolManager", "UnknownPool", "load_manifest"]
 
@@ -98,6 +99,10 @@ class PairPool:
     released: int = 0
     release_errors: int = 0
     cursor: int = 0
+    # `leasing.scheduling: priority`: the waiters queue here instead (resources/sched.py).
+    sched: WaitQueue | None = None
+    # Lease-seconds of the leases given back (PoolManager.release): the pool's utilisation.
+    held_s: float = 0.0
 
     def __post_init__(self) -> None:
         n = len(self.items)
@@ -159,15 +164,21 @@ class PairPool:
         `acquire` so callers on the hot path skip a coroutine that almost never suspends."""
         if not wait_for_health and self.items and not any(self.healthy):
             raise NoHealthyItem(f"resource '{self.spec.name}': no item passes its health check")
-        idx = self._pick(user_id) if not self.waiters else None
+        sched = self.sched
+        queued = bool(self.waiters) or (sched is not None and len(sched) > 0)
+        idx = self._pick(user_id) if not queued else None
         if idx is not None:
             self._grant(idx, user_id)
         return idx
 
-    async def wait(self, user_id: str) -> int:
-        """Queue behind earlier waiters until `_serve_waiters` grants an item."""
+    async def wait(self, user_id: str, holder: str = "", scenario: str = "") -> int:
+        """Queue behind earlier waiters until `_serve_waiters` grants an item (a priority
+        pool: queue by rank, `holder` and `scenario` saying whose it is)."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.waiters.append((fut, user_id))
+        if self.sched is not None:
+            self.sched.push(fut, user_id, holder, scenario)
+        else:
+            self.waiters.append((fut, user_id))
         try:
             return await fut
         except asyncio.CancelledError:
@@ -208,6 +219,9 @@ class PairPool:
     def _serve_waiters(self) -> None:
         # Hand over to the longest waiter; accounting happens here, not when it wakes,
         # so nobody can slip past the capacity in between.
+        if self.sched is not None:
+            self._serve_by_rank(self.sched)
+            return
         while self.waiters:
             fut, uid = self.waiters.popleft()
             if fut.done():
@@ -218,6 +232,18 @@ class PairPool:
                 return
             self._grant(nxt, uid)
             fut.set_result(nxt)
+
+    def _serve_by_rank(self, sched: WaitQueue) -> None:
+        while True:
+            w = sched.best()
+            if w is None:
+                return
+            nxt = self._pick(w.user_id)
+            if nxt is None:
+                return
+            sched.granted(w)
+            self._grant(nxt, w.user_id)
+            w.fut.set_result(nxt)
 
 
 class PoolManager(LeaseProvider):
@@ -230,13 +256,21 @@ class PoolManager(LeaseProvider):
         self.blob_specs: dict[str, ResourceSpec] = {}
         self.mounts: dict[str, int] = {}
         self.clock = clock
+        # Any pool with `scheduling: priority`: the run's priorities, holds and counts.
+        self.scheduling: Scheduling | None = None
+        if any(s.scheduling == "priority" for s in plan.resources.values()):
+            values = {sc.name: sc.business_value for sc in plan.scenarios}
+            self.scheduling = Scheduling(values, time.monotonic)
         for name, spec in plan.resources.items():
             if spec.type == "pair_pool":
                 items = load_manifest(spec)
                 # Without `capacity.size` nothing caps a shared pool; an exclusive one is
                 # capped by its items anyway (one holder each).
                 capacity = spec.capacity if spec.capacity is not None else 0
-                self.pools[name] = PairPool(spec, items, spec.exclusive, capacity)
+                pool = self.pools[name] = PairPool(spec, items, spec.exclusive, capacity)
+                if self.scheduling is not None and spec.scheduling == "priority":
+                    # The share arithmetic needs a finite capacity: the items cap a pool.
+                    pool.sched = self.scheduling.queue(name, capacity or len(items))
             else:
                 self.blobs[name] = self._digest(spec)
                 self.blob_specs[name] = spec
@@ -308,22 +342,40 @@ class PoolManager(LeaseProvider):
         return list(zip(p.handles, p.items, strict=True))
 
     async def acquire(
-        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+        self,
+        pool: str,
+        holder: str,
+        user_id: str,
+        *,
+        wait_for_health: bool = True,
+        scenario: str = "",
     ) -> Lease:
-        lease = self.acquire_nowait(pool, holder, user_id, wait_for_health=wait_for_health)
+        lease = self.acquire_nowait(
+            pool, holder, user_id, wait_for_health=wait_for_health, scenario=scenario
+        )
         if lease is not None:
             return lease
         p = self._pool(pool)
-        idx = await p.wait(user_id)
+        idx = await p.wait(user_id, holder, scenario)
+        if self.scheduling is not None and p.sched is None:
+            self.scheduling.held(holder, pool, scenario, 1)  # a priority pool's was at grant
         return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
 
     def acquire_nowait(
-        self, pool: str, holder: str, user_id: str, *, wait_for_health: bool = True
+        self,
+        pool: str,
+        holder: str,
+        user_id: str,
+        *,
+        wait_for_health: bool = True,
+        scenario: str = "",
     ) -> Lease | None:
         p = self._pool(pool)
         idx = p.try_acquire(user_id, wait_for_health=wait_for_health)
         if idx is None:
             return None
+        if self.scheduling is not None:
+            self.scheduling.held(holder, pool, scenario, 1)
         return Lease(pool, p.handles[idx], p.items[idx], holder, self.clock(), idx)
 
     def release(self, lease: Lease, reason: str) -> bool:
@@ -332,6 +384,10 @@ class PoolManager(LeaseProvider):
         lease.released = True
         p = self.pools.get(lease.pool)
         if p is not None and lease.index >= 0:
+            p.held_s += max(0.0, self.clock() - lease.acquired_at)
+            if self.scheduling is not None:
+                # Before the pool serves its waiters: the shares see the item given back.
+                self.scheduling.held(lease.holder, lease.pool, None, -1)
             return p.release(lease.index)
         return True
 
@@ -347,6 +403,23 @@ class PoolManager(LeaseProvider):
         p = self._pool(pool)
         idx = p.by_handle.get(handle)
         return idx is not None and p.set_health(idx, healthy)
+
+    def lease_seconds(self) -> dict[str, float]:
+        """Per pool, the seconds its leases were held (those given back so far)."""
+        return {name: p.held_s for name, p in self.pools.items()}
+
+    def scheduling_json(self) -> dict[str, Any] | None:
+        """The result's `scheduling` key (None: no pool schedules by priority)."""
+        if self.scheduling is None:
+            return None
+        out = self.scheduling.to_json()
+        for name, figures in out["pools"].items():
+            figures["lease_s"] = round(self.pools[name].held_s, 3)
+        return out
+
+    def scheduling_figures(self) -> dict[str, Any]:
+        """For the metrics (a copy): lease-seconds per pool, and the `scheduling` figures."""
+        return {"lease_s": self.lease_seconds(), "scheduling": self.scheduling_json()}
 
     def statistics(self) -> Mapping[str, Mapping[str, int]]:
         out: dict[str, dict[str, int]] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wbsrun.errors import WbsrunError
-from wbsrun.telemetry.html import charts, pmp_section, sections
+from wbsrun.telemetry.html import charts, pmp_section, sched_sections, sections
 from wbsrun.telemetry.html.fmt import esc, script_json
 
 __all__ = ["AssetsMissing", "check_assets", "render_report", "write_report"]
@@ -71,10 +71,12 @@ def render_report(result: Mapping[str, Any]) -> str:
             sections.actions(result),
             sections.scenarios(result),
             sections.errors(result),
+            sched_sections.impact(result),
             sections.progress(result),
             sections.health(result),
             sections.resources(result),
             pmp_section.pmp(result),
+            sched_sections.scheduling(result),
         ]
     )
     footer = (

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from wbsrun.telemetry.metrics._sample import RunSample
+from wbsrun.telemetry.metrics._sched import scheduling_families
 
 __all__ = ["engine_families", "progress_families"]
 
@@ -264,6 +265,7 @@ def engine_families(s: RunSample) -> Iterator[Metric]:
     yield from _bus(s)
     yield from _poller(s)
     yield from _pools(s)
+    yield from scheduling_families(s.scheduling or {})
     logs = CounterMetricFamily("wbsrun_log_lines", "Scenario log lines by level.", labels=["level"])
     for level, n in sorted(s.logs.items()):
         logs.add_metric([level], n)

@@ -134,6 +134,8 @@ class RunSources:
     pollable: PollableLike | None = None
     # The live result's `pmp` object (progress/pmp.py): read at a scrape, never per request.
     pmp: Callable[[], Mapping[str, Any]] | None = None
+    # The pools' lease-seconds and priority scheduling (`PoolManager.scheduling_figures`).
+    scheduling: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,8 @@ class RunSample:
     users: UserHealth | None = None
     # The PMP map (the result's `pmp`), when the sources give it.
     pmp: Mapping[str, Any] | None = None
+    # {"lease_s": {pool: s}, "scheduling": the result's `scheduling` or None}.
+    scheduling: dict[str, Any] | None = None
 
     @property
     def progress(self) -> ProgramProgress | None:
@@ -357,6 +361,7 @@ def take_sample(sources: RunSources) -> RunSample:
         pollable=_pollable(sources.pollable),
         logs=dict(sources.logs) if sources.logs is not None else {},
         alerts=dict(sources.alerts()) if sources.alerts is not None else {},
+        scheduling=sources.scheduling() if sources.scheduling is not None else None,
         checks={
             (action, name): (counts[0], counts[1])
             for action, a in st.actions.items()
