@@ -207,7 +207,10 @@ def test_rate_limit_mapping_values_are_rates() -> None:
 def test_handler_with_goto_and_action_is_one_clear_error() -> None:
     diag = _only(("- goto: error_out", "- {goto: error_out, action: fetch}"))
     assert _where(diag) == ("bad-handler", 31, 11, "workflows.main.controls.on-error[0]")
-    assert diag.message == "a handler needs exactly one of 'action', 'goto' or 'update-workbook'"
+    assert diag.message == (
+        "a handler needs exactly one of 'action', 'goto', 'update-workbook', "
+        "'progress.rollback' or 'resource.release'"
+    )
 
 
 def test_handler_with_a_misspelt_key_reports_only_the_typo() -> None:

@@ -604,12 +604,19 @@ class Executor(HandlerRunner):
             entry, "execution.evidence.snapshot", {"checkpoint": node.id, "metrics": metrics}
         )
         # The last stable point: what `progress.rollback → last-stable-point` restores.
+        earlier = task.checkpoint
+        if earlier is not None:
+            # Back at a checkpoint already passed (a loop): it and what followed it are gone.
+            again = earlier.reached(node.id)
+            if again is not None:
+                earlier = again.earlier
         task.checkpoint = Checkpoint(
             node.id,
             self.run.workbook.snapshot(entry),
             copy_state(task.vars),
             task.progress,
             task.milestones,
+            earlier,
         )
 
     def _metric_plan(self, name: str) -> tuple[str, str, str]:

@@ -16,6 +16,7 @@ from wbsrun.core.task import RunContext, Task
 from wbsrun.dsl.bundle import PathEscapeError, resolve_in_bundle
 from wbsrun.dsl.expr import ExprError
 from wbsrun.dsl.plan import (
+    LAST_STABLE_POINT,
     ActionSpec,
     ExitSpec,
     Handler,
@@ -178,7 +179,7 @@ class HandlerRunner:
             elif isinstance(h, HandlerRelease):
                 await self._release(task, h)
             elif isinstance(h, HandlerRollback):
-                return self._rollback(task)
+                return self._rollback(task, h.to)
         return None
 
     async def _goto(self, task: Task, h: HandlerGoto, node: NodeSpec | None) -> Jump | None:
@@ -225,8 +226,9 @@ class HandlerRunner:
             if not held.released and held.handle in wanted:
                 await book.release(held, "resource.release")
 
-    def _rollback(self, task: Task) -> Jump:
-        """Back to the last stable point: the checkpoint's state, or the pass start."""
+    def _rollback(self, task: Task, to: str = LAST_STABLE_POINT) -> Jump:
+        """Back to the last stable point (the last checkpoint's state, or the pass start), or
+        to the checkpoint node `to` when the pass reached it (else the last stable point)."""
         task.rollbacks += 1
         if task.rollbacks > MAX_ROLLBACKS:
             return ("end", "closing.rollback")
@@ -234,6 +236,10 @@ class HandlerRunner:
         run.stats.rollbacks += 1
         entry = task.entry
         cp = task.checkpoint
+        if cp is not None and to != LAST_STABLE_POINT:
+            target = cp.reached(to)
+            if target is not None:
+                cp = task.checkpoint = target  # the checkpoints after it are undone too
         book = run.workbook
         if cp is None:
             assert task.start is not None

@@ -93,7 +93,7 @@ class Checkpoint:
     `__init__` would stay interpreted (the dataclasses module writes it) with a
     `object.__setattr__` per field, and one is built every pass."""
 
-    __slots__ = ("milestones", "node", "progress", "snapshot", "task_vars")
+    __slots__ = ("earlier", "milestones", "node", "progress", "snapshot", "task_vars")
 
     def __init__(
         self,
@@ -102,12 +102,25 @@ class Checkpoint:
         task_vars: Mapping[str, Any],
         progress: float,
         milestones: frozenset[str],
+        earlier: Checkpoint | None = None,
     ) -> None:
         self.node: Final = node
         self.snapshot: Final = snapshot
         self.task_vars: Final = task_vars
         self.progress: Final = progress
         self.milestones: Final = milestones
+        # The pass's checkpoints before this one, latest first (`progress.rollback` with `to:
+        # NODE` goes back to NODE's); never NODE itself, so at most one per checkpoint node.
+        self.earlier: Final = earlier
+
+    def reached(self, node: str) -> Checkpoint | None:
+        """This pass's checkpoint at `node`, the latest first; None if the pass never got there."""
+        cp: Checkpoint | None = self
+        while cp is not None:
+            if cp.node == node:
+                return cp
+            cp = cp.earlier
+        return None
 
     def __repr__(self) -> str:
         return f"Checkpoint({self.node!r}, progress={self.progress})"

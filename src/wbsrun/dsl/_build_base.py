@@ -12,6 +12,7 @@ from wbsrun.dsl._failed import NONE, Failed
 from wbsrun.dsl._stubs import as_map, stub_action
 from wbsrun.dsl.expr import ExprSyntaxError
 from wbsrun.dsl.plan import (
+    LAST_STABLE_POINT,
     ActionSpec,
     ComponentSpec,
     GotoKind,
@@ -367,9 +368,17 @@ class BuilderBase:
                 for key, val in update.items()
             )
             out.append(HandlerUpdate(assignments, when))
-        rollback = item.get("progress.rollback")
-        if isinstance(rollback, Mapping):
-            out.append(HandlerRollback(str(rollback.get("to", "last-stable-point")), when))
+        if "progress.rollback" in item:
+            # `progress.rollback: {to: X}`, `progress.rollback: X` or a bare key (the contract's
+            # form); `action: progress.rollback` with `to:` is the same step.
+            rollback = item["progress.rollback"]
+            to = rollback.get("to") if isinstance(rollback, Mapping) else rollback
+            out.append(HandlerRollback(str(to or LAST_STABLE_POINT), when))
+        release = item.get("resource.release")
+        if isinstance(release, Mapping):
+            hpath: Path_ = (*path, "resource.release", "handles")
+            handles = self.value(hpath, release.get("handles") or [])
+            out.append(HandlerRelease(handles=handles, when=when))
         ref = item.get("action")
         if isinstance(ref, str):
             out.extend(self._action_handler(ref, item, path, when))
@@ -382,7 +391,7 @@ class BuilderBase:
         self, ref: str, item: Mapping[str, Any], path: Path_, when: str | None
     ) -> list[Handler]:
         if ref == "progress.rollback":
-            return [HandlerRollback(str(item.get("to", "last-stable-point")), when)]
+            return [HandlerRollback(str(item.get("to") or LAST_STABLE_POINT), when)]
         if ref == "resource.release":
             with_ = item.get("with")
             handles = item.get("handles")

@@ -188,11 +188,17 @@ class FlowChecker:
     def check_workflow(
         self, wf: WorkflowSpec, scenarios: Iterable[ScenarioSpec], saved_anywhere: frozenset[str]
     ) -> None:
+        scenarios = list(scenarios)
         pools = tuple(
             self.resources[p] for s in scenarios for p in s.inherit if p in self.resources
         )
-        avail = self.available(wf)
-        all_vars = frozenset(v for pairs in self.producers(wf).values() for v, _ in pairs)
+        # `user.context` keys that are no workbook field are the entry's variables from the
+        # pass's start (`{{KEY}}`, `{{workbook.KEY}}`): defined where every scenario running
+        # this workflow sets them.
+        given = self._context_vars(scenarios)
+        avail = {k: v | given for k, v in self.available(wf).items()}
+        saved_anywhere = saved_anywhere | given
+        all_vars = given | frozenset(v for pairs in self.producers(wf).values() for v, _ in pairs)
         base: Path_ = ("workflows", wf.name)
         ordered = wf.name not in self.open_edges
         reachable = self.reachable.get(wf.name, frozenset(wf.nodes))
@@ -228,6 +234,13 @@ class FlowChecker:
             self._check_raw(
                 sub.get(key), (*base, *(() if wf.linear else ("controls",)), key), wf_ctx
             )
+
+    def _context_vars(self, scenarios: list[ScenarioSpec]) -> frozenset[str]:
+        sets = [
+            frozenset(k for k in s.context if self.workbook.context_path(k).startswith("vars."))
+            for s in scenarios
+        ]
+        return frozenset.intersection(*sets) if sets else frozenset()
 
     def check_exits(self, all_vars: frozenset[str], pools: tuple[ResourceSpec, ...]) -> None:
         ctx = _Context(all_vars, all_vars, pools, bool(pools), True)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from wbsrun.dsl.checks import ResponseRules
 from wbsrun.dsl.expr import Expr
@@ -17,6 +17,7 @@ from wbsrun.errors import Diagnostic
 
 __all__ = [
     "EMPTY",
+    "LAST_STABLE_POINT",
     "RUNNER_FIELDS",
     "ActionSpec",
     "ComponentSpec",
@@ -160,8 +161,14 @@ class HandlerUpdate:
     when: str | None = None
 
 
+# `progress.rollback`'s default target: the pass's last checkpoint (or its start).
+LAST_STABLE_POINT: Final = "last-stable-point"
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerRollback:
+    # LAST_STABLE_POINT, or the id of a checkpoint node: back to that checkpoint when the
+    # pass reached it, else to the last stable point.
     to: str
     when: str | None = None
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 from wbsrun.dsl._failed import NONE, Failed
 from wbsrun.dsl._stubs import node_type
 from wbsrun.dsl.bundle import check_bundle_paths
-from wbsrun.dsl.plan import RUNNER_FIELDS
+from wbsrun.dsl.plan import LAST_STABLE_POINT, RUNNER_FIELDS
 from wbsrun.dsl.source import PathKey, SourceDoc, did_you_mean, render_value
 from wbsrun.dsl.units import check_units
 from wbsrun.errors import Diagnostic
@@ -299,6 +299,49 @@ def _check_handlers(ctx: _Ctx) -> None:
             body = _map(item)
             _check_action_ref(ctx, body.get("action"), (*path, i, "action"))
             _check_target(ctx, body.get("goto"), (*path, i, "goto"), nodes, "goto target")
+            _check_rollback_to(ctx, body, (*path, i))
+
+
+def _checkpoints(ctx: _Ctx, path: PathKey) -> list[str] | None:
+    """The checkpoint node ids a rollback written at `path` may name: its workflow's, or
+    every workflow's for a resource's on-failure and an exit's actions (any task may run
+    those); None when a workflow's nodes cannot all be told."""
+    names = [str(path[1])] if path[0] == "workflows" else list(ctx.workflows)
+    out: list[str] = []
+    for name in names:
+        if ctx.nodes_open(name):
+            return None
+        nodes = map(_map, _seq(_map(ctx.workflows.get(name)).get("nodes")))
+        out.extend(
+            n["id"] for n in nodes if n.get("type") == "checkpoint" and isinstance(n.get("id"), str)
+        )
+    return out
+
+
+def _check_rollback_to(ctx: _Ctx, body: Mapping[str, Any], path: PathKey) -> None:
+    """`progress.rollback`'s `to`: the last stable point or a checkpoint node."""
+    if body.get("action") == "progress.rollback":
+        to, where = body.get("to"), (*path, "to")
+    elif "progress.rollback" in body:
+        value = body["progress.rollback"]
+        if isinstance(value, Mapping):
+            to, where = value.get("to"), (*path, "progress.rollback", "to")
+        else:
+            to, where = value, (*path, "progress.rollback")
+    else:
+        return
+    if not isinstance(to, str) or to == LAST_STABLE_POINT:
+        return
+    known = _checkpoints(ctx, path)
+    if known is None or to in known:
+        return
+    message = f"rollback target '{to}' is neither {LAST_STABLE_POINT} nor a checkpoint node" + (
+        " of this workflow" if path[0] == "workflows" else " of any workflow"
+    )
+    options = [LAST_STABLE_POINT, *known]
+    ctx.add(
+        where, "unknown-target", message, to, expected=", ".join(options), hint=_hint(to, options)
+    )
 
 
 def _check_workflows(ctx: _Ctx) -> None:
