@@ -138,3 +138,19 @@ def test_a_context_variable_only_some_scenarios_set_stays_undefined_for_the_work
     assert [d.code for d in refused.value.diagnostics if d.severity == "error"] == [
         "undefined-variable"
     ]
+
+
+@pytest.mark.parametrize(("exits", "taken"), [(True, {"error_out": 1}), (False, {})])
+def test_a_failure_no_handler_routes_takes_the_scenarios_error_exit(
+    tmp_path: Path, target: TargetProcess, exits: bool, taken: dict[str, int]
+) -> None:
+    """`exits.error`: where an error no handler routed goes (its exit's actions run); without
+    it, the pass ends `closing.error` with no exit, as before."""
+    flow = graph(act("miss", "miss", edge("done")), end())
+    doc = document({"miss": http("get", "/missing")}, flow)
+    if not exits:
+        del doc["load"]["scenarios"][0]["exits"]
+    ran = run(tmp_path, doc, on(target))
+    assert ran.result["exits"] == taken
+    assert ran.result["tasks"]["failed"] == 1
+    assert any("err" in line for line in ran.log.recent) is exits  # error_out's log action

@@ -267,7 +267,10 @@ class Executor(HandlerRunner):
         self.run.stats.count_error(codes.NETWORK_TIMEOUT, None, message, self.run.wall())
         self.transition(task, "monitoring.timeout", "task-timeout")
         jump = await self.run_handlers(task, self.workflow.on_timeout, None)
-        return jump if jump is not None else ("end", "closing.timeout")
+        if jump is not None:
+            return jump
+        exit_ = self.timeout_exit
+        return ("exit", exit_) if exit_ is not None else ("end", "closing.timeout")
 
     async def lease(
         self,

@@ -75,7 +75,10 @@ class HandlerRunner:
         progress = run.plan.progress
         self.transient = progress.transient
         self.permanent = progress.permanent
+        # The scenario's `exits`: where a failure no handler routed goes (the contract's
+        # `exits: {timeout, error}`), and the exit whose passes end `closing.timeout`.
         self.timeout_exit = scenario.exits.get("timeout")
+        self.error_exit = scenario.exits.get("error")
         # Where each component's last result is kept during a pass (checkpoint metrics).
         self.last_keys = {name: f"__last_{name}" for name in run.components}
         # Per component: the request timeout it asks for calls without one (read after init).
@@ -132,7 +135,12 @@ class HandlerRunner:
             if jump is not None:
                 return jump
         jump = await self.run_handlers(task, task.workflow.on_error, node)
-        return jump if jump is not None else ("end", "closing.error")
+        if jump is not None:
+            return jump
+        # No handler routed it: the scenario's error exit (an action's timeout is an error of
+        # the pass: the timeout exit is the pass timeout's, `_pass_timed_out`).
+        exit_ = self.error_exit
+        return ("exit", exit_) if exit_ is not None else ("end", "closing.error")
 
     async def retry(self, task: Task, node: NodeSpec | None) -> Jump:
         budget = self.run.workbook.get(task.entry, "execution.retry_budget", 0)
