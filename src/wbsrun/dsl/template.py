@@ -225,14 +225,21 @@ class CompiledValue:
     compiled, shared by every render: callers must not mutate what `render` returns in place.
     """
 
-    __slots__ = ("_render", "is_constant", "names")
+    __slots__ = ("_render", "is_constant", "names", "value")
 
     def __init__(
-        self, render: _Render, names: frozenset[tuple[str, ...]], is_constant: bool
+        self,
+        render: _Render,
+        names: frozenset[tuple[str, ...]],
+        is_constant: bool,
+        value: Any = None,
     ) -> None:
         self._render = render
         self.names = names
         self.is_constant = is_constant
+        # The structure as written, before compiling: what a compiled plan file stores
+        # (dsl/binary), since the renderer's closures cannot be stored.
+        self.value = value
 
     def render(self, scope: Mapping[str, Any]) -> Any:
         """A new structure with every template rendered; raises ExprEvalError."""
@@ -300,8 +307,8 @@ def compile_value(value: Any) -> CompiledValue:
     builder = _Builder()
     render = builder.build(value, ())
     if render is None:
-        return CompiledValue(lambda scope: value, frozenset(), True)
-    return CompiledValue(render, frozenset(builder.names), False)
+        return CompiledValue(lambda scope: value, frozenset(), True, value)
+    return CompiledValue(render, frozenset(builder.names), False, value)
 
 
 def iter_templates(value: Any) -> Iterator[tuple[Path, str]]:
