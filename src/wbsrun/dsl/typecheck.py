@@ -50,6 +50,7 @@ _RETURNS: Final = {
     "lower": "str",
     "upper": "str",
 }
+_CONSTANTS: Final = frozenset({"true", "false", "null", "True", "False", "None"})
 _EXPECTED: Final = "an expression whose operands have types its operators accept"
 
 
@@ -79,7 +80,12 @@ class _Checker:
         self.source = source
 
     def has_names(self, node: ast.AST) -> bool:
-        return any(isinstance(n, ast.Name) for n in ast.walk(node))
+        """Whether `node` reads a variable (functions and true/false/null are not)."""
+        called = {id(n.func) for n in ast.walk(node) if isinstance(n, ast.Call)}
+        return any(
+            isinstance(n, ast.Name) and id(n) not in called and n.id not in _CONSTANTS
+            for n in ast.walk(node)
+        )
 
     def infer(self, node: ast.expr) -> str | None:
         """The type `node` evaluates to when certain (None: unknown); raises _Wrong."""
@@ -112,15 +118,34 @@ class _Checker:
                 if kind is not None:
                     _try(f"{name}(a)", {"a": _SAMPLES[kind]}, node)
                 return _RETURNS.get(name)
-            case ast.Attribute(value=value):
+            case ast.Attribute(value=value, attr=attr):
                 kind = self.infer(value) if not isinstance(value, ast.Name) else None
-                if kind is not None:
-                    _try("a.f", {"a": _SAMPLES[kind]}, node)
+                if kind is not None and not attr.startswith("_"):
+                    label = ast.get_source_segment(self.source, value) or "a"
+                    try:
+                        _try(f"a.{attr}", {"a": _SAMPLES[kind]}, node)
+                    except _Wrong as wrong:
+                        raise _Wrong(wrong.message.replace("'a'", f"'{label}'"), node) from None
+                return None
+            case ast.IfExp(test=test, body=body, orelse=orelse):
+                self.infer(test)
+                return self.maybe(body) if self.maybe(body) == self.maybe(orelse) else None
+            case ast.BoolOp(values=[first, *later]):
+                self.infer(first)
+                for value in later:
+                    self.maybe(value)
                 return None
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.infer(child)
         return None
+
+    def maybe(self, node: ast.expr) -> str | None:
+        """A part that may not run (a branch, the right of and/or): not judged."""
+        try:
+            return self.infer(node)
+        except _Wrong:
+            return None
 
     def probe_binop(self, node: ast.AST, a: str | None, op: str, b: str | None) -> str | None:
         if a is None or b is None or (op == "%" and a == "str"):

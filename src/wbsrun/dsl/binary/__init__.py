@@ -28,6 +28,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "RECORD_TYPES",
+    "SUFFIX",
     "CodecError",
     "CompiledPlan",
     "CompiledPlanError",
@@ -37,6 +38,7 @@ __all__ = [
     "is_compiled",
     "load_any",
     "load_compiled",
+    "load_plan",
     "read_plan",
     "write_plan",
 ]
