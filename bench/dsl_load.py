@@ -25,6 +25,7 @@ which is why `.wbsc` files are written with msgspec (docs/dependencies.md).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -109,8 +110,7 @@ def codecs(tree: Any, reps: int) -> dict[str, dict[str, float]]:
         "msgspec": (msgspec.msgpack.encode, msgspec.msgpack.decode),
     }
     try:
-        import msgpack
-
+        msgpack: Any = importlib.import_module("msgpack")  # untyped; with the `ray` extra
         libs["msgpack"] = (msgpack.packb, msgpack.unpackb)
     except ImportError:
         pass

@@ -25,13 +25,21 @@ def differences(a: Any, b: Any, where: str = "plan") -> list[str]:
     if type(a) is not type(b):
         return [f"{where}: {type(a).__name__} != {type(b).__name__}"]
     if isinstance(a, Template):
-        return [] if a.source == b.source else [f"{where}: {a.source!r} != {b.source!r}"]
+        kind = (a.source, a.names, a.is_constant, a.is_single)
+        if kind != (b.source, b.names, b.is_constant, b.is_single):
+            return [f"{where}: {a.source!r} != {b.source!r} (or its names, its kind)"]
+        return []
     if isinstance(a, Expr):
-        return [] if a.text == b.text else [f"{where}: {a.text!r} != {b.text!r}"]
-    if isinstance(a, CompiledValue):
-        return differences(a.value, b.value, f"{where}.value") + (
-            [] if a.names == b.names else [f"{where}.names"]
+        alike = (a.text, a.names, a.roots, a.is_constant) == (
+            b.text,
+            b.names,
+            b.roots,
+            b.is_constant,
         )
+        return [] if alike else [f"{where}: {a.text!r} != {b.text!r} (or its names)"]
+    if isinstance(a, CompiledValue):
+        alike = (a.names, a.is_constant) == (b.names, b.is_constant)
+        return differences(a.value, b.value, f"{where}.value") + ([] if alike else [where])
     if isinstance(a, re.Pattern):
         same = (a.pattern, a.flags) == (b.pattern, b.flags)
         return [] if same else [f"{where}: {a!r} != {b!r}"]

@@ -21,11 +21,19 @@ from property_kit import examples
 from wbsrun.dsl.binary import RECORD_TYPES, read_plan, write_plan
 from wbsrun.dsl.binary.codec import Decoder, Encoder
 from wbsrun.dsl.bundle import locate_bundle
-from wbsrun.dsl.expr import Expr, compile_expr
+from wbsrun.dsl.expr import Expr, ExprEvalError, compile_expr
 from wbsrun.dsl.loader import load_plan
 from wbsrun.dsl.plan import Plan
 from wbsrun.dsl.select import select_scenarios
-from wbsrun.dsl.template import CompiledValue, Template, compile_template, compile_value
+from wbsrun.dsl.template import (
+    CompiledValue,
+    Template,
+    compile_template,
+    compile_value,
+    stored_expr,
+    stored_template,
+    stored_value,
+)
 from wbsrun.errors import BundleError
 from wbsrun.protocols.registry import provides
 
@@ -51,6 +59,44 @@ def test_yaml_and_compiled_plans_are_equal_for_generated_bundles(
     from_file = read_plan(blob, "t.wbsc", PROVIDES, chosen).plan
     assert [s.name for s in from_file.scenarios] == [n for n in names if n in chosen]
     assert differences(select_scenarios(plan, chosen), from_file) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["plain", "{{ a.b }}", "x {{ a.b + 1 }} y {{ c }}", "{{ a }}{{ b }}", "}} {{ '}}' }}", ""],
+)
+def test_a_stored_template_renders_as_the_compiled_one_and_compiles_once(source: str) -> None:
+    compiled = compile_template(source)
+    stored = stored_template(source, compiled.names)
+    assert (stored.is_constant, stored.is_single) == (compiled.is_constant, compiled.is_single)
+    scope = {"a": {"b": 2}, "b": "x", "c": [1]}
+    for _ in range(2):
+        assert stored.render(scope) == compiled.render(scope)
+        assert stored.render_text(scope) == compiled.render_text(scope)
+    assert stored.expressions == compiled.expressions  # filled by the first render
+    value = {"k": [source, 1], "n": None}
+    again = stored_value(value, compile_value(value).names, compile_value(value).is_constant)
+    assert again.render(scope) == again.render(scope) == compile_value(value).render(scope)
+
+
+@pytest.mark.parametrize("text", ["a.b == 1", "1 + 2", "len(x) > 'a'", "x / 0", "c[0].d"])
+def test_a_stored_expression_evaluates_and_fails_as_the_compiled_one(text: str) -> None:
+    compiled = compile_expr(text)
+    stored = stored_expr(text, compiled.names)
+    assert (stored.names, stored.roots, stored.is_constant) == (
+        compiled.names,
+        compiled.roots,
+        compiled.is_constant,
+    )
+    for scope in ({"a": {"b": 1}, "x": 2, "c": [{"d": 5}]}, {}, {"x": "s", "c": []}):
+        for _ in range(2):
+            try:
+                want: object = compiled.evaluate(scope)
+            except ExprEvalError as exc:
+                with pytest.raises(ExprEvalError, match=re.escape(exc.message)):
+                    stored.evaluate(scope)
+            else:
+                assert stored.evaluate(scope) == want
 
 
 def test_the_reference_bundle_compiles_to_the_same_bytes_and_plan() -> None:

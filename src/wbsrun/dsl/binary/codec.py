@@ -24,8 +24,14 @@ from typing import Any, Final
 
 from wbsrun import errors
 from wbsrun.dsl import checks, plan, thresholds
-from wbsrun.dsl.expr import Expr, compile_expr
-from wbsrun.dsl.template import CompiledValue, Template, compile_template, compile_value
+from wbsrun.dsl.expr import Expr
+from wbsrun.dsl.template import (
+    CompiledValue,
+    Template,
+    stored_expr,
+    stored_template,
+    stored_value,
+)
 
 __all__ = ["RECORD_TYPES", "CodecError", "Decoder", "Encoder", "type_name"]
 
@@ -123,9 +129,11 @@ _ENCODERS: Final[dict[type, _Enc]] = {
     # Sorted by their encoding's text, so that one plan always makes the same bytes.
     frozenset: lambda e, v: [FROZENSET, *sorted((e.encode(x) for x in v), key=repr)],
     set: lambda e, v: [SET, *sorted((e.encode(x) for x in v), key=repr)],
-    Template: lambda e, v: [TEMPLATE, v.source],
-    Expr: lambda e, v: [EXPR, v.text],
-    CompiledValue: lambda e, v: [VALUE, e.encode(v.value)],
+    # Templates and compiled values keep the names they read (what the run's data sources
+    # and checks are sized by), so they can be compiled on first use (template.py).
+    Template: lambda e, v: [TEMPLATE, v.source, e.encode(v.names)],
+    Expr: lambda e, v: [EXPR, v.text, e.encode(v.names)],
+    CompiledValue: lambda e, v: [VALUE, e.encode(v.value), e.encode(v.names), v.is_constant],
     re.Pattern: lambda e, v: [REGEX, v.pattern, v.flags],
 }
 
@@ -179,11 +187,11 @@ class Decoder:
 
     def _other(self, tag: int, tree: list[Any]) -> Any:
         if tag == TEMPLATE:
-            return compile_template(tree[1])
+            return stored_template(tree[1], self.decode(tree[2]))
         if tag == EXPR:
-            return compile_expr(tree[1])
+            return stored_expr(tree[1], self.decode(tree[2]))
         if tag == VALUE:
-            return compile_value(self.decode(tree[1]))
+            return stored_value(self.decode(tree[1]), self.decode(tree[2]), tree[3])
         if tag == PATH:
             return Path(tree[1])
         if tag == FROZENSET:
