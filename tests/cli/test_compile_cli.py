@@ -99,6 +99,9 @@ def test_scenario_selects_the_same_scenarios_from_yaml_and_compiled(
     # The threshold about the scenario left out is dropped with it.
     assert [t["rule"] for t in from_yaml["thresholds"]] == ["scenarios.t.progress.work >= 1"]
     assert _shape(from_file) == _shape(from_yaml)
+    # Worker processes load the bundle the file names, with the same selection.
+    split = _ran(cache, plan, tmp_path / "w.json", "--scenario", "t", "--workers", "2")
+    assert _shape(split) == _shape(from_yaml)
     wrong = _wbsrun(cache, "run", str(plan), "--scenario", "nope", "--quiet")
     assert wrong.returncode == 2
     assert wrong.stderr.strip() == (
