@@ -4,8 +4,10 @@ read from the file equals the same selection of the YAML plan."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -37,7 +39,14 @@ from wbsrun.dsl.template import (
 from wbsrun.errors import BundleError
 from wbsrun.protocols.registry import provides
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+_SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference"
+# The canonical bundle from ../shared (CI clones the repo beside it), else its copy in the
+# package (the same scenario).
+REFERENCE = (
+    _SHARED
+    if (_SHARED / "http_scenario.yaml").is_file()
+    else Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "examples" / "http_tri_phase"
+)
 PROVIDES = provides()
 
 
@@ -148,6 +157,20 @@ def _sample(hint: Any, name: str, depth: int = 0) -> Any:
     raise AssertionError(f"the test cannot make a {hint!r} for field {name}: extend _sample")
 
 
+def _hints(cls: Any) -> dict[str, Any]:
+    """The field types of a record as its source declares them: the compiled (mypyc) build
+    keeps no usable annotations, so they are read from the module's .py, beside its .so."""
+    module = sys.modules[cls.__module__]
+    source = Path(module.__file__ or "").with_name(cls.__module__.rsplit(".", 1)[-1] + ".py")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    return {
+        node.target.id: eval(ast.unparse(node.annotation), vars(module))
+        for node in body.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+
+
 def _unlike(hint: Any, default: Any) -> Any:
     """A value of `hint` other than `default` (a flag's other state, another literal)."""
     if typing.get_origin(hint) is typing.Literal:
@@ -158,7 +181,7 @@ def _unlike(hint: Any, default: Any) -> Any:
 
 
 def _instance(cls: Any, depth: int = 0) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
         value = _sample(hints[f.name], f.name, depth)
@@ -187,7 +210,7 @@ def _reachable(cls: Any, seen: set[Any]) -> None:
     if cls in seen or not dataclasses.is_dataclass(cls):
         return
     seen.add(cls)
-    for hint in typing.get_type_hints(cls).values():
+    for hint in _hints(cls).values():
         stack = [hint]
         while stack:
             h = stack.pop()

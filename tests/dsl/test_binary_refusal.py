@@ -22,7 +22,14 @@ from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.protocols.registry import provides
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+_SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference"
+# The canonical bundle from ../shared (CI clones the repo beside it), else its copy in the
+# package (the same scenario).
+REFERENCE = (
+    _SHARED
+    if (_SHARED / "http_scenario.yaml").is_file()
+    else Path(__file__).resolve().parents[2] / "src" / "wbsrun" / "examples" / "http_tri_phase"
+)
 PROVIDES = provides()
 
 

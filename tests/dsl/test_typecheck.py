@@ -21,7 +21,7 @@ from wbsrun.dsl.typecheck import check_expressions, expression_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLES = [
-    ROOT.parents[1] / "shared" / "reference" / "http_scenario.yaml",
+    *(ROOT.parent / "shared" / "reference").glob("http_scenario.yaml"),
     ROOT / "src" / "wbsrun" / "examples" / "http_tri_phase" / "script.yaml",
     ROOT / "tests" / "dsl" / "data" / "minimal.yaml",
 ]
