@@ -46,7 +46,13 @@ from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.dsl.loader import load_plan
 from wbsrun.protocols.registry import provides
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
+# The canonical bundle beside the repository, else its packaged copy (the same scenario).
+REFERENCE = (
+    _SHARED
+    if (_SHARED / "http_scenario.yaml").is_file()
+    else Path(__file__).resolve().parents[1] / "src" / "wbsrun" / "examples" / "http_tri_phase"
+)
 WAYS = ("yaml", "cached", "wbsc")
 
 _CHILD = """
