@@ -134,3 +134,20 @@ def test_run_refuses_a_corrupt_file_in_one_line_exit_2(tmp_path: Path, blob: byt
         "match); compile the bundle again (wbsrun compile)"
     )
     assert "Traceback" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"sources": 7},
+        {"types": {"a": 1}},
+        {"workflows": [1, 2]},
+        {"plan": b"\x93\x0b\x00\x01"},
+        {"scenarios": [["x"]]},
+        {"bundle": None},
+    ],
+)
+def test_a_whole_file_of_the_wrong_shape_is_refused(
+    blob: bytes, changes: dict[str, object]
+) -> None:
+    assert "unreadable compiled plan" in _refusal(_rewritten(blob, **changes))

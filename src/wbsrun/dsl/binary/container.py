@@ -171,6 +171,20 @@ def check_fresh(
         )
 
 
+# What a body of the wrong shape raises while it is read (its checksum only proves that it
+# is whole, not that a wbsrun wrote it).
+_MALFORMED = (
+    CodecError,
+    KeyError,
+    TypeError,
+    ValueError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    msgspec.DecodeError,
+)
+
+
 def read_plan(
     data: bytes,
     where: str,
@@ -183,9 +197,7 @@ def read_plan(
     try:
         check_fresh(body, where, provides)
         return _decode(body, data, scenarios)
-    except (CodecError, KeyError, TypeError, ValueError, IndexError, msgspec.DecodeError) as exc:
-        if isinstance(exc, BundleError):
-            raise
+    except _MALFORMED as exc:  # a well-formed file no wbsrun wrote: never a traceback
         raise CompiledPlanError(f"{where}: unreadable compiled plan ({exc})") from None
 
 
