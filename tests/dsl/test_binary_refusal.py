@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -57,7 +58,7 @@ def _refusal(data: bytes) -> str:
     return text
 
 
-def _rewritten(data: bytes, version: int | None = None, **changes: object) -> bytes:
+def _rewritten(data: bytes, version: int | None = None, **changes: Any) -> bytes:
     """`data` with its body changed and the checksum made right again: a well-formed file
     that another wbsrun could have written."""
     _, fmt, size = struct.unpack_from(">4sHI", data)
@@ -147,7 +148,5 @@ def test_run_refuses_a_corrupt_file_in_one_line_exit_2(tmp_path: Path, blob: byt
         {"bundle": None},
     ],
 )
-def test_a_whole_file_of_the_wrong_shape_is_refused(
-    blob: bytes, changes: dict[str, object]
-) -> None:
+def test_a_whole_file_of_the_wrong_shape_is_refused(blob: bytes, changes: dict[str, Any]) -> None:
     assert "unreadable compiled plan" in _refusal(_rewritten(blob, **changes))
