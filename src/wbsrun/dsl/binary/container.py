@@ -122,8 +122,10 @@ def _opt(path: Path | None) -> str | None:
 
 
 def _body(data: bytes, where: str) -> dict[str, Any]:
-    if len(data) < _HEAD.size + _DIGEST or data[:4] != MAGIC:
+    if data[:4] != MAGIC:
         raise CompiledPlanError(f"{where}: not a compiled wbsrun plan (no WBSC header)")
+    if len(data) < _HEAD.size + _DIGEST:
+        raise CompiledPlanError(f"{where}: corrupt compiled plan (truncated to {len(data)} bytes)")
     _, version, size = _HEAD.unpack_from(data)
     if version != FORMAT_VERSION:
         raise CompiledPlanError(
