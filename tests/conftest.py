@@ -28,9 +28,17 @@ load_profile()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Test the build meant, never a stale one. `make` compiles the hot path in place
+    """A plan cache of the session's own (docs/binary-dsl.md), inherited by every `wbsrun`
+    subprocess, so that runs never read or fill the user's. Then: test the build meant,
+    never a stale one. `make` compiles the hot path in place
     (setup.py: src/wbsrun/**/*.so, which Python imports before the .py next to them), so a
     source edited since would otherwise be tested as its old compiled self."""
+    import tempfile
+
+    if "WBSRUN_CACHE_DIR" not in os.environ:
+        cache = tempfile.mkdtemp(prefix="wbsrun-cache-")
+        os.environ["WBSRUN_CACHE_DIR"] = cache
+        config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
     import wbsrun.core.executor as probe
 
     where = Path(probe.__file__)

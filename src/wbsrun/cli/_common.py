@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +18,19 @@ from wbsrun.protocols.registry import provides
 
 if TYPE_CHECKING:
     from wbsrun.core.runner import RunOptions
+    from wbsrun.dsl.binary import Loaded
     from wbsrun.telemetry.metrics import MetricsAddress
 
 __all__ = [
+    "ALL_SCENARIOS",
+    "Selection",
     "check_out",
     "check_writable",
     "cores",
     "exit_with",
     "fail",
     "linger_seconds",
+    "load_run_plan",
     "load_warned",
     "metrics_address",
     "positive_seconds",
@@ -101,9 +106,34 @@ def with_metrics(f: Any) -> Any:
 
 def load_warned(path: Path) -> Plan:
     plan = load_plan(path, provides())
+    _warn(plan)
+    return plan
+
+
+def _warn(plan: Plan) -> None:
     for w in plan.warnings:
         click.echo(w.format(), err=True)
-    return plan
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """How a run's plan is loaded, also by its workers: `--scenario` names (empty: all) and
+    whether the plan cache may be used (docs/binary-dsl.md)."""
+
+    scenarios: tuple[str, ...] = ()
+    cache: bool = True
+
+
+ALL_SCENARIOS = Selection()
+
+
+def load_run_plan(path: Path, scenarios: tuple[str, ...] = (), *, cache: bool = True) -> Loaded:
+    """A run's plan: from a compiled file, the plan cache, or the YAML; warnings printed."""
+    from wbsrun.dsl.binary import load_any
+
+    loaded = load_any(path, provides(), scenarios, cache=cache)
+    _warn(loaded.plan)
+    return loaded
 
 
 def fail(exc: WbsrunError) -> None:

@@ -1,5 +1,5 @@
-"""The `wbsrun` command: init, validate, wbs, run, ctl, ledger, demo, target, report,
-compare, plugins. Wiring only."""
+"""The `wbsrun` command: init, validate, wbs, compile, run, ctl, ledger, demo, target,
+report, compare, plugins. Wiring only."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from wbsrun.cli._common import (
     load_warned,
 )
 from wbsrun.cli.compare import compare_command
+from wbsrun.cli.compile_cmd import compile_command
 from wbsrun.cli.ctl import ctl
 from wbsrun.cli.exits import EXIT_INVALID
 from wbsrun.cli.plugins import check_for_validate, plugins_group
@@ -62,6 +63,7 @@ def wbs(path: Path) -> None:
 for _command in (
     run,
     resume,
+    compile_command,
     ctl,
     ledger,
     demo,

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from wbsrun.cli._common import ALL_SCENARIOS, Selection
 from wbsrun.cli.worker import WorkerJob, prepare_worker
 from wbsrun.cluster import Failed, serve_worker
 from wbsrun.cluster.links import Link
@@ -49,6 +50,7 @@ def ray_workers(
     *,
     log_file: Path | None,
     metrics: bool,
+    selection: Selection = ALL_SCENARIOS,
 ) -> RayActors:
     """Connect to Ray, and place `count` workers (0: one per CPU the cluster reports), each
     with the bundle's files and its job; a `RunError` when Ray cannot run them all."""
@@ -64,7 +66,9 @@ def ray_workers(
         if n < 1:
             raise RunError(f"--cluster {cluster}: the Ray cluster reports no CPU")
         # The path is the bundle's own, replaced by each actor with its unpacked copy's.
-        jobs = [WorkerJob(Path(files.entry), options, i, n, log, metrics) for i in range(n)]
+        jobs = [
+            WorkerJob(Path(files.entry), options, i, n, log, metrics, selection) for i in range(n)
+        ]
         actors = RayActors(conn, ray_body, jobs, files)
         actors.place()
     except BaseException:

@@ -10,17 +10,18 @@ from typing import TYPE_CHECKING
 import click
 
 from wbsrun.cli._common import (
+    Selection,
     check_out,
     check_writable,
     exit_with,
     fail,
+    load_run_plan,
     load_warned,
     positive_seconds,
     with_metrics,
     worker_count,
 )
 from wbsrun.cli.ctl import control_settings, with_control
-from wbsrun.dsl.bundle import locate_bundle
 from wbsrun.errors import Diagnostic, RunError, ScenarioError, WbsrunError
 from wbsrun.telemetry.html import check_assets
 
@@ -115,6 +116,20 @@ if TYPE_CHECKING:
     callback=positive_seconds,
     help="How often --checkpoint saves (e.g. 500ms, 5s).",
 )
+@click.option(
+    "--scenario",
+    "scenario_names",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this scenario of the bundle (repeat for several; default: every one). "
+    "A compiled plan decodes only the scenarios named and their workflows.",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Parse and validate the YAML bundle, neither reading nor writing the plan cache "
+    '(docs/binary-dsl.md "Cache").',
+)
 @with_metrics
 @with_control
 def run(
@@ -142,10 +157,13 @@ def run(
     control_token_file: Path | None,
     control_allow_remote: bool,
     paused: bool,
+    scenario_names: tuple[str, ...] = (),
+    no_cache: bool = False,
 ) -> None:
-    """Run a scenario bundle. Exit 0: completed, every threshold passed; 99: a threshold
-    failed (or aborted the run); 105: stopped by a signal; 2: invalid; 1: run error (also a
-    worker or Ray actor lost: status failed; Ray missing or the workers not placed)."""
+    """Run a scenario bundle, or a plan compiled by `wbsrun compile` (PATH.wbsc). Exit 0:
+    completed, every threshold passed; 99: a threshold failed (or aborted the run); 105:
+    stopped by a signal; 2: invalid; 1: run error (also a worker or Ray actor lost: status
+    failed; Ray missing or the workers not placed)."""
     from wbsrun.cli.checkpoint import bundle_hash
     from wbsrun.cli.options import resolve_options
     from wbsrun.cli.session import execute, to_stdout
@@ -153,8 +171,11 @@ def run(
 
     steer = control_settings(control, control_token_file, control_allow_remote, paused)
     try:
-        plan = load_warned(path)
-        bundle = locate_bundle(path)
+        _check_selection(scenario_names, checkpoint_dir)
+        loaded = load_run_plan(path, scenario_names, cache=not no_cache)
+        plan, bundle = loaded.plan, loaded.bundle
+        # The workers and checkpoints read the bundle itself (a compiled plan names it).
+        source = path if loaded.compiled is None else bundle.script
         options = resolve_options(
             bundle.config,
             {
@@ -190,15 +211,30 @@ def run(
             metrics_linger=metrics_linger,
             control=steer,
             workers=workers,
-            source=path,
+            source=source,
             cluster=cluster,
             checkpoint=checkpoint,
-            source_hash=bundle_hash(path, plan) if checkpoint is not None else "",
+            source_hash=bundle_hash(source, plan) if checkpoint is not None else "",
+            selection=Selection(scenario_names, cache=not no_cache),
         )
     except WbsrunError as exc:
         fail(exc)
         return
     exit_with(result)
+
+
+def _check_selection(names: tuple[str, ...], checkpoint_dir: Path | None) -> None:
+    if names and checkpoint_dir is not None:
+        raise ScenarioError(
+            [
+                Diagnostic(
+                    "bad-option",
+                    "--scenario with --checkpoint: a resumed run loads the whole bundle",
+                    value=", ".join(names),
+                    expected="--scenario or --checkpoint, not both",
+                )
+            ]
+        )
 
 
 def _checkpoint_settings(

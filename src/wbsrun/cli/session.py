@@ -16,6 +16,7 @@ from typing import Any, TextIO, TypeVar
 
 from rich.console import Console
 
+from wbsrun.cli._common import ALL_SCENARIOS, Selection
 from wbsrun.cli.checkpoint import CheckpointSettings, CheckpointWriter, Saved
 from wbsrun.cli.plugins import wasm_loader
 from wbsrun.cli.resume import restore, resumed_line, resumed_section
@@ -479,6 +480,7 @@ def execute(
     checkpoint: CheckpointSettings | None = None,
     carried: Saved | None = None,
     source_hash: str = "",
+    selection: Selection = ALL_SCENARIOS,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
@@ -488,7 +490,8 @@ def execute(
     this process as their coordinator. `cluster` (`local-ray`, `ray://ADDR`): the workers
     are Ray actors (`workers`: how many, 0: one per CPU of the cluster).
     `checkpoint`: save the run's state there every interval (cli/checkpoint.py);
-    `carried`: the checkpoint this run is the next life of."""
+    `carried`: the checkpoint this run is the next life of. `selection`: how the workers
+    load the plan (`--scenario`, the plan cache)."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -512,6 +515,7 @@ def execute(
                 workers,
                 log_file=log_file,
                 metrics=metrics is not None,
+                selection=selection,
             )
             jobs = [job for job in actors.jobs if isinstance(job, WorkerJob)]
             wired = wire_cluster(plan, options, pools, log, jobs, transport=actors)
@@ -521,7 +525,15 @@ def execute(
             # One data seed for all: the workers deal from the same shuffles.
             shared = replace(options, data_seed=options.data_seed or random.getrandbits(64))
             jobs = [
-                WorkerJob(source, shared, i, workers, log_file, metrics=metrics is not None)
+                WorkerJob(
+                    source,
+                    shared,
+                    i,
+                    workers,
+                    log_file,
+                    metrics=metrics is not None,
+                    selection=selection,
+                )
                 for i in range(workers)
             ]
             wired = wire_cluster(plan, options, pools, log, jobs)

@@ -9,12 +9,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 
+from wbsrun.cli._common import ALL_SCENARIOS, Selection
 from wbsrun.cluster import Failed, PipeLink, Reporter, serve_worker
 from wbsrun.core.log import RunLog
 from wbsrun.core.runner import RunOptions
 from wbsrun.core.scheduler import spawn_plan
 from wbsrun.core.segments import Segmentation, SegmentSequence
-from wbsrun.dsl.loader import load_plan
+from wbsrun.dsl.binary import load_any
 from wbsrun.errors import WbsrunError
 from wbsrun.progress.report import persist_figures, resource_figures
 from wbsrun.protocols.registry import provides
@@ -37,6 +38,8 @@ class WorkerJob:
     # `--metrics`: also send the figures only the exporter reads (workbook footprint: a walk
     # over the entries held, so not paid without it).
     metrics: bool = False
+    # `--scenario` and the plan cache, as the coordinator loaded the plan.
+    selection: Selection = ALL_SCENARIOS
 
 
 def worker_log_path(log_file: Path, index: int) -> Path:
@@ -71,7 +74,8 @@ def prepare_worker(job: WorkerJob) -> PreparedWorker:
     `WbsrunError` or `OSError` when the worker cannot run."""
     from wbsrun.cli.session import wire
 
-    plan = load_plan(job.path, provides())
+    selection = job.selection
+    plan = load_any(job.path, provides(), selection.scenarios, cache=selection.cache).plan
     options = segment_options(job.options, job.index, job.count)
     out: TextIO | None = None
     if job.log_file is not None:

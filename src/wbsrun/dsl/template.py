@@ -29,6 +29,9 @@ __all__ = [
     "compile_template",
     "compile_value",
     "iter_templates",
+    "stored_expr",
+    "stored_template",
+    "stored_value",
     "to_text",
 ]
 
@@ -177,14 +180,22 @@ class Template:
 
     __slots__ = ("_render", "expressions", "is_constant", "is_single", "names", "source")
 
-    def __init__(self, source: str) -> None:
-        literals, expressions = _parse(source)
+    def __init__(self, source: str, stored: frozenset[tuple[str, ...]] | None = None) -> None:
         self.source = source
-        self.expressions: tuple[Expr, ...] = tuple(expressions)
+        self.names: frozenset[tuple[str, ...]]
+        self.expressions: tuple[Expr, ...]
+        self._render: _Render
+        if stored is not None:  # `stored_template`
+            self.names = stored
+            self.expressions = ()
+            self.is_constant, self.is_single = _single_marker(source)
+            self._render = (lambda scope: source) if self.is_constant else self._first_render
+            return
+        literals, expressions = _parse(source)
+        self.expressions = tuple(expressions)
         self.is_constant = not expressions
         self.is_single = len(expressions) == 1 and literals == ["", ""]
-        self.names: frozenset[tuple[str, ...]] = frozenset().union(*[e.names for e in expressions])
-        self._render: _Render
+        self.names = frozenset().union(*[e.names for e in expressions])
         if self.is_constant:
             # No markers: the string renders as written, a lone `}}` included.
             self._render = lambda scope: source
@@ -200,6 +211,14 @@ class Template:
         """
         return self._render(scope)
 
+    def _first_render(self, scope: Mapping[str, Any]) -> Any:
+        """A stored template's first render compiles it (`stored_template`); the later ones
+        go straight to the compiled renderer."""
+        real = compile_template(self.source)
+        self.expressions = real.expressions
+        self._render = real._render
+        return real._render(scope)
+
     def render_text(self, scope: Mapping[str, Any]) -> str:
         """Like `render`, always as text (at most MAX_TEXT characters: ExprLimitError)."""
         return _text(self._render(scope), self.source)
@@ -209,6 +228,36 @@ class Template:
 
 
 _compile_cached = lru_cache(maxsize=_CACHE_SIZE)(Template)
+
+
+def _single_marker(source: str) -> tuple[bool, bool]:
+    """(no marker at all, exactly one `{{ }}` spanning the whole string) of a valid template,
+    found without compiling it."""
+    start = source.find("{{")
+    if start < 0:
+        return True, False
+    close = _find_close(source, start + 2)
+    return False, start == 0 and close == len(source) - 2
+
+
+def stored_expr(text: str, names: frozenset[tuple[str, ...]]) -> Expr:
+    """An expression read back from a compiled plan (a transition's condition): compiled on
+    its first evaluation, as `stored_template`; its `names` stored with it."""
+
+    def first(scope: _Scope) -> Any:
+        real = compile_expr(text)
+        expr._fn = real._fn  # evaluate() wraps it: its failures are reported as before
+        return real._fn(scope)
+
+    expr = Expr(text, first, names)
+    return expr
+
+
+def stored_template(source: str, names: frozenset[tuple[str, ...]]) -> Template:
+    """A template read back from a compiled plan (dsl/binary): compiled and validated when
+    the plan was made, its `names` stored with it. Its expressions are compiled on its first
+    render, so loading a plan costs no parsing of templates a run may never reach."""
+    return Template(source, names)
 
 
 def compile_template(text: str) -> Template:
@@ -225,18 +274,40 @@ class CompiledValue:
     compiled, shared by every render: callers must not mutate what `render` returns in place.
     """
 
-    __slots__ = ("_render", "is_constant", "names")
+    __slots__ = ("_render", "is_constant", "names", "value")
 
     def __init__(
-        self, render: _Render, names: frozenset[tuple[str, ...]], is_constant: bool
+        self,
+        render: _Render,
+        names: frozenset[tuple[str, ...]],
+        is_constant: bool,
+        value: Any = None,
     ) -> None:
         self._render = render
         self.names = names
         self.is_constant = is_constant
+        # The structure as written, before compiling: what a compiled plan file stores
+        # (dsl/binary), since the renderer's closures cannot be stored.
+        self.value = value
 
     def render(self, scope: Mapping[str, Any]) -> Any:
         """A new structure with every template rendered; raises ExprEvalError."""
         return self._render(scope)
+
+    def _first_render(self, scope: Mapping[str, Any]) -> Any:
+        """A stored value's first render compiles it (`stored_value`)."""
+        self._render = compile_value(self.value)._render
+        return self._render(scope)
+
+
+def stored_value(value: Any, names: frozenset[tuple[str, ...]], is_constant: bool) -> CompiledValue:
+    """A compiled value read back from a compiled plan (dsl/binary): its strings compiled on
+    its first render (as `stored_template`); a constant one renders `value` as it is."""
+    if is_constant:
+        return CompiledValue(lambda scope: value, names, True, value)
+    lazy = CompiledValue(lambda scope: None, names, False, value)
+    lazy._render = lazy._first_render
+    return lazy
 
 
 class _Builder:
@@ -300,8 +371,8 @@ def compile_value(value: Any) -> CompiledValue:
     builder = _Builder()
     render = builder.build(value, ())
     if render is None:
-        return CompiledValue(lambda scope: value, frozenset(), True)
-    return CompiledValue(render, frozenset(builder.names), False)
+        return CompiledValue(lambda scope: value, frozenset(), True, value)
+    return CompiledValue(render, frozenset(builder.names), False, value)
 
 
 def iter_templates(value: Any) -> Iterator[tuple[Path, str]]:
