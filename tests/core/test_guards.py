@@ -179,3 +179,25 @@ def test_one_read_and_a_table_choose_among_many_equalities() -> None:
         assert machine.choose(task) == i
     task.run.workbook.transition(task.entry, "x", "executing.other", 1.0, "t")
     assert machine.choose(task) == len(PHASES)  # the otherwise
+
+
+def test_a_compiled_plan_keeps_the_shapes_its_machines_are_built_from(tmp_path: Path) -> None:
+    """A `.wbsc` file's conditions are compiled on first use; their shapes travel with them,
+    so a run from the file chooses its transitions by the same machines as from the YAML."""
+    from wbsrun.dsl.binary import compile_bundle, load_compiled
+
+    _, data = compile_bundle(EXAMPLE, provides())
+    (tmp_path / "plan.wbsc").write_bytes(data)
+    loaded = load_compiled(tmp_path / "plan.wbsc", provides()).plan
+    for name, wf in _PLAN.workflows.items():
+        for node_id, node in wf.nodes.items():
+            again = loaded.workflows[name].nodes[node_id]
+            shapes = [t.condition.shape for t in node.transitions if t.condition is not None]
+            assert [t.condition.shape for t in again.transitions if t.condition] == shapes
+            built = machine_for(node.transitions, _PLAN.workbook) is not None
+            assert (machine_for(again.transitions, loaded.workbook) is not None) == built
+    assert any(
+        machine_for(n.transitions, loaded.workbook)
+        for wf in loaded.workflows.values()
+        for n in wf.nodes.values()
+    )

@@ -240,16 +240,20 @@ def _single_marker(source: str) -> tuple[bool, bool]:
     return False, start == 0 and close == len(source) - 2
 
 
-def stored_expr(text: str, names: frozenset[tuple[str, ...]]) -> Expr:
+def stored_expr(
+    text: str,
+    names: frozenset[tuple[str, ...]],
+    shape: tuple[tuple[str, ...], str, Any] | None = None,
+) -> Expr:
     """An expression read back from a compiled plan (a transition's condition): compiled on
-    its first evaluation, as `stored_template`; its `names` stored with it."""
+    its first evaluation, as `stored_template`; its `names` and `shape` stored with it."""
 
     def first(scope: _Scope) -> Any:
         real = compile_expr(text)
         expr._fn = real._fn  # evaluate() wraps it: its failures are reported as before
         return real._fn(scope)
 
-    expr = Expr(text, first, names)
+    expr = Expr(text, first, names, shape)
     return expr
 
 

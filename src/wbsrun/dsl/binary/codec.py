@@ -132,7 +132,9 @@ _ENCODERS: Final[dict[type, _Enc]] = {
     # Templates and compiled values keep the names they read (what the run's data sources
     # and checks are sized by), so they can be compiled on first use (template.py).
     Template: lambda e, v: [TEMPLATE, v.source, e.encode(v.names)],
-    Expr: lambda e, v: [EXPR, v.text, e.encode(v.names)],
+    # With its shape (`path OP literal`, or None): the executor's condition machine
+    # (core/guards.py) is built from shapes before any expression is compiled.
+    Expr: lambda e, v: [EXPR, v.text, e.encode(v.names), e.encode(v.shape)],
     CompiledValue: lambda e, v: [VALUE, e.encode(v.value), e.encode(v.names), v.is_constant],
     re.Pattern: lambda e, v: [REGEX, v.pattern, v.flags],
 }
@@ -189,7 +191,8 @@ class Decoder:
         if tag == TEMPLATE:
             return stored_template(tree[1], self.decode(tree[2]))
         if tag == EXPR:
-            return stored_expr(tree[1], self.decode(tree[2]))
+            shape = self.decode(tree[3]) if len(tree) > 3 else None
+            return stored_expr(tree[1], self.decode(tree[2]), shape)
         if tag == VALUE:
             return stored_value(self.decode(tree[1]), self.decode(tree[2]), tree[3])
         if tag == PATH:
