@@ -115,6 +115,14 @@ if TYPE_CHECKING:
     callback=positive_seconds,
     help="How often --checkpoint saves (e.g. 500ms, 5s).",
 )
+@click.option(
+    "--history",
+    "history_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Earlier runs' JSON results (*.json, */result.json) of this plan: the forecast starts "
+    "from their durations and pace profile (completed runs of the last 7 days).",
+)
 @with_metrics
 @with_control
 def run(
@@ -136,6 +144,7 @@ def run(
     cluster: str | None,
     checkpoint_dir: Path | None,
     checkpoint_interval: float,
+    history_dir: Path | None,
     metrics: MetricsAddress | None,
     metrics_linger: float,
     control: ControlAddress | None,
@@ -194,6 +203,7 @@ def run(
             cluster=cluster,
             checkpoint=checkpoint,
             source_hash=bundle_hash(path, plan) if checkpoint is not None else "",
+            history=history_dir,
         )
     except WbsrunError as exc:
         fail(exc)

@@ -160,6 +160,8 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     if aggregator is not None:
         detail = aggregator.snapshot(elapsed, finished=finished, paused=paused_s)
         work, time_progress, eta = detail.work, detail.time, detail.eta_s
+        for name in aggregator.new_misses(detail):
+            _warn_miss(runner, detail, name)
     due = planned_share(elapsed, time_progress, detail, aggregator)
     return ProgressSnapshot(
         elapsed=elapsed,
@@ -176,6 +178,26 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
         paused=runner.control.paused,
         paused_s=paused_s,
     )
+
+
+def _warn_miss(runner: Runner, detail: ProgramProgress, name: str) -> None:
+    """The "will miss its plan" warning, once per scenario: in the run log and the notices
+    (the live line prints them above itself)."""
+    fc = detail.scenario(name).forecast
+    if fc is None:
+        return
+    end = "?" if fc.eta_s is None else f"{detail.elapsed + fc.eta_s:.0f}s"
+    band = ""
+    if fc.eta_low_s is not None and fc.eta_high_s is not None:
+        band = f" ({detail.elapsed + fc.eta_low_s:.0f}–{detail.elapsed + fc.eta_high_s:.0f}s)"
+    reach = ""
+    if fc.final_progress is not None and fc.final_progress < 1.0:
+        reach = f"; {fc.final_progress * 100:.0f}% of its work done by the plan's end"
+    message = (
+        f"scenario '{name}' will miss its plan: forecast to end at {end}{band} ({fc.method}){reach}"
+    )
+    runner.ctx.log.log("warn", message)
+    runner.ctx.stats.notices.append(message)
 
 
 def resource_figures(
@@ -320,6 +342,11 @@ def build_result(
             },
             **(detail.to_json() if detail is not None else {}),
         },
+        **(
+            {"forecast": forecast}
+            if detail is not None and (forecast := detail.forecast_json()) is not None
+            else {}
+        ),
         "health": run_health(
             snap.work, snap.planned, st.requests_total, st.requests_failed
         ).to_json(),

@@ -32,8 +32,8 @@ DEFAULT_CAP: Final = 3_600
 MAX_CODES: Final = 32
 OTHER_CODE: Final = "(other)"
 # Stored columns besides the error codes (t, requests, failed, latency count, 5 latency knots,
-# 8 gauges, paused seconds), for the memory bound.
-_COLUMNS: Final = 18
+# 11 gauges, paused seconds), for the memory bound.
+_COLUMNS: Final = 21
 _NAN: Final = math.nan
 _KNOTS: Final = (0.0, 0.5, 0.95, 0.99, 1.0)
 # Gauges: their state at the end of each interval; a merged point keeps the later one's.
@@ -46,6 +46,9 @@ _GAUGES: Final = (
     "eta_s",
     "health",
     "leases",
+    "eta_low_s",
+    "eta_high_s",
+    "forecast_progress",
 )
 _INT_GAUGES: Final = frozenset({"users", "leases"})
 
@@ -174,6 +177,9 @@ class Series:
         health: float | None,
         leases: int,
         paused_s: float = 0.0,
+        eta_low_s: float | None = None,
+        eta_high_s: float | None = None,
+        forecast_progress: float | None = None,
     ) -> None:
         """The run's cumulative figures at `now` (seconds since its start, increasing; of
         them `paused_s` paused); the interval since the previous sample becomes a point (or
@@ -189,6 +195,7 @@ class Series:
         self._prev_latency = latency.copy()
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
         gauges = (users, work, time, planned, milestones, eta_s, health, leases)
+        gauges += (eta_low_s, eta_high_s, forecast_progress)
         self.samples += 1
         self._add(now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges), d_paused)
         self._latest = self._point_json(now, span, d_req, d_failed, d_err, lat, gauges, d_paused)
@@ -383,4 +390,4 @@ def _gauge(name: str, x: float) -> float | int | None:
         return None
     if name in _INT_GAUGES:
         return int(x)
-    return round(x, 1) if name == "eta_s" else round(x, 4)
+    return round(x, 1) if name.endswith("_s") else round(x, 4)

@@ -73,6 +73,7 @@ class SeriesTicker:
         planned = snap.planned
         detail = snap.detail
         health = run_health(snap.work, planned, st.requests_total, st.requests_failed)
+        fc = detail.forecast if detail is not None else None
         self.series.sample(
             snap.elapsed,
             requests=st.requests_total,
@@ -88,6 +89,9 @@ class SeriesTicker:
             health=health.score,
             leases=self._leases(),
             paused_s=snap.paused_s,
+            eta_low_s=fc.eta_low_s if fc is not None else None,
+            eta_high_s=fc.eta_high_s if fc is not None else None,
+            forecast_progress=fc.final_progress if fc is not None else None,
         )
         for listener in self.listeners:
             listener(self.series)
