@@ -562,7 +562,9 @@ def _forecast(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0
         last_user = passes * mean_pass + (passes - 1) * gap
         floor = max(0.0, base.last_start + last_user - elapsed)
         active = sc.users - sc.users_done
-        return sc.forecaster.observe(t, done, planned, active, future, floor, base.duration)
+        return sc.forecaster.observe(
+            t, done, planned, active, future, floor, base.duration, mean_pass
+        )
     if finished:
         return known(0.0, None, "done")
     end = base.window_end

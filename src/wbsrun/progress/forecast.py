@@ -28,6 +28,7 @@ its pace, projected over the spawn plan, with a confidence band (docs/progress-m
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,6 +36,9 @@ from typing import Any, Final
 __all__ = ["Forecast", "Forecaster", "Holt", "Season"]
 
 STEP: Final = 0.5
+WINDOW_MAX: Final = 30.0
+WINDOW_SHARE: Final = 1 / 3
+TAU_LEVEL: Final = 0.5
 STALL: Final = 3.0
 Z: Final = 1.64  # ~90 % two-sided, for a normal error
 MAX_REL: Final = 0.9
@@ -44,6 +48,9 @@ HORIZON: Final = 7 * 86_400.0
 # The miss warning: the plan's end is forecast to be overrun by this share of it, on WARN_AFTER
 # consecutive updates (one noisy update never warns).
 TAU: Final = 3.0
+# Without a plan end of its own, a run misses its plan when slower than its slowest earlier run
+# by more than this share.
+HISTORY_SLACK: Final = 0.10
 MISS_MARGIN: Final = 0.05
 WARN_AFTER: Final = 3
 
@@ -159,18 +166,21 @@ class Forecaster:
         "_finish_t",
         "_last_move",
         "_over",
-        "_t",
+        "_samples",
         "_user_time",
         "_users_t",
         "_warned",
         "holt",
         "prior",
+        "rate",
     )
 
     def __init__(self, prior: Prior | None = None) -> None:
-        self.holt = Holt()
+        self.holt = Holt()  # passes per active user-second
+        self.rate = Holt()  # passes per second
         self.prior = prior
-        self._t: float | None = None  # the last Holt update: time, passes, user-seconds
+        # (elapsed, passes done, user-seconds so far) every STEP s over the last WINDOW_MAX s
+        self._samples: deque[tuple[float, float, float]] = deque()
         self._done = 0.0
         self._user_time = 0.0
         self._users_t: float | None = None  # the last observation (user-seconds integrate)
@@ -189,31 +199,43 @@ class Forecaster:
         future_starts: Sequence[float] = (),
         floor: float = 0.0,
         deadline: float | None = None,
+        tail: float = 0.0,
     ) -> Forecast:
         """The forecast at elapsed `t`: `done` of `planned` passes, `active` users running,
         `future_starts` (sorted, > t) still to spawn, at least `floor` seconds left; `deadline`:
-        when the plan ends (elapsed seconds; None: no plan end)."""
+        when the plan ends (elapsed seconds; None: no plan end), where no pass starts any more,
+        so the run ends by then plus `tail` (a pass) at the latest."""
         runs = self.prior.runs if self.prior is not None else 0
+        cut = None if deadline is None else max(0.0, deadline - t) + tail
         deadline = self._plan_end(deadline)
         if done >= planned:
             return self.final(t, 1.0, deadline)
         self._learn(t, done, planned, active)
         now = done / planned if planned > 0 else 1.0
-        holt = self.holt
+        # While the plan still spawns users, the pace per user-second times the users then
+        # active; once all have spawned, the throughput (right also when users take turns on
+        # a few exclusive items, where the pace per user rises as users finish).
+        holt = self.holt if future_starts else self.rate
+        workers = active if future_starts else 1
         if holt.n == 0 or holt.level <= 0.0 or t - self._last_move >= STALL:
             stalled = holt.n > 0 and t - self._last_move >= STALL
             fc = self._from_prior(t, now, runs, "stalled" if stalled else "none")
-            return self._verdict(fc, t, deadline, now)
-        tau = max(5.0, t)
+            return self._verdict(fc, t, deadline, fc.eta_s)
         noise = math.sqrt(holt.var) / holt.level  # level > 0: finite or inf, never NaN
         rel = Z * math.hypot(noise, 1.0 / math.sqrt(max(1.0, done)))
         rel = rel if rel < MAX_REL else MAX_REL
         walks = [
-            _walk(t, done, planned, active, future_starts, self._pace(tau, k), deadline)
+            _walk(t, done, planned, workers, future_starts, self._pace(holt, t, k), deadline)
             for k in (1.0, 1.0 + rel, 1.0 - rel)
         ]
         (mid, at_end), (low, end_hi), (high, end_lo) = walks
-        mid, low, high = self._smooth(t, [w[0] for w in walks], floor)
+        lefts = [w[0] for w in walks]
+        if None in lefts:  # no user left to run the passes: nothing known
+            lefts = [None, None, None]
+        mid, low, high = self._smooth(t, lefts, floor)
+        uncut = mid
+        if cut is not None:  # the plan's end stops the run: it ends by then
+            mid, low, high = _cap(mid, cut), _cap(low, cut), _cap(high, cut)
         method = "holt-winters" if self._season() is not None else "holt"
         fc = Forecast(
             mid,
@@ -225,37 +247,46 @@ class Forecaster:
             method,
             runs,
         )
-        return self._verdict(fc, t, deadline, now)
+        return self._verdict(fc, t, deadline, uncut)
 
     # -- learning -------------------------------------------------------------------------------
     def _learn(self, t: float, done: float, planned: float, active: int) -> None:
-        if self._users_t is not None:
+        """One look: the user-seconds integrate; every STEP seconds the pace over the recent
+        window (half the run, 1 to WINDOW_MAX s) is one observation for the Holt filter."""
+        samples = self._samples
+        if self._users_t is None:
+            # Users ran before the first look: as many as now, since the start.
+            self._user_time = max(0.0, t) * active
+            samples.append((0.0, 0.0, 0.0))
+        else:
             self._user_time += max(0.0, t - self._users_t) * active
         self._users_t = t
-        if self._t is None:
-            self._t, self._done, self._last_move = t, done, t
-            self._user_time = 0.0
-            if done > 0.0 and t > 0.0 and active > 0:
-                # Passes before the first look: their pace over the users' time so far.
-                fraction = done / planned if planned > 0 else 0.0
-                pace = self._season_adjusted(done / (t * active), fraction)
-                self.holt.update(pace, t, 1.0, 0.0, 1.0)
-            return
         if done > self._done:
-            self._last_move = t
-        dt = t - self._t
-        if dt < STEP:
+            self._done, self._last_move = done, t
+        last = samples[-1][0]
+        if t - last < STEP and len(samples) > 1:
             return
-        spent = self._user_time
-        if spent > 0.0:
-            pace = (done - self._done) / spent
-            tau_level = min(10.0, max(1.0, t / 6.0))
-            alpha = 1.0 - math.exp(-dt / tau_level)
-            beta = 1.0 - math.exp(-dt / (2.0 * tau_level))
-            phi = math.exp(-dt / max(5.0, t))
-            fraction = done / planned if planned > 0 else 0.0
-            self.holt.update(self._season_adjusted(pace, fraction), dt, alpha, beta, phi)
-        self._t, self._done, self._user_time = t, done, 0.0
+        samples.append((t, done, self._user_time))
+        while len(samples) > 2 and samples[1][0] <= t - WINDOW_MAX:
+            samples.popleft()
+        since = t - min(WINDOW_MAX, max(1.0, t * WINDOW_SHARE))
+        base = samples[0]
+        for sample in samples:
+            if sample[0] > since:
+                break
+            base = sample
+        spent = self._user_time - base[2]
+        if spent <= 0.0 or t - base[0] <= 0.0:
+            return
+        pace = (done - base[1]) / spent
+        fraction = done / planned if planned > 0 else 0.0
+        dt = t - last if len(samples) > 2 else t
+        alpha = 1.0 - math.exp(-dt / TAU_LEVEL)
+        beta = 1.0 - math.exp(-dt / max(2.0, t - base[0]))
+        phi = math.exp(-dt / max(5.0, t))
+        self.holt.update(self._season_adjusted(pace, fraction), dt, alpha, beta, phi)
+        rate = (done - base[1]) / (t - base[0])
+        self.rate.update(self._season_adjusted(rate, fraction), dt, alpha, beta, phi)
 
     def _season(self) -> Season | None:
         return self.prior.season if self.prior is not None else None
@@ -264,8 +295,9 @@ class Forecaster:
         season = self._season()
         return pace / max(0.05, season.at(fraction)) if season is not None else pace
 
-    def _pace(self, tau: float, scale: float) -> _Pace:
-        return _Pace(self.holt, tau, scale, self._season())
+    def _pace(self, holt: Holt, t: float, scale: float) -> _Pace:
+        span = min(WINDOW_MAX, max(1.0, t * WINDOW_SHARE))
+        return _Pace(holt, max(2.0, t / 2.0), scale, self._season(), span)
 
     def _smooth(
         self, t: float, lefts: list[float | None], floor: float
@@ -324,16 +356,18 @@ class Forecaster:
         """The plan's end: the run's own (a window, max-duration), else the longest earlier
         run (slower than every earlier run misses the plan), else none."""
         if deadline is None and self.prior is not None and self.prior.durations:
-            return max(self.prior.durations)
+            return max(self.prior.durations) * (1.0 + HISTORY_SLACK)
         return deadline
 
-    def _verdict(self, fc: Forecast, t: float, deadline: float | None, now: float) -> Forecast:
-        """`will_miss_plan`: the forecast end overruns the plan's end (or the progress at its end
-        falls short) on WARN_AFTER consecutive looks; once warned, it stays."""
+    def _verdict(
+        self, fc: Forecast, t: float, deadline: float | None, left: float | None
+    ) -> Forecast:
+        """`will_miss_plan`: the forecast end (`left` seconds from `t`, before the plan's end
+        cuts it) overruns the plan's end by more than MISS_MARGIN of it, on WARN_AFTER
+        consecutive looks; once warned, it stays."""
         miss = False
-        if deadline is not None and fc.eta_s is not None and fc.method not in ("done", "none"):
-            span = max(deadline, 1e-9)
-            miss = t + fc.eta_s > deadline + MISS_MARGIN * span
+        if deadline is not None and fc.method in ("holt", "holt-winters", "history"):
+            miss = left is None or t + left > deadline * (1.0 + MISS_MARGIN)
         elif deadline is not None and fc.method == "stalled":
             miss = t < deadline  # nothing moves, and the plan still has work to do
         self._over = self._over + 1 if miss else 0
@@ -361,14 +395,20 @@ class _Pace:
     """The projected pace `h` seconds ahead at fraction done `f`: the damped Holt forecast times
     the season, scaled by `scale` (the band), at least PACE_FLOOR of the level."""
 
-    __slots__ = ("floor", "holt", "scale", "season", "tau")
+    __slots__ = ("floor", "holt", "scale", "season", "tau", "trend")
 
-    def __init__(self, holt: Holt, tau: float, scale: float, season: Season | None) -> None:
+    def __init__(
+        self, holt: Holt, tau: float, scale: float, season: Season | None, span: float
+    ) -> None:
         self.holt, self.tau, self.scale, self.season = holt, tau, scale, season
         self.floor = PACE_FLOOR * holt.level
+        # The trend, shrunk by its significance: its change over the window it was seen in
+        # against the one-step noise (a trend within the noise counts for little).
+        seen = (holt.trend * span) ** 2
+        self.trend = holt.trend * seen / (seen + 4.0 * holt.var) if seen > 0 else 0.0
 
     def __call__(self, h: float, fraction: float) -> float:
-        base = max(self.floor, self.holt.forecast(h, self.tau)) * self.scale
+        base = max(self.floor, self.holt.level + self.trend * _damped(h, self.tau)) * self.scale
         return base * self.season.at(fraction) if self.season is not None else base
 
 
@@ -409,7 +449,21 @@ def _walk(
             return left, at_end if deadline is not None else 1.0
         d += rate * step
         h += step
-    return None, at_end if deadline is not None else min(1.0, d / planned)
+    rate = pace(h, d / planned) * users
+    # Past the walk's horizon: the rest at the last pace (unknown if that never ends).
+    left = h + (planned - d) / rate if rate > 0 else math.inf
+    if not math.isfinite(left):
+        return None, at_end if deadline is not None else min(1.0, d / planned)
+    return left, at_end if deadline is not None else 1.0
+
+
+def _damped(h: float, tau: float) -> float:
+    """∫₀ʰ e^(−s/tau) ds: how far a trend damped with time constant tau carries in h s."""
+    return tau * (1.0 - math.exp(-h / tau))
+
+
+def _cap(x: float | None, cap: float) -> float | None:
+    return None if x is None else min(x, cap)
 
 
 def _min(a: float | None, b: float | None) -> float | None:
