@@ -25,7 +25,8 @@ inputs (`windowed`); `holt+history` replays with the other recordings of the sam
 earlier runs (leave one out). Reported per run: when the first estimate came, the ETA error
 |ETA − time actually left| / time left at the first sample past 10/25/50/75 % of the work, the
 share of samples whose band held the truth, and when the miss warning came (and how far before
-the end, as a share of the run).
+the end, as a share of the run). False alarms: every run that is not `degrading`, replayed with
+a plan end (`max-duration`) 25 % after its actual end, must never be warned of.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 import yaml
 
 from wbsrun.core.log import RunLog
-from wbsrun.core.runner import Runner, RunOptions
+from wbsrun.core.runner import Runner
 from wbsrun.dsl.loader import load_plan
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator, ScenarioSums
 from wbsrun.progress.baseline import ScenarioBaseline, baselines
@@ -60,6 +61,7 @@ from wbsrun.target import TargetKnobs, TargetProcess
 DATA = Path(__file__).resolve().parent / "data" / "predict"
 MARKS = (0.10, 0.25, 0.50, 0.75)
 SAMPLE_S = 0.5
+COLUMNS = ("t", "total", "closed_total", "started", "closed", "users", "users_done", "pass_time")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class Profile:
 
 
 def _degrading() -> tuple[tuple[float, float], ...]:
-    return tuple((t / 2, 100.0 + 15.0 * t / 2) for t in range(0, 80))
+    return tuple((t / 2, 100.0 + 15.0 * t / 2) for t in range(80))
 
 
 PROFILES = {
@@ -93,7 +95,7 @@ def document(profile: Profile, port: int) -> dict[str, Any]:
         scenario["spawn-rate"] = profile.spawn_rate
     if profile.max_duration:
         scenario["max-duration"] = profile.max_duration
-    node = {"id": "get", "type": "action", "action": "get"}
+    node: dict[str, Any] = {"id": "get", "type": "action", "action": "get"}
     node["controls"] = {"exec": {"transitions": [{"to": "done", "condition": "always"}]}}
     return {
         "version": "1.0",
@@ -125,7 +127,9 @@ def _plan_dir(doc: dict[str, Any], where: Path) -> Path:
 
 
 # -- recording -----------------------------------------------------------------------------------
-async def _record_run(runner: Runner, agg: Aggregator, target: TargetProcess, p: Profile) -> list:
+async def _record_run(
+    runner: Runner, agg: Aggregator, target: TargetProcess, p: Profile
+) -> list[list[float]]:
     rows: list[list[float]] = []
 
     async def knobs() -> None:
@@ -181,8 +185,7 @@ def record(name: str, index: int) -> Path:
             "work": [round(r[1] / planned, 4) for r in per_second],
             "users": [int(r[5] - r[6]) for r in per_second],
         },
-        "columns": ["t", "total", "closed_total", "started", "closed", "users", "users_done"]
-        + ["pass_time"],
+        "columns": list(COLUMNS),
         "samples": [[round(x, 4) if isinstance(x, float) else x for x in r] for r in rows],
     }
     DATA.mkdir(parents=True, exist_ok=True)
@@ -214,9 +217,16 @@ def _old_eta(est: EtaEstimator, base: ScenarioBaseline, row: Sequence[float]) ->
     return est.estimate(t, done, planned, int(users - users_done), future, floor)
 
 
-def replay(rec: dict[str, Any], method: str, prior: Prior | None = None) -> Replay:
+def replay(
+    rec: dict[str, Any], method: str, prior: Prior | None = None, plan_end: str | None = None
+) -> Replay:
+    """`plan_end`: replay as if the scenario had that `max-duration` (a false-alarm check)."""
+    doc = rec["document"]
+    if plan_end is not None:
+        doc = json.loads(json.dumps(doc))
+        doc["load"]["scenarios"][0]["max-duration"] = plan_end
     with tempfile.TemporaryDirectory() as tmp:
-        plan = load_plan(_plan_dir(rec["document"], Path(tmp)), provides())
+        plan = load_plan(_plan_dir(doc, Path(tmp)), provides())
     (base,) = baselines(plan)
     agg = Aggregator([base])
     if prior is not None:
@@ -301,6 +311,18 @@ def report(paths: Sequence[Path]) -> dict[str, Any]:
                     | {"errors": {str(m): e for m, e in r.errors.items()}}
                     | {"band_coverage": r.coverage, "warned_s": r.warned_s}
                 )
+    print()
+    print("false alarms: runs that keep their plan, replayed with a plan end 25 % after their end")
+    alarms = []
+    for rec in recs:
+        if rec["profile"] == "degrading":
+            continue
+        plan_end = f"{float(rec['duration_s']) * 1.25:.1f}s"
+        r = replay(rec, "holt", plan_end=plan_end)
+        alarms.append(r.warned_s is not None)
+        said = "none" if r.warned_s is None else f"WARNED at {r.warned_s:.1f}s"
+        print(f"  {rec['profile']:<10} end {r.duration:5.1f}s  plan end {plan_end:>6}  {said}")
+    out["false_alarms"] = {"runs": len(alarms), "warned": sum(alarms)}
     return out
 
 

@@ -31,7 +31,8 @@ def test_holt_on_a_constant_series_has_no_trend() -> None:
     holt = Holt()
     for _ in range(50):
         holt.update(3.0, 0.5, 0.4, 0.3, 0.9)
-    assert (holt.level, holt.trend) == (pytest.approx(3.0), pytest.approx(0.0))
+    assert holt.level == pytest.approx(3.0)
+    assert holt.trend == pytest.approx(0.0)
 
 
 def feed(
@@ -62,8 +63,10 @@ def test_an_estimate_comes_from_the_first_look_with_a_band_that_narrows() -> Non
     assert first.eta_s == pytest.approx(19.5, rel=0.01)
     # Halfway, 1,500 passes seen: the counting term has shrunk √20-fold (the finish filter lags it).
     half = looks[19][1]
-    assert first.eta_high_s is not None and first.eta_low_s is not None
-    assert half.eta_high_s is not None and half.eta_low_s is not None
+    assert first.eta_high_s is not None
+    assert first.eta_low_s is not None
+    assert half.eta_high_s is not None
+    assert half.eta_low_s is not None
     assert half.eta_s is not None
     wide = (first.eta_high_s - first.eta_low_s) / first.eta_s
     assert wide > 0.3
@@ -103,11 +106,13 @@ def test_a_slowing_run_is_warned_of_a_fifth_of_its_run_before_the_end() -> None:
     fc = Forecaster()
     looks = feed(fc, pace, deadline=24.0)
     warned = fc.warned_at
-    assert warned is not None and warned <= 0.8 * 24.0
+    assert warned is not None
+    assert warned <= 0.8 * 24.0
     after = [f for t, f in looks if t >= warned]
     assert all(f.will_miss_plan and f.warned_at_s == warned for f in after)
     # The progress forecast at the plan's end is short of the work.
-    assert after[0].final_progress is not None and after[0].final_progress < 1.0
+    assert after[0].final_progress is not None
+    assert after[0].final_progress < 1.0
 
 
 def test_a_steady_run_with_room_in_its_plan_is_never_warned() -> None:
@@ -121,7 +126,8 @@ def test_the_plan_end_cuts_the_eta() -> None:
     looks = feed(fc, [1.0] * 10, deadline=8.0)
     t, last = looks[-1]
     assert last.eta_s == pytest.approx(8.0 - t)
-    assert last.final_progress is not None and last.final_progress < 0.2
+    assert last.final_progress is not None
+    assert last.final_progress < 0.2
 
 
 def test_an_earlier_runs_profile_makes_it_holt_winters_and_expects_their_slowdown() -> None:
@@ -131,7 +137,8 @@ def test_an_earlier_runs_profile_makes_it_holt_winters_and_expects_their_slowdow
     a = feed(plain, [4.0] * 10)[-1][1]
     b = feed(seasonal, [4.0] * 10)[-1][1]
     assert (a.method, b.method) == ("holt", "holt-winters")
-    assert b.eta_s is not None and a.eta_s is not None
+    assert b.eta_s is not None
+    assert a.eta_s is not None
     assert b.eta_s > 1.3 * a.eta_s
 
 

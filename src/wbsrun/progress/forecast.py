@@ -1,28 +1,25 @@
 """ETA and final-progress forecast of a count-bounded scenario: damped-trend Holt smoothing of
 its pace, projected over the spawn plan, with a confidence band (docs/progress-model.md,
-"Prediction").
+"Prediction", has the formulas).
 
-1. The observed series is the *pace*: passes (closed passes plus the progress of open ones) per
-   active user-second, taken between snapshots at least `STEP` seconds apart.
-2. A damped-trend Holt filter smooths it into a level and a trend (pace change per second). Its
-   time constants grow with the run (`tau_level = clamp(t / 6, 1, 10)` s, the trend's twice
-   that), and the trend is extrapolated with damping `exp(-h / max(5, t))`: a trend seen for
-   t seconds is not trusted far beyond t. The projected pace never falls below a tenth of the
-   level: the model may slow a run, not stop it.
-3. With earlier runs (`--history`), the pace is deseasonalised by a multiplicative profile over
-   the fraction done (Holt-Winters whose season is the run itself): what slowed or sped up the
-   earlier runs at that point of their work is expected again.
-4. The time left is found by stepping forward: the pace at each future step times the users
-   then active (today's plus those the spawn plan still starts) until the remaining passes are
-   covered; never less than `floor` (the last user's passes, from the aggregator). The same
-   walk gives the progress expected at the plan's end (`deadline`).
-5. The band: the pace's relative uncertainty is the smoothed one-step error of the level plus
-   a counting term `1 / sqrt(passes seen)`, times `Z`; the low and high ETAs are the walks at
-   the pace raised and lowered by it (at most 90 %). Early (few passes) the band is wide, later
-   it narrows to the noise the pace shows.
-6. No evidence yet (no progress, no user-time): the earlier runs' durations give the estimate,
-   their spread the band; without history, no estimate (None). A stall (no progress for
-   `STALL` seconds) has no ETA either.
+1. Observations, every STEP seconds: the pace (passes — closed plus the open ones' progress —
+   per active user-second) and the throughput (passes per second) over the recent window
+   (a third of the run, 1 to WINDOW_MAX s), so that waves of users ending together average out.
+2. Each goes through a damped-trend Holt filter (level, trend per second, one-step error). The
+   projected trend is damped with time constant max(2, t/2) s and shrunk by its significance;
+   the projected pace never falls below PACE_FLOOR of the level: a trend may slow a run, not
+   stop it.
+3. With earlier runs (`--history`), a multiplicative season over the fraction done
+   (Holt-Winters whose period is the run itself): observations are divided by it, projections
+   multiplied.
+4. The time left: a walk forward — the pace times the users then active while the plan still
+   spawns users, the throughput once all have — until the planned passes are covered; at least
+   `floor` (the last user's passes), through an exponential filter of the finish time (TAU), at
+   most the plan's end plus a pass. The walk also gives the progress at the plan's end.
+5. The band: the walks at the pace × (1 ± r), r = Z·√(σ²/ℓ² + 1/passes), at most MAX_REL.
+6. No progress yet: the earlier runs' durations (else no estimate); no progress for STALL s:
+   no ETA. The plan is missed when the forecast end overruns its end by MISS_MARGIN on
+   looks spanning WARN_HOLD s in a row; the warning then stays.
 """
 
 from __future__ import annotations
@@ -45,14 +42,14 @@ MAX_REL: Final = 0.9
 PACE_FLOOR: Final = 0.1
 MAX_WALK: Final = 400
 HORIZON: Final = 7 * 86_400.0
-# The miss warning: the plan's end is forecast to be overrun by this share of it, on WARN_AFTER
-# consecutive updates (one noisy update never warns).
 TAU: Final = 3.0
 # Without a plan end of its own, a run misses its plan when slower than its slowest earlier run
 # by more than this share.
 HISTORY_SLACK: Final = 0.10
+# The miss warning: the plan's end is forecast to be overrun by this share of it on every look
+# for WARN_HOLD seconds (a noisy look or two never warns).
 MISS_MARGIN: Final = 0.05
-WARN_AFTER: Final = 3
+WARN_HOLD: Final = 2.0
 
 
 class Holt:
@@ -185,7 +182,7 @@ class Forecaster:
         self._user_time = 0.0
         self._users_t: float | None = None  # the last observation (user-seconds integrate)
         self._last_move = 0.0
-        self._over = 0
+        self._over: float | None = None  # since when the plan's end is forecast overrun
         self._warned: float | None = None
         self._finish = [math.nan, math.nan, math.nan]  # predicted finish: point, early, late
         self._finish_t = 0.0
@@ -363,15 +360,18 @@ class Forecaster:
         self, fc: Forecast, t: float, deadline: float | None, left: float | None
     ) -> Forecast:
         """`will_miss_plan`: the forecast end (`left` seconds from `t`, before the plan's end
-        cuts it) overruns the plan's end by more than MISS_MARGIN of it, on WARN_AFTER
-        consecutive looks; once warned, it stays."""
+        cuts it) overruns the plan's end by more than MISS_MARGIN of it, on every look for
+        WARN_HOLD seconds; once warned, it stays."""
         miss = False
         if deadline is not None and fc.method in ("holt", "holt-winters", "history"):
             miss = left is None or t + left > deadline * (1.0 + MISS_MARGIN)
         elif deadline is not None and fc.method == "stalled":
             miss = t < deadline  # nothing moves, and the plan still has work to do
-        self._over = self._over + 1 if miss else 0
-        if self._over >= WARN_AFTER and self._warned is None:
+        if not miss:
+            self._over = None
+        elif self._over is None:
+            self._over = t
+        if self._over is not None and t - self._over >= WARN_HOLD and self._warned is None:
             self._warned = t
         return Forecast(
             fc.eta_s,
