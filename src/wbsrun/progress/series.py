@@ -194,11 +194,8 @@ class Series:
         self._prev_t, self._prev_requests, self._prev_failed = now, requests, failed
         self._prev_latency = latency.copy()
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
-        gauges = (users, work, time, planned, milestones, eta_s, health, leases) + (
-            eta_low_s,
-            eta_high_s,
-            forecast_progress,
-        )
+        gauges: tuple[float | int | None, ...] = (users, work, time, planned, milestones)
+        gauges = (*gauges, eta_s, health, leases, eta_low_s, eta_high_s, forecast_progress)
         self.samples += 1
         self._add(now, d_req, d_failed, d_err, lat, tuple(_f(g) for g in gauges), d_paused)
         self._latest = self._point_json(now, span, d_req, d_failed, d_err, lat, gauges, d_paused)
