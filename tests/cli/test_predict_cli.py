@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -93,6 +94,12 @@ def test_a_target_slowed_mid_flight_is_warned_of_before_the_plan_ends(
     output = _finish(proc)
     assert proc.returncode == 0, output
     assert "will miss its plan" in output
+    # The warning says the plan's end and what the pace needs (its ETA is cut at the end).
+    warning = re.search(r"warning: scenario 'only' will miss its plan \(its end: 9s\): .*", output)
+    assert warning is not None, output
+    needs = re.search(r"at its pace it needs until (\d+)s", warning.group(0))
+    assert needs is not None, warning.group(0)
+    assert int(needs.group(1)) > 9, warning.group(0)
     result = _result(out)
     fc = result["forecast"]
     assert fc["will_miss_plan"] is True

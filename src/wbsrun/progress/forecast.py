@@ -130,6 +130,10 @@ class Forecast:
     history_runs: int = 0
     will_miss_plan: bool = False
     warned_at_s: float | None = None
+    # Not in the result: the plan's end (elapsed s) and the time left were it not to cut the
+    # run (the miss warning says both).
+    plan_end_s: float | None = None
+    uncut_eta_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         def r(x: float | None, digits: int) -> float | None:
@@ -384,6 +388,8 @@ class Forecaster:
             fc.history_runs,
             self._warned is not None,
             self._warned,
+            deadline,
+            left,
         )
 
     @property

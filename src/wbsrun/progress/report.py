@@ -186,16 +186,16 @@ def _warn_miss(runner: Runner, detail: ProgramProgress, name: str) -> None:
     fc = detail.scenario(name).forecast
     if fc is None:
         return
-    end = "?" if fc.eta_s is None else f"{detail.elapsed + fc.eta_s:.0f}s"
-    band = ""
-    if fc.eta_low_s is not None and fc.eta_high_s is not None:
-        band = f" ({detail.elapsed + fc.eta_low_s:.0f}–{detail.elapsed + fc.eta_high_s:.0f}s)"
-    reach = ""
+    parts = [f"scenario '{name}' will miss its plan"]
+    if fc.plan_end_s is not None:
+        parts[0] += f" (its end: {fc.plan_end_s:.0f}s)"
+    if fc.uncut_eta_s is not None:
+        parts.append(f"at its pace it needs until {detail.elapsed + fc.uncut_eta_s:.0f}s")
+    elif fc.method == "stalled":
+        parts.append("nothing has progressed for a while")
     if fc.final_progress is not None and fc.final_progress < 1.0:
-        reach = f"; {fc.final_progress * 100:.0f}% of its work done by the plan's end"
-    message = (
-        f"scenario '{name}' will miss its plan: forecast to end at {end}{band} ({fc.method}){reach}"
-    )
+        parts.append(f"{fc.final_progress * 100:.0f}% of its work done by its end")
+    message = ": ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:]) + f" ({fc.method})"
     runner.ctx.log.log("warn", message)
     runner.ctx.stats.notices.append(message)
 

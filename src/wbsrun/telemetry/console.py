@@ -17,6 +17,7 @@ from wbsrun.telemetry.summary import print_summary
 __all__ = [
     "LiveLine",
     "console_for",
+    "eta_field",
     "fit_fields",
     "format_live",
     "live_fields",
@@ -43,13 +44,17 @@ def _eta(seconds: float | None) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _band(snap: ProgressSnapshot) -> str:
-    """` (10–15)`: the forecast's band around a known ETA, when it has a width."""
+def eta_field(snap: ProgressSnapshot) -> str:
+    """`ETA 12s (10s–15s)`: the forecast's band in brackets when it has a width (as shown);
+    `ETA ?` while unknown, `ETA paused` while paused."""
+    if snap.paused:
+        return "ETA paused"
+    text = f"ETA {_eta(snap.eta_s)}"
     fc = snap.detail.forecast if snap.detail is not None else None
     if fc is None or snap.eta_s is None or fc.eta_low_s is None or fc.eta_high_s is None:
-        return ""
+        return text
     low, high = _eta(fc.eta_low_s), _eta(fc.eta_high_s)
-    return "" if low == high else f" ({low}–{high})"
+    return text if low == high else f"{text} ({low}–{high})"
 
 
 def format_scenarios(detail: ProgramProgress) -> str:
@@ -79,7 +84,7 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     fields += [f"work {_pct(snap.work)}", f"time {_pct(snap.time)}"]
     if detail is not None and detail.milestones_weighted is not None:
         fields.append(f"milestones {_pct(detail.milestones_weighted)}")
-    fields.append("ETA paused" if snap.paused else f"ETA {_eta(snap.eta_s)}{_band(snap)}")
+    fields.append(eta_field(snap))
     health = run_health(snap.work, snap.planned, st.requests_total, st.requests_failed)
     fields.append(f"health {health.score:.2f}")
     fields.append(f"users {snap.active_users}/{snap.planned_users}")
