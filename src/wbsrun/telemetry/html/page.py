@@ -72,6 +72,7 @@ def render_report(result: Mapping[str, Any]) -> str:
             sections.scenarios(result),
             sections.errors(result),
             sections.progress(result),
+            sections.forecast(result),
             sections.resources(result),
         ]
     )
