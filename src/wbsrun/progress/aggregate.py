@@ -562,8 +562,9 @@ def _forecast(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0
         last_user = passes * mean_pass + (passes - 1) * gap
         floor = max(0.0, base.last_start + last_user - elapsed)
         active = sc.users - sc.users_done
+        cycle = max(base.pacing, mean_pass + base.think_time)
         return sc.forecaster.observe(
-            t, done, planned, active, future, floor, base.duration, mean_pass
+            t, done, planned, active, future, floor, base.duration, mean_pass, cycle
         )
     if finished:
         return known(0.0, None, "done")

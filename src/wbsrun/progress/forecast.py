@@ -4,7 +4,8 @@ its pace, projected over the spawn plan, with a confidence band (docs/progress-m
 
 1. Observations, every STEP seconds: the pace (passes — closed plus the open ones' progress —
    per active user-second) and the throughput (passes per second) over the recent window
-   (a third of the run, 1 to WINDOW_MAX s), so that waves of users ending together average out.
+   (a third of the run, 1 to WINDOW_MAX s, at least two pass cycles), so that waves of users
+   ending together, and paced passes, average out.
 2. Each goes through a damped-trend Holt filter (level, trend per second, one-step error). The
    projected trend is damped with time constant max(2, t/2) s and shrunk by its significance;
    the projected pace never falls below PACE_FLOOR of the level: a trend may slow a run, not
@@ -162,6 +163,7 @@ class Forecaster:
     """One per count-bounded scenario; fed by the aggregator's snapshots (`observe`)."""
 
     __slots__ = (
+        "_cycle",
         "_done",
         "_finish",
         "_finish_t",
@@ -181,8 +183,10 @@ class Forecaster:
         self.rate = Holt()  # passes per second
         self.prior = prior
         # (elapsed, passes done, user-seconds so far) every STEP s over the last WINDOW_MAX s
+        # (two pass cycles, if longer)
         self._samples: deque[tuple[float, float, float]] = deque()
         self._done = 0.0
+        self._cycle = 0.0
         self._user_time = 0.0
         self._users_t: float | None = None  # the last observation (user-seconds integrate)
         self._last_move = 0.0
@@ -201,11 +205,14 @@ class Forecaster:
         floor: float = 0.0,
         deadline: float | None = None,
         tail: float = 0.0,
+        cycle: float = 0.0,
     ) -> Forecast:
         """The forecast at elapsed `t`: `done` of `planned` passes, `active` users running,
         `future_starts` (sorted, > t) still to spawn, at least `floor` seconds left; `deadline`:
         when the plan ends (elapsed seconds; None: no plan end), where no pass starts any more,
-        so the run ends by then plus `tail` (a pass) at the latest."""
+        so the run ends by then plus `tail` (a pass) at the latest; `cycle`: the seconds
+        between a user's pass starts (a pass and its think time, or the pacing)."""
+        self._cycle = cycle
         runs = self.prior.runs if self.prior is not None else 0
         cut = None if deadline is None else max(0.0, deadline - t) + tail
         deadline = self._plan_end(deadline)
@@ -252,8 +259,8 @@ class Forecaster:
 
     # -- learning -------------------------------------------------------------------------------
     def _learn(self, t: float, done: float, planned: float, active: int) -> None:
-        """One look: the user-seconds integrate; every STEP seconds the pace over the recent
-        window (half the run, 1 to WINDOW_MAX s) is one observation for the Holt filter."""
+        """One look: the user-seconds integrate; every STEP seconds the pace and the throughput
+        over the recent window (`_window`) are one observation for each Holt filter."""
         samples = self._samples
         if self._users_t is None:
             # Users ran before the first look: as many as now, since the start.
@@ -268,9 +275,9 @@ class Forecaster:
         if t - last < STEP and len(samples) > 1:
             return
         samples.append((t, done, self._user_time))
-        while len(samples) > 2 and samples[1][0] <= t - WINDOW_MAX:
+        while len(samples) > 2 and samples[1][0] <= t - max(WINDOW_MAX, 2.0 * self._cycle):
             samples.popleft()
-        since = t - min(WINDOW_MAX, max(1.0, t * WINDOW_SHARE))
+        since = t - self._window(t)
         base = samples[0]
         for sample in samples:
             if sample[0] > since:
@@ -283,11 +290,19 @@ class Forecaster:
         fraction = done / planned if planned > 0 else 0.0
         dt = t - last if len(samples) > 2 else t
         alpha = 1.0 - math.exp(-dt / TAU_LEVEL)
-        beta = 1.0 - math.exp(-dt / max(2.0, t - base[0]))
+        # While the window still holds the run's start, an observation is the average since
+        # the start, whose drift is no trend of the pace: the trend learns once it slides.
+        sliding = base is not samples[0] or base[0] > 0.0
+        beta = 1.0 - math.exp(-dt / max(2.0, t - base[0])) if sliding else 0.0
         phi = math.exp(-dt / max(5.0, t))
         self.holt.update(self._season_adjusted(pace, fraction), dt, alpha, beta, phi)
         rate = (done - base[1]) / (t - base[0])
         self.rate.update(self._season_adjusted(rate, fraction), dt, alpha, beta, phi)
+
+    def _window(self, t: float) -> float:
+        """The observation window: a third of the run, 1 to WINDOW_MAX s, and at least two
+        pass cycles (a user's pass and its wait), so that passes ending together average out."""
+        return max(2.0 * self._cycle, min(WINDOW_MAX, max(1.0, t * WINDOW_SHARE)))
 
     def _season(self) -> Season | None:
         return self.prior.season if self.prior is not None else None
@@ -297,7 +312,7 @@ class Forecaster:
         return pace / max(0.05, season.at(fraction)) if season is not None else pace
 
     def _pace(self, holt: Holt, t: float, scale: float) -> _Pace:
-        span = min(WINDOW_MAX, max(1.0, t * WINDOW_SHARE))
+        span = self._window(t)
         return _Pace(holt, max(2.0, t / 2.0), scale, self._season(), span)
 
     def _smooth(
