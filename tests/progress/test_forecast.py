@@ -182,3 +182,21 @@ def test_the_band_holds_the_estimate_and_every_figure_is_finite(
         if f.final_progress is not None:
             assert all(p is not None and 0.0 <= p <= 1.0 for p in progress), f
             assert f.final_progress_low <= f.final_progress <= f.final_progress_high  # type: ignore[operator]
+
+
+def test_a_gap_between_paced_passes_is_no_stall() -> None:
+    # 10 users, a pass each every 5 s (pacing): no progress for 4.5 s between waves.
+    fc = Forecaster()
+    done = 0.0
+    for i in range(1, 31):
+        t = i * 0.5
+        if i % 10 == 1:
+            done += 10.0
+        f = fc.observe(t, done, 100.0, 10, (), 0.0, None, 0.0, 5.0)
+        assert f.method == "holt", (t, f)
+        assert f.eta_s is not None
+    # Without the pacing known, 3 s without progress is a stall.
+    short = Forecaster()
+    for i in range(1, 10):
+        f = short.observe(i * 0.5, 10.0, 100.0, 10)
+    assert (f.method, f.eta_s) == ("stalled", None)

@@ -18,9 +18,9 @@ its pace, projected over the spawn plan, with a confidence band (docs/progress-m
    `floor` (the last user's passes), through an exponential filter of the finish time (TAU), at
    most the plan's end plus a pass. The walk also gives the progress at the plan's end.
 5. The band: the walks at the pace × (1 ± r), r = Z·√(σ²/ℓ² + 1/passes), at most MAX_REL.
-6. No progress yet: the earlier runs' durations (else no estimate); no progress for STALL s:
-   no ETA. The plan is missed when the forecast end overruns its end by MISS_MARGIN on
-   looks spanning WARN_HOLD s in a row; the warning then stays.
+6. No progress yet: the earlier runs' durations (else no estimate); no progress for STALL s
+   (or two pass cycles): no ETA. The plan is missed when the forecast end overruns its end
+   by MISS_MARGIN on looks spanning WARN_HOLD s in a row; the warning then stays.
 """
 
 from __future__ import annotations
@@ -225,8 +225,10 @@ class Forecaster:
         # a few exclusive items, where the pace per user rises as users finish).
         holt = self.holt if future_starts else self.rate
         workers = active if future_starts else 1
-        if holt.n == 0 or holt.level <= 0.0 or t - self._last_move >= STALL:
-            stalled = holt.n > 0 and t - self._last_move >= STALL
+        # No progress for STALL s, or two pass cycles if longer (paced passes come in waves).
+        still = t - self._last_move >= max(STALL, 2.0 * cycle)
+        if holt.n == 0 or holt.level <= 0.0 or still:
+            stalled = holt.n > 0 and still
             fc = self._from_prior(t, now, runs, "stalled" if stalled else "none")
             return self._verdict(fc, t, deadline, fc.eta_s)
         noise = math.sqrt(holt.var) / holt.level  # level > 0: finite or inf, never NaN
