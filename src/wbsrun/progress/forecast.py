@@ -243,7 +243,8 @@ class Forecaster:
         if None in lefts:  # no user left to run the passes: nothing known
             lefts = [None, None, None]
         mid, low, high = self._smooth(t, lefts, floor)
-        uncut = mid
+        # The verdict reads the estimate before the display filter (it has its own hold).
+        uncut = None if lefts[0] is None else max(lefts[0], floor)
         if cut is not None:  # the plan's end stops the run: it ends by then
             mid, low, high = _cap(mid, cut), _cap(low, cut), _cap(high, cut)
         method = "holt-winters" if self._season() is not None else "holt"
