@@ -143,3 +143,20 @@ def test_history_reaches_the_scenarios_forecasters() -> None:
     f = agg.snapshot(2.0).scenario("b").forecast
     assert f is not None
     assert (f.method, f.eta_s, f.history_runs) == ("history", 48.0, 3)
+
+
+def test_plans_that_fix_their_end_are_scheduled_and_never_missed() -> None:
+    arrivals = ScenarioBaseline("arr", 5, 20, None, 10.0, 0.0, schedule_end=10.0)
+    boxed = ScenarioBaseline("box", 1, None, None, 10.0, 0.0, starts=(0.0,), ends=(10.0,))
+    agg = Aggregator([arrivals, boxed])
+    progress(agg, "arr", 5, 1.0)
+    during = agg.snapshot(2.0)
+    for name in ("arr", "box"):
+        f = during.scenario(name).forecast
+        assert f is not None
+        assert (f.method, f.final_progress, f.will_miss_plan) == ("schedule", None, False)
+        assert f.eta_low_s == f.eta_s == f.eta_high_s
+    # Ended late (a slow last pass) with a quarter of the iterations: still not a miss here.
+    end = agg.snapshot(12.0, finished=True)
+    assert end.forecast is not None
+    assert (end.forecast.method, end.forecast.will_miss_plan) == ("done", False)

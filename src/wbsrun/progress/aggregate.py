@@ -548,12 +548,15 @@ def _forecast(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0
         done = sc.closed + (sc.total - sc.closed_total)
         # The estimator's clock stops while paused: its pace is of the time users could run.
         t = max(0.0, elapsed - paused)
-        if finished or (sc.closed >= base.planned_tasks and not open_tasks):
-            share = min(1.0, sc.total / planned) if planned else 1.0
-            return sc.forecaster.final(t, share, base.duration)
+        over = finished or (sc.closed >= base.planned_tasks and not open_tasks)
         if base.schedule_end is not None:
             # Open model: iterations start on schedule; the last ends about a pass later.
+            if over:
+                return known(0.0, None, "done")
             return known(max(0.0, base.schedule_end + mean_pass - elapsed), None, "schedule")
+        if over:
+            share = min(1.0, sc.total / planned) if planned else 1.0
+            return sc.forecaster.final(t, share, base.duration)
         future = base.starts[bisect_right(base.starts, elapsed) :]
         passes = base.passes_per_user or 1
         # The last user to spawn still owes all its passes (and think times) after its start;
