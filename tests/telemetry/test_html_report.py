@@ -92,6 +92,7 @@ NESTED = [
     "t", "p50", "p95", "rps", "errors", "x", "200", "ok", "total", "failed", "latency_ms",
     "status_codes", "message", "observed", "rule", "items", "leases", "work", "milestones",
     "scenarios", "score", "interval_s", "requests", "users", "count", "worst", "user_id",
+    "final_progress", "will_miss_plan", "method", "warned_at_s",
 ]  # fmt: skip
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
@@ -102,7 +103,7 @@ JSON = st.recursive(
 )
 KEYS = [
     "status", "requests", "actions", "scenarios", "errors", "error_messages", "progress",
-    "resources", "health", "thresholds", "timeseries", "users", "duration_s",
+    "resources", "health", "thresholds", "timeseries", "users", "duration_s", "forecast",
 ]  # fmt: skip
 
 
@@ -111,6 +112,29 @@ def test_any_shape_under_the_known_keys_renders_without_raising(result: dict[str
     page = render_report(result)
     assert page.endswith("</html>\n")
     assert figures_match(result, figures(page)) == []
+
+
+def test_the_forecast_section_shows_the_miss_and_the_progress_band() -> None:
+    one = {
+        "final_progress": 0.61,
+        "final_progress_low": 0.55,
+        "final_progress_high": 0.7,
+        "method": "holt",
+        "will_miss_plan": True,
+        "warned_at_s": 4.5,
+    }
+    result = {"forecast": {**one, "history_runs": 2, "scenarios": {"checkout": one}}}
+    page = render_report(result)
+    section = page[page.index('<section id="forecast">') :]
+    section = section[: section.index("</section>")]
+    assert section.count("<td>yes</td>") == 2
+    assert section.count("61.00 %") == 2
+    assert "55.00 %" in section
+    assert "70.00 %" in section
+    assert "4.5 s" in section
+    assert "checkout" in section
+    assert figures_match(result, figures(page)) == []
+    assert '<section id="forecast">' not in render_report({"status": "completed"})
 
 
 def test_charts_are_offered_only_for_columns_with_values() -> None:

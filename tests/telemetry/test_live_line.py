@@ -21,11 +21,13 @@ from wbsrun.cli.options import resolve_options
 from wbsrun.cli.session import execute, wire
 from wbsrun.core.log import RunLog
 from wbsrun.dsl.loader import load_plan
-from wbsrun.progress.report import progress_snapshot
+from wbsrun.progress.forecast import Forecast
+from wbsrun.progress.report import ProgressSnapshot, progress_snapshot
+from wbsrun.progress.views import ProgramProgress
 from wbsrun.protocols.registry import provides
 from wbsrun.resources.pool import PoolManager
 from wbsrun.target import TargetProcess
-from wbsrun.telemetry.console import FIELD_SEP, fit_fields, format_live, live_fields
+from wbsrun.telemetry.console import FIELD_SEP, eta_field, fit_fields, format_live, live_fields
 
 WIDTHS = (40, 80, 120, 200)
 # What each width must show at least: elapsed and progress first, then ETA and health.
@@ -149,3 +151,19 @@ def test_piped_run_prints_complete_live_lines_and_wraps_nothing(
     result = json.loads((out_dir / "result.json").read_text(encoding="utf-8"))
     assert f"  result  {out_dir / 'result.json'}" in lines
     assert f"  ledger  {result['ledger']['path']}" in lines
+
+
+def _snap(
+    eta: float | None, low: float | None, high: float | None, paused: bool = False
+) -> ProgressSnapshot:
+    forecast = Forecast(eta, low, high, 1.0, 1.0, 1.0, "holt")
+    detail = ProgramProgress(5.0, None, 0.5, None, eta, 100, 100.0, 50, 50, (), (), forecast)
+    return ProgressSnapshot(5.0, None, 0.5, eta, 100, 50, 0, 1, 1, detail, paused=paused)
+
+
+def test_the_eta_field_shows_the_forecast_band_when_it_has_a_width() -> None:
+    assert eta_field(_snap(7.0, 6.0, 9.4)) == "ETA 7s (6s–9s)"
+    assert eta_field(_snap(75.0, 61.0, 130.0)) == "ETA 1m15s (1m01s–2m10s)"
+    assert eta_field(_snap(7.0, 7.2, 6.9)) == "ETA 7s"  # no width as shown
+    assert eta_field(_snap(None, None, None)) == "ETA ?"
+    assert eta_field(_snap(7.0, 6.0, 9.0, paused=True)) == "ETA paused"

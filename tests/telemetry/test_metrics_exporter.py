@@ -169,6 +169,7 @@ _BOUNDED_LABELS = {
     "area",
     "metric",
     "state",
+    "bound",  # the ETA's: mid, low, high
 }
 
 
@@ -266,7 +267,15 @@ def test_live_scrapes_follow_the_conventions_and_the_final_one_equals_the_result
         assert final.total("wbsrun_actions_total", action=name) == a["count"]
         assert final.total("wbsrun_action_duration_seconds_count", action=name) == a["count"]
     assert final.value("wbsrun_progress_work_ratio") == result["progress"]["work"] == 1.0
-    assert final.value("wbsrun_eta_seconds") == 0
+    for bound in ("mid", "low", "high"):
+        assert final.value("wbsrun_eta_seconds", bound=bound) == 0
+    assert final.value("wbsrun_forecast_miss_plan") == 0
+    # A time-boxed plan fixes its end, not its work: no progress forecast, no sample.
+    reach = result["forecast"]["final_progress"]
+    if reach is None:
+        assert not final.samples("wbsrun_forecast_progress_ratio")
+    else:
+        assert final.value("wbsrun_forecast_progress_ratio") == reach
     assert final.value("wbsrun_users_active") == 0
     assert final.total("wbsrun_tasks_open") == 0
     pool = result["resources"]["ip-port-pool"]

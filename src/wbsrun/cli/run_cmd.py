@@ -130,6 +130,14 @@ if TYPE_CHECKING:
     help="Parse and validate the YAML bundle, neither reading nor writing the plan cache "
     '(docs/binary-dsl.md "Cache").',
 )
+@click.option(
+    "--history",
+    "history_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Earlier runs' JSON results (*.json, */result.json) of this plan: the forecast starts "
+    "from their durations and pace profile (completed runs of the last 7 days).",
+)
 @with_metrics
 @with_control
 def run(
@@ -151,6 +159,7 @@ def run(
     cluster: str | None,
     checkpoint_dir: Path | None,
     checkpoint_interval: float,
+    history_dir: Path | None,
     metrics: MetricsAddress | None,
     metrics_linger: float,
     control: ControlAddress | None,
@@ -216,6 +225,7 @@ def run(
             checkpoint=checkpoint,
             source_hash=bundle_hash(source, plan) if checkpoint is not None else "",
             selection=Selection(scenario_names, cache=not no_cache),
+            history=history_dir,
         )
     except WbsrunError as exc:
         fail(exc)

@@ -32,6 +32,7 @@ from wbsrun.dsl.plan import Plan
 from wbsrun.errors import RunError
 from wbsrun.poller import Poller, ProgressFeed, attach_progress_bus, progress_feed
 from wbsrun.progress.aggregate import AggregatingSink, Aggregator
+from wbsrun.progress.history import load_history
 from wbsrun.progress.pmp import PmpTimeline
 from wbsrun.progress.report import build_result, pmp_ticker, with_pmp
 from wbsrun.progress.series import Series
@@ -387,6 +388,20 @@ def _checkpointing(
     return writer
 
 
+def _use_history(wired: WiredRun, directory: Path, console: Console) -> None:
+    """`--history DIR`: earlier runs of this plan as the forecast's prior; what was used said."""
+    planned = {b.name: b.planned_tasks for b in wired.aggregator.baselines}
+    found = load_history(directory, wired.runner.plan.name, planned)
+    wired.aggregator.use_history(found.priors)
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(found.skipped.items()))
+    console.print(
+        f"history: {found.used} earlier run(s) of '{wired.runner.plan.name}' in {directory}"
+        + (f" (skipped: {skipped})" if skipped else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def start_metrics(address: MetricsAddress, wired: WiredRun, console: Console) -> MetricsExporter:
     """`--metrics`: the exporter of this run, listening (its address printed)."""
     cluster = wired.cluster
@@ -481,6 +496,7 @@ def execute(
     carried: Saved | None = None,
     source_hash: str = "",
     selection: Selection = ALL_SCENARIOS,
+    history: Path | None = None,
 ) -> dict[str, Any]:
     """Run the plan to the end (or a signal) and return the JSON result; always written, then
     the HTML report when asked (`report_out`). `metrics`: serve the exporter there from
@@ -491,7 +507,8 @@ def execute(
     are Ray actors (`workers`: how many, 0: one per CPU of the cluster).
     `checkpoint`: save the run's state there every interval (cli/checkpoint.py);
     `carried`: the checkpoint this run is the next life of. `selection`: how the workers
-    load the plan (`--scenario`, the plan cache)."""
+    load the plan (`--scenario`, the plan cache). `history`: a directory of earlier
+    runs' results, the forecast's prior (progress/history.py)."""
     pools = PoolManager(plan)
     for warning in start_warnings(plan, pools, options, workers):
         console.print(f"[yellow]warning:[/yellow] {warning}")
@@ -540,6 +557,8 @@ def execute(
         else:
             wired = wire(plan, options, pools, log, prepare=prepare)
         writer = _checkpointing(wired, checkpoint, carried, source, source_hash)
+        if history is not None:
+            _use_history(wired, history, console)
         if metrics is not None:
             exporter = start_metrics(metrics, wired, console)
         run_loop(

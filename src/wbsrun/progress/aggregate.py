@@ -17,7 +17,7 @@ import math
 import time
 from bisect import bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Final, Protocol, final
 
@@ -28,7 +28,7 @@ from wbsrun.core.sinks import Sink
 from wbsrun.core.task import Task
 from wbsrun.dsl.plan import Plan
 from wbsrun.progress.baseline import ScenarioBaseline, baselines, total_planned
-from wbsrun.progress.eta import EtaEstimator
+from wbsrun.progress.forecast import Forecast, Forecaster, Prior, known
 from wbsrun.progress.health import WORST_USERS, HealthBook, UserHealth
 from wbsrun.progress.views import (
     MilestoneProgress,
@@ -129,7 +129,7 @@ class _Scenario:
         "closed",
         "closed_total",
         "counts",
-        "eta",
+        "forecaster",
         "pass_time",
         "planned",
         "planned_order",
@@ -151,7 +151,7 @@ class _Scenario:
         self.counts: dict[str, int] = {name: 0 for name, _ in base.milestones}
         self.planned = frozenset(self.counts)
         self.planned_order = tuple(self.counts)
-        self.eta = EtaEstimator()
+        self.forecaster = Forecaster()
 
 
 class _User:
@@ -199,6 +199,8 @@ class Aggregator:
         self._touched: dict[str, ProgressSubject] = {}
         # The health's trends, fed by every progress snapshot (`progress_snapshot`).
         self.health = HealthBook()
+        # Scenarios whose "will miss its plan" warning was handed out (`new_misses`).
+        self._announced: set[str] = set()
 
     @classmethod
     def for_run(
@@ -406,17 +408,14 @@ class Aggregator:
             (v.milestones_weighted, w) for v, w in weighted if v.milestones_weighted is not None
         ]
         ms_weight = sum(w for _, w in with_ms)
-        etas = [v.eta_s for v in views]
-        eta: float | None = 0.0 if finished else None
-        if not finished and etas and all(e is not None for e in etas):
-            eta = max(e for e in etas if e is not None)
+        forecast = _program_forecast(views, finished)
         expected = [v.expected_tasks for v in views]
         return ProgramProgress(
             elapsed=elapsed,
             time=time_share,
             work=min(1.0, work),
             milestones_weighted=(sum(m * w for m, w in with_ms) / ms_weight) if ms_weight else None,
-            eta_s=eta,
+            eta_s=forecast.eta_s,
             planned_tasks=total_planned(self.baselines),
             expected_tasks=sum(e for e in expected if e is not None)
             if None not in expected
@@ -425,7 +424,27 @@ class Aggregator:
             tasks_closed=sum(v.tasks_closed for v in views),
             scenarios=views,
             milestones=_merge_milestones(views),
+            forecast=forecast,
         )
+
+    # -- prediction -------------------------------------------------------------------------------
+    def use_history(self, priors: Mapping[str, Prior]) -> None:
+        """Earlier runs' figures per scenario (`--history`): the forecasts start from them."""
+        for name, prior in priors.items():
+            sc = self._scenarios.get(name)
+            if sc is not None:
+                sc.forecaster.prior = prior
+
+    def new_misses(self, detail: ProgramProgress) -> list[str]:
+        """The scenarios of `detail` forecast to miss their plan that were not handed out
+        before (each once: the caller warns)."""
+        out = []
+        for view in detail.scenarios:
+            fc = view.forecast
+            if fc is not None and fc.will_miss_plan and view.name not in self._announced:
+                self._announced.add(view.name)
+                out.append(view.name)
+        return out
 
     # -- exchange (a cluster run: workers' sums, merged by the coordinator) ----------------------
     def sums(self) -> dict[str, ScenarioSums]:
@@ -607,20 +626,25 @@ def _expected(sc: _Scenario, elapsed: float, finished: bool) -> float | None:
     return max(float(sc.started), projected) if math.isfinite(projected) else None
 
 
-def _eta(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0) -> float | None:
+def _forecast(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0) -> Forecast:
     base = sc.base
     open_tasks = sc.started - sc.closed
     mean_pass = sc.pass_time / sc.closed if sc.closed else 0.0
-    if finished:
-        return 0.0
     if base.planned_tasks is not None:
-        if sc.closed >= base.planned_tasks and not open_tasks:
-            return 0.0
-        if base.schedule_end is not None:
-            # Open model: iterations start on schedule; the last ends about a pass later.
-            return max(0.0, base.schedule_end + mean_pass - elapsed)
+        planned = float(base.planned_tasks)
         # Time is spent by passes, failed or not: closed passes plus the open ones' progress.
         done = sc.closed + (sc.total - sc.closed_total)
+        # The estimator's clock stops while paused: its pace is of the time users could run.
+        t = max(0.0, elapsed - paused)
+        over = finished or (sc.closed >= base.planned_tasks and not open_tasks)
+        if base.schedule_end is not None:
+            # Open model: iterations start on schedule; the last ends about a pass later.
+            if over:
+                return known(0.0, None, "done")
+            return known(max(0.0, base.schedule_end + mean_pass - elapsed), None, "schedule")
+        if over:
+            share = min(1.0, sc.total / planned) if planned else 1.0
+            return sc.forecaster.final(t, share, base.duration)
         future = base.starts[bisect_right(base.starts, elapsed) :]
         passes = base.passes_per_user or 1
         # The last user to spawn still owes all its passes (and think times) after its start;
@@ -629,16 +653,61 @@ def _eta(sc: _Scenario, elapsed: float, finished: bool, paused: float = 0.0) -> 
         last_user = passes * mean_pass + (passes - 1) * gap
         floor = max(0.0, base.last_start + last_user - elapsed)
         active = sc.users - sc.users_done
-        # The estimator's clock stops while paused: its pace is of the time users could run.
-        t = max(0.0, elapsed - paused)
-        return sc.eta.estimate(t, done, float(base.planned_tasks), active, future, floor)
+        cycle = max(base.pacing, mean_pass + base.think_time)
+        return sc.forecaster.observe(
+            t, done, planned, active, future, floor, base.duration, mean_pass, cycle
+        )
+    if finished:
+        return known(0.0, None, "done")
     end = base.window_end
     if end is None:
-        return None
+        return known(None, None, "none")
     if elapsed >= end and not open_tasks:
-        return 0.0
+        return known(0.0, None, "schedule")
     # No pass starts after the window; the last ones end about one pass after it.
-    return max(0.0, end + mean_pass - elapsed)
+    return known(max(0.0, end + mean_pass - elapsed), None, "schedule")
+
+
+def _program_forecast(views: Sequence[ScenarioProgress], finished: bool) -> Forecast:
+    """The program's: the latest scenario's end (unknown while any is), the progress at the
+    plans' ends weighted by expected passes, a miss when any scenario misses."""
+    fcs = [v.forecast for v in views if v.forecast is not None]
+    if not fcs:
+        return known(0.0 if finished else None, None, "done" if finished else "none")
+    etas = [f.eta_s for f in fcs]
+    lows = [f.eta_low_s for f in fcs]
+    highs = [f.eta_high_s for f in fcs]
+    eta = None if None in etas else max(e for e in etas if e is not None)
+    low = None if None in lows else max(e for e in lows if e is not None)
+    high = None if None in highs else max(e for e in highs if e is not None)
+    if finished:
+        eta = low = high = 0.0
+    weighted = [
+        (v.forecast, v.expected_tasks or 0.0)
+        for v in views
+        if v.forecast is not None and v.forecast.final_progress is not None
+    ]
+    weight = sum(w for _, w in weighted)
+
+    def mean(pick: Callable[[Forecast], float | None]) -> float | None:
+        if not weight:
+            return None
+        return sum((pick(f) or 0.0) * w for f, w in weighted) / weight
+
+    methods = {f.method for f in fcs}
+    warned = [f.warned_at_s for f in fcs if f.warned_at_s is not None]
+    return Forecast(
+        eta,
+        low,
+        high,
+        mean(lambda f: f.final_progress),
+        mean(lambda f: f.final_progress_low),
+        mean(lambda f: f.final_progress_high),
+        methods.pop() if len(methods) == 1 else "mixed",
+        max(f.history_runs for f in fcs),
+        any(f.will_miss_plan for f in fcs),
+        min(warned) if warned else None,
+    )
 
 
 def _scenario_view(
@@ -646,6 +715,7 @@ def _scenario_view(
 ) -> ScenarioProgress:
     base = sc.base
     expected = _expected(sc, elapsed, finished)
+    forecast = _forecast(sc, elapsed, finished, paused)
     if expected:
         # Running sums of float deltas may drift by an ulp below 0 or above the exact sum.
         work = min(1.0, max(0.0, sc.total / expected))
@@ -670,7 +740,7 @@ def _scenario_view(
         time=time_share,
         work=work,
         milestones_weighted=weighted,
-        eta_s=_eta(sc, elapsed, finished, paused),
+        eta_s=forecast.eta_s,
         planned_tasks=base.planned_tasks,
         expected_tasks=expected,
         tasks_started=sc.started,
@@ -679,6 +749,7 @@ def _scenario_view(
         users_seen=sc.users,
         mean_pass_s=sc.pass_time / sc.closed if sc.closed else None,
         milestones=milestones,
+        forecast=forecast,
     )
 
 

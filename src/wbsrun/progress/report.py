@@ -213,6 +213,8 @@ def progress_snapshot(runner: Runner, aggregator: Aggregator | None = None) -> P
     if aggregator is not None:
         detail = aggregator.snapshot(elapsed, finished=finished, paused=paused_s)
         work, time_progress, eta = detail.work, detail.time, detail.eta_s
+        for name in aggregator.new_misses(detail):
+            _warn_miss(runner, detail, name)
     due = planned_share(elapsed, time_progress, detail, aggregator)
     work = min(1.0, work)
     return ProgressSnapshot(
@@ -240,6 +242,26 @@ def snap_health(snap: ProgressSnapshot, stats: RunStats) -> HealthFigures:
     return HealthFigures(
         run_health(snap.work, snap.planned, stats.requests_total, stats.requests_failed), None
     )
+
+
+def _warn_miss(runner: Runner, detail: ProgramProgress, name: str) -> None:
+    """The "will miss its plan" warning, once per scenario: in the run log and the notices
+    (the live line prints them above itself)."""
+    fc = detail.scenario(name).forecast
+    if fc is None:
+        return
+    parts = [f"scenario '{name}' will miss its plan"]
+    if fc.plan_end_s is not None:
+        parts[0] += f" (its end: {fc.plan_end_s:.0f}s)"
+    if fc.uncut_eta_s is not None:
+        parts.append(f"at its pace it needs until {detail.elapsed + fc.uncut_eta_s:.0f}s")
+    elif fc.method == "stalled":
+        parts.append("nothing has progressed for a while")
+    if fc.final_progress is not None and fc.final_progress < 1.0:
+        parts.append(f"{fc.final_progress * 100:.0f}% of its work done by its end")
+    message = ": ".join(parts[:2]) + "".join(f"; {p}" for p in parts[2:]) + f" ({fc.method})"
+    runner.ctx.log.log("warn", message)
+    runner.ctx.stats.notices.append(message)
 
 
 def resource_figures(
@@ -388,6 +410,11 @@ def build_result(
             },
             **(detail.to_json() if detail is not None else {}),
         },
+        **(
+            {"forecast": forecast}
+            if detail is not None and (forecast := detail.forecast_json()) is not None
+            else {}
+        ),
         "health": snap_health(snap, st).to_json(
             aggregator.user_health() if aggregator is not None and users else None
         ),

@@ -36,8 +36,8 @@ OTHER_CODE: Final = "(other)"
 # ones have none (the result's `health.scenarios` has them all).
 MAX_HEALTH_SCENARIOS: Final = 8
 # Stored columns besides the error codes (t, requests, failed, latency count, 5 latency knots,
-# 9 gauges, paused seconds), for the memory bound.
-_COLUMNS: Final = 19
+# 12 gauges, paused seconds), for the memory bound.
+_COLUMNS: Final = 22
 _NAN: Final = math.nan
 _KNOTS: Final = (0.0, 0.5, 0.95, 0.99, 1.0)
 # Gauges: their state at the end of each interval; a merged point keeps the later one's.
@@ -51,6 +51,9 @@ _GAUGES: Final = (
     "health",
     "health_trend",
     "leases",
+    "eta_low_s",
+    "eta_high_s",
+    "forecast_progress",
 )
 _INT_GAUGES: Final = frozenset({"users", "leases"})
 
@@ -183,6 +186,9 @@ class Series:
         paused_s: float = 0.0,
         health_trend: float | None = None,
         health_scenarios: Mapping[str, float] | None = None,
+        eta_low_s: float | None = None,
+        eta_high_s: float | None = None,
+        forecast_progress: float | None = None,
     ) -> None:
         """The run's cumulative figures at `now` (seconds since its start, increasing; of
         them `paused_s` paused); the interval since the previous sample becomes a point (or
@@ -197,7 +203,9 @@ class Series:
         self._prev_t, self._prev_requests, self._prev_failed = now, requests, failed
         self._prev_latency = latency.copy()
         lat = (float(h.count), *(h.quantile(q) if h.count else _NAN for q in _KNOTS))
-        gauges = (users, work, time, planned, milestones, eta_s, health, health_trend, leases)
+        gauges: tuple[float | int | None, ...] = (users, work, time, planned, milestones)
+        gauges = (*gauges, eta_s, health, health_trend, leases)
+        gauges = (*gauges, eta_low_s, eta_high_s, forecast_progress)
         self.samples += 1
         scenarios = self._scenario_columns(health_scenarios or {})
         self._add(
@@ -418,4 +426,4 @@ def _gauge(name: str, x: float) -> float | int | None:
         return None
     if name in _INT_GAUGES:
         return int(x)
-    return round(x, 1) if name == "eta_s" else round(x, 4)
+    return round(x, 1) if name.endswith("_s") else round(x, 4)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from wbsrun.progress.forecast import Forecast
+
 __all__ = ["MilestoneProgress", "ProgramProgress", "ScenarioProgress", "UserProgress"]
 
 
@@ -54,6 +56,8 @@ class ScenarioProgress:
     users_seen: int
     mean_pass_s: float | None
     milestones: tuple[MilestoneProgress, ...]
+    # The prediction (progress/forecast.py): ETA band, progress at the plan's end, the miss.
+    forecast: Forecast | None = None
 
     @property
     def tasks_open(self) -> int:
@@ -93,6 +97,7 @@ class ProgramProgress:
     tasks_closed: int
     scenarios: tuple[ScenarioProgress, ...]
     milestones: tuple[MilestoneProgress, ...]
+    forecast: Forecast | None = None
 
     @property
     def tasks_open(self) -> int:
@@ -111,6 +116,17 @@ class ProgramProgress:
         """What the aggregator adds to `progress.milestones.NAME` of the result."""
         m = self.milestone(name)
         return {} if m is None else {"share": round(m.share, 4)}
+
+    def forecast_json(self) -> dict[str, Any] | None:
+        """The result's `forecast`: the program's, and each scenario's under `scenarios`."""
+        if self.forecast is None:
+            return None
+        return {
+            **self.forecast.to_json(),
+            "scenarios": {
+                s.name: s.forecast.to_json() for s in self.scenarios if s.forecast is not None
+            },
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The keys the aggregator adds to the result's `progress` (result-schema.json)."""

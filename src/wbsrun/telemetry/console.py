@@ -17,6 +17,7 @@ from wbsrun.telemetry.summary import print_summary
 __all__ = [
     "LiveLine",
     "console_for",
+    "eta_field",
     "fit_fields",
     "format_live",
     "health_text",
@@ -46,6 +47,19 @@ def _eta(seconds: float | None) -> str:
 
 # The trend's arrow: rising or falling by at least this much a minute; steady between.
 TREND_STEADY = 0.01
+
+
+def eta_field(snap: ProgressSnapshot) -> str:
+    """`ETA 12s (10s–15s)`: the forecast's band in brackets when it has a width (as shown);
+    `ETA ?` while unknown, `ETA paused` while paused."""
+    if snap.paused:
+        return "ETA paused"
+    text = f"ETA {_eta(snap.eta_s)}"
+    fc = snap.detail.forecast if snap.detail is not None else None
+    if fc is None or snap.eta_s is None or fc.eta_low_s is None or fc.eta_high_s is None:
+        return text
+    low, high = _eta(fc.eta_low_s), _eta(fc.eta_high_s)
+    return text if low == high else f"{text} ({low}–{high})"
 
 
 def health_text(score: float, trend: float | None) -> str:
@@ -87,7 +101,7 @@ def live_fields(runner: Runner, snap: ProgressSnapshot, rps: float) -> list[str]
     fields += [f"work {_pct(snap.work)}", f"time {_pct(snap.time)}"]
     if detail is not None and detail.milestones_weighted is not None:
         fields.append(f"milestones {_pct(detail.milestones_weighted)}")
-    fields.append("ETA paused" if snap.paused else f"ETA {_eta(snap.eta_s)}")
+    fields.append(eta_field(snap))
     health = snap_health(snap, st)
     fields.append(f"health {health_text(health.program.score, health.trend)}")
     fields.append(f"users {snap.active_users}/{snap.planned_users}")

@@ -72,6 +72,7 @@ class SeriesTicker:
         planned = snap.planned
         detail = snap.detail
         health = snap_health(snap, st)
+        fc = detail.forecast if detail is not None else None
         self.series.sample(
             snap.elapsed,
             requests=st.requests_total,
@@ -89,6 +90,9 @@ class SeriesTicker:
             health_scenarios={name: h.score for name, h, _ in health.scenarios},
             leases=self._leases(),
             paused_s=snap.paused_s,
+            eta_low_s=fc.eta_low_s if fc is not None else None,
+            eta_high_s=fc.eta_high_s if fc is not None else None,
+            forecast_progress=fc.final_progress if fc is not None else None,
         )
         for listener in self.listeners:
             listener(self.series)

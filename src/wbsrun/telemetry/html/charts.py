@@ -101,6 +101,12 @@ def _charts(cols: dict[str, Column], errors: list[dict[str, Any]]) -> list[dict[
         axes = [_axis("share", "share of plan", "percent", share)] if shares else []
         if "eta_s" in cols:
             series.append(_series("ETA (s)", "eta_s", "eta", 4))
+            # The forecast's band, dashed in the ETA's colour.
+            series += [
+                _series(label, c, "eta", 4, dash=True)
+                for label, c in (("ETA low (s)", "eta_low_s"), ("ETA high (s)", "eta_high_s"))
+                if c in cols
+            ]
             axes.append(_axis("eta", "ETA (s)", "seconds"))
         specs.append(
             {
@@ -198,6 +204,8 @@ def chart_data(result: Mapping[str, Any]) -> dict[str, Any]:
         "time",
         "milestones",
         "eta_s",
+        "eta_low_s",
+        "eta_high_s",
         "rps",
         "p50",
         "p95",

@@ -74,6 +74,7 @@ def render_report(result: Mapping[str, Any]) -> str:
             sched_sections.impact(result),
             sections.progress(result),
             sections.health(result),
+            sections.forecast(result),
             sections.resources(result),
             pmp_section.pmp(result),
             sched_sections.scheduling(result),

@@ -321,6 +321,39 @@ def progress(r: Mapping[str, Any]) -> str:
     return _section("progress", "Progress and milestones", figures + milestones + per)
 
 
+def _forecast_cells(r: Mapping[str, Any], f: list[str | int]) -> list[str]:
+    """Progress at the plan's end (with its band), the miss, when warned, the method."""
+    miss = at(r, [*f, "will_miss_plan"])
+    return [
+        cell(
+            figure(r, [*f, "final_progress"], "pct")
+            + " ("
+            + _span(r, f, "final_progress_low", "final_progress_high", " – ", "pct")
+            + ")",
+            "num",
+        ),
+        cell("yes" if miss is True else "no" if miss is False else "–"),
+        cell(figure(r, [*f, "warned_at_s"], "s"), "num"),
+        cell(esc(str(at(r, [*f, "method"]) or "–"))),
+    ]
+
+
+def forecast(r: Mapping[str, Any]) -> str:
+    """The prediction (`forecast`): the program's, then each scenario's; empty without one."""
+    if not _map(at(r, ["forecast"])):
+        return ""
+    f: list[str | int] = ["forecast"]
+    head = ["", "progress at the plan's end (band)", "misses its plan", "warned at", "method"]
+    rows = [[cell("program", "name"), *_forecast_cells(r, f)]]
+    rows += [
+        [cell(esc(name), "name"), *_forecast_cells(r, [*f, "scenarios", name])]
+        for name in _map(at(r, [*f, "scenarios"]))
+    ]
+    runs = figure(r, [*f, "history_runs"], "int")
+    note = f"<p>earlier runs used (<code>--history</code>): {runs}</p>"
+    return _section("forecast", "Forecast", table(head, rows, "figures") + note)
+
+
 RESOURCE_KEYS = (
     ("items", "items"),
     ("healthy", "healthy"),

@@ -36,9 +36,26 @@ def progress_families(s: RunSample) -> Iterator[Metric]:
     )
     _add(weighted, [], detail.milestones_weighted if detail is not None else None)
     yield weighted
-    eta = GaugeMetricFamily("wbsrun_eta_seconds", "Estimated seconds until the run ends.")
-    _add(eta, [], snap.eta_s)
+    eta = GaugeMetricFamily(
+        "wbsrun_eta_seconds",
+        "Estimated seconds until the run ends: the forecast (mid) and its ~90 % band.",
+        labels=["bound"],
+    )
+    fc = detail.forecast if detail is not None else None
+    _add(eta, ["mid"], snap.eta_s)
+    _add(eta, ["low"], fc.eta_low_s if fc is not None else snap.eta_s)
+    _add(eta, ["high"], fc.eta_high_s if fc is not None else snap.eta_s)
     yield eta
+    miss = GaugeMetricFamily(
+        "wbsrun_forecast_miss_plan", "1 when the run is forecast to miss its plan's end."
+    )
+    miss.add_metric([], 1.0 if fc is not None and fc.will_miss_plan else 0.0)
+    yield miss
+    final = GaugeMetricFamily(
+        "wbsrun_forecast_progress_ratio", "Work expected at the plan's end (the forecast)."
+    )
+    _add(final, [], fc.final_progress if fc is not None else None)
+    yield final
     yield from _health(s)
     yield from _scenarios(s)
 
