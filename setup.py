@@ -58,6 +58,7 @@ HOT_PATH = (
     "poller/_health.py",
     "poller/_poller.py",
     "poller/_queue.py",
+    "progress/_tally.py",
     "progress/aggregate.py",
     "protocols/h1/_client.py",
     "protocols/h1/_connection.py",
