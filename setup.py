@@ -52,6 +52,7 @@ HOT_PATH = (
     "core/task.py",
     "core/ledger/dense.py",
     "dsl/bounds.py",
+    "dsl/_closures.py",
     "dsl/expr.py",
     "dsl/plan.py",
     "dsl/template.py",
