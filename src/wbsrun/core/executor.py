@@ -20,7 +20,14 @@ from wbsrun.core.scope import scope_of
 from wbsrun.core.task import Checkpoint, RunContext, Task, UserState
 from wbsrun.dsl.data import sources_read
 from wbsrun.dsl.expr import ExprError
-from wbsrun.dsl.plan import ActionSpec, Milestone, NodeSpec, ScenarioSpec, WorkflowSpec
+from wbsrun.dsl.plan import (
+    ActionSpec,
+    Milestone,
+    NodeSpec,
+    ScenarioSpec,
+    Transition,
+    WorkflowSpec,
+)
 
 __all__ = ["JOINED", "MAX_STEPS", "WOULD_WAIT", "Executor"]
 
@@ -696,40 +703,40 @@ class Executor(HandlerRunner):
         return exit_jump if exit_jump is not None else joined
 
     # -- transitions ----------------------------------------------------------------------------
+    def _choose(self, task: Task, node: NodeSpec) -> Transition | tuple[str, str] | None:
+        """The transition the node takes: by its state machine (core/guards.py: direct reads)
+        when it has one and the values are plain, else its conditions evaluated in order
+        (the first that holds, an `always` met first, else the first `otherwise`). None when
+        nothing matches; (code, message) when a condition failed."""
+        machine = self.machines.get(node.id)
+        if machine is not None:
+            i = machine.choose(task)
+            if i != EVALUATE:
+                return node.transitions[i] if i >= 0 else None
+        fallback = None
+        scope = None
+        for t in node.transitions:
+            how = t.kind
+            if how == "always":
+                return t
+            if how == "otherwise":
+                fallback = fallback or t
+                continue
+            assert t.condition is not None
+            if scope is None:
+                scope = scope_of(task)
+            try:
+                if t.condition.evaluate(scope):
+                    return t
+            except ExprError as exc:
+                return (codes.code_for_expression(exc), str(exc))
+        return fallback
+
     def _next(self, task: Task, node: NodeSpec) -> Jump | None:
         """The transition taken, without a coroutine; None when only `follow` can answer (an
         expression error, no match, a retry), which then decides from scratch."""
-        chosen = None
-        machine = self.machines.get(node.id)
-        if machine is not None:
-            # The node's conditions as a state machine (core/guards.py): direct reads.
-            i = machine.choose(task)
-            if i == EVALUATE:
-                machine = None
-            elif i >= 0:
-                chosen = node.transitions[i]
-        if machine is None:
-            fallback = None
-            scope = None
-            for t in node.transitions:
-                how = t.kind
-                if how == "always":
-                    chosen = t
-                    break
-                if how == "otherwise":
-                    fallback = fallback or t
-                    continue
-                assert t.condition is not None
-                if scope is None:
-                    scope = scope_of(task)
-                try:
-                    if t.condition.evaluate(scope):
-                        chosen = t
-                        break
-                except ExprError:
-                    return None
-            chosen = chosen or fallback
-        if chosen is None or chosen.target_kind == "retry":
+        chosen = self._choose(task, node)
+        if chosen is None or isinstance(chosen, tuple) or chosen.target_kind == "retry":
             return None
         milestone = self.milestones.get((node.id, chosen.edge))
         if milestone is not None:
@@ -742,37 +749,9 @@ class Executor(HandlerRunner):
         return ("exit", chosen.to)
 
     async def follow(self, task: Task, node: NodeSpec) -> Jump:
-        chosen = None
-        fallback = None
-        scope = None
-        machine = self.machines.get(node.id)
-        if machine is not None:
-            i = machine.choose(task)
-            if i == EVALUATE:
-                machine = None
-            elif i >= 0:
-                chosen = node.transitions[i]
-        for t in node.transitions if machine is None else ():
-            if t.kind == "always":
-                chosen = t
-                break
-            if t.kind == "otherwise":
-                fallback = fallback or t
-                continue
-            assert t.condition is not None
-            if scope is None:
-                scope = scope_of(task)
-            try:
-                if t.condition.evaluate(scope):
-                    chosen = t
-                    break
-            except ExprError as exc:
-                problem = str(exc)  # failed below: no await while an exception is handled
-                code = codes.code_for_expression(exc)
-            else:
-                continue
-            return await self.fail(task, node, code, problem)
-        chosen = chosen or fallback
+        chosen = self._choose(task, node)
+        if isinstance(chosen, tuple):
+            return await self.fail(task, node, chosen[0], chosen[1])
         if chosen is None:
             return await self.fail(
                 task, node, codes.NO_TRANSITION, f"no transition of node '{node.id}' matched"
