@@ -130,6 +130,19 @@ _PROBE_C2 = ("event", 8, "progress", 0.0, "probe", "planning.ready")
 
 @settings(max_examples=examples(200), deadline=None)
 @given(ops=_ops)
+# Found by hypothesis (the CI profile): a tick of 3.7e-250 s made a pace of ~1e250 passes a
+# second; the forecast's trend then overflowed (OverflowError) at the next read.
+@example(
+    ops=[
+        ("event", 0, "timeline.phase", 0.0, "", "planning.ready"),
+        ("close", 0),
+        ("tick", 3.673806414225495e-251),
+        ("event", 0, "timeline.phase", 0.0, "", "planning.ready"),
+        ("event", 0, "timeline.phase", 0.0, "", "planning.ready"),
+        ("read",),
+        ("tick", 1.0),
+    ]
+)
 # Found by hypothesis (shrunk as found; the first 14 events play no part): a noted milestone
 # of one task folded in after another task's, observed at once, listed them in another order.
 @example(

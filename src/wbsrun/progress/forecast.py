@@ -41,6 +41,9 @@ STALL: Final = 3.0
 Z: Final = 1.64  # ~90 % two-sided, for a normal error
 MAX_REL: Final = 0.9
 PACE_FLOOR: Final = 0.1
+# The shortest span (s) a pace is measured over: below it a division makes a pace no clock
+# could show (a span of 1e-250 s gave 1e250 passes a second, and the trend overflowed).
+MIN_SPAN: Final = 1e-3
 MAX_WALK: Final = 400
 HORIZON: Final = 7 * 86_400.0
 TAU: Final = 3.0
@@ -68,6 +71,8 @@ class Holt:
         self.n = 0
 
     def update(self, y: float, dt: float, alpha: float, beta: float, phi: float) -> None:
+        if not math.isfinite(y):
+            return  # no observation: an infinite pace would poison every later figure
         if self.n == 0:
             self.level, self.n = y, 1
             return
@@ -287,7 +292,7 @@ class Forecaster:
                 break
             base = sample
         spent = self._user_time - base[2]
-        if spent <= 0.0 or t - base[0] <= 0.0:
+        if spent < MIN_SPAN or t - base[0] < MIN_SPAN:
             return
         pace = (done - base[1]) / spent
         fraction = done / planned if planned > 0 else 0.0
@@ -428,8 +433,12 @@ class _Pace:
         self.floor = PACE_FLOOR * holt.level
         # The trend, shrunk by its significance: its change over the window it was seen in
         # against the one-step noise (a trend within the noise counts for little).
-        seen = (holt.trend * span) ** 2
-        self.trend = holt.trend * seen / (seen + 4.0 * holt.var) if seen > 0 else 0.0
+        change = holt.trend * span
+        seen = change * change  # inf rather than OverflowError (`**` raises) for a huge trend
+        if seen > 0.0 and math.isfinite(seen) and math.isfinite(holt.var):
+            self.trend = holt.trend * seen / (seen + 4.0 * holt.var)
+        else:
+            self.trend = holt.trend if math.isfinite(holt.trend) and seen > 0.0 else 0.0
 
     def __call__(self, h: float, fraction: float) -> float:
         base = max(self.floor, self.holt.level + self.trend * _damped(h, self.tau)) * self.scale
