@@ -610,9 +610,9 @@ class Executor(HandlerRunner):
             # None first: a getattr that fails raises and catches inside.
             get = getattr(last, "get", None) if last is not None else None
             metrics[name] = get(fld) if get is not None else None
-        self.run.workbook.set(
-            entry, "execution.evidence.snapshot", {"checkpoint": node.id, "metrics": metrics}
-        )
+        # Built here for this write alone: the entry may keep it as it is (owned).
+        evidence = {"checkpoint": node.id, "metrics": metrics}
+        self.run.workbook.set(entry, "execution.evidence.snapshot", evidence, owned=True)
         # The last stable point: what `progress.rollback → last-stable-point` restores.
         earlier = task.checkpoint
         if earlier is not None:

@@ -182,7 +182,9 @@ class Ledger(Generic[E]):
         return None
 
     # -- cold writes --------------------------------------------------------------------------
-    def set(self, entry: E, path: str, value: Any) -> None:
+    def set(self, entry: E, path: str, value: Any, owned: bool = False) -> None:
+        """Write `value` at `path`: the entry keeps its own copy of a dict, list or tuple
+        (`_state.written`), unless `owned` says the caller made it for this write alone."""
         raise NotImplementedError
 
     def append(self, entry: E, path: str, item: Any) -> None:

@@ -131,14 +131,17 @@ def written(value: Any) -> Any:
 
 
 def read_out(value: Any) -> Any:
-    """What the expression view hands a template: a container as a fresh plain copy (a
+    """What the expression view hands a template: the entry's own dict or list as a copy (a
     version that neither moves with the entry nor changes it when the reader scribbles on
-    it); a scalar or any other object as it is. Templates read scalars nearly always."""
+    it); a scalar, a plan value (a MappingProxy or tuple, frozen all the way down by the
+    plan builder, shared by every entry: a write replaces it, never changes it) or any other
+    object as it is. Templates read scalars nearly always; a header reading a context list
+    (`{{workbook.scope_trace}}`) on every request reads the plan's tuple, uncopied."""
     kind = type(value)
-    if kind in _LEAVES:
+    if kind in _LEAVES or kind is MappingProxyType:
         return value
-    if kind is dict or kind is list or kind is tuple or kind is MappingProxyType:
-        return plain(value)
+    if kind is dict or kind is list or kind is tuple:
+        return owned_copy(value)  # a tuple of scalars: itself
     return value
 
 

@@ -105,8 +105,9 @@ class Workbook(Ledger[Entry]):
             value = value.get(part, default)
         return value
 
-    def set(self, entry: Entry, path: str, value: Any) -> None:
-        value = written(value)
+    def set(self, entry: Entry, path: str, value: Any, owned: bool = False) -> None:
+        if not owned:
+            value = written(value)
         path = self.spec.expose.get(path, path)
         section, key, sub = self.split(path)
         top = f"{section}.{key}"

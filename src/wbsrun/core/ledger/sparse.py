@@ -380,8 +380,9 @@ class SparseWorkbook(SparseStore):
         return export_state(self._defaults, ids, fields, trace, entry.vars)
 
     # -- cold writes: the plain model's rules over `_for_write` / `_store` -------------------------
-    def set(self, entry: SparseEntry, path: str, value: Any) -> None:
-        value = written(value)
+    def set(self, entry: SparseEntry, path: str, value: Any, owned: bool = False) -> None:
+        if not owned:
+            value = written(value)
         found = self._writes.get(path)
         if found is None:
             found = self._write_path(path)
