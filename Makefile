@@ -110,8 +110,10 @@ pytest: pytest-compiled pytest-pure
 pytest-compiled: $(VENV)/.installed-dev $(VENV)/.compiled nginx prometheus chromium assets plugins
 	WBSRUN_BUILD=$$(command -v cc >/dev/null 2>&1 && echo compiled || echo pure) $(BIN)/pytest --durations=25
 
-# The pure pass runs the tests of the layers the hot path is compiled from (core, dsl) and
-# of what drives it directly (progress, poller, protocols, resources). The adapters' and the
+# The pure pass runs the unit and property tests of the layers the hot path is compiled from
+# (core, dsl) and of what drives it directly (progress, poller, protocols, resources); their
+# runs against the embedded target are left to the compiled pass (WBSRUN_TEST_SCOPE=units,
+# tests/conftest.py). The adapters' and the
 # CLI's tests (telemetry, target, cli, …) run in the compiled pass only: none of their code
 # is compiled, and the behaviour of the compiled code under them is what the pure pass
 # checks here. Keeps `make test` within its 15 minutes (docs/testing.md).
@@ -122,7 +124,7 @@ pytest-pure: $(VENV)/.installed-dev nginx
 	rm -rf build/pure && mkdir -p build/pure && cp -r src/wbsrun build/pure/
 	find build/pure -name '*.so' -delete
 	@# Absolute: subprocesses some tests start run from other directories.
-	PYTHONPATH=$(CURDIR)/build/pure WBSRUN_BUILD=pure $(BIN)/pytest -q $(PURE_TESTS)
+	PYTHONPATH=$(CURDIR)/build/pure WBSRUN_BUILD=pure WBSRUN_TEST_SCOPE=units $(BIN)/pytest -q $(PURE_TESTS)
 
 test: lint typecheck imports pytest
 

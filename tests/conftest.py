@@ -86,6 +86,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("http_transport", HTTP_TRANSPORTS, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`WBSRUN_TEST_SCOPE=units` (the Makefile's pure-Python pass): leave out the tests that
+    run the engine against the embedded target (`target`, `target_factory`, `live_reference`).
+    They run in the compiled pass, on the same sources compiled; the pure pass keeps every
+    unit and property test of the layers the hot path is compiled from (docs/testing.md)."""
+    if os.environ.get("WBSRUN_TEST_SCOPE") != "units":
+        return
+    kept: list[pytest.Item] = []
+    left: list[pytest.Item] = []
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        (left if any(f in names for f in _SENDS_HTTP) else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def http_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
     """The transport a parametrized test runs on, through WBSRUN_TRANSPORT (which subprocesses
